@@ -1,0 +1,44 @@
+//! The one error type of weir's batch layer.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a job could not run or finish.
+///
+/// Every variant names the input and, where there is one, the position in it. Errors
+/// travel between workers of different processes at the end of a job (so that every
+/// process knows that the job failed), which is why they hold text, not sources.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum JobError {
+    /// A file or directory could not be opened, read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// What the operating system said.
+        message: String,
+    },
+    /// A record could not be parsed.
+    #[error("{position}: {message}")]
+    Malformed {
+        /// Input and position, as `file:line` (or `generated text:line`).
+        position: String,
+        /// What is wrong with the record.
+        message: String,
+    },
+    /// A job option has a value the job cannot work with.
+    #[error("{0}")]
+    Invalid(String),
+    /// The timely runtime could not start or a worker failed.
+    #[error("runtime: {0}")]
+    Runtime(String),
+}
+
+impl JobError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl AsRef<std::path::Path>, err: &std::io::Error) -> Self {
+        JobError::Io {
+            path: path.as_ref().display().to_string(),
+            message: err.to_string(),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Batch jobs: each a dataflow built from [`crate::operators`], a `run` entry point
+//! for the CLI, and a small sequential `reference` that tests compare it against.
+
+pub mod join;
+pub mod wordcount;

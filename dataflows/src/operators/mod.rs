@@ -1,0 +1,29 @@
+//! Batch operators, one per file, each an extension trait named after its method.
+//!
+//! Time in a batch dataflow: sources stamp each chunk of input with its own time
+//! (0, 1, 2, ...), which lets them read ahead of the consuming operator by a
+//! bounded number of chunks (see [`crate::exec::WorkerCtx::flow`]). Operators whose
+//! result depends on the whole input emit it at [`FINAL`], once their input
+//! frontier is empty.
+
+pub mod fold_by_key;
+pub mod read_lines;
+
+pub use fold_by_key::{FoldByKey, SumByKey};
+pub use read_lines::ReadLines;
+
+/// The time at which batch operators emit results that depend on their whole input.
+pub const FINAL: u64 = u64::MAX;
+
+/// A hash of `key` that is the same in every process (routing must agree across
+/// processes, so no per-process random state).
+pub fn key_hash<K: std::hash::Hash + ?Sized>(key: &K) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Records an operator emits per activation before it yields, so that downstream
+/// operators (and their memory) keep up.
+pub const EMIT_BATCH: usize = 64 * 1024;

@@ -1,0 +1,26 @@
+use weir_dataflows::JobError;
+use weir_dataflows::exec::{JobOptions, JobSummary};
+use weir_dataflows::testing;
+
+/// Options that return every record in the summary.
+pub fn all_records() -> JobOptions {
+    JobOptions {
+        show: usize::MAX - 1,
+        ..Default::default()
+    }
+}
+
+/// Runs `job` on every test layout; returns (layout, summary of process 0).
+pub fn on_every_layout<F>(job: F) -> Vec<(String, Result<JobSummary, JobError>)>
+where
+    F: Fn(timely::Config) -> Result<JobSummary, JobError> + Send + Sync + Clone + 'static,
+{
+    testing::layouts()
+        .unwrap()
+        .into_iter()
+        .map(|(label, configs)| {
+            let mut results = testing::run_processes(configs, job.clone());
+            (label, results.remove(0))
+        })
+        .collect()
+}

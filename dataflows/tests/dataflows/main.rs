@@ -1,0 +1,5 @@
+//! Integration tests of weir's batch dataflows: one module per topic.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod wordcount;

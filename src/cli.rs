@@ -1,0 +1,208 @@
+//! What every weir command shares: option parsing with timely's own flags, help
+//! text, the two kinds of error and the result summary.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use weir_dataflows::exec::{JobOptions, JobSummary};
+
+/// A command failed: bad usage (exit 2) or at run time (exit 1).
+#[derive(Debug)]
+pub enum CliError {
+    /// Unknown option, bad value, missing argument.
+    Usage(String),
+    /// Missing input, malformed record, I/O or runtime failure.
+    Runtime(anyhow::Error),
+}
+
+impl From<weir_dataflows::JobError> for CliError {
+    fn from(e: weir_dataflows::JobError) -> Self {
+        match e {
+            weir_dataflows::JobError::Invalid(message) => CliError::Usage(message),
+            other => CliError::Runtime(other.into()),
+        }
+    }
+}
+
+/// Shorthand for a usage error.
+pub fn usage(message: impl Into<String>) -> CliError {
+    CliError::Usage(message.into())
+}
+
+/// A command's option set, with its help text.
+pub struct Command {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub about: &'static str,
+    pub opts: getopts::Options,
+    pub timely: bool,
+}
+
+impl Command {
+    /// A command; `timely` installs timely's flags and the output options.
+    pub fn new(name: &'static str, usage: &'static str, about: &'static str, timely: bool) -> Self {
+        let mut opts = getopts::Options::new();
+        opts.optflag("", "help", "print this help");
+        if timely {
+            opts.optopt(
+                "",
+                "output",
+                "write part-NNNNN files (one per worker) into DIR",
+                "DIR",
+            );
+            opts.optopt(
+                "",
+                "show",
+                "print the records when there are at most N (default 20)",
+                "N",
+            );
+            timely::Config::install_options(&mut opts);
+        }
+        Command {
+            name,
+            usage,
+            about,
+            opts,
+            timely,
+        }
+    }
+
+    /// The help text.
+    pub fn help(&self) -> String {
+        let mut text = format!("{}\n\nUsage: {}", self.about, self.usage);
+        text = self.opts.usage(&text);
+        if self.timely {
+            text.push_str(
+                "\nTimely flags: -w threads per process, -n processes, -p this process's index,\n\
+                 -h a hostfile of host:port lines (help is --help only).\n",
+            );
+        }
+        text
+    }
+
+    /// Parses `args`; `Ok(None)` when `--help` was asked for (and printed).
+    pub fn parse(&self, args: &[String]) -> Result<Option<getopts::Matches>, CliError> {
+        let matches = self
+            .opts
+            .parse(args)
+            .map_err(|e| usage(format!("{}: {e}", self.name)))?;
+        if matches.opt_present("help") {
+            print!("{}", self.help());
+            return Ok(None);
+        }
+        if let Some(extra) = matches.free.first() {
+            return Err(usage(format!(
+                "{}: unexpected argument '{extra}'",
+                self.name
+            )));
+        }
+        Ok(Some(matches))
+    }
+}
+
+/// An optional option value parsed as `T`, with an error naming the option.
+pub fn opt<T: FromStr>(m: &getopts::Matches, name: &str) -> Result<Option<T>, CliError>
+where
+    T::Err: std::fmt::Display,
+{
+    match m.opt_str(name) {
+        None => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|e| usage(format!("invalid value '{text}' for --{name}: {e}"))),
+    }
+}
+
+/// An option value with a default.
+pub fn opt_or<T: FromStr>(m: &getopts::Matches, name: &str, default: T) -> Result<T, CliError>
+where
+    T::Err: std::fmt::Display,
+{
+    Ok(opt(m, name)?.unwrap_or(default))
+}
+
+/// Timely's configuration from its own flags, checked so that a bad value is a
+/// usage error rather than a panic or a hang.
+pub fn timely_config(m: &getopts::Matches) -> Result<timely::Config, CliError> {
+    let threads: usize = opt_or(m, "threads", 1)?;
+    let processes: usize = opt_or(m, "processes", 1)?;
+    let process: usize = opt_or(m, "process", 0)?;
+    if threads == 0 {
+        return Err(usage("-w/--threads must be at least 1"));
+    }
+    if processes == 0 {
+        return Err(usage("-n/--processes must be at least 1"));
+    }
+    if process >= processes {
+        return Err(usage(format!(
+            "-p/--process is {process}, but must be less than -n/--processes ({processes})"
+        )));
+    }
+    if let Some(hostfile) = m.opt_str("hostfile") {
+        let text = std::fs::read_to_string(&hostfile)
+            .map_err(|e| CliError::Runtime(anyhow::anyhow!("hostfile {hostfile}: {e}")))?;
+        let hosts = text.lines().filter(|l| !l.trim().is_empty()).count();
+        if hosts < processes {
+            return Err(usage(format!(
+                "hostfile {hostfile} lists {hosts} addresses, but -n/--processes is {processes}"
+            )));
+        }
+    }
+    timely::Config::from_matches(m).map_err(|e| usage(format!("timely flags: {e}")))
+}
+
+/// Prints a note on stderr from process 0 only (so a cluster says it once).
+pub fn note(m: &getopts::Matches, text: impl std::fmt::Display) {
+    if m.opt_str("process").is_none_or(|p| p.trim() == "0") {
+        eprintln!("{text}");
+    }
+}
+
+/// `--output` and `--show`.
+pub fn job_options(m: &getopts::Matches) -> Result<JobOptions, CliError> {
+    Ok(JobOptions {
+        output: m.opt_str("output").map(PathBuf::from),
+        show: opt_or(m, "show", 20)?,
+        progress: None,
+    })
+}
+
+/// Prints a job's result from the process that hosts worker 0: the records (when
+/// there were few) on stdout, a one-line summary on stderr.
+pub fn report(job: &str, summary: &JobSummary, options: &JobOptions) {
+    if !summary.leader {
+        return;
+    }
+    if let (None, Some(records)) = (&options.output, &summary.records) {
+        for record in records {
+            println!("{record}");
+        }
+    }
+    eprintln!("{job}: {}", summary_line(summary));
+    if let Some(dir) = &options.output {
+        eprintln!(
+            "{job}: wrote {} part files to {}",
+            summary.workers,
+            dir.display()
+        );
+    }
+}
+
+/// `N records in, M records out in T s (R records/s) on W workers, peak RSS X MB`.
+pub fn summary_line(summary: &JobSummary) -> String {
+    let secs = summary.elapsed.as_secs_f64();
+    let mut line = format!(
+        "{} records in, {} records out in {:.2} s ({:.0} records/s) on {} worker{}",
+        summary.records_in,
+        summary.records_out,
+        secs,
+        summary.records_in as f64 / secs.max(1e-9),
+        summary.workers,
+        if summary.workers == 1 { "" } else { "s" }
+    );
+    if let Some(rss) = summary.peak_rss {
+        line.push_str(&format!(", peak RSS {} MB", rss >> 20));
+    }
+    line
+}
