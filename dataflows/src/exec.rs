@@ -79,6 +79,8 @@ pub struct WorkerCtx {
     pub flow: ProbeHandle<u64>,
     /// Records read by this process (progress bars).
     pub progress: Option<Arc<AtomicU64>>,
+    /// Bytes this worker wrote to spill files.
+    pub spilled: Rc<Cell<u64>>,
 }
 
 impl WorkerCtx {
@@ -108,6 +110,8 @@ pub struct JobSummary {
     pub leader: bool,
     /// Peak resident set size of this process in bytes, where the OS tells it.
     pub peak_rss: Option<u64>,
+    /// Bytes all workers wrote to spill files.
+    pub spilled_bytes: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -116,6 +120,7 @@ struct Report {
     records_in: u64,
     records_out: u64,
     sample: Vec<String>,
+    spilled: u64,
     error: Option<JobError>,
 }
 
@@ -261,6 +266,7 @@ where
         records_in: Rc::default(),
         flow: ProbeHandle::new(),
         progress: options.progress.clone(),
+        spilled: Rc::default(),
     };
     let keep = options.show.saturating_add(1);
     let sink = match PartSink::open(options.output.as_deref(), ctx.index, keep) {
@@ -308,6 +314,7 @@ where
         records_in: ctx.records_in.get(),
         records_out: sink.records,
         sample: sink.sample.clone(),
+        spilled: ctx.spilled.get(),
         error: ctx.failure.take(),
     };
     let reports = all_gather(worker, report);
@@ -318,6 +325,7 @@ where
     }
     let records_in: u64 = reports.iter().map(|r| r.records_in).sum();
     let records_out: u64 = reports.iter().map(|r| r.records_out).sum();
+    let spilled_bytes: u64 = reports.iter().map(|r| r.spilled).sum();
     let records = (records_out <= options.show as u64).then(|| {
         let mut all: Vec<String> = reports.into_iter().flat_map(|r| r.sample).collect();
         all.sort();
@@ -331,6 +339,7 @@ where
         workers: ctx.peers,
         leader: ctx.index == 0,
         peak_rss: None,
+        spilled_bytes,
     })
 }
 

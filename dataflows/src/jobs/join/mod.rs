@@ -1,1 +1,608 @@
-//! placeholder
+//! Inner equi-join of two delimited files with the strategies of Flink's 2015
+//! engine: a *ship* strategy moves the rows (broadcast the smaller side and keep the
+//! larger where it is, or repartition both by key), then a *local* strategy joins
+//! them on each worker (hybrid hash join, or sort-merge join), both spilling to disk
+//! when their rows exceed the memory budget.
+//!
+//! The smaller input (by bytes) is the *build* side. It is read first; the larger
+//! (*probe*) side is read only once every worker has absorbed the whole build side,
+//! which timely's progress tracking tells the probe source: its chunks start at
+//! [`PROBE_PHASE`], and it waits until the frontier of the join's output has reached
+//! that time. The same frontier throttles every source to a few chunks ahead of the
+//! join, so memory stays bounded.
+//!
+//! Output lines are the left row then the right row, fields tab-separated.
+
+mod hash;
+mod operator;
+mod sort_merge;
+pub mod spill;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::{Scope, StreamVec};
+
+pub use hash::HybridHash;
+pub use operator::LocalJoin;
+pub use sort_merge::SortMerge;
+
+use crate::error::JobError;
+use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
+use crate::generate::{Generator, TableSpec};
+use crate::input::LineInput;
+use crate::operators::{ReadLines, key_hash};
+
+/// A row: its key and its fields joined by tabs.
+pub type Row = (String, String);
+
+/// Receives each joined pair as (build row, probe row).
+pub type Emit<'a> = dyn FnMut(&str, &str) + 'a;
+
+/// The time at which the probe side's chunks start.
+pub const PROBE_PHASE: u64 = 1 << 40;
+
+/// How rows move between workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ship {
+    /// The build side goes to every worker; the probe side stays where it was read.
+    Broadcast,
+    /// Both sides go to the worker that owns their key.
+    Repartition,
+}
+
+/// How each worker joins the rows it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Local {
+    /// Hybrid hash join on the build side.
+    Hash,
+    /// Sort both sides, then merge.
+    SortMerge,
+}
+
+impl std::fmt::Display for Ship {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Ship::Broadcast => "broadcast",
+            Ship::Repartition => "repartition",
+        })
+    }
+}
+
+impl std::fmt::Display for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Local::Hash => "hash",
+            Local::SortMerge => "sort-merge",
+        })
+    }
+}
+
+/// One side of a join.
+#[derive(Clone, Debug)]
+pub struct Side {
+    /// Its lines.
+    pub input: LineInput,
+    /// 0-based key column.
+    pub key: usize,
+    /// Field delimiter.
+    pub delimiter: u8,
+}
+
+/// Everything a join needs.
+#[derive(Clone, Debug)]
+pub struct JoinSpec {
+    /// Left input.
+    pub left: Side,
+    /// Right input.
+    pub right: Side,
+    /// Ship strategy, `None` for the cost-based choice.
+    pub ship: Option<Ship>,
+    /// Local strategy, `None` for the cost-based choice.
+    pub local: Option<Local>,
+    /// Bytes of rows a process may hold in memory (shared by its workers).
+    pub memory_budget: u64,
+    /// Where spill files go (default: the system's temp directory).
+    pub spill_dir: Option<PathBuf>,
+}
+
+/// The strategies a join runs with, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Ship strategy.
+    pub ship: Ship,
+    /// Local strategy.
+    pub local: Local,
+    /// Whether the left side is the build side.
+    pub build_left: bool,
+    /// What was picked and why, for the user.
+    pub explanation: String,
+}
+
+/// The default memory budget: a quarter of the memory available to this machine
+/// (`MemAvailable`), or 1 GiB where that cannot be read.
+pub fn default_memory_budget() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kb| kb * 1024 / 4)
+        .unwrap_or(1 << 30)
+}
+
+fn mb(bytes: f64) -> String {
+    format!("{:.1} MB", bytes / 1e6)
+}
+
+/// Picks the strategies like a cost-based optimizer, from input sizes in bytes,
+/// the number of workers (all processes) and the budget of one worker.
+///
+/// Costs are bytes moved: network bytes count once, spilled bytes twice (written
+/// and read back). Broadcast sends the build side to `peers - 1` other workers and
+/// makes every worker hold all of it; repartition sends `(peers-1)/peers` of both
+/// sides and splits the build side across workers. The hash join spills the part
+/// of the build side that exceeds the budget and the same fraction of the probe
+/// side; the sort-merge join spills every side larger than half the budget.
+pub fn plan(
+    spec: &JoinSpec,
+    left_bytes: u64,
+    right_bytes: u64,
+    peers: usize,
+    worker_budget: u64,
+) -> Plan {
+    let build_left = left_bytes <= right_bytes;
+    let (build, probe) = if build_left {
+        (left_bytes as f64, right_bytes as f64)
+    } else {
+        (right_bytes as f64, left_bytes as f64)
+    };
+    let w = peers.max(1) as f64;
+    let budget = worker_budget.max(1) as f64;
+    let local_cost = |local: Local, b: f64, p: f64| match local {
+        Local::Hash => {
+            let spilled = (1.0 - budget / b.max(1.0)).max(0.0);
+            2.0 * spilled * (b + p)
+        }
+        Local::SortMerge => {
+            let side = |s: f64| if s > budget / 2.0 { 2.0 * s } else { 0.0 };
+            side(b) + side(p)
+        }
+    };
+    let ship_cost = |ship: Ship, local: Local| match ship {
+        Ship::Broadcast => build * (w - 1.0) + w * local_cost(local, build, probe / w),
+        Ship::Repartition => {
+            (build + probe) * (w - 1.0) / w + w * local_cost(local, build / w, probe / w)
+        }
+    };
+    let ships: Vec<Ship> = spec
+        .ship
+        .map_or(vec![Ship::Broadcast, Ship::Repartition], |s| vec![s]);
+    let locals: Vec<Local> = spec
+        .local
+        .map_or(vec![Local::Hash, Local::SortMerge], |l| vec![l]);
+    let mut options: Vec<(f64, Ship, Local)> = Vec::new();
+    for &ship in &ships {
+        for &local in &locals {
+            options.push((ship_cost(ship, local), ship, local));
+        }
+    }
+    // ties go to the earlier option: broadcast before repartition, hash before sort-merge
+    let (cost, ship, local) = options
+        .iter()
+        .copied()
+        .fold(None, |best: Option<(f64, Ship, Local)>, o| match best {
+            Some(b) if b.0 <= o.0 => Some(b),
+            _ => Some(o),
+        })
+        .unwrap_or((0.0, Ship::Repartition, Local::Hash));
+    let how = |fixed: bool| if fixed { "given" } else { "auto" };
+    let alternatives: Vec<String> = options
+        .iter()
+        .filter(|o| (o.1, o.2) != (ship, local))
+        .map(|o| format!("{}+{} {}", o.1, o.2, mb(o.0)))
+        .collect();
+    let explanation = format!(
+        "ship {ship} ({}), local {local} ({}); build side {} ({}), probe side {} ({}); \
+         estimated bytes moved {}{}",
+        how(spec.ship.is_some()),
+        how(spec.local.is_some()),
+        if build_left { "left" } else { "right" },
+        mb(build),
+        if build_left { "right" } else { "left" },
+        mb(probe),
+        mb(cost),
+        if alternatives.is_empty() {
+            String::new()
+        } else {
+            format!(" (vs {})", alternatives.join(", "))
+        }
+    );
+    Plan {
+        ship,
+        local,
+        build_left,
+        explanation,
+    }
+}
+
+/// Splits delimited lines into fields; CSV quoting is honoured except for
+/// tab-separated input, which has none.
+pub struct FieldSplitter {
+    delimiter: u8,
+    csv: csv_core::Reader,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl FieldSplitter {
+    /// A splitter for `delimiter`.
+    pub fn new(delimiter: u8) -> Self {
+        FieldSplitter {
+            delimiter,
+            csv: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            input: Vec::new(),
+            output: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    /// Parses `line` into (key field, fields joined by tabs); `Ok(None)` for an
+    /// empty line.
+    pub fn row(&mut self, line: &str, key: usize) -> Result<Option<Row>, String> {
+        if line.is_empty() {
+            return Ok(None);
+        }
+        let fields: Vec<&str> = if self.delimiter == b'\t' {
+            line.split('\t').collect()
+        } else {
+            self.input.clear();
+            self.input.extend_from_slice(line.as_bytes());
+            self.input.push(b'\n');
+            self.output.resize(self.input.len(), 0);
+            self.ends.resize(self.input.len() + 1, 0);
+            self.csv.reset();
+            let (_, _, _, n) = self
+                .csv
+                .read_record(&self.input, &mut self.output, &mut self.ends);
+            let mut start = 0;
+            let mut fields = Vec::with_capacity(n);
+            for &end in &self.ends[..n] {
+                let field = std::str::from_utf8(&self.output[start..end])
+                    .map_err(|_| "a quoted field is not valid UTF-8".to_string())?;
+                fields.push(field);
+                start = end;
+            }
+            fields
+        };
+        let Some(key_field) = fields.get(key) else {
+            return Err(format!(
+                "the row has {} field{}, but the key is column {key} (0-based)",
+                fields.len(),
+                if fields.len() == 1 { "" } else { "s" }
+            ));
+        };
+        Ok(Some((key_field.to_string(), fields.join("\t"))))
+    }
+}
+
+/// The delimiter for a path: tab for `.tsv`/`.tab`/`.txt`, comma otherwise.
+pub fn delimiter_for(path: &std::path::Path) -> u8 {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("tsv" | "tab" | "txt") => b'\t',
+        _ => b',',
+    }
+}
+
+/// The embedded default: two generated tab-separated tables keyed on column 0.
+pub fn default_spec(memory_budget: u64) -> JoinSpec {
+    let table = |rows, seed| Side {
+        input: LineInput::Generated(Generator::Table(TableSpec {
+            rows,
+            keys: 100_000,
+            columns: 4,
+            delimiter: b'\t',
+            seed,
+        })),
+        key: 0,
+        delimiter: b'\t',
+    };
+    JoinSpec {
+        left: table(200_000, 11),
+        right: table(50_000, 12),
+        ship: None,
+        local: None,
+        memory_budget,
+        spill_dir: None,
+    }
+}
+
+/// The join dataflow of one worker.
+pub fn dataflow<'s>(
+    scope: Scope<'s, u64>,
+    ctx: &WorkerCtx,
+    spec: &JoinSpec,
+    plan: &Plan,
+) -> StreamVec<'s, u64, String> {
+    let (build_side, probe_side) = if plan.build_left {
+        (&spec.left, &spec.right)
+    } else {
+        (&spec.right, &spec.left)
+    };
+    let parser = |side: &Side| {
+        let mut splitter = FieldSplitter::new(side.delimiter);
+        let key = side.key;
+        move |line: &str| splitter.row(line, key)
+    };
+    let build = scope.read_lines(&build_side.input, ctx, 0, parser(build_side));
+    let probe = scope.read_lines(&probe_side.input, ctx, PROBE_PHASE, parser(probe_side));
+    let budget = (spec.memory_budget / ctx.local_peers.max(1) as u64).max(1) as usize;
+    let strategy: Box<dyn LocalStrategy> = match plan.local {
+        Local::Hash => Box::new(HybridHash::new(
+            budget,
+            spec.spill_dir.clone(),
+            ctx.spilled.clone(),
+        )),
+        Local::SortMerge => Box::new(SortMerge::new(
+            budget,
+            spec.spill_dir.clone(),
+            ctx.spilled.clone(),
+        )),
+    };
+    let route = || Exchange::new(|row: &Row| key_hash(&row.0));
+    let joined = match plan.ship {
+        Ship::Broadcast => {
+            build
+                .broadcast()
+                .local_join(probe, Pipeline, Pipeline, strategy, plan.build_left, ctx)
+        }
+        Ship::Repartition => {
+            build.local_join(probe, route(), route(), strategy, plan.build_left, ctx)
+        }
+    };
+    joined.probe_with(&ctx.flow)
+}
+
+/// Checks the inputs, plans and runs the join.
+pub fn run(
+    config: timely::Config,
+    spec: JoinSpec,
+    options: &JobOptions,
+) -> Result<(JobSummary, Plan), JobError> {
+    let left_bytes = spec.left.input.validate()?;
+    let right_bytes = spec.right.input.validate()?;
+    let (peers, local_peers) = workers(&config);
+    let plan = plan(
+        &spec,
+        left_bytes,
+        right_bytes,
+        peers,
+        spec.memory_budget / local_peers.max(1) as u64,
+    );
+    let summary = {
+        let plan = plan.clone();
+        run_job(config, options, move |scope, ctx| {
+            dataflow(scope, ctx, &spec, &plan)
+        })?
+    };
+    Ok((summary, plan))
+}
+
+/// Workers in all processes and in this process.
+pub fn workers(config: &timely::Config) -> (usize, usize) {
+    match &config.communication {
+        timely::CommunicationConfig::Thread => (1, 1),
+        timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => {
+            (*n, *n)
+        }
+        timely::CommunicationConfig::Cluster {
+            threads, addresses, ..
+        } => (threads * addresses.len(), *threads),
+    }
+}
+
+/// Sequential reference: the joined lines, sorted.
+pub fn reference(spec: &JoinSpec) -> Result<Vec<String>, JobError> {
+    let read = |side: &Side| -> Result<Vec<Row>, JobError> {
+        let mut reader = side.input.reader(0, 1)?;
+        let mut splitter = FieldSplitter::new(side.delimiter);
+        let mut rows = Vec::new();
+        let mut line = String::new();
+        while let Some(pos) = reader.next_line(&mut line)? {
+            match splitter.row(&line, side.key) {
+                Ok(Some(row)) => rows.push(row),
+                Ok(None) => {}
+                Err(message) => {
+                    return Err(JobError::Malformed {
+                        position: reader.locate(pos),
+                        message,
+                    });
+                }
+            }
+        }
+        Ok(rows)
+    };
+    let left = read(&spec.left)?;
+    let mut right: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, text) in read(&spec.right)? {
+        right.entry(key).or_default().push(text);
+    }
+    let mut out = Vec::new();
+    for (key, text) in left {
+        for r in right.get(&key).into_iter().flatten() {
+            out.push(format!("{text}\t{r}"));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A local join strategy: receives the build side, then the probe side, then
+/// finishes what it had to put aside.
+pub trait LocalStrategy {
+    /// Takes a build-side row.
+    fn build(&mut self, row: Row) -> Result<(), JobError>;
+    /// The build side is complete.
+    fn build_done(&mut self) -> Result<(), JobError>;
+    /// Takes a probe-side row, emitting the matches it can give now.
+    fn probe(&mut self, row: Row, emit: &mut Emit) -> Result<(), JobError>;
+    /// After the probe side is complete: continues the remaining work, returning
+    /// after about `max` matches (`Ok(false)`) or when done (`Ok(true)`).
+    fn finish(&mut self, emit: &mut Emit, max: usize) -> Result<bool, JobError>;
+    /// Whether anything went to disk.
+    fn spilled(&self) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    #[test]
+    fn csv_quotes_and_tsv_fields() {
+        let mut csv = FieldSplitter::new(b',');
+        assert_eq!(
+            csv.row(r#"a,"b, with comma","say ""hi""""#, 1).unwrap(),
+            Some((
+                "b, with comma".into(),
+                "a\tb, with comma\tsay \"hi\"".into()
+            ))
+        );
+        assert_eq!(csv.row("", 0).unwrap(), None);
+        let mut tsv = FieldSplitter::new(b'\t');
+        assert_eq!(
+            tsv.row("x\t\"y\"\tz", 2).unwrap(),
+            Some(("z".into(), "x\t\"y\"\tz".into()))
+        );
+        assert_eq!(
+            tsv.row("only", 1).unwrap_err(),
+            "the row has 1 field, but the key is column 1 (0-based)"
+        );
+    }
+
+    fn naive(build: &[Row], probe: &[Row]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for p in probe {
+            for b in build.iter().filter(|b| b.0 == p.0) {
+                out.push((b.1.clone(), p.1.clone()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn rows(n: usize, keys: usize, salt: usize) -> Vec<Row> {
+        (0..n)
+            .map(|i| {
+                let k = (i * 7919 + salt * 31) % keys;
+                (format!("k{k}"), format!("k{k}	v{salt}-{i}"))
+            })
+            .collect()
+    }
+
+    fn run_strategy(
+        mut s: Box<dyn LocalStrategy>,
+        build: &[Row],
+        probe: &[Row],
+    ) -> (Vec<(String, String)>, bool) {
+        let mut out = Vec::new();
+        for r in build {
+            s.build(r.clone()).unwrap();
+        }
+        s.build_done().unwrap();
+        for r in probe {
+            s.probe(r.clone(), &mut |b, p| {
+                out.push((b.to_string(), p.to_string()))
+            })
+            .unwrap();
+        }
+        // a small batch size exercises resuming across activations
+        while !s
+            .finish(&mut |b, p| out.push((b.to_string(), p.to_string())), 7)
+            .unwrap()
+        {}
+        out.sort();
+        (out, s.spilled())
+    }
+
+    #[test]
+    fn strategies_match_a_nested_loop_join_with_and_without_spilling() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (rows(300, 50, 1), rows(900, 80, 2)), // duplicates on both sides, keys on one side only
+            (rows(0, 1, 1), rows(100, 10, 2)),    // empty build side
+            (rows(100, 10, 1), rows(0, 1, 2)),    // empty probe side
+            (rows(400, 1, 1), rows(50, 1, 2)),    // one key larger than the budget
+        ];
+        for (build, probe) in &cases {
+            let want = naive(build, probe);
+            for budget in [1 << 30, 2_000] {
+                let spilled = Rc::new(Cell::new(0));
+                let parent = Some(dir.path().to_path_buf());
+                let strategies: Vec<Box<dyn LocalStrategy>> = vec![
+                    Box::new(HybridHash::new(budget, parent.clone(), Rc::clone(&spilled))),
+                    Box::new(SortMerge::new(budget, parent.clone(), Rc::clone(&spilled))),
+                ];
+                for s in strategies {
+                    let (got, did_spill) = run_strategy(s, build, probe);
+                    assert_eq!(got, want, "budget {budget}");
+                    let big = build.len() * 90 > budget;
+                    if budget < 10_000 && big {
+                        assert!(did_spill, "a {budget}-byte budget must spill");
+                    }
+                    if budget > 10_000 {
+                        assert!(!did_spill);
+                    }
+                }
+                assert_eq!(
+                    std::fs::read_dir(dir.path()).unwrap().count(),
+                    0,
+                    "spill files removed"
+                );
+            }
+        }
+    }
+
+    fn spec() -> JoinSpec {
+        default_spec(1 << 30)
+    }
+
+    #[test]
+    fn auto_broadcasts_a_small_side_and_repartitions_similar_sides() {
+        let p = plan(&spec(), 1_000_000, 100_000_000, 4, 1 << 30);
+        assert_eq!(
+            (p.ship, p.local, p.build_left),
+            (Ship::Broadcast, Local::Hash, true)
+        );
+        let p = plan(&spec(), 90_000_000, 100_000_000, 4, 1 << 30);
+        assert_eq!((p.ship, p.build_left), (Ship::Repartition, true));
+        let p = plan(&spec(), 100_000_000, 90_000_000, 4, 1 << 30);
+        assert!(!p.build_left);
+        assert!(
+            p.explanation.contains("ship repartition (auto)"),
+            "{}",
+            p.explanation
+        );
+    }
+
+    #[test]
+    fn given_strategies_are_kept() {
+        let mut s = spec();
+        s.ship = Some(Ship::Repartition);
+        s.local = Some(Local::SortMerge);
+        let p = plan(&s, 1, 1_000_000, 2, 10);
+        assert_eq!((p.ship, p.local), (Ship::Repartition, Local::SortMerge));
+        assert!(p.explanation.contains("(given)"));
+    }
+}
