@@ -122,6 +122,14 @@ where
     Ok(opt(m, name)?.unwrap_or(default))
 }
 
+/// A required option value.
+pub fn required<T: FromStr>(m: &getopts::Matches, name: &str) -> Result<T, CliError>
+where
+    T::Err: std::fmt::Display,
+{
+    opt(m, name)?.ok_or_else(|| usage(format!("missing required option --{name}")))
+}
+
 /// Timely's configuration from its own flags, checked so that a bad value is a
 /// usage error rather than a panic or a hang.
 pub fn timely_config(m: &getopts::Matches) -> Result<timely::Config, CliError> {
@@ -159,8 +167,12 @@ pub fn note(m: &getopts::Matches, text: impl std::fmt::Display) {
     }
 }
 
-/// `--output` and `--show`.
+/// `--output` (checked here, so that a refused directory is the only thing said)
+/// and `--show`.
 pub fn job_options(m: &getopts::Matches) -> Result<JobOptions, CliError> {
+    if let Some(dir) = m.opt_str("output") {
+        weir_dataflows::exec::prepare_output(std::path::Path::new(&dir))?;
+    }
     Ok(JobOptions {
         output: m.opt_str("output").map(PathBuf::from),
         show: opt_or(m, "show", 20)?,
@@ -205,4 +217,41 @@ pub fn summary_line(summary: &JobSummary) -> String {
         line.push_str(&format!(", peak RSS {} MB", rss >> 20));
     }
     line
+}
+
+/// Parses a size such as `512M`, `2G`, `64k` or `1000` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (e.g. 512M, 2G)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("'{text}' has an unknown unit (use K, M, G or T)")),
+    };
+    n.checked_mul(1 << shift)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("'{text}' is not a usable size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("0").is_err());
+    }
 }

@@ -2,16 +2,30 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod demo;
+mod generate;
+mod join;
 mod wordcount;
 
 use std::process::ExitCode;
 
 use cli::CliError;
 
-const JOBS: &[(&str, &str)] = &[(
-    "wordcount",
-    "count words of text files (or of generated text)",
-)];
+const JOBS: &[(&str, &str)] = &[
+    (
+        "demo",
+        "run every job on its embedded data, with a summary table",
+    ),
+    (
+        "wordcount",
+        "count words of text files (or of generated text)",
+    ),
+    (
+        "join",
+        "inner equi-join of two CSV/TSV files, spilling past a memory budget",
+    ),
+    ("gen", "write seeded generated text or tables"),
+];
 
 fn main() -> ExitCode {
     install_panic_hook();
@@ -81,7 +95,10 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
             print!("{}", help());
             Ok(())
         }
+        "demo" => demo::main(rest),
         "wordcount" => wordcount::main(rest),
+        "join" => join::main(rest),
+        "gen" => generate::main(rest),
         other => Err(cli::usage(format!("unknown job '{other}'"))),
     }
 }

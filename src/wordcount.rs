@@ -39,6 +39,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     let config = cli::timely_config(&m)?;
     let options = cli::job_options(&m)?;
     let input = input(&m);
+    input.validate()?;
     cli::note(&m, format!("wordcount: input {}", input.describe()));
     let summary = wordcount::run(config, input, &options)?;
     cli::report("wordcount", &summary, &options);

@@ -373,28 +373,40 @@ pub fn dataflow<'s>(
     joined.probe_with(&ctx.flow)
 }
 
+/// Checks the inputs and picks the strategies for running on `config`.
+pub fn prepare(config: &timely::Config, spec: &JoinSpec) -> Result<Plan, JobError> {
+    let left_bytes = spec.left.input.validate()?;
+    let right_bytes = spec.right.input.validate()?;
+    let (peers, local_peers) = workers(config);
+    Ok(plan(
+        spec,
+        left_bytes,
+        right_bytes,
+        peers,
+        spec.memory_budget / local_peers.max(1) as u64,
+    ))
+}
+
+/// Runs the join with the strategies of `plan`.
+pub fn execute(
+    config: timely::Config,
+    spec: JoinSpec,
+    plan: Plan,
+    options: &JobOptions,
+) -> Result<JobSummary, JobError> {
+    run_job(config, options, move |scope, ctx| {
+        dataflow(scope, ctx, &spec, &plan)
+    })
+}
+
 /// Checks the inputs, plans and runs the join.
 pub fn run(
     config: timely::Config,
     spec: JoinSpec,
     options: &JobOptions,
 ) -> Result<(JobSummary, Plan), JobError> {
-    let left_bytes = spec.left.input.validate()?;
-    let right_bytes = spec.right.input.validate()?;
-    let (peers, local_peers) = workers(&config);
-    let plan = plan(
-        &spec,
-        left_bytes,
-        right_bytes,
-        peers,
-        spec.memory_budget / local_peers.max(1) as u64,
-    );
-    let summary = {
-        let plan = plan.clone();
-        run_job(config, options, move |scope, ctx| {
-            dataflow(scope, ctx, &spec, &plan)
-        })?
-    };
+    let plan = prepare(&config, &spec)?;
+    let summary = execute(config, spec, plan.clone(), options)?;
     Ok((summary, plan))
 }
 

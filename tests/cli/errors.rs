@@ -1,0 +1,190 @@
+use crate::support::{run, stderr};
+
+/// Runs weir, expecting `code` and exactly this first line on stderr, and no panic.
+fn fails(args: &[&str], code: i32, first_line: &str) {
+    let o = run(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    assert_eq!(err.lines().next(), Some(first_line), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_clear_line() {
+    fails(
+        &["wordcount", "--bogus"],
+        2,
+        "weir: wordcount: Unrecognized option: 'bogus'",
+    );
+    fails(&["frobnicate"], 2, "weir: unknown job 'frobnicate'");
+    fails(
+        &["wordcount", "-w", "zero"],
+        2,
+        "weir: invalid value 'zero' for --threads: invalid digit found in string",
+    );
+    fails(
+        &["wordcount", "-w", "0"],
+        2,
+        "weir: -w/--threads must be at least 1",
+    );
+    fails(
+        &["wordcount", "-n", "2", "-p", "2"],
+        2,
+        "weir: -p/--process is 2, but must be less than -n/--processes (2)",
+    );
+    fails(
+        &["wordcount", "extra"],
+        2,
+        "weir: wordcount: unexpected argument 'extra'",
+    );
+    fails(
+        &["wordcount", "--show", "-3"],
+        2,
+        "weir: invalid value '-3' for --show: invalid digit found in string",
+    );
+    fails(
+        &["join", "--left", "a.csv"],
+        2,
+        "weir: --left needs --right",
+    );
+    fails(
+        &[
+            "join",
+            "--left",
+            "a.csv",
+            "--right",
+            "b.csv",
+            "--right-key",
+            "0",
+        ],
+        2,
+        "weir: missing required option --left-key",
+    );
+    fails(
+        &["join", "--ship", "sideways"],
+        2,
+        "weir: invalid value 'sideways' for --ship: expected auto, broadcast or repartition",
+    );
+    fails(
+        &["join", "--local", "nested-loop"],
+        2,
+        "weir: invalid value 'nested-loop' for --local: expected auto, hash or sort-merge",
+    );
+    fails(
+        &["join", "--memory-budget", "12X"],
+        2,
+        "weir: invalid value for --memory-budget: '12X' has an unknown unit (use K, M, G or T)",
+    );
+    fails(
+        &["join", "--delimiter", "ab"],
+        2,
+        "weir: invalid value 'ab' for --delimiter: expected one ASCII character or 'tab'",
+    );
+    fails(
+        &["gen", "poem"],
+        2,
+        "weir: gen: unknown kind 'poem': expected text or table",
+    );
+    fails(
+        &["gen", "text", "--keys", "3"],
+        2,
+        "weir: gen text: --keys does not apply to text",
+    );
+}
+
+#[test]
+fn dash_h_is_the_hostfile_and_help_is_long_only() {
+    fails(
+        &["wordcount", "-h"],
+        2,
+        "weir: wordcount: Argument to option 'h' missing",
+    );
+    let o = run(&["wordcount", "--help"]);
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "Usage: weir wordcount",
+        "--input",
+        "--output",
+        "-w, --threads",
+        "-h, --hostfile",
+        "--progress-mode",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
+    for job in ["join", "gen", "demo"] {
+        let o = run(&[job, "--help"]);
+        assert!(o.status.success(), "{job}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(&format!("Usage: weir {job}")),
+            "{job}"
+        );
+    }
+    let o = run(&["--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("wordcount"));
+}
+
+#[test]
+fn runtime_errors_exit_1_naming_the_input_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.txt");
+    fails(
+        &["wordcount", "--input", missing.to_str().unwrap()],
+        1,
+        &format!(
+            "weir: {}: No such file or directory (os error 2)",
+            missing.display()
+        ),
+    );
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "k1,a\nk2,b\nk3\n").unwrap();
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, "k1,x\n").unwrap();
+    let o = run(&[
+        "join",
+        "--left",
+        good.to_str().unwrap(),
+        "--right",
+        bad.to_str().unwrap(),
+        "--left-key",
+        "0",
+        "--right-key",
+        "1",
+        "-w",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.lines().any(|l| l
+            == format!(
+                "weir: {}:1: the row has 2 fields, but the key is column 1 (0-based)",
+                bad.display()
+            )
+            || l == format!(
+                "weir: {}:3: the row has 1 field, but the key is column 1 (0-based)",
+                bad.display()
+            )),
+        "{err}"
+    );
+    let hosts = dir.path().join("nohosts.txt");
+    fails(
+        &["wordcount", "-n", "2", "-h", hosts.to_str().unwrap()],
+        1,
+        &format!(
+            "weir: hostfile {}: No such file or directory (os error 2)",
+            hosts.display()
+        ),
+    );
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("part-00000"), "old").unwrap();
+    fails(
+        &["wordcount", "--output", out.to_str().unwrap()],
+        1,
+        &format!(
+            "weir: {}: output directory already holds results (part-00000); remove them or choose another directory",
+            out.display()
+        ),
+    );
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests of the `weir` binary: one module per topic.
+#![allow(clippy::unwrap_used)]
+
+mod errors;
+mod jobs;
+mod support;
