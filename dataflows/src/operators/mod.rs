@@ -26,4 +26,4 @@ pub fn key_hash<K: std::hash::Hash + ?Sized>(key: &K) -> u64 {
 
 /// Records an operator emits per activation before it yields, so that downstream
 /// operators (and their memory) keep up.
-pub const EMIT_BATCH: usize = 64 * 1024;
+pub const EMIT_BATCH: usize = 8 * 1024;

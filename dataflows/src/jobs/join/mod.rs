@@ -140,19 +140,23 @@ fn mb(bytes: f64) -> String {
 }
 
 /// Picks the strategies like a cost-based optimizer, from input sizes in bytes,
-/// the number of workers (all processes) and the budget of one worker.
+/// the number of workers in all processes (`peers`) and in one process
+/// (`local_peers`), and the budget of one worker.
 ///
-/// Costs are bytes moved: network bytes count once, spilled bytes twice (written
-/// and read back). Broadcast sends the build side to `peers - 1` other workers and
-/// makes every worker hold all of it; repartition sends `(peers-1)/peers` of both
-/// sides and splits the build side across workers. The hash join spills the part
-/// of the build side that exceeds the budget and the same fraction of the probe
-/// side; the sort-merge join spills every side larger than half the budget.
+/// Costs are bytes handled. A byte sent to another process counts 1, one moved to
+/// another thread of the same process 1/4; every byte put into a hash table or
+/// sorted counts 1, and every spilled byte 2 (written and read back). Broadcast
+/// sends the build side to every other worker and makes each worker build all of
+/// it; repartition sends `(peers-1)/peers` of both sides and splits the build work.
+/// The hash join spills the part of the build side that exceeds the budget and the
+/// same fraction of the probe side; the sort-merge join sorts both sides and
+/// spills every side larger than half the budget.
 pub fn plan(
     spec: &JoinSpec,
     left_bytes: u64,
     right_bytes: u64,
     peers: usize,
+    local_peers: usize,
     worker_budget: u64,
 ) -> Plan {
     let build_left = left_bytes <= right_bytes;
@@ -162,21 +166,31 @@ pub fn plan(
         (right_bytes as f64, left_bytes as f64)
     };
     let w = peers.max(1) as f64;
+    let l = local_peers.clamp(1, peers.max(1)) as f64;
+    // cost of sending `bytes` from one worker to `to` others, spread evenly
+    // a byte moved to another worker: to another process with probability
+    // (w - l) / (w - 1), else to a thread of the same process
+    let per_byte = if w > 1.0 {
+        ((w - l) + 0.25 * (l - 1.0)) / (w - 1.0)
+    } else {
+        0.0
+    };
+    let send = |bytes: f64| bytes * per_byte;
     let budget = worker_budget.max(1) as f64;
     let local_cost = |local: Local, b: f64, p: f64| match local {
         Local::Hash => {
             let spilled = (1.0 - budget / b.max(1.0)).max(0.0);
-            2.0 * spilled * (b + p)
+            b + 2.0 * spilled * (b + p)
         }
         Local::SortMerge => {
-            let side = |s: f64| if s > budget / 2.0 { 2.0 * s } else { 0.0 };
+            let side = |s: f64| if s > budget / 2.0 { 3.0 * s } else { s };
             side(b) + side(p)
         }
     };
     let ship_cost = |ship: Ship, local: Local| match ship {
-        Ship::Broadcast => build * (w - 1.0) + w * local_cost(local, build, probe / w),
+        Ship::Broadcast => send(build * (w - 1.0)) + w * local_cost(local, build, probe / w),
         Ship::Repartition => {
-            (build + probe) * (w - 1.0) / w + w * local_cost(local, build / w, probe / w)
+            send((build + probe) * (w - 1.0) / w) + w * local_cost(local, build / w, probe / w)
         }
     };
     let ships: Vec<Ship> = spec
@@ -208,7 +222,7 @@ pub fn plan(
         .collect();
     let explanation = format!(
         "ship {ship} ({}), local {local} ({}); build side {} ({}), probe side {} ({}); \
-         estimated bytes moved {}{}",
+         estimated cost {} of bytes handled{}",
         how(spec.ship.is_some()),
         how(spec.local.is_some()),
         if build_left { "left" } else { "right" },
@@ -383,6 +397,7 @@ pub fn prepare(config: &timely::Config, spec: &JoinSpec) -> Result<Plan, JobErro
         left_bytes,
         right_bytes,
         peers,
+        local_peers,
         spec.memory_budget / local_peers.max(1) as u64,
     ))
 }
@@ -592,14 +607,14 @@ mod tests {
 
     #[test]
     fn auto_broadcasts_a_small_side_and_repartitions_similar_sides() {
-        let p = plan(&spec(), 1_000_000, 100_000_000, 4, 1 << 30);
+        let p = plan(&spec(), 1_000_000, 100_000_000, 4, 4, 1 << 30);
         assert_eq!(
             (p.ship, p.local, p.build_left),
             (Ship::Broadcast, Local::Hash, true)
         );
-        let p = plan(&spec(), 90_000_000, 100_000_000, 4, 1 << 30);
+        let p = plan(&spec(), 90_000_000, 100_000_000, 4, 2, 1 << 30);
         assert_eq!((p.ship, p.build_left), (Ship::Repartition, true));
-        let p = plan(&spec(), 100_000_000, 90_000_000, 4, 1 << 30);
+        let p = plan(&spec(), 100_000_000, 90_000_000, 4, 1, 1 << 30);
         assert!(!p.build_left);
         assert!(
             p.explanation.contains("ship repartition (auto)"),
@@ -609,11 +624,20 @@ mod tests {
     }
 
     #[test]
+    fn auto_weighs_moves_within_a_process_below_network_moves() {
+        // a quarter-size build side: broadcast across processes, repartition among threads
+        let across = plan(&spec(), 17_000_000, 68_000_000, 2, 1, 1 << 30);
+        assert_eq!(across.ship, Ship::Broadcast, "{}", across.explanation);
+        let within = plan(&spec(), 17_000_000, 68_000_000, 2, 2, 1 << 30);
+        assert_eq!(within.ship, Ship::Repartition, "{}", within.explanation);
+    }
+
+    #[test]
     fn given_strategies_are_kept() {
         let mut s = spec();
         s.ship = Some(Ship::Repartition);
         s.local = Some(Local::SortMerge);
-        let p = plan(&s, 1, 1_000_000, 2, 10);
+        let p = plan(&s, 1, 1_000_000, 2, 1, 10);
         assert_eq!((p.ship, p.local), (Ship::Repartition, Local::SortMerge));
         assert!(p.explanation.contains("(given)"));
     }

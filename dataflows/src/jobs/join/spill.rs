@@ -13,7 +13,7 @@ use crate::error::JobError;
 /// Bytes a row is charged against the memory budget: its text plus the overhead
 /// of two `String`s and a slot in a vector or hash table.
 pub fn row_bytes(row: &Row) -> usize {
-    row.0.len() + row.1.len() + 80
+    row.0.len() + row.1.len() + 160
 }
 
 /// A lazily created temporary directory for one worker's spill files.
@@ -55,7 +55,7 @@ impl SpillDir {
         let path = dir.join(format!("spill-{:06}", self.next));
         let file = File::create(&path).map_err(|e| JobError::io(&path, &e))?;
         Ok(SpillWriter {
-            writer: BufWriter::with_capacity(256 * 1024, file),
+            writer: BufWriter::with_capacity(32 * 1024, file),
             path,
             rows: 0,
             written: Rc::clone(&self.written),
