@@ -160,6 +160,30 @@ pub fn timely_config(m: &getopts::Matches) -> Result<timely::Config, CliError> {
     timely::Config::from_matches(m).map_err(|e| usage(format!("timely flags: {e}")))
 }
 
+/// Parses a job's arguments into its matches, timely configuration and output
+/// options; `Ok(None)` when `--help` was printed.
+pub fn parse_job(
+    command: &Command,
+    args: &[String],
+) -> Result<Option<(getopts::Matches, timely::Config, JobOptions)>, CliError> {
+    let Some(m) = command.parse(args)? else {
+        return Ok(None);
+    };
+    let config = timely_config(&m)?;
+    let options = job_options(&m)?;
+    Ok(Some((m, config, options)))
+}
+
+/// `--memory-budget SIZE`, or `default`.
+pub fn memory_budget(m: &getopts::Matches, default: u64) -> Result<u64, CliError> {
+    match m.opt_str("memory-budget") {
+        Some(text) => {
+            parse_size(&text).map_err(|e| usage(format!("invalid value for --memory-budget: {e}")))
+        }
+        None => Ok(default),
+    }
+}
+
 /// Prints a note on stderr from process 0 only (so a cluster says it once).
 pub fn note(m: &getopts::Matches, text: impl std::fmt::Display) {
     if m.opt_str("process").is_none_or(|p| p.trim() == "0") {

@@ -71,11 +71,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
             "demo: --output is not supported; run a job on its own to write files",
         ));
     }
-    let budget = match m.opt_str("memory-budget") {
-        Some(text) => cli::parse_size(&text)
-            .map_err(|e| cli::usage(format!("invalid value for --memory-budget: {e}")))?,
-        None => join::default_memory_budget(),
-    };
+    let budget = cli::memory_budget(&m, join::default_memory_budget())?;
     let config = cli::timely_config(&m)?;
     let show_bars =
         std::io::stderr().is_terminal() && m.opt_str("process").is_none_or(|p| p == "0");

@@ -104,11 +104,7 @@ pub fn delimiter(m: &getopts::Matches) -> Result<Option<u8>, CliError> {
 }
 
 fn spec(m: &getopts::Matches) -> Result<JoinSpec, CliError> {
-    let budget = match m.opt_str("memory-budget") {
-        Some(text) => cli::parse_size(&text)
-            .map_err(|e| usage(format!("invalid value for --memory-budget: {e}")))?,
-        None => join::default_memory_budget(),
-    };
+    let budget = cli::memory_budget(m, join::default_memory_budget())?;
     let delimiter = delimiter(m)?;
     let mut spec = match (m.opt_str("left"), m.opt_str("right")) {
         (None, None) => {
@@ -158,12 +154,9 @@ fn spec(m: &getopts::Matches) -> Result<JoinSpec, CliError> {
 }
 
 pub fn main(args: &[String]) -> Result<(), CliError> {
-    let command = command();
-    let Some(m) = command.parse(args)? else {
+    let Some((m, config, options)) = cli::parse_job(&command(), args)? else {
         return Ok(());
     };
-    let config = cli::timely_config(&m)?;
-    let options = cli::job_options(&m)?;
     let spec = spec(&m)?;
     let plan = join::prepare(&config, &spec)?;
     cli::note(

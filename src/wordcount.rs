@@ -32,12 +32,9 @@ pub fn input(m: &getopts::Matches) -> LineInput {
 }
 
 pub fn main(args: &[String]) -> Result<(), CliError> {
-    let command = command();
-    let Some(m) = command.parse(args)? else {
+    let Some((m, config, options)) = cli::parse_job(&command(), args)? else {
         return Ok(());
     };
-    let config = cli::timely_config(&m)?;
-    let options = cli::job_options(&m)?;
     let input = input(&m);
     input.validate()?;
     cli::note(&m, format!("wordcount: input {}", input.describe()));

@@ -209,6 +209,19 @@ impl PartSink {
     }
 }
 
+/// Workers in all processes and in this process, for a configuration.
+pub fn workers(config: &timely::Config) -> (usize, usize) {
+    match &config.communication {
+        timely::CommunicationConfig::Thread => (1, 1),
+        timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => {
+            (*n, *n)
+        }
+        timely::CommunicationConfig::Cluster {
+            threads, addresses, ..
+        } => (threads * addresses.len(), *threads),
+    }
+}
+
 /// Runs a batch job: `build` makes the dataflow of one worker and returns the stream
 /// of output lines (tab-separated fields, no newline).
 ///
@@ -225,13 +238,7 @@ where
     if let Some(dir) = &options.output {
         prepare_output(dir)?;
     }
-    let local_peers = match &config.communication {
-        timely::CommunicationConfig::Thread => 1,
-        timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => {
-            *n
-        }
-        timely::CommunicationConfig::Cluster { threads, .. } => *threads,
-    };
+    let (_, local_peers) = workers(&config);
     let options = options.clone();
     let start = Instant::now();
     let guards = timely::execute(config, move |worker| {

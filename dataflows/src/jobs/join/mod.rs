@@ -31,7 +31,7 @@ pub use operator::LocalJoin;
 pub use sort_merge::SortMerge;
 
 use crate::error::JobError;
-use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
+use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job, workers};
 use crate::generate::{Generator, TableSpec};
 use crate::input::LineInput;
 use crate::operators::{ReadLines, key_hash};
@@ -423,19 +423,6 @@ pub fn run(
     let plan = prepare(&config, &spec)?;
     let summary = execute(config, spec, plan.clone(), options)?;
     Ok((summary, plan))
-}
-
-/// Workers in all processes and in this process.
-pub fn workers(config: &timely::Config) -> (usize, usize) {
-    match &config.communication {
-        timely::CommunicationConfig::Thread => (1, 1),
-        timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => {
-            (*n, *n)
-        }
-        timely::CommunicationConfig::Cluster {
-            threads, addresses, ..
-        } => (threads * addresses.len(), *threads),
-    }
 }
 
 /// Sequential reference: the joined lines, sorted.

@@ -21,6 +21,25 @@ pub trait LocalJoin<'s> {
     /// so the output frontier says how far the join has really got (the sources
     /// read ahead of it by a bounded amount). Work the strategy put aside is
     /// finished at [`FINAL`], a bounded batch per activation.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use timely::dataflow::channels::pact::Pipeline;
+    /// use timely::dataflow::operators::ToStream;
+    /// use weir_dataflows::exec::{run_job, JobOptions};
+    /// use weir_dataflows::jobs::join::{HybridHash, LocalJoin};
+    ///
+    /// let options = JobOptions { show: 10, ..Default::default() };
+    /// let summary = run_job(timely::Config::thread(), &options, |scope, ctx| {
+    ///     let row = |k: &str, v: &str| (k.to_string(), format!("{k}\t{v}"));
+    ///     let build = vec![row("a", "1"), row("b", "2")].to_stream(scope);
+    ///     let probe = vec![row("a", "x"), row("a", "y"), row("c", "z")].to_stream(scope);
+    ///     let strategy = Box::new(HybridHash::new(1 << 20, None, Rc::clone(&ctx.spilled)));
+    ///     build.local_join(probe, Pipeline, Pipeline, strategy, true, ctx)
+    /// })
+    /// .unwrap();
+    /// assert_eq!(summary.records, Some(vec!["a\t1\ta\tx".into(), "a\t1\ta\ty".into()]));
+    /// ```
     fn local_join<P1, P2>(
         self,
         probe: StreamVec<'s, u64, Row>,
