@@ -20,8 +20,8 @@ log "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "tests"
-cargo nextest run --workspace --locked --no-fail-fast
-
 log "doctests"
 cargo test --workspace --doc --locked
+
+log "tests"
+cargo nextest run --workspace --locked --no-fail-fast
