@@ -225,7 +225,7 @@ pub fn report(job: &str, summary: &JobSummary, options: &JobOptions) {
     }
 }
 
-/// `N records in, M records out in T s (R records/s) on W workers, peak RSS X MB`.
+/// `N records in, M records out in T s (R records/s) on W workers, peak RSS X MB, spilled Y MB to disk`.
 pub fn summary_line(summary: &JobSummary) -> String {
     let secs = summary.elapsed.as_secs_f64();
     let mut line = format!(
@@ -238,9 +238,27 @@ pub fn summary_line(summary: &JobSummary) -> String {
         if summary.workers == 1 { "" } else { "s" }
     );
     if let Some(rss) = summary.peak_rss {
-        line.push_str(&format!(", peak RSS {} MB", rss >> 20));
+        line.push_str(&format!(", peak RSS {}", size(rss)));
+    }
+    if summary.spilled_bytes > 0 {
+        line.push_str(&format!(
+            ", spilled {} to disk",
+            size(summary.spilled_bytes)
+        ));
     }
     line
+}
+
+/// A byte count for people: `340 KB`, `12.3 MB`, `1.50 GB`.
+pub fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b < 1e6 {
+        format!("{:.0} KB", b / 1e3)
+    } else if b < 1e9 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.2} GB", b / 1e9)
+    }
 }
 
 /// Parses a size such as `512M`, `2G`, `64k` or `1000` (bytes).
@@ -267,6 +285,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::parse_size;
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(super::size(340_000), "340 KB");
+        assert_eq!(super::size(12_345_678), "12.3 MB");
+        assert_eq!(super::size(1_500_000_000), "1.50 GB");
+    }
 
     #[test]
     fn sizes() {
