@@ -1,14 +1,31 @@
 //! Frontier-driven coordination for weir.
 //!
 //! Everything in weir that other systems coordinate with barriers, driver loops or
-//! timers is decided here from timely's progress tracking: a checkpoint of epoch `e`
-//! is complete when the frontier of every stateful operator on every worker has
-//! passed `e`; an iteration has converged when the frontier of its loop has passed
-//! the round whose aggregated change satisfied the stop predicate.
+//! timers is decided from timely's progress tracking: a checkpoint of epoch `e` is
+//! complete when the frontier of every stateful operator on every worker has
+//! passed `e` and each has durably written its state as of `e`; an iteration has
+//! converged when the frontier of its loop has passed the round whose aggregated
+//! change satisfied the stop predicate.
 //!
-//! This crate depends only on `timely`. It will hold epochs, the checkpoint
-//! coordinator, the durable state store, recovery and convergence detection; the
-//! batch layer (`weir-dataflows`) builds on it, and `weir-ml` and `weir-streaming`
-//! build on both.
+//! How the modules depend on each other:
+//! - [`error`]: the error type of everything below.
+//! - [`backend`]: where files live ([`backend::LocalFs`]; an object store would
+//!   implement [`backend::Backend`] too).
+//! - [`store`]: checkpoints on a backend: part files, manifests with checksums,
+//!   validation and fallback on restore, retention.
+//! - [`route`]: the key hash shared by exchange routing and rescaling.
+//! - [`state`]: keyed state with incremental snapshots written by a background
+//!   thread, and its restore (with repartitioning) from a [`store::Manifest`].
+//!
+//! This crate depends only on `timely` among weir's building blocks (plus serde,
+//! bincode, serde_json and crc32c for its files); `weir-dataflows` builds on it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod backend;
+pub mod error;
+pub mod route;
+pub mod state;
+pub mod store;
+
+pub use error::CheckpointError;

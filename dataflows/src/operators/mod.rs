@@ -15,14 +15,7 @@ pub use read_lines::ReadLines;
 /// The time at which batch operators emit results that depend on their whole input.
 pub const FINAL: u64 = u64::MAX;
 
-/// A hash of `key` that is the same in every process (routing must agree across
-/// processes, so no per-process random state).
-pub fn key_hash<K: std::hash::Hash + ?Sized>(key: &K) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = std::hash::DefaultHasher::new();
-    key.hash(&mut hasher);
-    hasher.finish()
-}
+pub use weir_progress::route::key_hash;
 
 /// Records an operator emits per activation before it yields, so that downstream
 /// operators (and their memory) keep up.

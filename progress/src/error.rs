@@ -1,0 +1,48 @@
+//! Errors of checkpointing and recovery.
+
+/// Why a checkpoint could not be written, read or restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    /// A file or directory of the checkpoint store could not be used.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// What the operating system said.
+        message: String,
+    },
+    /// A checkpoint file is damaged: missing, truncated, or its checksum differs.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The damaged file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No complete, undamaged checkpoint exists to restore from.
+    #[error("no valid checkpoint to restore in {dir}{}", tried_text(.tried))]
+    NoValidCheckpoint {
+        /// The checkpoint directory.
+        dir: String,
+        /// Why each complete checkpoint was rejected, newest first.
+        tried: Vec<String>,
+    },
+}
+
+fn tried_text(tried: &[String]) -> String {
+    if tried.is_empty() {
+        " (it holds no complete checkpoint)".to_string()
+    } else {
+        format!(" (rejected: {})", tried.join("; "))
+    }
+}
+
+impl CheckpointError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl std::fmt::Display, err: &std::io::Error) -> Self {
+        CheckpointError::Io {
+            path: path.to_string(),
+            message: err.to_string(),
+        }
+    }
+}

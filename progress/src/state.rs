@@ -1,0 +1,531 @@
+//! Keyed state with incremental, asynchronous snapshots.
+//!
+//! [`KeyedState`] is a map that remembers which keys changed since its last
+//! snapshot. At a checkpoint, the operator hands only those entries (a *delta*)
+//! to its [`SnapshotWriter`], whose thread serializes and writes them while the
+//! data path goes on: the pause on the data path is copying the changed entries.
+//! A worker's files for one operator form a chain, base first, then deltas; when
+//! the chain grows past a limit the writer thread compacts it into a new base
+//! (reading the old files, not the live state). Restoring replays a chain; with a
+//! different number of workers, every worker reads all chains of the operator and
+//! keeps the keys that now route to it.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CheckpointError;
+use crate::route::key_hash;
+use crate::store::{CheckpointStore, FileRef, Manifest, PartChain};
+
+/// Deltas a chain may hold before the writer compacts it into a new base.
+pub const MAX_DELTAS: usize = 8;
+
+/// A map that tracks which keys changed since its last snapshot.
+#[derive(Debug, Clone)]
+pub struct KeyedState<K, V> {
+    map: HashMap<K, V>,
+    dirty: HashSet<K>,
+    full: bool,
+}
+
+/// What a snapshot must write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Changes<K, V> {
+    /// Every entry (the first snapshot, or after a rescaling restore).
+    Base(Vec<(K, V)>),
+    /// The entries that changed: `None` for a removed key.
+    Delta(Vec<(K, Option<V>)>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Part<K, V> {
+    base: bool,
+    entries: Vec<(K, Option<V>)>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Default for KeyedState<K, V> {
+    fn default() -> Self {
+        KeyedState {
+            map: HashMap::new(),
+            dirty: HashSet::new(),
+            full: true,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> KeyedState<K, V> {
+    /// An empty state; its first snapshot is a base.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: K, value: V) {
+        if !self.full {
+            self.dirty.insert(key.clone());
+        }
+        self.map.insert(key, value);
+    }
+
+    /// Changes the value of `key` (starting from `default()` when absent) and
+    /// returns the new value.
+    pub fn update(&mut self, key: K, default: impl FnOnce() -> V, f: impl FnOnce(&mut V)) -> &V {
+        if !self.full && !self.dirty.contains(&key) {
+            self.dirty.insert(key.clone());
+        }
+        let value = self.map.entry(key).or_insert_with(default);
+        f(value);
+        value
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let old = self.map.remove(key);
+        if old.is_some() && !self.full {
+            self.dirty.insert(key.clone());
+        }
+        old
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// All entries.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter()
+    }
+
+    /// Keys changed since the last snapshot.
+    pub fn changed(&self) -> usize {
+        if self.full {
+            self.map.len()
+        } else {
+            self.dirty.len()
+        }
+    }
+
+    /// Takes what the next snapshot must write and starts tracking anew.
+    pub fn take_changes(&mut self) -> Changes<K, V> {
+        if self.full {
+            self.full = false;
+            self.dirty.clear();
+            return Changes::Base(
+                self.map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            );
+        }
+        let delta = self
+            .dirty
+            .drain()
+            .map(|k| {
+                let v = self.map.get(&k).cloned();
+                (k, v)
+            })
+            .collect();
+        Changes::Delta(delta)
+    }
+}
+
+fn encode<K: Serialize, V: Serialize>(part: &Part<K, V>) -> Result<Vec<u8>, CheckpointError> {
+    bincode::serialize(part).map_err(|e| CheckpointError::Io {
+        path: "snapshot".into(),
+        message: format!("encoding: {e}"),
+    })
+}
+
+/// Replays a chain of files into a map, checking every file.
+pub fn load_chain<K, V>(
+    store: &CheckpointStore,
+    files: &[FileRef],
+) -> Result<HashMap<K, V>, CheckpointError>
+where
+    K: DeserializeOwned + Hash + Eq,
+    V: DeserializeOwned,
+{
+    let mut map = HashMap::new();
+    for file in files {
+        let bytes = store.read(file)?;
+        let part: Part<K, V> =
+            bincode::deserialize(&bytes).map_err(|e| CheckpointError::Corrupt {
+                path: store.describe_file(file),
+                reason: format!("undecodable snapshot: {e}"),
+            })?;
+        if part.base {
+            map.clear();
+        }
+        for (k, v) in part.entries {
+            match v {
+                Some(v) => map.insert(k, v),
+                None => map.remove(&k),
+            };
+        }
+    }
+    Ok(map)
+}
+
+/// A worker's restored state of one operator.
+#[derive(Debug)]
+pub struct Restored<K, V> {
+    /// The state.
+    pub state: KeyedState<K, V>,
+    /// The chain to continue (empty when the state was repartitioned: then the
+    /// next snapshot is a base).
+    pub chain: Vec<FileRef>,
+}
+
+/// Restores worker `index` of `peers` for `operator` from `manifest`. With the
+/// worker count of the manifest it replays that worker's chain; with another, it
+/// replays every chain and keeps the keys with `key_hash(key) % peers == index`,
+/// the rule by which timely's exchange routes them.
+pub fn restore<K, V>(
+    store: &CheckpointStore,
+    manifest: &Manifest,
+    operator: &str,
+    index: usize,
+    peers: usize,
+) -> Result<Restored<K, V>, CheckpointError>
+where
+    K: DeserializeOwned + Hash + Eq + Clone,
+    V: DeserializeOwned + Clone,
+{
+    let chains = manifest.parts.iter().filter(|c| c.operator == operator);
+    if manifest.workers == peers {
+        let chain: Vec<FileRef> = chains
+            .filter(|c| c.worker == index)
+            .flat_map(|c| c.files.clone())
+            .collect();
+        let map = load_chain(store, &chain)?;
+        return Ok(Restored {
+            state: KeyedState {
+                map,
+                dirty: HashSet::new(),
+                full: chain.is_empty(),
+            },
+            chain,
+        });
+    }
+    let mut map = HashMap::new();
+    for chain in chains {
+        let part: HashMap<K, V> = load_chain(store, &chain.files)?;
+        map.extend(
+            part.into_iter()
+                .filter(|(k, _)| key_hash(k) % peers as u64 == index as u64),
+        );
+    }
+    Ok(Restored {
+        state: KeyedState {
+            map,
+            dirty: HashSet::new(),
+            full: true,
+        },
+        chain: Vec::new(),
+    })
+}
+
+/// Writes one worker's snapshots of one operator on a thread of its own.
+pub struct SnapshotWriter<K, V> {
+    jobs: Option<mpsc::Sender<(u64, Changes<K, V>)>>,
+    done: mpsc::Receiver<Result<(u64, PartChain), CheckpointError>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<K, V> SnapshotWriter<K, V>
+where
+    K: Serialize + DeserializeOwned + Hash + Eq + Clone + Send + 'static,
+    V: Serialize + DeserializeOwned + Clone + Send + 'static,
+{
+    /// A writer for `operator` on `worker`, continuing `chain`.
+    pub fn spawn(
+        store: CheckpointStore,
+        operator: String,
+        worker: usize,
+        mut chain: Vec<FileRef>,
+    ) -> Self {
+        let (jobs, inbox) = mpsc::channel::<(u64, Changes<K, V>)>();
+        let (outbox, done) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("weir-snapshot-{operator}-{worker}"))
+            .spawn(move || {
+                for (epoch, changes) in inbox {
+                    let result = write_snapshot(
+                        &store, &operator, worker, &mut chain, epoch, changes,
+                    )
+                    .map(|()| {
+                        (
+                            epoch,
+                            PartChain {
+                                operator: operator.clone(),
+                                worker,
+                                files: chain.clone(),
+                            },
+                        )
+                    });
+                    let failed = result.is_err();
+                    if outbox.send(result).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .ok();
+        SnapshotWriter {
+            jobs: Some(jobs),
+            done,
+            thread,
+        }
+    }
+
+    /// Queues the snapshot of `epoch`; returns at once.
+    pub fn submit(&self, epoch: u64, changes: Changes<K, V>) -> Result<(), CheckpointError> {
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|j| j.send((epoch, changes)).is_ok());
+        if sent && self.thread.is_some() {
+            Ok(())
+        } else {
+            Err(CheckpointError::Io {
+                path: "snapshot writer".into(),
+                message: "the writer thread is gone (an earlier write failed)".into(),
+            })
+        }
+    }
+
+    /// Snapshots written since the last call, in epoch order.
+    pub fn completed(&self) -> Vec<Result<(u64, PartChain), CheckpointError>> {
+        self.done.try_iter().collect()
+    }
+
+    /// Waits until every queued snapshot is written; returns their results.
+    pub fn finish(mut self) -> Vec<Result<(u64, PartChain), CheckpointError>> {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.done.try_iter().collect()
+    }
+}
+
+fn write_snapshot<K, V>(
+    store: &CheckpointStore,
+    operator: &str,
+    worker: usize,
+    chain: &mut Vec<FileRef>,
+    epoch: u64,
+    changes: Changes<K, V>,
+) -> Result<(), CheckpointError>
+where
+    K: Serialize + DeserializeOwned + Hash + Eq + Clone,
+    V: Serialize + DeserializeOwned + Clone,
+{
+    let part = match changes {
+        Changes::Base(entries) => Part {
+            base: true,
+            entries: entries.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+        },
+        Changes::Delta(entries) if chain.len() > MAX_DELTAS || chain.is_empty() => {
+            // compact: the old chain plus this delta become a new base
+            let mut map: HashMap<K, V> = load_chain(store, chain)?;
+            for (k, v) in entries {
+                match v {
+                    Some(v) => map.insert(k, v),
+                    None => map.remove(&k),
+                };
+            }
+            Part {
+                base: true,
+                entries: map.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+            }
+        }
+        Changes::Delta(entries) => Part {
+            base: false,
+            entries,
+        },
+    };
+    let kind = if part.base { "base" } else { "delta" };
+    let file = store.write_part(
+        epoch,
+        &format!("{operator}-w{worker:05}.{kind}"),
+        &encode(&part)?,
+    )?;
+    if part.base {
+        chain.clear();
+    }
+    chain.push(file);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(
+        store: &CheckpointStore,
+        epoch: u64,
+        workers: usize,
+        parts: Vec<PartChain>,
+    ) -> Manifest {
+        let m = Manifest {
+            format: 1,
+            epoch,
+            workers,
+            parts,
+        };
+        store.commit(&m).unwrap();
+        m
+    }
+
+    #[test]
+    fn deltas_hold_only_changed_keys() {
+        let mut s: KeyedState<String, u64> = KeyedState::new();
+        s.insert("a".into(), 1);
+        s.insert("b".into(), 2);
+        assert!(matches!(s.take_changes(), Changes::Base(ref e) if e.len() == 2));
+        s.update("a".into(), || 0, |v| *v += 10);
+        s.remove(&"b".to_string());
+        s.remove(&"zz".to_string());
+        let Changes::Delta(mut d) = s.take_changes() else {
+            panic!("a delta")
+        };
+        d.sort();
+        assert_eq!(
+            d,
+            vec![("a".to_string(), Some(11)), ("b".to_string(), None)]
+        );
+        assert_eq!(s.take_changes(), Changes::Delta(vec![]));
+    }
+
+    #[test]
+    fn chains_restore_every_epoch_and_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        let writer = SnapshotWriter::<u64, u64>::spawn(store.clone(), "op".into(), 0, Vec::new());
+        let mut state = KeyedState::new();
+        let mut truth = Vec::new();
+        for epoch in 0..25u64 {
+            for k in 0..20 {
+                if (k + epoch) % 4 == 0 {
+                    state.update(k, || 0, |v| *v += epoch);
+                }
+            }
+            if epoch % 5 == 3 {
+                state.remove(&(epoch % 20));
+            }
+            writer.submit(epoch, state.take_changes()).unwrap();
+            truth.push(
+                state
+                    .iter()
+                    .map(|(k, v)| (*k, *v))
+                    .collect::<HashMap<_, _>>(),
+            );
+        }
+        let results = writer.finish();
+        assert_eq!(results.len(), 25);
+        for result in results {
+            let (epoch, chain) = result.unwrap();
+            assert!(
+                chain.files.len() <= MAX_DELTAS + 1,
+                "compacted: {}",
+                chain.files.len()
+            );
+            let m = checkpoint(&store, epoch, 1, vec![chain]);
+            let restored = restore::<u64, u64>(&store, &m, "op", 0, 1).unwrap();
+            let got: HashMap<u64, u64> = restored.state.iter().map(|(k, v)| (*k, *v)).collect();
+            assert_eq!(got, truth[epoch as usize], "epoch {epoch}");
+        }
+        let bases = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+            .filter(|f| {
+                f.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".base")
+            })
+            .count();
+        assert!(
+            bases >= 3,
+            "the chain was compacted into new bases ({bases})"
+        );
+    }
+
+    #[test]
+    fn rescaling_moves_every_key_to_its_new_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        let keys: Vec<String> = (0..500).map(|i| format!("word{i}")).collect();
+        let mut parts = Vec::new();
+        for worker in 0..2 {
+            let mut s = KeyedState::new();
+            for (i, k) in keys.iter().enumerate() {
+                if key_hash(k) % 2 == worker as u64 {
+                    s.insert(k.clone(), i as u64);
+                }
+            }
+            let w = SnapshotWriter::spawn(store.clone(), "counts".into(), worker, Vec::new());
+            w.submit(7, s.take_changes()).unwrap();
+            parts.push(w.finish().remove(0).unwrap().1);
+        }
+        let m = checkpoint(&store, 7, 2, parts);
+        let mut seen = HashMap::new();
+        for index in 0..3 {
+            let r = restore::<String, u64>(&store, &m, "counts", index, 3).unwrap();
+            assert!(r.chain.is_empty(), "a rescaled worker starts a new chain");
+            for (k, v) in r.state.iter() {
+                assert_eq!(key_hash(k) % 3, index as u64, "{k} on worker {index}");
+                assert!(seen.insert(k.clone(), *v).is_none(), "{k} twice");
+            }
+        }
+        let want: HashMap<String, u64> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i as u64))
+            .collect();
+        assert_eq!(seen, want);
+        // same worker count: the chain continues
+        let r = restore::<String, u64>(&store, &m, "counts", 1, 2).unwrap();
+        assert_eq!(r.chain.len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        let w = SnapshotWriter::<u64, u64>::spawn(store.clone(), "op".into(), 0, Vec::new());
+        let mut s = KeyedState::new();
+        s.insert(1, 1);
+        w.submit(1, s.take_changes()).unwrap();
+        let chain = w.finish().remove(0).unwrap().1;
+        let m = checkpoint(&store, 1, 1, vec![chain.clone()]);
+        let path = dir.path().join(&chain.files[0].path);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[0] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let err = restore::<u64, u64>(&store, &m, "op", 0, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&path.display().to_string()) && err.contains("checksum"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! Checkpoints on a [`Backend`]: one directory per epoch, `chk-<epoch>`, holding
+//! part files and, once every part is durable, a `MANIFEST.json` that lists the
+//! files needed to restore each (operator, worker) with their sizes and crc32c
+//! checksums. A checkpoint is *complete* exactly when its manifest exists; the
+//! manifest is written last and atomically.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, LocalFs};
+use crate::error::CheckpointError;
+
+/// The manifest's file name inside a checkpoint directory.
+pub const MANIFEST: &str = "MANIFEST.json";
+/// Checkpoints kept by default.
+pub const DEFAULT_RETAIN: usize = 3;
+
+/// A file of a checkpoint store, with what it must contain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Path relative to the store, e.g. `chk-00000000000000000007/counts-w00001.delta`.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// crc32c of the contents.
+    pub crc32c: u32,
+}
+
+/// The files that restore one worker's state of one operator: a base snapshot,
+/// then deltas, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartChain {
+    /// Operator name, unique within the job.
+    pub operator: String,
+    /// Worker index when the checkpoint was taken.
+    pub worker: usize,
+    /// Base first, then deltas.
+    pub files: Vec<FileRef>,
+}
+
+/// A complete checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version.
+    pub format: u32,
+    /// The epoch: the state reflects every record of epochs `<= epoch`.
+    pub epoch: u64,
+    /// Workers of the job that wrote it.
+    pub workers: usize,
+    /// Every (operator, worker) part.
+    pub parts: Vec<PartChain>,
+}
+
+/// Which checkpoint to restore.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restore {
+    /// The newest complete checkpoint whose files are all intact, falling back to
+    /// older ones.
+    Latest,
+    /// Exactly this epoch.
+    Epoch(u64),
+}
+
+/// The directory name of `epoch`'s checkpoint.
+pub fn dir_name(epoch: u64) -> String {
+    format!("chk-{epoch:020}")
+}
+
+fn parse_dir(name: &str) -> Option<u64> {
+    name.strip_prefix("chk-")?.parse().ok()
+}
+
+/// A store of checkpoints.
+#[derive(Clone, Debug)]
+pub struct CheckpointStore {
+    backend: Arc<dyn Backend>,
+}
+
+impl CheckpointStore {
+    /// A store on `backend`.
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        CheckpointStore { backend }
+    }
+
+    /// A store in the local directory `root` (created if missing).
+    pub fn local(root: impl Into<std::path::PathBuf>) -> Result<Self, CheckpointError> {
+        Ok(Self::new(Arc::new(LocalFs::new(root)?)))
+    }
+
+    /// Where the store is, for messages.
+    pub fn describe(&self) -> String {
+        self.backend.describe("")
+    }
+
+    /// Where a file is, for messages.
+    pub fn describe_file(&self, file: &FileRef) -> String {
+        self.backend.describe(&file.path)
+    }
+
+    /// Writes a part file of `epoch`'s checkpoint durably and returns its reference.
+    pub fn write_part(
+        &self,
+        epoch: u64,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<FileRef, CheckpointError> {
+        let path = format!("{}/{name}", dir_name(epoch));
+        self.backend.put(&path, bytes)?;
+        Ok(FileRef {
+            path,
+            size: bytes.len() as u64,
+            crc32c: crc32c::crc32c(bytes),
+        })
+    }
+
+    /// Reads a file, checking its size and checksum.
+    pub fn read(&self, file: &FileRef) -> Result<Vec<u8>, CheckpointError> {
+        let corrupt = |reason: String| CheckpointError::Corrupt {
+            path: self.backend.describe(&file.path),
+            reason,
+        };
+        if !self.backend.exists(&file.path) {
+            return Err(corrupt("missing".into()));
+        }
+        let bytes = self.backend.get(&file.path)?;
+        if bytes.len() as u64 != file.size {
+            return Err(corrupt(format!(
+                "{} bytes, expected {} (truncated or overwritten)",
+                bytes.len(),
+                file.size
+            )));
+        }
+        let crc = crc32c::crc32c(&bytes);
+        if crc != file.crc32c {
+            return Err(corrupt(format!(
+                "checksum {crc:08x}, expected {:08x}",
+                file.crc32c
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Makes `manifest`'s checkpoint complete (writes its manifest atomically).
+    pub fn commit(&self, manifest: &Manifest) -> Result<(), CheckpointError> {
+        let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| CheckpointError::Io {
+            path: self.backend.describe(&dir_name(manifest.epoch)),
+            message: format!("encoding manifest: {e}"),
+        })?;
+        self.backend
+            .put(&format!("{}/{MANIFEST}", dir_name(manifest.epoch)), &bytes)
+    }
+
+    fn epochs(&self) -> Result<Vec<u64>, CheckpointError> {
+        let mut epochs: Vec<u64> = self
+            .backend
+            .list_dirs()?
+            .iter()
+            .filter_map(|d| parse_dir(d))
+            .collect();
+        epochs.sort_unstable();
+        Ok(epochs)
+    }
+
+    /// Epochs of complete checkpoints (those with a manifest), oldest first.
+    pub fn complete(&self) -> Result<Vec<u64>, CheckpointError> {
+        Ok(self
+            .epochs()?
+            .into_iter()
+            .filter(|&e| self.backend.exists(&format!("{}/{MANIFEST}", dir_name(e))))
+            .collect())
+    }
+
+    /// The manifest of `epoch`.
+    pub fn manifest(&self, epoch: u64) -> Result<Manifest, CheckpointError> {
+        let path = format!("{}/{MANIFEST}", dir_name(epoch));
+        let bytes = self.backend.get(&path)?;
+        serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
+            path: self.backend.describe(&path),
+            reason: format!("unreadable manifest: {e}"),
+        })
+    }
+
+    /// Checks that every file of `manifest` is present and intact.
+    pub fn validate(&self, manifest: &Manifest) -> Result<(), CheckpointError> {
+        for chain in &manifest.parts {
+            for file in &chain.files {
+                self.read(file)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Picks the checkpoint to restore and returns it with warnings about newer
+    /// complete checkpoints that were damaged and skipped. Never falls back to a
+    /// fresh start: no valid checkpoint is an error.
+    pub fn restore_point(
+        &self,
+        which: &Restore,
+    ) -> Result<(Manifest, Vec<String>), CheckpointError> {
+        let complete = self.complete()?;
+        let candidates: Vec<u64> = match which {
+            Restore::Latest => complete.into_iter().rev().collect(),
+            Restore::Epoch(e) => {
+                if !complete.contains(e) {
+                    return Err(CheckpointError::NoValidCheckpoint {
+                        dir: self.describe(),
+                        tried: vec![format!("{} is not a complete checkpoint", dir_name(*e))],
+                    });
+                }
+                vec![*e]
+            }
+        };
+        let mut warnings = Vec::new();
+        for epoch in candidates {
+            let checked = self
+                .manifest(epoch)
+                .and_then(|m| self.validate(&m).map(|()| m));
+            match checked {
+                Ok(manifest) => return Ok((manifest, warnings)),
+                Err(e) => warnings.push(format!("skipping checkpoint {}: {e}", dir_name(epoch))),
+            }
+        }
+        Err(CheckpointError::NoValidCheckpoint {
+            dir: self.describe(),
+            tried: warnings,
+        })
+    }
+
+    /// Deletes every checkpoint directory newer than `epoch`: what a crashed run
+    /// left unfinished, and damaged checkpoints that a restore skipped. Call it
+    /// before a restored job writes its next checkpoint.
+    pub fn discard_after(&self, epoch: u64) -> Result<Vec<u64>, CheckpointError> {
+        let newer: Vec<u64> = self.epochs()?.into_iter().filter(|&e| e > epoch).collect();
+        for &e in &newer {
+            self.backend.delete_dir(&dir_name(e))?;
+        }
+        Ok(newer)
+    }
+
+    /// Keeps the newest `keep` complete checkpoints (at least one) and every
+    /// directory their files live in; deletes older directories, complete or not.
+    /// Directories newer than the newest complete checkpoint are in progress and
+    /// stay. Returns the deleted epochs.
+    pub fn retain(&self, keep: usize) -> Result<Vec<u64>, CheckpointError> {
+        let complete = self.complete()?;
+        let kept: Vec<u64> = complete.iter().rev().take(keep.max(1)).copied().collect();
+        let Some(&newest) = kept.first() else {
+            return Ok(Vec::new());
+        };
+        let mut referenced = BTreeSet::new();
+        for &e in &kept {
+            referenced.insert(dir_name(e));
+            for chain in self.manifest(e)?.parts {
+                for file in chain.files {
+                    if let Some((dir, _)) = file.path.split_once('/') {
+                        referenced.insert(dir.to_string());
+                    }
+                }
+            }
+        }
+        let mut deleted = Vec::new();
+        for e in self.epochs()? {
+            if e < newest && !referenced.contains(&dir_name(e)) {
+                self.backend.delete_dir(&dir_name(e))?;
+                deleted.push(e);
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(store: &CheckpointStore, epoch: u64, files: Vec<FileRef>) -> Manifest {
+        let m = Manifest {
+            format: 1,
+            epoch,
+            workers: 1,
+            parts: vec![PartChain {
+                operator: "op".into(),
+                worker: 0,
+                files,
+            }],
+        };
+        store.commit(&m).unwrap();
+        m
+    }
+
+    #[test]
+    fn a_checkpoint_is_complete_only_with_its_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        let f = store.write_part(1, "op-w00000.base", b"hello").unwrap();
+        assert_eq!(store.complete().unwrap(), Vec::<u64>::new());
+        let m = checkpoint(&store, 1, vec![f.clone()]);
+        assert_eq!(store.complete().unwrap(), vec![1]);
+        assert_eq!(store.manifest(1).unwrap(), m);
+        assert_eq!(store.read(&f).unwrap(), b"hello");
+        assert!(
+            !dir.path()
+                .join("chk-00000000000000000001/.MANIFEST.json.tmp")
+                .exists()
+        );
+    }
+
+    #[test]
+    fn restore_falls_back_past_damaged_checkpoints_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        for e in 1..=3 {
+            let f = store
+                .write_part(e, "op-w00000.base", format!("state {e}").as_bytes())
+                .unwrap();
+            checkpoint(&store, e, vec![f]);
+        }
+        // 3: truncated part; 2: flipped byte
+        let p3 = dir.path().join("chk-00000000000000000003/op-w00000.base");
+        std::fs::write(&p3, b"sta").unwrap();
+        let p2 = dir.path().join("chk-00000000000000000002/op-w00000.base");
+        std::fs::write(&p2, b"state 9").unwrap();
+        let (m, warnings) = store.restore_point(&Restore::Latest).unwrap();
+        assert_eq!(m.epoch, 1);
+        assert_eq!(warnings.len(), 2);
+        assert!(
+            warnings[0].contains(&p3.display().to_string()),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].contains("3 bytes, expected 7"), "{warnings:?}");
+        assert!(
+            warnings[1].contains(&p2.display().to_string()) && warnings[1].contains("checksum")
+        );
+        // the skipped ones go before the restored job writes epoch 2 again
+        assert_eq!(store.discard_after(1).unwrap(), vec![2, 3]);
+        assert_eq!(store.complete().unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn no_valid_checkpoint_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        let err = store.restore_point(&Restore::Latest).unwrap_err();
+        assert!(
+            err.to_string().contains("holds no complete checkpoint"),
+            "{err}"
+        );
+        let f = store.write_part(4, "op-w00000.base", b"x").unwrap();
+        checkpoint(&store, 4, vec![f]);
+        std::fs::remove_file(dir.path().join("chk-00000000000000000004/op-w00000.base")).unwrap();
+        let err = store
+            .restore_point(&Restore::Latest)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("no valid checkpoint to restore in"),
+            "{err}"
+        );
+        assert!(err.contains("op-w00000.base: missing"), "{err}");
+        let err = store
+            .restore_point(&Restore::Epoch(9))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a complete checkpoint"), "{err}");
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_and_what_they_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        let base = store.write_part(1, "op-w00000.base", b"b").unwrap();
+        checkpoint(&store, 1, vec![base.clone()]);
+        let mut chain = vec![base];
+        for e in 2..=6 {
+            chain.push(store.write_part(e, "op-w00000.delta", b"d").unwrap());
+            checkpoint(&store, e, chain.clone());
+        }
+        // a crashed run's leftovers: an old incomplete dir and an in-progress one
+        store.write_part(0, "op-w00000.base", b"old").unwrap();
+        store.write_part(7, "op-w00000.delta", b"new").unwrap();
+        let deleted = store.retain(3).unwrap();
+        // 4..6 kept; 1..3 referenced by their delta chains; 0 deleted; 7 in progress
+        assert_eq!(deleted, vec![0]);
+        // a new base at 8 frees the old chain
+        let base8 = store.write_part(8, "op-w00000.base", b"b8").unwrap();
+        checkpoint(&store, 8, vec![base8.clone()]);
+        checkpoint(&store, 9, vec![base8.clone()]);
+        checkpoint(&store, 10, vec![base8]);
+        assert_eq!(store.retain(3).unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(store.complete().unwrap(), vec![8, 9, 10]);
+    }
+}
