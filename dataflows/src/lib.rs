@@ -20,6 +20,6 @@ pub mod generate;
 pub mod input;
 pub mod jobs;
 pub mod operators;
-pub mod testing;
 
 pub use error::JobError;
+pub use weir_progress::testing;

@@ -21,6 +21,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn list_dirs(&self) -> Result<Vec<String>, CheckpointError>;
     /// Deletes the top-level directory `dir` and everything in it.
     fn delete_dir(&self, dir: &str) -> Result<(), CheckpointError>;
+    /// The names of the files in the top-level directory `dir`.
+    fn list_files(&self, dir: &str) -> Result<Vec<String>, CheckpointError>;
+    /// Deletes the file at `path` (no error if it is already gone).
+    fn delete(&self, path: &str) -> Result<(), CheckpointError>;
     /// A description for messages (a directory path, a bucket URL).
     fn describe(&self, path: &str) -> String;
 }
@@ -111,6 +115,28 @@ impl Backend for LocalFs {
         let p = self.path(dir);
         match std::fs::remove_dir_all(&p) {
             Ok(()) => sync_dir(&self.root),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(CheckpointError::io(p.display(), &e)),
+        }
+    }
+
+    fn list_files(&self, dir: &str) -> Result<Vec<String>, CheckpointError> {
+        let p = self.path(dir);
+        let entries = std::fs::read_dir(&p).map_err(|e| CheckpointError::io(p.display(), &e))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| CheckpointError::io(p.display(), &e))?;
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                files.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(files)
+    }
+
+    fn delete(&self, path: &str) -> Result<(), CheckpointError> {
+        let p = self.path(path);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(CheckpointError::io(p.display(), &e)),
         }

@@ -16,6 +16,11 @@
 //! - [`route`]: the key hash shared by exchange routing and rescaling.
 //! - [`state`]: keyed state with incremental snapshots written by a background
 //!   thread, and its restore (with repartitioning) from a [`store::Manifest`].
+//! - [`checkpoint`]: the timely side: stateful operators that snapshot when their
+//!   frontier passes a checkpoint epoch, and the coordinator that commits a
+//!   checkpoint when the frontier of the acknowledgements passes it.
+//! - [`testing`]: runs computations at several worker counts and on two-process
+//!   clusters, for the tests of every weir crate.
 //!
 //! This crate depends only on `timely` among weir's building blocks (plus serde,
 //! bincode, serde_json and crc32c for its files); `weir-dataflows` builds on it.
@@ -23,9 +28,11 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod checkpoint;
 pub mod error;
 pub mod route;
 pub mod state;
 pub mod store;
+pub mod testing;
 
 pub use error::CheckpointError;

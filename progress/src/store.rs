@@ -239,10 +239,11 @@ impl CheckpointStore {
         Ok(newer)
     }
 
-    /// Keeps the newest `keep` complete checkpoints (at least one) and every
-    /// directory their files live in; deletes older directories, complete or not.
-    /// Directories newer than the newest complete checkpoint are in progress and
-    /// stay. Returns the deleted epochs.
+    /// Keeps the newest `keep` complete checkpoints (at least one). Older
+    /// checkpoints stop being restorable (their manifests go); of their
+    /// directories, only the files that the kept checkpoints' chains still use
+    /// remain. Directories newer than the newest complete checkpoint are in
+    /// progress and stay. Returns the epochs that are no longer complete.
     pub fn retain(&self, keep: usize) -> Result<Vec<u64>, CheckpointError> {
         let complete = self.complete()?;
         let kept: Vec<u64> = complete.iter().rev().take(keep.max(1)).copied().collect();
@@ -251,23 +252,38 @@ impl CheckpointStore {
         };
         let mut referenced = BTreeSet::new();
         for &e in &kept {
-            referenced.insert(dir_name(e));
+            referenced.insert(format!("{}/{MANIFEST}", dir_name(e)));
             for chain in self.manifest(e)?.parts {
-                for file in chain.files {
-                    if let Some((dir, _)) = file.path.split_once('/') {
-                        referenced.insert(dir.to_string());
-                    }
+                referenced.extend(chain.files.into_iter().map(|f| f.path));
+            }
+        }
+        let mut dropped = Vec::new();
+        for e in self.epochs()? {
+            if e >= newest || kept.contains(&e) {
+                continue;
+            }
+            let dir = dir_name(e);
+            if complete.contains(&e) {
+                dropped.push(e);
+            }
+            let files = self.backend.list_files(&dir)?;
+            if files
+                .iter()
+                .all(|f| !referenced.contains(&format!("{dir}/{f}")))
+            {
+                self.backend.delete_dir(&dir)?;
+                continue;
+            }
+            // the manifest first: from then on the checkpoint is not complete
+            self.backend.delete(&format!("{dir}/{MANIFEST}"))?;
+            for f in files {
+                let path = format!("{dir}/{f}");
+                if !referenced.contains(&path) {
+                    self.backend.delete(&path)?;
                 }
             }
         }
-        let mut deleted = Vec::new();
-        for e in self.epochs()? {
-            if e < newest && !referenced.contains(&dir_name(e)) {
-                self.backend.delete_dir(&dir_name(e))?;
-                deleted.push(e);
-            }
-        }
-        Ok(deleted)
+        Ok(dropped)
     }
 }
 
@@ -380,15 +396,26 @@ mod tests {
         // a crashed run's leftovers: an old incomplete dir and an in-progress one
         store.write_part(0, "op-w00000.base", b"old").unwrap();
         store.write_part(7, "op-w00000.delta", b"new").unwrap();
-        let deleted = store.retain(3).unwrap();
-        // 4..6 kept; 1..3 referenced by their delta chains; 0 deleted; 7 in progress
-        assert_eq!(deleted, vec![0]);
+        let dropped = store.retain(3).unwrap();
+        // 4..6 kept; 1..3 no longer complete, but their files stay for the chains;
+        // 0 (a crashed run's leftover) deleted; 7 in progress
+        assert_eq!(dropped, vec![1, 2, 3]);
+        assert_eq!(store.complete().unwrap(), vec![4, 5, 6]);
+        assert!(
+            dir.path()
+                .join("chk-00000000000000000001/op-w00000.base")
+                .exists()
+        );
+        assert!(!dir.path().join("chk-00000000000000000000").exists());
+        assert!(dir.path().join("chk-00000000000000000007").exists());
         // a new base at 8 frees the old chain
         let base8 = store.write_part(8, "op-w00000.base", b"b8").unwrap();
         checkpoint(&store, 8, vec![base8.clone()]);
         checkpoint(&store, 9, vec![base8.clone()]);
         checkpoint(&store, 10, vec![base8]);
-        assert_eq!(store.retain(3).unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(store.retain(3).unwrap(), vec![4, 5, 6]);
         assert_eq!(store.complete().unwrap(), vec![8, 9, 10]);
+        let dirs = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(dirs, 3, "only 8, 9 and 10 remain");
     }
 }

@@ -1,0 +1,123 @@
+use std::collections::BTreeMap;
+
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::{Input, Probe};
+use timely::dataflow::{InputHandle, ProbeHandle};
+use weir_progress::checkpoint::{Checkpoints, Coordinate, FINAL_EPOCH, Schedule, StatefulUnary};
+use weir_progress::route::key_hash;
+use weir_progress::state::restore;
+use weir_progress::store::CheckpointStore;
+use weir_progress::testing;
+
+const EPOCHS: u64 = 20;
+
+/// The records worker `index` of `peers` sends in `epoch`: a share of a fixed set.
+fn records(epoch: u64, index: usize, peers: usize) -> Vec<(u64, u64)> {
+    (0..30u64)
+        .filter(|i| (i + epoch) as usize % peers == index)
+        .map(|i| ((i * 7 + epoch) % 11, epoch + 1))
+        .collect()
+}
+
+/// Sum of values per key over epochs `<= upto`, computed sequentially.
+fn reference(upto: u64) -> BTreeMap<u64, u64> {
+    let mut sums = BTreeMap::new();
+    for epoch in 0..=upto.min(EPOCHS - 1) {
+        for (k, v) in records(epoch, 0, 1) {
+            *sums.entry(k).or_insert(0) += v;
+        }
+    }
+    sums
+}
+
+/// Runs the toy job: keyed sums with a checkpoint every 3 epochs; returns the
+/// epochs that worker 0 saw committed.
+fn run(config: timely::Config, dir: std::path::PathBuf) -> Vec<u64> {
+    let guards = timely::execute(config, move |worker| {
+        let (index, peers) = (worker.index(), worker.peers());
+        let store = CheckpointStore::local(&dir).unwrap();
+        let ckpt = Checkpoints::new(store, Schedule { every: 3 }, None, index, peers);
+        let mut input =
+            InputHandle::<u64, timely::container::CapacityContainerBuilder<Vec<(u64, u64)>>>::new();
+        let probe = ProbeHandle::new();
+        let committed = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        worker.dataflow::<u64, _, _>(|scope| {
+            let (_, acks) = scope.input_from(&mut input).stateful_unary(
+                Exchange::new(|(k, _): &(u64, u64)| key_hash(k)),
+                "sums",
+                &ckpt,
+                |_epoch, records, state, out: &mut Vec<(u64, u64)>| {
+                    for (k, v) in records {
+                        let total = *state.update(k, || 0, |s| *s += v);
+                        out.push((k, total));
+                    }
+                },
+            );
+            let seen = std::rc::Rc::clone(&committed);
+            use timely::dataflow::operators::Inspect;
+            acks.coordinate(&ckpt)
+                .inspect(move |c| seen.borrow_mut().push(*c))
+                .probe_with(&probe);
+        });
+        for epoch in 0..EPOCHS {
+            for r in records(epoch, index, peers) {
+                input.send(r);
+            }
+            input.advance_to(epoch + 1);
+            worker.step_while(|| probe.less_than(&epoch));
+        }
+        drop(input);
+        worker.step_while(|| !probe.done());
+        assert!(ckpt.failure().is_none(), "{:?}", ckpt.failure());
+        committed.take()
+    })
+    .unwrap();
+    guards.join().into_iter().next().unwrap().unwrap()
+}
+
+#[test]
+fn committed_checkpoints_restore_the_state_as_of_their_epoch_on_every_layout() {
+    for (layout, configs) in testing::layouts().unwrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let peers = configs.len()
+            * match &configs[0].communication {
+                timely::CommunicationConfig::Process(n) => *n,
+                _ => 1,
+            };
+        let committed =
+            testing::run_processes(configs, move |config| run(config, path.clone())).remove(0);
+        assert_eq!(
+            committed.last(),
+            Some(&FINAL_EPOCH),
+            "{layout}: the final checkpoint commits"
+        );
+        assert!(
+            committed.len() >= 3,
+            "{layout}: regular checkpoints commit too: {committed:?}"
+        );
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        let complete = store.complete().unwrap();
+        assert!(
+            complete.len() <= 3,
+            "{layout}: retention keeps 3: {complete:?}"
+        );
+        for &epoch in &complete {
+            let manifest = store.manifest(epoch).unwrap();
+            assert_eq!(manifest.parts.len(), peers, "{layout}: one part per worker");
+            let mut sums = BTreeMap::new();
+            for index in 0..peers {
+                let r = restore::<u64, u64>(&store, &manifest, "sums", index, peers).unwrap();
+                sums.extend(r.state.iter().map(|(k, v)| (*k, *v)));
+            }
+            assert_eq!(sums, reference(epoch), "{layout}: checkpoint {epoch}");
+            // and restoring into another worker count gives the same totals
+            let mut rescaled = BTreeMap::new();
+            for index in 0..peers + 1 {
+                let r = restore::<u64, u64>(&store, &manifest, "sums", index, peers + 1).unwrap();
+                rescaled.extend(r.state.iter().map(|(k, v)| (*k, *v)));
+            }
+            assert_eq!(rescaled, sums, "{layout}: rescaled {epoch}");
+        }
+    }
+}
