@@ -29,6 +29,7 @@
 
 pub mod backend;
 pub mod checkpoint;
+pub mod convergence;
 pub mod error;
 pub mod route;
 pub mod state;

@@ -1,0 +1,174 @@
+//! Convergence of iterative computations, decided by frontiers.
+//!
+//! Inside a timely `iterative` scope (times `Product<epoch, iteration>`), each
+//! worker contributes values (changes, residuals, losses) at each iteration. They
+//! are summed at worker 0 once the frontier has passed that iteration, so the sum
+//! includes every worker's contribution, and the total goes back to every worker.
+//! A gate on the loop's feedback edge holds the records of iteration `i` until the
+//! total of `i` is known, then lets them into iteration `i + 1`, or drops them
+//! when the stop predicate holds or the maximum number of iterations is reached,
+//! which ends the loop. No driver loop, no barrier: the same iteration stops at
+//! every worker count.
+
+use std::collections::BTreeMap;
+
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::CapabilitySet;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::order::Product;
+
+/// A time inside an iterative scope: (epoch, iteration).
+pub type Iteration = Product<u64, u64>;
+
+/// One iteration's aggregated value, as reported to the user.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Round {
+    /// The outer epoch.
+    pub epoch: u64,
+    /// The iteration, from 0.
+    pub iteration: u64,
+    /// The sum of all workers' values at this iteration.
+    pub value: f64,
+    /// Whether the loop stops after this iteration.
+    pub last: bool,
+}
+
+/// When a loop stops.
+pub struct Convergence<F> {
+    /// Iterations at most (the loop runs iterations `0 .. max_iterations`).
+    pub max_iterations: u64,
+    /// Stops after iteration `i` when `stop(i, total)` holds.
+    pub stop: F,
+}
+
+/// Gates a loop's feedback on the aggregated per-iteration value.
+pub trait Converge<'s, D> {
+    /// Passes this stream (the records about to re-enter the loop) only while the
+    /// loop has not converged. `values` are the workers' contributions at each
+    /// iteration; `report` is called on every worker with each iteration's total
+    /// (use worker 0's for progress bars and plots).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use timely::dataflow::operators::{Concat, ConnectLoop, Enter, LoopVariable, ToStream};
+    /// use timely::dataflow::operators::vec::{Filter, Map};
+    /// use weir_progress::convergence::{Converge, Convergence};
+    ///
+    /// let rounds = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&rounds);
+    /// timely::example(move |scope| {
+    ///     let start = vec![100u64, 37].to_stream(scope);
+    ///     scope.iterative::<u64, _, _>(|inner| {
+    ///         let (handle, cycle) = inner.loop_variable(1);
+    ///         let halved = start.enter(inner).concat(cycle).map(|x| x / 2).filter(|x| *x > 0);
+    ///         let values = halved.clone().map(|x| x as f64);
+    ///         let stop = Convergence { max_iterations: 10, stop: |_, total: f64| total < 10.0 };
+    ///         let seen = Arc::clone(&seen);
+    ///         halved
+    ///             .converge(values, stop, move |r| seen.lock().unwrap().push((r.iteration, r.value)))
+    ///             .connect_loop(handle);
+    ///     });
+    /// });
+    /// assert_eq!(*rounds.lock().unwrap(), vec![(0, 68.0), (1, 34.0), (2, 16.0), (3, 8.0)]);
+    /// ```
+    fn converge<F, R>(
+        self,
+        values: StreamVec<'s, Iteration, f64>,
+        convergence: Convergence<F>,
+        report: R,
+    ) -> StreamVec<'s, Iteration, D>
+    where
+        F: Fn(u64, f64) -> bool + 'static,
+        R: FnMut(Round) + 'static;
+}
+
+impl<'s, D: Clone + 'static> Converge<'s, D> for StreamVec<'s, Iteration, D> {
+    fn converge<F, R>(
+        self,
+        values: StreamVec<'s, Iteration, f64>,
+        convergence: Convergence<F>,
+        mut report: R,
+    ) -> StreamVec<'s, Iteration, D>
+    where
+        F: Fn(u64, f64) -> bool + 'static,
+        R: FnMut(Round) + 'static,
+    {
+        let totals = values
+            .unary_frontier(Exchange::new(|_: &f64| 0), "IterationSum", |_, _| {
+                let mut sums: BTreeMap<Iteration, (CapabilitySet<Iteration>, f64)> =
+                    BTreeMap::new();
+                move |(input, frontier), output| {
+                    let port = output.output_index();
+                    input.for_each_stamp(|cap, data| {
+                        for time in cap.stamp().iter() {
+                            let entry = sums.entry(*time).or_insert_with(|| {
+                                (std::iter::once(cap.delayed(time, port)).collect(), 0.0)
+                            });
+                            for batch in data.as_slice() {
+                                entry.1 += batch.iter().sum::<f64>();
+                            }
+                        }
+                    });
+                    sums.retain(|time, (caps, sum)| {
+                        if frontier.less_equal(time) {
+                            return true;
+                        }
+                        output.session(&*caps).give((*time, *sum));
+                        false
+                    });
+                }
+            })
+            .broadcast();
+        self.binary_frontier(totals, Pipeline, Pipeline, "ConvergeGate", move |_, _| {
+            let mut held: BTreeMap<Iteration, (CapabilitySet<Iteration>, Vec<D>)> = BTreeMap::new();
+            let mut known: BTreeMap<Iteration, bool> = BTreeMap::new();
+            move |(data, data_frontier), (sums, sums_frontier), output| {
+                let port = output.output_index();
+                data.for_each_stamp(|cap, batches| {
+                    for time in cap.stamp().iter() {
+                        let entry = held.entry(*time).or_insert_with(|| {
+                            (
+                                std::iter::once(cap.delayed(time, port)).collect(),
+                                Vec::new(),
+                            )
+                        });
+                        for batch in batches.as_slice() {
+                            entry.1.extend(batch.iter().cloned());
+                        }
+                    }
+                });
+                sums.for_each_stamp(|_, batches| {
+                    for batch in batches {
+                        for (time, value) in batch.drain(..) {
+                            let last = time.inner + 1 >= convergence.max_iterations
+                                || (convergence.stop)(time.inner, value);
+                            report(Round {
+                                epoch: time.outer,
+                                iteration: time.inner,
+                                value,
+                                last,
+                            });
+                            known.insert(time, !last);
+                        }
+                    }
+                });
+                held.retain(|time, (caps, records)| {
+                    if sums_frontier.less_equal(time) {
+                        return true;
+                    }
+                    // no total at all: nobody contributed, so nothing changed
+                    let go_on = known.get(time).copied().unwrap_or(false);
+                    if go_on {
+                        output.session(&*caps).give_iterator(records.drain(..));
+                    }
+                    false
+                });
+                known.retain(|time, _| {
+                    data_frontier.less_equal(time) || sums_frontier.less_equal(time)
+                });
+            }
+        })
+    }
+}
