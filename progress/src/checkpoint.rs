@@ -271,15 +271,13 @@ impl<'s, D: Clone + 'static> StatefulUnary<'s, D> for StreamVec<'s, u64, D> {
                     }
                 };
                 // epochs up to the snapshot, the snapshot, then the rest below the frontier
-                while let Some((&epoch, _)) = pending.first_key_value() {
-                    if frontier.is_some_and(|f| epoch >= f)
-                        || snapshot_at.is_some_and(|c| epoch > c)
-                    {
-                        break;
-                    }
-                    let records = pending.pop_first().map(|(_, r)| r).unwrap_or_default();
-                    apply(epoch, records, &mut state);
-                }
+                let upto_snapshot = match (frontier, snapshot_at) {
+                    (Some(f), Some(c)) => Some(f.min(c + 1)),
+                    (f, c) => f.or(c.map(|c| c + 1)),
+                };
+                apply_pending(&mut pending, upto_snapshot, &mut |e, r| {
+                    apply(e, r, &mut state)
+                });
                 if let Some(c) = snapshot_at {
                     snapshotted = Some(c);
                     acks.in_flight.push(c);
@@ -287,13 +285,7 @@ impl<'s, D: Clone + 'static> StatefulUnary<'s, D> for StreamVec<'s, u64, D> {
                         ckpt.fail(e);
                     }
                 }
-                while let Some((&epoch, _)) = pending.first_key_value() {
-                    if frontier.is_some_and(|f| epoch >= f) {
-                        break;
-                    }
-                    let records = pending.pop_first().map(|(_, r)| r).unwrap_or_default();
-                    apply(epoch, records, &mut state);
-                }
+                apply_pending(&mut pending, frontier, &mut |e, r| apply(e, r, &mut state));
                 drop(data_handle);
                 match (frontier, data_cap.as_mut()) {
                     (Some(f), Some(cap)) => cap.downgrade(&f),
@@ -327,6 +319,21 @@ impl<'s, D: Clone + 'static> StatefulUnary<'s, D> for StreamVec<'s, u64, D> {
             }
         });
         (data, acks)
+    }
+}
+
+/// Applies the pending epochs below `below` (all of them for `None`), in order.
+fn apply_pending<D>(
+    pending: &mut BTreeMap<u64, Vec<D>>,
+    below: Option<u64>,
+    apply: &mut dyn FnMut(u64, Vec<D>),
+) {
+    while let Some(entry) = pending.first_entry() {
+        let epoch = *entry.key();
+        if below.is_some_and(|b| epoch >= b) {
+            break;
+        }
+        apply(epoch, entry.remove());
     }
 }
 
