@@ -19,17 +19,15 @@ type Step = Box<dyn Fn(timely::Config, &JobOptions) -> Result<JobSummary, JobErr
 fn steps(memory_budget: u64) -> Vec<(&'static str, u64, Step)> {
     let wordcount_input = wordcount::default_input();
     let join_spec = join::default_spec(memory_budget);
+    let wordcount_records = wordcount_input.known_lines().unwrap_or(0);
     let join_records = [&join_spec.left, &join_spec.right]
         .iter()
-        .map(|side| match &side.input {
-            weir_dataflows::input::LineInput::Generated(g) => g.lines(),
-            weir_dataflows::input::LineInput::Files(_) => 0,
-        })
+        .filter_map(|side| side.input.known_lines())
         .sum();
     vec![
         (
             "wordcount",
-            200_000,
+            wordcount_records,
             Box::new(move |config, options| {
                 wordcount::run(config, wordcount_input.clone(), options)
             }),

@@ -71,25 +71,36 @@ pub struct WorkerCtx {
     pub local_peers: usize,
     /// This worker's error slot.
     pub failure: Failure,
-    /// Records read by this worker.
-    pub records_in: Rc<Cell<u64>>,
+    /// Records read by this worker (and, for progress bars, by this process).
+    pub records_in: RecordCounter,
     /// Frontier of the operator that consumes input: sources read ahead of it by at
     /// most a few chunks, which bounds the data in flight (flow control by progress
     /// tracking). Jobs attach it with `probe_with(&ctx.flow)`.
     pub flow: ProbeHandle<u64>,
-    /// Records read by this process (progress bars).
-    pub progress: Option<Arc<AtomicU64>>,
     /// Bytes this worker wrote to spill files.
     pub spilled: Rc<Cell<u64>>,
 }
 
-impl WorkerCtx {
-    /// Counts `n` records read.
-    pub fn count_in(&self, n: u64) {
-        self.records_in.set(self.records_in.get() + n);
-        if let Some(p) = &self.progress {
+/// Counts records read: this worker's count, and the process-wide count that
+/// progress bars watch.
+#[derive(Clone, Default)]
+pub struct RecordCounter {
+    worker: Rc<Cell<u64>>,
+    process: Option<Arc<AtomicU64>>,
+}
+
+impl RecordCounter {
+    /// Counts `n` more records.
+    pub fn add(&self, n: u64) {
+        self.worker.set(self.worker.get() + n);
+        if let Some(p) = &self.process {
             p.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// Records this worker counted.
+    pub fn get(&self) -> u64 {
+        self.worker.get()
     }
 }
 
@@ -270,9 +281,11 @@ where
         peers: worker.peers(),
         local_peers,
         failure: Failure::default(),
-        records_in: Rc::default(),
+        records_in: RecordCounter {
+            worker: Rc::default(),
+            process: options.progress.clone(),
+        },
         flow: ProbeHandle::new(),
-        progress: options.progress.clone(),
         spilled: Rc::default(),
     };
     let keep = options.show.saturating_add(1);
@@ -313,14 +326,14 @@ where
     });
     worker.step_or_park_while(None, || !done.done());
 
-    let sink = Rc::try_unwrap(sink)
+    let mut sink = Rc::try_unwrap(sink)
         .map_err(|_| JobError::Runtime("output sink still in use".into()))?
         .into_inner();
     let report = Report {
         index: ctx.index,
         records_in: ctx.records_in.get(),
         records_out: sink.records,
-        sample: sink.sample.clone(),
+        sample: std::mem::take(&mut sink.sample),
         spilled: ctx.spilled.get(),
         error: ctx.failure.take(),
     };

@@ -59,6 +59,14 @@ impl LineInput {
         }
     }
 
+    /// The number of lines, where it is known without reading (generated input).
+    pub fn known_lines(&self) -> Option<u64> {
+        match self {
+            LineInput::Files(_) => None,
+            LineInput::Generated(g) => Some(g.lines()),
+        }
+    }
+
     /// What the input is, for summaries.
     pub fn describe(&self) -> String {
         match self {

@@ -78,7 +78,6 @@ impl<'s> ReadLines<'s> for Scope<'s, u64> {
         let failure = ctx.failure.clone();
         let flow = ctx.flow.clone();
         let records_in = ctx.records_in.clone();
-        let progress = ctx.progress.clone();
         source(self, "ReadLines", move |cap, info| {
             let activator = self.activator_for(info.address);
             let mut cap = Some(cap);
@@ -134,10 +133,7 @@ impl<'s> ReadLines<'s> for Scope<'s, u64> {
                     }
                 }
                 drop(session);
-                records_in.set(records_in.get() + records);
-                if let Some(p) = &progress {
-                    p.fetch_add(records, std::sync::atomic::Ordering::Relaxed);
-                }
+                records_in.add(records);
                 if finished {
                     cap = None;
                 } else {

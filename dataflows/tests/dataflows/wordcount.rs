@@ -147,3 +147,21 @@ fn malformed_input_fails_every_process_and_leaves_no_output() {
         "no part files, no temp files"
     );
 }
+
+#[test]
+fn progress_counter_sees_every_record_of_the_process() {
+    let input = LineInput::Generated(Generator::Text(TextSpec {
+        lines: 1_234,
+        max_words: 4,
+        vocabulary: 50,
+        seed: 8,
+    }));
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let options = weir_dataflows::exec::JobOptions {
+        progress: Some(std::sync::Arc::clone(&counter)),
+        ..Default::default()
+    };
+    let summary = wordcount::run(timely::Config::process(3), input, &options).unwrap();
+    assert_eq!(summary.records_in, 1_234);
+    assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 1_234);
+}

@@ -84,11 +84,6 @@ impl SpillWriter {
         Ok(())
     }
 
-    /// Rows written so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     /// Flushes and turns the file into something that can be read (repeatedly).
     pub fn finish(mut self) -> Result<SpillFile, JobError> {
         self.writer
@@ -131,11 +126,6 @@ impl SpillFile {
             path: self.path.clone(),
             left: self.rows,
         })
-    }
-
-    /// Rows in the file.
-    pub fn rows(&self) -> u64 {
-        self.rows
     }
 }
 
