@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Broadcast;
-use timely::dataflow::operators::{Input, Inspect, Probe};
-use timely::dataflow::{InputHandle, ProbeHandle, Scope, StreamVec};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use timely::worker::Worker;
 
 use crate::error::JobError;
+pub use weir_progress::agree::all_gather;
 
 /// How a job delivers its result.
 #[derive(Clone, Debug, Default)]
@@ -361,34 +361,6 @@ where
         peak_rss: None,
         spilled_bytes,
     })
-}
-
-/// Every worker contributes one value and receives all of them, in worker order.
-///
-/// Must be called by every worker of the computation, in the same order relative
-/// to other dataflows (it builds a small dataflow of its own).
-pub fn all_gather<T>(worker: &mut Worker, value: T) -> Vec<T>
-where
-    T: timely::ExchangeData + Clone,
-{
-    let index = worker.index();
-    let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<(usize, T)>>>::new();
-    let probe = ProbeHandle::new();
-    let gathered = Rc::new(RefCell::new(Vec::new()));
-    worker.dataflow::<u64, _, _>(|scope| {
-        let gathered = Rc::clone(&gathered);
-        scope
-            .input_from(&mut input)
-            .broadcast()
-            .inspect(move |x: &(usize, T)| gathered.borrow_mut().push(x.clone()))
-            .probe_with(&probe);
-    });
-    input.send((index, value));
-    drop(input);
-    worker.step_or_park_while(None, || !probe.done());
-    let mut all = gathered.take();
-    all.sort_by_key(|(i, _)| *i);
-    all.into_iter().map(|(_, v)| v).collect()
 }
 
 /// Peak resident set size of this process (Linux: `VmHWM` of `/proc/self/status`).

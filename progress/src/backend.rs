@@ -25,6 +25,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn list_files(&self, dir: &str) -> Result<Vec<String>, CheckpointError>;
     /// Deletes the file at `path` (no error if it is already gone).
     fn delete(&self, path: &str) -> Result<(), CheckpointError>;
+    /// Moves the file at `from` to `to` (durably; an object store copies, then
+    /// deletes).
+    fn rename(&self, from: &str, to: &str) -> Result<(), CheckpointError>;
     /// A description for messages (a directory path, a bucket URL).
     fn describe(&self, path: &str) -> String;
 }
@@ -140,6 +143,15 @@ impl Backend for LocalFs {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(CheckpointError::io(p.display(), &e)),
         }
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<(), CheckpointError> {
+        let (source, target) = (self.path(from), self.path(to));
+        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| CheckpointError::io(dir.display(), &e))?;
+        std::fs::rename(&source, &target).map_err(|e| CheckpointError::io(source.display(), &e))?;
+        sync_dir(&dir)?;
+        sync_dir(source.parent().unwrap_or(&self.root))
     }
 
     fn describe(&self, path: &str) -> String {

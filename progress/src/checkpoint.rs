@@ -13,8 +13,13 @@
 //! the acks passes `c`, every operator on every worker has either acknowledged `c`
 //! or will never do so (a worker whose frontier jumped over `c` snapshots at a
 //! later epoch instead); if all acknowledged, the manifest of `c` is committed and
-//! `c` appears on the *committed* stream, which every worker receives. Its frontier
-//! tells sinks which epochs are safe to make visible.
+//! `c` appears on the *committed* stream, which every worker receives. A sink
+//! makes epoch `e` visible once it has received a committed `c >= e` (the
+//! frontier alone is not enough: it also passes skipped checkpoints).
+//!
+//! Sources and sinks take part too ([`Checkpoints::participate`]): a source acks
+//! each epoch with its positions ([`Ack::Source`]), which go into the manifest;
+//! a sink acks once its pending output is durable ([`Ack::Output`]).
 //!
 //! When the input ends, every operator's frontier passes [`FINAL_EPOCH`], a
 //! checkpoint epoch of every schedule, so the last checkpoint covers everything.
@@ -36,10 +41,27 @@ use timely::dataflow::operators::vec::Broadcast;
 
 use crate::error::CheckpointError;
 use crate::state::{KeyedState, SnapshotWriter, restore};
-use crate::store::{CheckpointStore, Manifest, PartChain};
+use crate::store::{CheckpointStore, Manifest, PartChain, SourceMark};
 
 /// The last epoch of every job: a checkpoint epoch of every schedule.
 pub const FINAL_EPOCH: u64 = u64::MAX - 1;
+
+/// What a participant of a checkpoint sends the coordinator at a checkpoint epoch
+/// once its share of the checkpoint is durable.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, Serialize)]
+pub enum Ack {
+    /// A stateful operator's snapshot: the files that restore its state.
+    State(PartChain),
+    /// A source's positions after the epoch (see [`SourceMark`]).
+    Source(SourceMark),
+    /// A sink made everything up to the epoch durable (pending, not visible).
+    Output {
+        /// Sink operator name.
+        operator: String,
+        /// Worker index.
+        worker: usize,
+    },
+}
 
 /// Which epochs are checkpoint epochs: every `every`-th (`every - 1`,
 /// `2 * every - 1`, ...) and [`FINAL_EPOCH`].
@@ -152,7 +174,14 @@ impl Checkpoints {
         (state, writer)
     }
 
-    /// Stateful operators registered on this worker so far.
+    /// Registers a participant without keyed state (a source or a sink): every
+    /// checkpoint then waits for its [`Ack`] from every worker.
+    pub fn participate(&self, name: &str) {
+        self.operators.borrow_mut().push(name.to_string());
+    }
+
+    /// Participants (stateful operators, sources, sinks) registered on this
+    /// worker so far.
     pub fn operators(&self) -> usize {
         self.operators.borrow().len()
     }
@@ -195,7 +224,7 @@ pub trait StatefulUnary<'s, D> {
         name: &str,
         checkpoints: &Checkpoints,
         logic: L,
-    ) -> (StreamVec<'s, u64, D2>, StreamVec<'s, u64, PartChain>)
+    ) -> (StreamVec<'s, u64, D2>, StreamVec<'s, u64, Ack>)
     where
         K: Serialize + DeserializeOwned + std::hash::Hash + Eq + Clone + Send + 'static,
         V: Serialize + DeserializeOwned + Clone + Send + 'static,
@@ -211,7 +240,7 @@ impl<'s, D: Clone + 'static> StatefulUnary<'s, D> for StreamVec<'s, u64, D> {
         name: &str,
         checkpoints: &Checkpoints,
         mut logic: L,
-    ) -> (StreamVec<'s, u64, D2>, StreamVec<'s, u64, PartChain>)
+    ) -> (StreamVec<'s, u64, D2>, StreamVec<'s, u64, Ack>)
     where
         K: Serialize + DeserializeOwned + std::hash::Hash + Eq + Clone + Send + 'static,
         V: Serialize + DeserializeOwned + Clone + Send + 'static,
@@ -229,10 +258,10 @@ impl<'s, D: Clone + 'static> StatefulUnary<'s, D> for StreamVec<'s, u64, D> {
             OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Vec<D2>>>::from(
                 data_out,
             );
-        let mut ack_out = OutputBuilder::<
-            u64,
-            timely::container::CapacityContainerBuilder<Vec<PartChain>>,
-        >::from(ack_out);
+        let mut ack_out =
+            OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Vec<Ack>>>::from(
+                ack_out,
+            );
         let (mut state, writer) = checkpoints.register::<K, V>(name);
         let ckpt = checkpoints.clone();
         builder.build(move |mut caps| {
@@ -300,7 +329,7 @@ impl<'s, D: Clone + 'static> StatefulUnary<'s, D> for StreamVec<'s, u64, D> {
                             acks.in_flight.retain(|&e| e != epoch);
                             if let Some(cap) = acks.cap.as_ref() {
                                 let time = cap.delayed(&epoch);
-                                ack_handle.session(&time).give(chain);
+                                ack_handle.session(&time).give(Ack::State(chain));
                             }
                         }
                         Err(e) => ckpt.fail(e),
@@ -347,57 +376,68 @@ pub trait Coordinate<'s> {
     fn coordinate(self, checkpoints: &Checkpoints) -> StreamVec<'s, u64, u64>;
 }
 
-impl<'s> Coordinate<'s> for StreamVec<'s, u64, PartChain> {
+impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
     fn coordinate(self, checkpoints: &Checkpoints) -> StreamVec<'s, u64, u64> {
         let ckpt = checkpoints.clone();
-        self.unary_frontier(
-            Exchange::new(|_: &PartChain| 0),
-            "Coordinate",
-            move |_, _| {
-                let mut acks: BTreeMap<u64, (Capability<u64>, Vec<PartChain>)> = BTreeMap::new();
-                move |(input, frontier), output| {
-                    let port = output.output_index();
-                    input.for_each_stamp(|cap, data| {
-                        let Some(&epoch) = cap.stamp().least() else {
-                            return;
-                        };
-                        let Some(held) = cap.retain_least(port) else {
-                            return;
-                        };
-                        let entry = acks.entry(epoch).or_insert_with(|| (held, Vec::new()));
-                        for batch in data {
-                            entry.1.append(batch);
-                        }
-                    });
-                    while let Some((&epoch, _)) = acks.first_key_value() {
-                        if frontier.less_equal(&epoch) {
-                            break;
-                        }
-                        let Some((_, (cap, parts))) = acks.pop_first() else {
-                            break;
-                        };
-                        let expected = ckpt.operators() * ckpt.peers;
-                        if parts.len() != expected || ckpt.failure().is_some() {
-                            continue; // some worker snapshotted a later epoch instead
-                        }
-                        let manifest = Manifest {
-                            format: 1,
-                            epoch,
-                            workers: ckpt.peers,
-                            parts,
-                        };
-                        match ckpt
-                            .store
-                            .commit(&manifest)
-                            .and_then(|()| ckpt.store.retain(ckpt.retain))
-                        {
-                            Ok(_) => output.session(&cap).give(epoch),
-                            Err(e) => ckpt.fail(e),
+        self.unary_frontier(Exchange::new(|_: &Ack| 0), "Coordinate", move |_, _| {
+            let mut acks: BTreeMap<u64, (Capability<u64>, Vec<Ack>)> = BTreeMap::new();
+            // source marks of skipped checkpoints, for the next manifest
+            let mut carried: Vec<SourceMark> = Vec::new();
+            move |(input, frontier), output| {
+                let port = output.output_index();
+                input.for_each_stamp(|cap, data| {
+                    let Some(&epoch) = cap.stamp().least() else {
+                        return;
+                    };
+                    let Some(held) = cap.retain_least(port) else {
+                        return;
+                    };
+                    let entry = acks.entry(epoch).or_insert_with(|| (held, Vec::new()));
+                    for batch in data {
+                        entry.1.append(batch);
+                    }
+                });
+                while let Some((&epoch, _)) = acks.first_key_value() {
+                    if frontier.less_equal(&epoch) {
+                        break;
+                    }
+                    let Some((_, (cap, received))) = acks.pop_first() else {
+                        break;
+                    };
+                    let complete = received.len() == ckpt.operators() * ckpt.peers;
+                    let mut parts = Vec::new();
+                    for ack in received {
+                        match ack {
+                            Ack::State(chain) => parts.push(chain),
+                            Ack::Source(mark) => carried.push(mark),
+                            Ack::Output { .. } => {}
                         }
                     }
+                    if !complete || ckpt.failure().is_some() {
+                        continue; // some worker snapshotted a later epoch instead
+                    }
+                    let manifest = Manifest {
+                        format: 1,
+                        epoch,
+                        workers: ckpt.peers,
+                        parts,
+                        sources: std::mem::take(&mut carried),
+                    };
+                    // a job with sources goes on later from its last data epoch
+                    let last = manifest.sources.iter().map(|m| m.next).max();
+                    let committed = match last.and_then(|n| n.checked_sub(1)) {
+                        Some(last) if epoch == FINAL_EPOCH => {
+                            ckpt.store.commit_final(manifest, last).map(|_| ())
+                        }
+                        _ => ckpt.store.commit(&manifest),
+                    };
+                    match committed.and_then(|()| ckpt.store.retain(ckpt.retain)) {
+                        Ok(_) => output.session(&cap).give(epoch),
+                        Err(e) => ckpt.fail(e),
+                    }
                 }
-            },
-        )
+            }
+        })
         .broadcast()
     }
 }

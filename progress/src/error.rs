@@ -27,6 +27,14 @@ pub enum CheckpointError {
         /// Why each complete checkpoint was rejected, newest first.
         tried: Vec<String>,
     },
+    /// A fresh start was asked for where an earlier run left checkpoints.
+    #[error(
+        "{dir} holds checkpoints of an earlier run: restore from them, or use an empty checkpoint directory"
+    )]
+    Exists {
+        /// The checkpoint directory.
+        dir: String,
+    },
 }
 
 fn tried_text(tried: &[String]) -> String {

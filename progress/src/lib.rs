@@ -19,6 +19,9 @@
 //! - [`checkpoint`]: the timely side: stateful operators that snapshot when their
 //!   frontier passes a checkpoint epoch, and the coordinator that commits a
 //!   checkpoint when the frontier of the acknowledgements passes it.
+//! - [`agree`]: all-gather and decide-once among all workers, through timely.
+//! - [`recovery`]: how a job restarts: the checkpoint, source positions, and
+//!   the epochs to replay identically after a fallback.
 //! - [`testing`]: runs computations at several worker counts and on two-process
 //!   clusters, for the tests of every weir crate.
 //!
@@ -27,10 +30,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agree;
 pub mod backend;
 pub mod checkpoint;
 pub mod convergence;
 pub mod error;
+pub mod recovery;
 pub mod route;
 pub mod state;
 pub mod store;

@@ -388,6 +388,7 @@ mod tests {
             epoch,
             workers,
             parts,
+            sources: Vec::new(),
         };
         store.commit(&m).unwrap();
         m

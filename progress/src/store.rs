@@ -4,7 +4,7 @@
 //! checksums. A checkpoint is *complete* exactly when its manifest exists; the
 //! manifest is written last and atomically.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,21 @@ pub struct PartChain {
     pub files: Vec<FileRef>,
 }
 
+/// Where one worker's source stood after an epoch: the position in each of its
+/// input streams (a file's byte offset, a Kafka partition's offset) from which
+/// epoch `next` reads. Marks are small, so they live in the manifest itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceMark {
+    /// Source operator name, unique within the job.
+    pub operator: String,
+    /// Worker index when the mark was taken.
+    pub worker: usize,
+    /// The first epoch these positions do not cover.
+    pub next: u64,
+    /// Position per input stream, for every stream this worker read.
+    pub positions: BTreeMap<String, u64>,
+}
+
 /// A complete checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -51,6 +66,12 @@ pub struct Manifest {
     pub workers: usize,
     /// Every (operator, worker) part.
     pub parts: Vec<PartChain>,
+    /// Source positions after this checkpoint's epoch, and after each epoch
+    /// since the previous complete checkpoint (whose own checkpoints were
+    /// skipped): what a restore resumes from, and how a restore from an older
+    /// checkpoint replays the same epochs.
+    #[serde(default)]
+    pub sources: Vec<SourceMark>,
 }
 
 /// Which checkpoint to restore.
@@ -229,14 +250,107 @@ impl CheckpointStore {
     }
 
     /// Deletes every checkpoint directory newer than `epoch`: what a crashed run
-    /// left unfinished, and damaged checkpoints that a restore skipped. Call it
-    /// before a restored job writes its next checkpoint.
+    /// left unfinished, and damaged checkpoints that a restore skipped. Files that
+    /// a complete checkpoint up to `epoch` still uses stay. Call it before a
+    /// restored job writes its next checkpoint.
     pub fn discard_after(&self, epoch: u64) -> Result<Vec<u64>, CheckpointError> {
+        let mut referenced = BTreeSet::new();
+        for e in self.complete()?.into_iter().filter(|&e| e <= epoch) {
+            if let Ok(manifest) = self.manifest(e) {
+                referenced.extend(files_of(&manifest));
+            }
+        }
         let newer: Vec<u64> = self.epochs()?.into_iter().filter(|&e| e > epoch).collect();
         for &e in &newer {
-            self.backend.delete_dir(&dir_name(e))?;
+            self.delete_unreferenced(&dir_name(e), &referenced)?;
         }
         Ok(newer)
+    }
+
+    /// Deletes every checkpoint directory without a manifest (what crashed runs
+    /// left). Only for a job about to start: a running job's checkpoints in
+    /// progress have no manifest yet either.
+    pub fn discard_incomplete(&self) -> Result<(), CheckpointError> {
+        let complete = self.complete()?;
+        for e in self.epochs()? {
+            if !complete.contains(&e) {
+                self.backend.delete_dir(&dir_name(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the files of `dir` that are not in `referenced` (the manifest
+    /// first, so that a crash midway never leaves a complete-looking checkpoint
+    /// with files missing), and `dir` itself when nothing in it is referenced.
+    fn delete_unreferenced(
+        &self,
+        dir: &str,
+        referenced: &BTreeSet<String>,
+    ) -> Result<(), CheckpointError> {
+        let files = self.backend.list_files(dir)?;
+        if files
+            .iter()
+            .all(|f| !referenced.contains(&format!("{dir}/{f}")))
+        {
+            return self.backend.delete_dir(dir);
+        }
+        self.backend.delete(&format!("{dir}/{MANIFEST}"))?;
+        for f in files {
+            let path = format!("{dir}/{f}");
+            if !referenced.contains(&path) {
+                self.backend.delete(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the checkpoint that ends a job ([`crate::checkpoint::FINAL_EPOCH`])
+    /// under the last epoch that held data, `last`, so that a later run, which
+    /// restores from it and goes on from `last + 1`, orders its own checkpoints
+    /// after it. Its part files move into `last`'s directory (under `final-`
+    /// names). If `last` is complete already it holds the same state, and the
+    /// final checkpoint is dropped. Returns the epoch committed under.
+    pub fn commit_final(&self, mut manifest: Manifest, last: u64) -> Result<u64, CheckpointError> {
+        let from = dir_name(manifest.epoch);
+        if self.complete()?.contains(&last) {
+            self.backend.delete_dir(&from)?;
+            return Ok(last);
+        }
+        let to = dir_name(last);
+        for chain in &mut manifest.parts {
+            for file in &mut chain.files {
+                if let Some(name) = file.path.strip_prefix(&format!("{from}/")) {
+                    let path = format!("{to}/final-{name}");
+                    self.backend.rename(&file.path, &path)?;
+                    file.path = path;
+                }
+            }
+        }
+        manifest.epoch = last;
+        self.commit(&manifest)?;
+        self.backend.delete_dir(&from)?;
+        Ok(last)
+    }
+
+    /// Writes a small file of the store's own (next to the checkpoint
+    /// directories) atomically.
+    pub fn write_meta(&self, name: &str, bytes: &[u8]) -> Result<(), CheckpointError> {
+        self.backend.put(name, bytes)
+    }
+
+    /// Reads a file written by [`write_meta`](Self::write_meta), if it exists.
+    pub fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>, CheckpointError> {
+        if self.backend.exists(name) {
+            self.backend.get(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Deletes a file written by [`write_meta`](Self::write_meta).
+    pub fn delete_meta(&self, name: &str) -> Result<(), CheckpointError> {
+        self.backend.delete(name)
     }
 
     /// Keeps the newest `keep` complete checkpoints (at least one). Older
@@ -252,39 +366,30 @@ impl CheckpointStore {
         };
         let mut referenced = BTreeSet::new();
         for &e in &kept {
-            referenced.insert(format!("{}/{MANIFEST}", dir_name(e)));
-            for chain in self.manifest(e)?.parts {
-                referenced.extend(chain.files.into_iter().map(|f| f.path));
-            }
+            referenced.extend(files_of(&self.manifest(e)?));
         }
         let mut dropped = Vec::new();
         for e in self.epochs()? {
             if e >= newest || kept.contains(&e) {
                 continue;
             }
-            let dir = dir_name(e);
             if complete.contains(&e) {
                 dropped.push(e);
             }
-            let files = self.backend.list_files(&dir)?;
-            if files
-                .iter()
-                .all(|f| !referenced.contains(&format!("{dir}/{f}")))
-            {
-                self.backend.delete_dir(&dir)?;
-                continue;
-            }
-            // the manifest first: from then on the checkpoint is not complete
-            self.backend.delete(&format!("{dir}/{MANIFEST}"))?;
-            for f in files {
-                let path = format!("{dir}/{f}");
-                if !referenced.contains(&path) {
-                    self.backend.delete(&path)?;
-                }
-            }
+            self.delete_unreferenced(&dir_name(e), &referenced)?;
         }
         Ok(dropped)
     }
+}
+
+/// The paths a checkpoint needs: its manifest and every part file.
+fn files_of(manifest: &Manifest) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(format!("{}/{MANIFEST}", dir_name(manifest.epoch))).chain(
+        manifest
+            .parts
+            .iter()
+            .flat_map(|c| c.files.iter().map(|f| f.path.clone())),
+    )
 }
 
 #[cfg(test)]
@@ -301,6 +406,7 @@ mod tests {
                 worker: 0,
                 files,
             }],
+            sources: Vec::new(),
         };
         store.commit(&m).unwrap();
         m
