@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod generate;
 mod join;
+mod stream;
 mod wordcount;
 
 use std::process::ExitCode;
@@ -23,6 +24,10 @@ const JOBS: &[(&str, &str)] = &[
     (
         "join",
         "inner equi-join of two CSV/TSV files, spilling past a memory budget",
+    ),
+    (
+        "stream",
+        "exactly-once streaming jobs with checkpoints (stream wordcount)",
     ),
     ("gen", "write seeded generated text or tables"),
 ];
@@ -99,6 +104,7 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         "wordcount" => wordcount::main(rest),
         "join" => join::main(rest),
         "gen" => generate::main(rest),
+        "stream" => stream::main(rest),
         other => Err(cli::usage(format!("unknown job '{other}'"))),
     }
 }

@@ -28,6 +28,9 @@ pub enum JobError {
     /// A job option has a value the job cannot work with.
     #[error("{0}")]
     Invalid(String),
+    /// A checkpoint could not be written, read or restored.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// The timely runtime could not start or a worker failed.
     #[error("runtime: {0}")]
     Runtime(String),
@@ -40,5 +43,11 @@ impl JobError {
             path: path.as_ref().display().to_string(),
             message: err.to_string(),
         }
+    }
+}
+
+impl From<weir_progress::CheckpointError> for JobError {
+    fn from(e: weir_progress::CheckpointError) -> Self {
+        JobError::Checkpoint(e.to_string())
     }
 }

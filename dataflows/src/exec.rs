@@ -56,7 +56,8 @@ impl Failure {
     pub fn is_set(&self) -> bool {
         self.0.borrow().is_some()
     }
-    fn take(&self) -> Option<JobError> {
+    /// Takes the recorded error out.
+    pub fn take(&self) -> Option<JobError> {
         self.0.borrow_mut().take()
     }
 }
@@ -90,6 +91,14 @@ pub struct RecordCounter {
 }
 
 impl RecordCounter {
+    /// A counter that also adds to a process-wide count (for progress bars).
+    pub fn with_process(process: Option<Arc<AtomicU64>>) -> Self {
+        RecordCounter {
+            worker: Rc::default(),
+            process,
+        }
+    }
+
     /// Counts `n` more records.
     pub fn add(&self, n: u64) {
         self.worker.set(self.worker.get() + n);

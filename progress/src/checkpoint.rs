@@ -61,7 +61,13 @@ pub enum Ack {
         /// Worker index.
         worker: usize,
     },
+    /// A participant failed: the job must stop (see [`ABORT`]).
+    Failed(String),
 }
+
+/// Sent on the committed stream (instead of an epoch) when a participant
+/// failed: sources stop reading, sinks stop publishing, and the job drains.
+pub const ABORT: u64 = u64::MAX;
 
 /// Which epochs are checkpoint epochs: every `every`-th (`every - 1`,
 /// `2 * every - 1`, ...) and [`FINAL_EPOCH`].
@@ -341,8 +347,13 @@ impl<'s, D: Clone + 'static> StatefulUnary<'s, D> for StreamVec<'s, u64, D> {
                 if !acks.in_flight.is_empty() {
                     activator.activate_after(Duration::from_micros(200));
                 }
-                if ckpt.failure().is_some() {
-                    acks.cap = None;
+                if let Some(error) = ckpt.failure() {
+                    if let Some(cap) = acks.cap.take() {
+                        ack_out
+                            .activate()
+                            .session(&cap)
+                            .give(Ack::Failed(error.to_string()));
+                    }
                     data_cap = None;
                 }
             }
@@ -383,6 +394,8 @@ impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
             let mut acks: BTreeMap<u64, (Capability<u64>, Vec<Ack>)> = BTreeMap::new();
             // source marks of skipped checkpoints, for the next manifest
             let mut carried: Vec<SourceMark> = Vec::new();
+            let mut aborted = false;
+            let mut abort_at = None;
             move |(input, frontier), output| {
                 let port = output.output_index();
                 input.for_each_stamp(|cap, data| {
@@ -394,9 +407,17 @@ impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
                     };
                     let entry = acks.entry(epoch).or_insert_with(|| (held, Vec::new()));
                     for batch in data {
+                        if batch.iter().any(|a| matches!(a, Ack::Failed(_))) && !aborted {
+                            aborted = true;
+                            abort_at = Some(entry.0.clone());
+                        }
                         entry.1.append(batch);
                     }
                 });
+                if let Some(cap) = abort_at.take() {
+                    ckpt.fail(CheckpointError::Aborted);
+                    output.session(&cap).give(ABORT);
+                }
                 while let Some((&epoch, _)) = acks.first_key_value() {
                     if frontier.less_equal(&epoch) {
                         break;
@@ -410,7 +431,7 @@ impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
                         match ack {
                             Ack::State(chain) => parts.push(chain),
                             Ack::Source(mark) => carried.push(mark),
-                            Ack::Output { .. } => {}
+                            Ack::Output { .. } | Ack::Failed(_) => {}
                         }
                     }
                     if !complete || ckpt.failure().is_some() {

@@ -27,6 +27,9 @@ pub enum CheckpointError {
         /// Why each complete checkpoint was rejected, newest first.
         tried: Vec<String>,
     },
+    /// Another participant of the job failed, so no further checkpoint is taken.
+    #[error("stopped because another worker failed")]
+    Aborted,
     /// A fresh start was asked for where an earlier run left checkpoints.
     #[error(
         "{dir} holds checkpoints of an earlier run: restore from them, or use an empty checkpoint directory"

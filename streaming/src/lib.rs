@@ -1,8 +1,22 @@
-//! Streaming on weir: Kafka and file sources and sinks, event time, windows and
-//! exactly-once delivery.
+//! Streaming on weir: file (and, next, Kafka) sources and sinks with
+//! exactly-once delivery, coordinated by checkpoints that progress tracking
+//! decides.
 //!
-//! Depends on `weir-progress` (epochs, checkpoints: a transactional sink commits
-//! epoch `e` only when the checkpoint covering `e` is complete) and on
-//! `weir-dataflows` (operators, job runner).
+//! How the modules depend on each other:
+//! - [`dir_source`]: a source watching a directory; its positions go into
+//!   every checkpoint, and a restore resumes (and replays) from them.
+//! - [`dir_sink`]: a sink whose files become visible only once the checkpoint
+//!   covering their epoch is complete.
+//! - [`run`]: the runner: restore decision on worker 0, coordinator, publishing,
+//!   failure propagation; used by every job in [`jobs`].
+//! - [`jobs`]: the streaming jobs (`weir stream wordcount`).
+//!
+//! Depends on `weir-progress` (epochs, checkpoints, recovery) and on
+//! `weir-dataflows` (errors, words, counters).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod dir_sink;
+pub mod dir_source;
+pub mod jobs;
+pub mod run;

@@ -1,0 +1,3 @@
+//! Streaming jobs.
+
+pub mod wordcount;

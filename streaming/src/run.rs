@@ -1,0 +1,188 @@
+//! Runs a checkpointed streaming job on a timely configuration.
+//!
+//! Before any worker builds its dataflow, worker 0 decides how the job starts
+//! ([`Recovery::prepare`]: fresh, or which checkpoint, falling back past damaged
+//! ones, and which epochs to replay) and settles what a crashed run left in the
+//! output; every worker then gets the same decision. The job's acknowledgements
+//! go to the coordinator, whose committed epochs publish the sinks' files. The
+//! job ends when its sources stop (`--stop-when-idle`) and the last checkpoint
+//! is committed, or when a worker fails (every worker then stops: see
+//! [`weir_progress::checkpoint::ABORT`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::{Concatenate, Inspect, Probe};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+use weir_dataflows::JobError;
+use weir_dataflows::exec::RecordCounter;
+use weir_progress::agree::{all_gather, decide_once};
+use weir_progress::checkpoint::{ABORT, Ack, Checkpoints, Coordinate, Schedule};
+use weir_progress::recovery::Recovery;
+use weir_progress::store::{CheckpointStore, Restore};
+
+use crate::dir_sink::Staged;
+use crate::dir_source::SourceCtx;
+
+/// How a streaming job checkpoints and restarts.
+#[derive(Clone, Debug)]
+pub struct StreamOptions {
+    /// Where checkpoints go.
+    pub checkpoint_dir: PathBuf,
+    /// Restore from this checkpoint (`None`: a fresh start).
+    pub restore: Option<Restore>,
+    /// Checkpoints to keep.
+    pub retain: usize,
+    /// Lines read by this process, for progress bars.
+    pub progress: Option<Arc<AtomicU64>>,
+}
+
+/// What a job's dataflow needs from the runner on one worker.
+pub struct StreamCtx {
+    /// Checkpointing context (register participants with it).
+    pub checkpoints: Checkpoints,
+    /// How this run starts.
+    pub recovery: Arc<Recovery>,
+    /// Shared by the worker's sources and sinks.
+    pub source: SourceCtx,
+    /// Lines written by this worker's sinks.
+    pub records_out: RecordCounter,
+}
+
+/// What a job's dataflow gives the runner.
+pub struct Built<'s> {
+    /// The acknowledgements of every participant.
+    pub acks: Vec<StreamVec<'s, u64, Ack>>,
+    /// The sinks' pending files, published as checkpoints complete.
+    pub staged: Vec<Staged>,
+}
+
+/// The outcome of a streaming job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// Lines read by all workers.
+    pub records_in: u64,
+    /// Lines written by all workers.
+    pub records_out: u64,
+    /// Checkpoints committed.
+    pub checkpoints: u64,
+    /// The checkpoint restored, if any.
+    pub restored: Option<u64>,
+    /// Damaged checkpoints skipped on restore.
+    pub warnings: Vec<String>,
+    /// Workers in all processes.
+    pub workers: usize,
+    /// Whether this process hosts worker 0.
+    pub leader: bool,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Report {
+    records_in: u64,
+    records_out: u64,
+    error: Option<JobError>,
+}
+
+/// Runs a streaming job: `prepare_output(recovery)` runs once, on worker 0,
+/// after the restore point is chosen and before any dataflow (it settles the
+/// sinks' directories); `build` makes one worker's dataflow.
+pub fn run_stream<P, F>(
+    config: timely::Config,
+    options: &StreamOptions,
+    prepare_output: P,
+    build: F,
+) -> Result<StreamSummary, JobError>
+where
+    P: Fn(&Recovery) -> Result<(), JobError> + Send + Sync + 'static,
+    F: for<'s> Fn(Scope<'s, u64>, &StreamCtx) -> Built<'s> + Send + Sync + 'static,
+{
+    let options = options.clone();
+    let start = Instant::now();
+    let guards = timely::execute(config, move |worker| {
+        let store = CheckpointStore::local(&options.checkpoint_dir)?;
+        let decided: Result<Recovery, JobError> = decide_once(worker, || {
+            let recovery = Recovery::prepare(&store, options.restore.as_ref())?;
+            prepare_output(&recovery)?;
+            Ok(recovery)
+        });
+        let recovery = Arc::new(decided?);
+        let mut checkpoints = Checkpoints::new(
+            store,
+            Schedule { every: 1 },
+            recovery.manifest.clone().map(Arc::new),
+            worker.index(),
+            worker.peers(),
+        );
+        checkpoints.retain = options.retain;
+        let ctx = StreamCtx {
+            checkpoints,
+            recovery: Arc::clone(&recovery),
+            source: SourceCtx {
+                records_in: RecordCounter::with_process(options.progress.clone()),
+                ..SourceCtx::default()
+            },
+            records_out: RecordCounter::default(),
+        };
+        let probe = ProbeHandle::new();
+        let committed_count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+        worker.dataflow::<u64, _, _>(|scope| {
+            let built = build(scope, &ctx);
+            let committed = scope.concatenate(built.acks).coordinate(&ctx.checkpoints);
+            let count = std::rc::Rc::clone(&committed_count);
+            let committed = committed.inspect(move |&c| {
+                if c != ABORT {
+                    count.set(count.get() + 1);
+                }
+            });
+            for staged in built.staged {
+                staged.publish(committed.clone()).probe_with(&probe);
+            }
+            committed.probe_with(&probe);
+        });
+        worker.step_or_park_while(None, || !probe.done());
+        let error = ctx
+            .source
+            .failure
+            .take()
+            .or_else(|| ctx.checkpoints.failure().map(JobError::from));
+        let reports = all_gather(
+            worker,
+            Report {
+                records_in: ctx.source.records_in.get(),
+                records_out: ctx.records_out.get(),
+                error,
+            },
+        );
+        // the error that started it, not another worker's "stopped because ..."
+        let aborted = JobError::from(weir_progress::CheckpointError::Aborted);
+        let mut errors = reports.iter().filter_map(|r| r.error.clone());
+        let first = errors.clone().find(|e| *e != aborted);
+        if let Some(error) = first.or_else(|| errors.next()) {
+            return Err(error);
+        }
+        Ok(StreamSummary {
+            records_in: reports.iter().map(|r| r.records_in).sum(),
+            records_out: reports.iter().map(|r| r.records_out).sum(),
+            checkpoints: committed_count.get(),
+            restored: recovery.manifest.as_ref().map(|m| m.epoch),
+            warnings: recovery.warnings.clone(),
+            workers: worker.peers(),
+            leader: worker.index() == 0,
+            elapsed: Duration::ZERO,
+        })
+    })
+    .map_err(JobError::Runtime)?;
+    let mut first = None;
+    for result in guards.join() {
+        let outcome = result.map_err(JobError::Runtime)??;
+        first.get_or_insert(outcome);
+    }
+    let mut summary = first.ok_or_else(|| JobError::Runtime("no workers ran".into()))?;
+    summary.elapsed = start.elapsed();
+    Ok(summary)
+}
