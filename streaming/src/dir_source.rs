@@ -170,9 +170,12 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                     return;
                 }
                 let mut lines = Vec::new();
-                let result = if let Some(targets) = plan.remove(&epoch) {
+                let replayed = plan.remove(&epoch);
+                let result = if let Some(targets) = &replayed {
                     // replay: read exactly what this epoch read before
-                    reader.replay(epoch, &targets, &mut lines)
+                    reader.replay(epoch, targets, &mut lines)
+                } else if !plan.is_empty() {
+                    Ok(()) // an epoch before the restore read nothing here
                 } else {
                     reader
                         .list(mine)
@@ -192,7 +195,9 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                     ack_cap = None;
                     return;
                 }
-                let replaying = plan.keys().next().is_some();
+                // a replayed epoch ends where it ended before, and so do the
+                // epochs up to the last replayed one (none of them reads live)
+                let replaying = replayed.is_some() || !plan.is_empty();
                 let idle = !reader.unread();
                 let now = Instant::now();
                 let stop = !replaying

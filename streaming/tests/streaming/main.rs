@@ -1,0 +1,6 @@
+//! Integration tests of weir's streaming jobs: one module per topic.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod recovery;
+mod wordcount;
