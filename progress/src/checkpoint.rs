@@ -180,6 +180,14 @@ impl Checkpoints {
         (state, writer)
     }
 
+    /// The epoch of the restored checkpoint: no participant may acknowledge a
+    /// checkpoint at or before it again (the frontier starts at 0 on every
+    /// worker, and only jumps to the restored run's first epoch once every
+    /// worker has started).
+    pub fn restored_epoch(&self) -> Option<u64> {
+        self.restored.as_ref().map(|m| m.epoch)
+    }
+
     /// Registers a participant without keyed state (a source or a sink): every
     /// checkpoint then waits for its [`Ack`] from every worker.
     pub fn participate(&self, name: &str) {
@@ -278,7 +286,8 @@ impl<'s, D: Clone + 'static> StatefulUnary<'s, D> for StreamVec<'s, u64, D> {
                 in_flight: Vec::new(),
             };
             let mut pending: BTreeMap<u64, Vec<D>> = BTreeMap::new();
-            let mut snapshotted: Option<u64> = None;
+            // never snapshot at or below the restored epoch: those files exist
+            let mut snapshotted: Option<u64> = ckpt.restored_epoch();
             let mut out = Vec::new();
             move |frontiers| {
                 input.for_each_stamp(|cap, data| {

@@ -128,6 +128,13 @@ impl CheckpointStore {
         bytes: &[u8],
     ) -> Result<FileRef, CheckpointError> {
         let path = format!("{}/{name}", dir_name(epoch));
+        if self.backend.exists(&path) {
+            // a checkpoint file is written once: another writer means a bug
+            return Err(CheckpointError::Io {
+                path: self.backend.describe(&path),
+                message: "exists already; checkpoint files are never overwritten".into(),
+            });
+        }
         self.backend.put(&path, bytes)?;
         Ok(FileRef {
             path,

@@ -141,10 +141,11 @@ impl<'s> CommitFiles<'s> for StreamVec<'s, u64, String> {
         let (sink, ctx, written) = (sink.clone(), ctx.clone(), written.clone());
         let (schedule, index, name) = (checkpoints.schedule, checkpoints.index, name.to_string());
         let pending = Rc::clone(&staged.pending);
+        let restored = checkpoints.restored_epoch();
         builder.build(move |mut caps| {
             let mut ack_cap = caps.pop();
             let mut buffered: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-            let mut acked: Option<u64> = None;
+            let mut acked: Option<u64> = restored;
             move |frontiers| {
                 data_in.for_each_stamp(|cap, data| {
                     if let Some(&epoch) = cap.stamp().least() {

@@ -10,6 +10,7 @@
 //! - [`run`]: the runner: restore decision on worker 0, coordinator, publishing,
 //!   failure propagation; used by every job in [`jobs`].
 //! - [`jobs`]: the streaming jobs (`weir stream wordcount`).
+//! - [`testing`]: seeded inputs and output checks for tests of streaming jobs.
 //!
 //! Depends on `weir-progress` (epochs, checkpoints, recovery) and on
 //! `weir-dataflows` (errors, words, counters).
@@ -20,3 +21,4 @@ pub mod dir_sink;
 pub mod dir_source;
 pub mod jobs;
 pub mod run;
+pub mod testing;

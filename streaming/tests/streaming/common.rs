@@ -1,14 +1,13 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use weir_dataflows::JobError;
-use weir_dataflows::jobs::wordcount::for_each_word;
 use weir_progress::store::Restore;
-use weir_streaming::dir_sink::parse_output;
 use weir_streaming::dir_source::DirSource;
 use weir_streaming::jobs::wordcount;
 use weir_streaming::run::{StreamOptions, StreamSummary};
+pub use weir_streaming::testing::reference;
 
 /// The directories of one streaming test.
 pub struct Dirs {
@@ -30,37 +29,6 @@ impl Dirs {
             _root: root,
         }
     }
-}
-
-/// The text of input file `i`: 20 lines over a vocabulary of 37 words.
-pub fn text(i: usize) -> String {
-    (0..20)
-        .map(|j| {
-            let words: Vec<String> = (0..(i + j) % 5 + 1)
-                .map(|k| format!("W{}", (i * 7 + j * 13 + k * 3) % 37))
-                .collect();
-            words.join(" ") + "\n"
-        })
-        .collect()
-}
-
-/// Writes input file `i` as writers must: under a hidden name, then renamed.
-pub fn add_file(dir: &Path, i: usize) {
-    let name = format!("f{i:04}.txt");
-    let hidden = dir.join(format!(".{name}"));
-    std::fs::write(&hidden, text(i)).unwrap();
-    std::fs::rename(hidden, dir.join(name)).unwrap();
-}
-
-/// Word totals of input files `files`, sequentially.
-pub fn reference(files: impl IntoIterator<Item = usize>) -> BTreeMap<String, u64> {
-    let mut totals = BTreeMap::new();
-    for i in files {
-        for line in text(i).lines() {
-            for_each_word(line, |w| *totals.entry(w.to_string()).or_insert(0) += 1);
-        }
-    }
-    totals
 }
 
 /// Runs the job until idle.
@@ -103,40 +71,6 @@ pub fn run_cluster(
     })
 }
 
-/// Checks the visible output of a job against the true totals: every line is
-/// `word<TAB>count`, no (epoch, word) appears twice, each word's counts grow
-/// from epoch to epoch, and the last is the total.
-pub fn check_output(dir: &Path, expected: &BTreeMap<String, u64>) {
-    let mut lines: Vec<(u64, String, u64)> = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let (epoch, _) = parse_output(&name).unwrap_or_else(|| panic!("stray file {name}"));
-        for line in std::fs::read_to_string(dir.join(&name)).unwrap().lines() {
-            let (word, count) = line.split_once('\t').unwrap();
-            lines.push((epoch, word.to_string(), count.parse().unwrap()));
-        }
-    }
-    lines.sort();
-    let mut seen = BTreeSet::new();
-    let mut last: BTreeMap<String, u64> = BTreeMap::new();
-    for (epoch, word, count) in &lines {
-        assert!(
-            seen.insert((*epoch, word.clone())),
-            "({epoch}, {word}) committed twice"
-        );
-        if let Some(previous) = last.insert(word.clone(), *count) {
-            assert!(
-                previous < *count,
-                "{word}: count {count} at epoch {epoch} after {previous}"
-            );
-        }
-    }
-    assert_eq!(&last, expected);
-}
-
 /// Damages the newest file of the newest complete checkpoint; returns its path.
 pub fn corrupt_newest(checkpoints: &Path) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(checkpoints)
@@ -155,4 +89,17 @@ pub fn corrupt_newest(checkpoints: &Path) -> PathBuf {
     bytes[0] ^= 0xff;
     std::fs::write(&victim, bytes).unwrap();
     victim
+}
+
+/// Writes input file `i`.
+pub fn add_file(dir: &Path, i: usize) {
+    weir_streaming::testing::add_file(dir, i).unwrap();
+}
+
+/// Checks the committed output against `expected` (see
+/// [`weir_streaming::testing::check_word_counts`]).
+pub fn check_output(dir: &Path, expected: &BTreeMap<String, u64>) {
+    if let Err(e) = weir_streaming::testing::check_word_counts(dir, expected) {
+        panic!("{}: {e}", dir.display());
+    }
 }

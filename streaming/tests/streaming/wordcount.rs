@@ -30,7 +30,11 @@ fn counts_are_exact_while_files_arrive_on_every_layout() {
 fn hidden_files_are_not_read_until_renamed() {
     let dirs = Dirs::new();
     add_file(&dirs.input, 0);
-    std::fs::write(dirs.input.join(".f0001.txt"), crate::common::text(1)).unwrap();
+    std::fs::write(
+        dirs.input.join(".f0001.txt"),
+        weir_streaming::testing::text(1),
+    )
+    .unwrap();
     run_cluster(vec![timely::Config::thread()], &dirs, None).unwrap();
     check_output(&dirs.output, &reference([0]));
 }
