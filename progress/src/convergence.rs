@@ -37,9 +37,13 @@ pub struct Round {
 
 /// When a loop stops.
 pub struct Convergence<F> {
-    /// Iterations at most (the loop runs iterations `0 .. max_iterations`).
+    /// The number of the loop's first iteration: 0, or where a loop resumed
+    /// from a checkpoint goes on (see [`crate::loop_state`]).
+    pub first: u64,
+    /// Iterations at most (the loop runs iterations `first .. max_iterations`).
     pub max_iterations: u64,
-    /// Stops after iteration `i` when `stop(i, total)` holds.
+    /// Stops after iteration `i` (counted from 0 over all resumes) when
+    /// `stop(i, total)` holds.
     pub stop: F,
 }
 
@@ -64,7 +68,7 @@ pub trait Converge<'s, D> {
     ///         let (handle, cycle) = inner.loop_variable(1);
     ///         let halved = start.enter(inner).concat(cycle).map(|x| x / 2).filter(|x| *x > 0);
     ///         let values = halved.clone().map(|x| x as f64);
-    ///         let stop = Convergence { max_iterations: 10, stop: |_, total: f64| total < 10.0 };
+    ///         let stop = Convergence { first: 0, max_iterations: 10, stop: |_, total: f64| total < 10.0 };
     ///         let seen = Arc::clone(&seen);
     ///         halved
     ///             .converge(values, stop, move |r| seen.lock().unwrap().push((r.iteration, r.value)))
@@ -142,11 +146,12 @@ impl<'s, D: Clone + 'static> Converge<'s, D> for StreamVec<'s, Iteration, D> {
                 sums.for_each_stamp(|_, batches| {
                     for batch in batches {
                         for (time, value) in batch.drain(..) {
-                            let last = time.inner + 1 >= convergence.max_iterations
-                                || (convergence.stop)(time.inner, value);
+                            let iteration = convergence.first + time.inner;
+                            let last = iteration + 1 >= convergence.max_iterations
+                                || (convergence.stop)(iteration, value);
                             report(Round {
                                 epoch: time.outer,
-                                iteration: time.inner,
+                                iteration,
                                 value,
                                 last,
                             });

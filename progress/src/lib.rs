@@ -19,6 +19,8 @@
 //! - [`checkpoint`]: the timely side: stateful operators that snapshot when their
 //!   frontier passes a checkpoint epoch, and the coordinator that commits a
 //!   checkpoint when the frontier of the acknowledgements passes it.
+//! - [`loop_state`]: checkpoints of an iterative loop's records every K
+//!   iterations, and resuming mid-loop at any worker count.
 //! - [`agree`]: all-gather and decide-once among all workers, through timely.
 //! - [`recovery`]: how a job restarts: the checkpoint, source positions, and
 //!   the epochs to replay identically after a fallback.
@@ -35,6 +37,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod convergence;
 pub mod error;
+pub mod loop_state;
 pub mod recovery;
 pub mod route;
 pub mod state;

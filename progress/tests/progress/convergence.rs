@@ -1,10 +1,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use std::path::PathBuf;
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, ConnectLoop, Enter, Input, LoopVariable, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
+
 use weir_progress::convergence::{Converge, Convergence};
+use weir_progress::loop_state::{CheckpointLoop, LoopCheckpoints, resume};
+use weir_progress::store::CheckpointStore;
 use weir_progress::testing;
 
 const MAX: u64 = 40;
@@ -40,8 +44,29 @@ fn reference() -> Vec<(u64, f64)> {
 }
 
 fn run(config: timely::Config) -> Vec<(u64, f64)> {
-    let guards = timely::execute(config, |worker| {
+    run_loop(config, MAX, None)
+}
+
+/// The loop up to `max` iterations; with `checkpoints`, resumes from the newest
+/// loop checkpoint there and checkpoints every 3 iterations.
+fn run_loop(config: timely::Config, max: u64, checkpoints: Option<PathBuf>) -> Vec<(u64, f64)> {
+    let guards = timely::execute(config, move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
+        let store = checkpoints
+            .as_ref()
+            .map(|d| CheckpointStore::local(d).unwrap());
+        let resumed = store
+            .as_ref()
+            .and_then(|s| resume::<u64>(s, index, peers).unwrap());
+        let first = resumed.as_ref().map_or(0, |r| r.next);
+        let records = resumed.map_or_else(|| start(index, peers), |r| r.records);
+        let loop_checkpoints = store.map(|store| LoopCheckpoints {
+            store,
+            every: 3,
+            first,
+            index,
+            peers,
+        });
         let mut input =
             InputHandle::<u64, timely::container::CapacityContainerBuilder<Vec<u64>>>::new();
         let probe = ProbeHandle::new();
@@ -57,22 +82,25 @@ fn run(config: timely::Config) -> Vec<(u64, f64)> {
                     .map(|x| x * 3 / 4)
                     .filter(|x| *x > 0);
                 let values = next.clone().map(|x| x as f64);
-                next.clone()
-                    .converge(
-                        values,
-                        Convergence {
-                            max_iterations: MAX,
-                            stop,
-                        },
-                        move |r| {
-                            seen.borrow_mut().push((r.iteration, r.value));
-                        },
-                    )
-                    .connect_loop(handle);
+                let gated = next.clone().converge(
+                    values,
+                    Convergence {
+                        first,
+                        max_iterations: max,
+                        stop,
+                    },
+                    move |r| {
+                        seen.borrow_mut().push((r.iteration, r.value));
+                    },
+                );
+                match &loop_checkpoints {
+                    Some(c) => gated.checkpoint_loop(c).connect_loop(handle),
+                    None => gated.connect_loop(handle),
+                }
                 next.probe_with(&probe);
             });
         });
-        for x in start(index, peers) {
+        for x in records {
             input.send(x);
         }
         drop(input);
@@ -108,6 +136,7 @@ fn the_maximum_ends_a_loop_that_would_not_converge() {
             let same = start.enter(inner).concat(cycle);
             let values = same.clone().map(|x| x as f64);
             let never = Convergence {
+                first: 0,
                 max_iterations: 7,
                 stop: |_, _| false,
             };
@@ -121,4 +150,31 @@ fn the_maximum_ends_a_loop_that_would_not_converge() {
     assert_eq!(rounds.len(), 7);
     assert_eq!(rounds.last(), Some(&(6, true)));
     assert!(rounds[..6].iter().all(|(_, last)| !last));
+}
+
+#[test]
+fn a_loop_checkpointed_every_3_iterations_resumes_mid_loop_at_another_worker_count() {
+    let want = reference();
+    let layouts = testing::layouts().unwrap();
+    for (i, (layout, configs)) in layouts.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        // the first run ends after iteration 4 (as if killed): its newest
+        // checkpoint is iteration 2's
+        let p = path.clone();
+        let first =
+            testing::run_processes(configs.clone(), move |c| run_loop(c, 5, Some(p.clone())));
+        assert_eq!(first[0], want[..5], "{layout}");
+        // resume on the next layout
+        let (next_layout, next_configs) = &layouts[(i + 1) % layouts.len()];
+        let p = path.clone();
+        let resumed = testing::run_processes(next_configs.clone(), move |c| {
+            run_loop(c, MAX, Some(p.clone()))
+        });
+        assert_eq!(
+            resumed[0],
+            want[3..],
+            "{layout} then {next_layout}: the loop goes on from iteration 3"
+        );
+    }
 }
