@@ -2,7 +2,10 @@
 //! hand-written single-threaded baselines of the same computation (COST), and the
 //! peak memory of a join whose inputs are five times its budget.
 //!
-//! Run with `cargo run --release -p weir-bench -- <wordcount|join|join-spill>`.
+//! Also the progress core: per-epoch latency with checkpoints (`latency`) and
+//! incremental vs full snapshots (`snapshots`).
+//!
+//! Run with `cargo run --release -p weir-bench -- <wordcount|join|join-spill|latency|snapshots>`.
 //! Timings on a shared 2-core machine are noisy: compare the ratios of one run.
 #![forbid(unsafe_code)]
 
@@ -12,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+
+mod checkpoints;
 use weir_dataflows::exec::{JobOptions, peak_rss};
 use weir_dataflows::generate::{Generator, TableSpec, TextSpec};
 use weir_dataflows::input::LineInput;
@@ -34,9 +39,34 @@ fn main() -> Result<()> {
         "join-spill: run only this strategy (used for a fresh process per strategy)",
         "S",
     );
+    opts.optopt(
+        "",
+        "epochs",
+        "latency: epochs to measure (default 2000)",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "variant",
+        "latency: run only this job (one process of two)",
+        "V",
+    );
+    opts.optopt(
+        "",
+        "process",
+        "latency: this process's index (with --hosts)",
+        "P",
+    );
+    opts.optopt(
+        "",
+        "hosts",
+        "latency: hostfile of the two processes",
+        "FILE",
+    );
     let args: Vec<String> = std::env::args().skip(1).collect();
     let m = opts.parse(&args)?;
-    let usage = "Usage: weir-bench <wordcount|join|join-spill> [--scale X] [--dir DIR]";
+    let usage =
+        "Usage: weir-bench <wordcount|join|join-spill|latency|snapshots> [--scale X] [--dir DIR]";
     if m.opt_present("help") {
         print!("{}", opts.usage(usage));
         return Ok(());
@@ -54,6 +84,23 @@ fn main() -> Result<()> {
             Some(strategy) => join_spill_one(&dir, scale, &strategy),
             None => bench_join_spill(&dir, scale),
         },
+        Some("latency") => {
+            let epochs: u64 = m.opt_get_default("epochs", 2000)?;
+            match (
+                m.opt_str("variant"),
+                m.opt_get::<usize>("process")?,
+                m.opt_str("hosts"),
+            ) {
+                (Some(variant), Some(process), Some(hosts)) => {
+                    checkpoints::latency_process(&variant, epochs, process, Path::new(&hosts), &dir)
+                }
+                _ => checkpoints::bench_latency(&dir, epochs),
+            }
+        }
+        Some("snapshots") => {
+            let keys = (1_000_000.0 * scale) as u64;
+            checkpoints::bench_snapshots(&dir, &[keys, keys * 10])
+        }
         _ => bail!("{usage}"),
     }
 }

@@ -228,7 +228,8 @@ impl Acks {
 /// A unary operator with checkpointed keyed state.
 pub trait StatefulUnary<'s, D> {
     /// Applies `logic(epoch, records, state, output)` to each epoch's records in
-    /// epoch order, once the input frontier has passed the epoch, and emits the
+    /// epoch order, in one call once the input frontier has passed the epoch
+    /// (so `logic` sees the whole epoch: what changed in it), and emits the
     /// output at that epoch. Snapshots the state at checkpoint epochs (see the
     /// module doc). Returns the output and the acknowledgement stream, which goes
     /// to [`Coordinate::coordinate`].
@@ -399,12 +400,17 @@ pub trait Coordinate<'s> {
 impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
     fn coordinate(self, checkpoints: &Checkpoints) -> StreamVec<'s, u64, u64> {
         let ckpt = checkpoints.clone();
-        self.unary_frontier(Exchange::new(|_: &Ack| 0), "Coordinate", move |_, _| {
+        let scope = self.scope();
+        self.unary_frontier(Exchange::new(|_: &Ack| 0), "Coordinate", move |_, info| {
+            let activator = scope.activator_for(info.address);
             let mut acks: BTreeMap<u64, (Capability<u64>, Vec<Ack>)> = BTreeMap::new();
             // source marks of skipped checkpoints, for the next manifest
             let mut carried: Vec<SourceMark> = Vec::new();
             let mut aborted = false;
             let mut abort_at = None;
+            // manifests are written off the worker's thread, in order
+            let mut committer: Option<Committer> = None;
+            let mut in_flight: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
             move |(input, frontier), output| {
                 let port = output.output_index();
                 input.for_each_stamp(|cap, data| {
@@ -453,23 +459,85 @@ impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
                         parts,
                         sources: std::mem::take(&mut carried),
                     };
-                    // a job with sources goes on later from its last data epoch
-                    let last = manifest.sources.iter().map(|m| m.next).max();
-                    let committed = match last.and_then(|n| n.checked_sub(1)) {
-                        Some(last) if epoch == FINAL_EPOCH => {
-                            ckpt.store.commit_final(manifest, last).map(|_| ())
+                    let committer = committer
+                        .get_or_insert_with(|| Committer::spawn(ckpt.store.clone(), ckpt.retain));
+                    match committer.submit(manifest) {
+                        Ok(()) => {
+                            in_flight.insert(epoch, cap);
                         }
-                        _ => ckpt.store.commit(&manifest),
-                    };
-                    match committed.and_then(|()| ckpt.store.retain(ckpt.retain)) {
-                        Ok(_) => output.session(&cap).give(epoch),
                         Err(e) => ckpt.fail(e),
                     }
+                }
+                for (epoch, result) in committer.iter().flat_map(Committer::completed) {
+                    let cap = in_flight.remove(&epoch);
+                    match (result, cap) {
+                        (Ok(()), Some(cap)) => output.session(&cap).give(epoch),
+                        (Err(e), _) => ckpt.fail(e),
+                        (Ok(()), None) => {}
+                    }
+                }
+                if !in_flight.is_empty() {
+                    activator.activate_after(Duration::from_micros(200));
                 }
             }
         })
         .broadcast()
     }
+}
+
+/// Writes manifests (and applies retention) on a thread of its own, in order.
+struct Committer {
+    jobs: std::sync::mpsc::Sender<Manifest>,
+    done: std::sync::mpsc::Receiver<(u64, Result<(), CheckpointError>)>,
+}
+
+impl Committer {
+    fn spawn(store: CheckpointStore, retain: usize) -> Self {
+        let (jobs, inbox) = std::sync::mpsc::channel::<Manifest>();
+        let (outbox, done) = std::sync::mpsc::channel();
+        // if the thread cannot start, its inbox is dropped and `submit` says so
+        let _ = std::thread::Builder::new()
+            .name("weir-commit".into())
+            .spawn(move || {
+                for manifest in inbox {
+                    let epoch = manifest.epoch;
+                    let result = commit(&store, manifest, retain);
+                    if outbox.send((epoch, result)).is_err() {
+                        return;
+                    }
+                }
+            });
+        Committer { jobs, done }
+    }
+
+    fn submit(&self, manifest: Manifest) -> Result<(), CheckpointError> {
+        self.jobs.send(manifest).map_err(|_| CheckpointError::Io {
+            path: "manifest writer".into(),
+            message: "the writer thread could not start or is gone".into(),
+        })
+    }
+
+    fn completed(&self) -> Vec<(u64, Result<(), CheckpointError>)> {
+        self.done.try_iter().collect()
+    }
+}
+
+/// Commits `manifest` and applies retention. The checkpoint that ends a job
+/// with sources is committed under its last data epoch
+/// ([`CheckpointStore::commit_final`]).
+fn commit(
+    store: &CheckpointStore,
+    manifest: Manifest,
+    retain: usize,
+) -> Result<(), CheckpointError> {
+    let last = manifest.sources.iter().map(|m| m.next).max();
+    match last.and_then(|n| n.checked_sub(1)) {
+        Some(last) if manifest.epoch == FINAL_EPOCH => {
+            store.commit_final(manifest, last).map(|_| ())
+        }
+        _ => store.commit(&manifest),
+    }?;
+    store.retain(retain).map(|_| ())
 }
 
 #[cfg(test)]
