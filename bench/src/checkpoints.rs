@@ -21,11 +21,18 @@ use weir_progress::state::{Changes, KeyedState, SnapshotWriter};
 use weir_progress::store::CheckpointStore;
 
 /// The jobs whose latency is compared.
-pub const VARIANTS: [&str; 4] = ["bare", "stateful", "checkpointed", "checkpointed-commit"];
+pub const VARIANTS: [&str; 5] = [
+    "bare",
+    "bare-epochs",
+    "stateful",
+    "checkpointed",
+    "checkpointed-commit",
+];
 
 fn describe(variant: &str) -> &'static str {
     match variant {
         "bare" => "bare timely (exchange + counting operator)",
+        "bare-epochs" => "bare timely, counting each epoch once complete (unary_frontier)",
         "stateful" => "weir stateful_unary, no checkpoints",
         "checkpointed" => "weir stateful_unary, checkpoint every epoch",
         _ => "same, waiting until each checkpoint is committed",
@@ -73,6 +80,45 @@ pub fn latencies(
                                         session.give((k, *c));
                                     }
                                 });
+                            }
+                        },
+                    )
+                    .probe_with(&probe);
+            } else if variant == "bare-epochs" {
+                records
+                    .unary_frontier::<CapacityContainerBuilder<Vec<(u64, u64)>>, _, _, _>(
+                        route,
+                        "CountEpochs",
+                        |_, _| {
+                            let mut counts: HashMap<u64, u64> = HashMap::new();
+                            let mut pending = std::collections::BTreeMap::new();
+                            move |(input, frontier), output| {
+                                let port = output.output_index();
+                                input.for_each_stamp(|stamp, data| {
+                                    let Some(&epoch) = stamp.stamp().least() else {
+                                        return;
+                                    };
+                                    let Some(cap) = stamp.retain_least(port) else {
+                                        return;
+                                    };
+                                    let entry =
+                                        pending.entry(epoch).or_insert_with(|| (cap, Vec::new()));
+                                    for batch in data {
+                                        entry.1.append(batch);
+                                    }
+                                });
+                                while let Some(entry) = pending.first_entry() {
+                                    if frontier.less_equal(entry.key()) {
+                                        break;
+                                    }
+                                    let (cap, records) = entry.remove();
+                                    let mut session = output.session(&cap);
+                                    for (k, v) in records {
+                                        let c = counts.entry(k).or_insert(0);
+                                        *c += v;
+                                        session.give((k, *c));
+                                    }
+                                }
                             }
                         },
                     )
