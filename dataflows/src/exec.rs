@@ -261,19 +261,29 @@ where
     let (_, local_peers) = workers(&config);
     let options = options.clone();
     let start = Instant::now();
-    let guards = timely::execute(config, move |worker| {
+    let mut summary = execute(config, move |worker| {
         run_worker(worker, &options, local_peers, &build)
-    })
-    .map_err(JobError::Runtime)?;
+    })?;
+    summary.elapsed = start.elapsed();
+    summary.peak_rss = peak_rss();
+    Ok(summary)
+}
+
+/// Runs `work` on every worker of `config` and returns the first local
+/// worker's result (the workers of a job agree on the outcome, so any one
+/// speaks for the process), or the first error.
+pub fn execute<T, W>(config: timely::Config, work: W) -> Result<T, JobError>
+where
+    T: Send + 'static,
+    W: Fn(&mut Worker) -> Result<T, JobError> + Send + Sync + 'static,
+{
+    let guards = timely::execute(config, work).map_err(JobError::Runtime)?;
     let mut first = None;
     for result in guards.join() {
         let outcome = result.map_err(JobError::Runtime)??;
         first.get_or_insert(outcome);
     }
-    let mut summary = first.ok_or_else(|| JobError::Runtime("no workers ran".into()))?;
-    summary.elapsed = start.elapsed();
-    summary.peak_rss = peak_rss();
-    Ok(summary)
+    first.ok_or_else(|| JobError::Runtime("no workers ran".into()))
 }
 
 fn run_worker<F>(

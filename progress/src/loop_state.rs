@@ -63,6 +63,11 @@ pub fn resume<D: DeserializeOwned>(
         return Ok(None);
     }
     let (manifest, _) = store.restore_point(&Restore::Latest)?;
+    // what the interrupted run left after it, this run writes anew; worker 0
+    // clears it before its loop starts, so before any worker can write there
+    if index == 0 {
+        store.discard_after(manifest.epoch)?;
+    }
     let mut records = Vec::new();
     for part in manifest.parts.iter().filter(|p| p.worker % peers == index) {
         for file in &part.files {

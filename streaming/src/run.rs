@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::{Concatenate, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use weir_dataflows::JobError;
-use weir_dataflows::exec::RecordCounter;
+use weir_dataflows::exec::{RecordCounter, execute};
 use weir_progress::agree::{all_gather, decide_once};
 use weir_progress::checkpoint::{ABORT, Ack, Checkpoints, Coordinate, Schedule};
 use weir_progress::recovery::Recovery;
@@ -103,7 +103,7 @@ where
 {
     let options = options.clone();
     let start = Instant::now();
-    let guards = timely::execute(config, move |worker| {
+    let mut summary = execute(config, move |worker| {
         let store = CheckpointStore::local(&options.checkpoint_dir)?;
         let decided: Result<Recovery, JobError> = decide_once(worker, || {
             let recovery = Recovery::prepare(&store, options.restore.as_ref())?;
@@ -175,14 +175,7 @@ where
             leader: worker.index() == 0,
             elapsed: Duration::ZERO,
         })
-    })
-    .map_err(JobError::Runtime)?;
-    let mut first = None;
-    for result in guards.join() {
-        let outcome = result.map_err(JobError::Runtime)??;
-        first.get_or_insert(outcome);
-    }
-    let mut summary = first.ok_or_else(|| JobError::Runtime("no workers ran".into()))?;
+    })?;
     summary.elapsed = start.elapsed();
     Ok(summary)
 }
