@@ -158,6 +158,7 @@ fn wordcount_main(args: &[String]) -> Result<(), CliError> {
         retain,
         progress: None,
     };
+    source.validate()?;
     cli::note(
         &m,
         format!(

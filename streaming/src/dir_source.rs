@@ -38,6 +38,20 @@ pub struct DirSource {
     pub stop_when_idle: Option<Duration>,
 }
 
+impl DirSource {
+    /// Checks that the watched directory exists.
+    pub fn validate(&self) -> Result<(), JobError> {
+        if self.dir.is_dir() {
+            Ok(())
+        } else {
+            Err(JobError::Io {
+                path: self.dir.display().to_string(),
+                message: "not a directory (the source watches a directory for new files)".into(),
+            })
+        }
+    }
+}
+
 /// What the sources of a worker share with the rest of its dataflow.
 #[derive(Clone, Default)]
 pub struct SourceCtx {

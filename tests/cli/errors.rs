@@ -188,3 +188,68 @@ fn runtime_errors_exit_1_naming_the_input_and_position() {
         ),
     );
 }
+
+#[test]
+fn stream_wordcount_bad_flags_and_inputs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (input, out, ck) = (
+        format!("dir:{d}/in"),
+        format!("dir:{d}/out"),
+        format!("{d}/ck"),
+    );
+    let base = [
+        "stream",
+        "wordcount",
+        "--sink",
+        &out,
+        "--checkpoint-dir",
+        &ck,
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let call = |args: Vec<String>, code: i32, line: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&args, code, line);
+    };
+    call(
+        with(&["--source", "kafka:topic"]),
+        2,
+        "weir: --source 'kafka:topic': expected dir:PATH (Kafka comes with the Kafka connector)",
+    );
+    call(with(&[]), 2, "weir: missing required option --source");
+    call(
+        with(&["--source", &input, "--checkpoint-interval", "soon"]),
+        2,
+        "weir: invalid value 'soon' for --checkpoint-interval: expected number at 0",
+    );
+    call(
+        with(&["--source", &input, "--restore", "yesterday"]),
+        2,
+        "weir: --restore 'yesterday': expected 'latest' or a checkpoint directory chk-<epoch>",
+    );
+    call(
+        with(&["--source", &input]),
+        1,
+        &format!("weir: {d}/in: not a directory (the source watches a directory for new files)"),
+    );
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    let args = with(&["--source", &input, "--restore", "latest"]);
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let want = format!(
+        "weir: checkpoint: no valid checkpoint to restore in {d}/ck/ (it holds no complete checkpoint)"
+    );
+    assert_eq!(
+        err.lines().last(),
+        Some(want.as_str()),
+        "no silent fresh start: {err}"
+    );
+    fails(
+        &["stream", "grep"],
+        2,
+        "weir: stream: unknown job 'grep' (jobs: wordcount)",
+    );
+}

@@ -79,12 +79,7 @@ pub fn run(
     output: &Path,
     options: &StreamOptions,
 ) -> Result<StreamSummary, JobError> {
-    if !source.dir.is_dir() {
-        return Err(JobError::Io {
-            path: source.dir.display().to_string(),
-            message: "not a directory (the source watches a directory for new files)".into(),
-        });
-    }
+    source.validate()?;
     let out = output.to_path_buf();
     let prepare = move |recovery: &weir_progress::recovery::Recovery| {
         recover_output(
