@@ -39,6 +39,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use timely::dataflow::operators::vec::Broadcast;
 
+use crate::background::Background;
 use crate::error::CheckpointError;
 use crate::state::{KeyedState, SnapshotWriter, restore};
 use crate::store::{CheckpointStore, Manifest, PartChain, SourceMark};
@@ -486,39 +487,28 @@ impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
 }
 
 /// Writes manifests (and applies retention) on a thread of its own, in order.
-struct Committer {
-    jobs: std::sync::mpsc::Sender<Manifest>,
-    done: std::sync::mpsc::Receiver<(u64, Result<(), CheckpointError>)>,
-}
+struct Committer(Background<Manifest, (u64, Result<(), CheckpointError>)>);
 
 impl Committer {
     fn spawn(store: CheckpointStore, retain: usize) -> Self {
-        let (jobs, inbox) = std::sync::mpsc::channel::<Manifest>();
-        let (outbox, done) = std::sync::mpsc::channel();
-        // if the thread cannot start, its inbox is dropped and `submit` says so
-        let _ = std::thread::Builder::new()
-            .name("weir-commit".into())
-            .spawn(move || {
-                for manifest in inbox {
-                    let epoch = manifest.epoch;
-                    let result = commit(&store, manifest, retain);
-                    if outbox.send((epoch, result)).is_err() {
-                        return;
-                    }
-                }
-            });
-        Committer { jobs, done }
+        let work = move |manifest: Manifest| (manifest.epoch, commit(&store, manifest, retain));
+        // a failed commit fails the job, but the thread need not stop for it
+        Committer(Background::spawn("weir-commit".into(), work, |_| false))
     }
 
     fn submit(&self, manifest: Manifest) -> Result<(), CheckpointError> {
-        self.jobs.send(manifest).map_err(|_| CheckpointError::Io {
-            path: "manifest writer".into(),
-            message: "the writer thread could not start or is gone".into(),
-        })
+        if self.0.submit(manifest) {
+            Ok(())
+        } else {
+            Err(CheckpointError::Io {
+                path: "manifest writer".into(),
+                message: "the writer thread could not start or is gone".into(),
+            })
+        }
     }
 
     fn completed(&self) -> Vec<(u64, Result<(), CheckpointError>)> {
-        self.done.try_iter().collect()
+        self.0.completed()
     }
 }
 

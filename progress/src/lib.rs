@@ -11,6 +11,8 @@
 //! - [`error`]: the error type of everything below.
 //! - [`backend`]: where files live ([`backend::LocalFs`]; an object store would
 //!   implement [`backend::Backend`] too).
+//! - [`background`]: a thread working through jobs in order, off the data
+//!   path (snapshot writes, manifest commits).
 //! - [`store`]: checkpoints on a backend: part files, manifests with checksums,
 //!   validation and fallback on restore, retention.
 //! - [`route`]: the key hash shared by exchange routing and rescaling.
@@ -34,6 +36,7 @@
 
 pub mod agree;
 pub mod backend;
+pub mod background;
 pub mod checkpoint;
 pub mod convergence;
 pub mod error;

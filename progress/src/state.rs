@@ -12,12 +12,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::background::Background;
 use crate::error::CheckpointError;
 use crate::route::key_hash;
 use crate::store::{CheckpointStore, FileRef, Manifest, PartChain};
@@ -241,11 +240,13 @@ where
     })
 }
 
+/// What a snapshot writer reports: the epoch written and the chain that
+/// restores it.
+pub type Written = Result<(u64, PartChain), CheckpointError>;
+
 /// Writes one worker's snapshots of one operator on a thread of its own.
 pub struct SnapshotWriter<K, V> {
-    jobs: Option<mpsc::Sender<(u64, Changes<K, V>)>>,
-    done: mpsc::Receiver<Result<(u64, PartChain), CheckpointError>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Background<(u64, Changes<K, V>), Written>,
 }
 
 impl<K, V> SnapshotWriter<K, V>
@@ -260,46 +261,24 @@ where
         worker: usize,
         mut chain: Vec<FileRef>,
     ) -> Self {
-        let (jobs, inbox) = mpsc::channel::<(u64, Changes<K, V>)>();
-        let (outbox, done) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("weir-snapshot-{operator}-{worker}"))
-            .spawn(move || {
-                for (epoch, changes) in inbox {
-                    let result = write_snapshot(
-                        &store, &operator, worker, &mut chain, epoch, changes,
-                    )
-                    .map(|()| {
-                        (
-                            epoch,
-                            PartChain {
-                                operator: operator.clone(),
-                                worker,
-                                files: chain.clone(),
-                            },
-                        )
-                    });
-                    let failed = result.is_err();
-                    if outbox.send(result).is_err() || failed {
-                        return;
-                    }
-                }
-            })
-            .ok();
+        let name = format!("weir-snapshot-{operator}-{worker}");
+        let write = move |(epoch, changes): (u64, Changes<K, V>)| -> Written {
+            write_snapshot(&store, &operator, worker, &mut chain, epoch, changes)?;
+            let chain = PartChain {
+                operator: operator.clone(),
+                worker,
+                files: chain.clone(),
+            };
+            Ok((epoch, chain))
+        };
         SnapshotWriter {
-            jobs: Some(jobs),
-            done,
-            thread,
+            thread: Background::spawn(name, write, Result::is_err),
         }
     }
 
     /// Queues the snapshot of `epoch`; returns at once.
     pub fn submit(&self, epoch: u64, changes: Changes<K, V>) -> Result<(), CheckpointError> {
-        let sent = self
-            .jobs
-            .as_ref()
-            .is_some_and(|j| j.send((epoch, changes)).is_ok());
-        if sent && self.thread.is_some() {
+        if self.thread.submit((epoch, changes)) {
             Ok(())
         } else {
             Err(CheckpointError::Io {
@@ -310,17 +289,13 @@ where
     }
 
     /// Snapshots written since the last call, in epoch order.
-    pub fn completed(&self) -> Vec<Result<(u64, PartChain), CheckpointError>> {
-        self.done.try_iter().collect()
+    pub fn completed(&self) -> Vec<Written> {
+        self.thread.completed()
     }
 
     /// Waits until every queued snapshot is written; returns their results.
-    pub fn finish(mut self) -> Vec<Result<(u64, PartChain), CheckpointError>> {
-        self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        self.done.try_iter().collect()
+    pub fn finish(self) -> Vec<Written> {
+        self.thread.finish()
     }
 }
 
