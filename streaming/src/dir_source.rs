@@ -131,6 +131,7 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
             sizes: BTreeMap::new(),
             names: 0,
             changed: Instant::now(),
+            listed: None,
         };
         let mut plan = recovery.replay_plan(name, mine);
         checkpoints.participate(name);
@@ -259,11 +260,18 @@ struct Reader {
     names: usize,
     /// When the listing last changed.
     changed: Instant,
+    /// When the directory was last listed.
+    listed: Option<Instant>,
 }
 
 impl Reader {
-    /// Lists the directory: new files start at position 0.
+    /// Lists the directory: new files start at position 0. While files are
+    /// still being read, at most once per [`POLL`] (not on every read).
     fn list(&mut self, owns: impl Fn(&str) -> bool) -> Result<(), JobError> {
+        if self.unread() && self.listed.is_some_and(|t| t.elapsed() < POLL) {
+            return Ok(());
+        }
+        self.listed = Some(Instant::now());
         let entries = std::fs::read_dir(&self.dir).map_err(|e| JobError::io(&self.dir, &e))?;
         let mut names = 0;
         for entry in entries {
