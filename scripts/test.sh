@@ -16,6 +16,17 @@ for component in clippy rustfmt; do
     fi
 done
 
+log "system packages (librdkafka builds with cmake and wants curl headers)"
+if ! command -v cmake >/dev/null 2>&1 || ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q cmake libcurl4-openssl-dev
+fi
+
+log "kafka broker (tests start their own, on free ports)"
+scripts/kafka.sh install
+
 log "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -31,6 +31,9 @@ pub enum JobError {
     /// A checkpoint could not be written, read or restored.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// An external service (a Kafka broker) failed or refused a request.
+    #[error("{0}")]
+    Service(String),
     /// The timely runtime could not start or a worker failed.
     #[error("runtime: {0}")]
     Runtime(String),

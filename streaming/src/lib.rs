@@ -20,5 +20,6 @@
 pub mod dir_sink;
 pub mod dir_source;
 pub mod jobs;
+pub mod kafka;
 pub mod run;
 pub mod testing;

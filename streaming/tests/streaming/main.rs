@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod kafka_protocol;
 mod recovery;
 mod wordcount;

@@ -1,0 +1,78 @@
+//! Kafka: a source whose offsets live in weir's checkpoints, an exactly-once
+//! transactional sink committed by checkpoints, and the tools around them.
+//!
+//! - [`wire`]: the requests made on the wire directly (reading the committed
+//!   log with transaction markers applied; ending a crashed producer's
+//!   transaction).
+//! - [`broker`]: starts the project's own broker for tests and benchmarks.
+
+pub mod broker;
+pub mod producer;
+pub mod wire;
+
+use weir_dataflows::JobError;
+
+/// What went wrong talking to Kafka. Every variant names the broker, topic or
+/// transaction.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KafkaError {
+    /// No broker could be reached (after retries, where there are any).
+    #[error("kafka broker {brokers} unreachable: {message}")]
+    Unreachable {
+        /// The broker list.
+        brokers: String,
+        /// Why.
+        message: String,
+    },
+    /// A broker answered something this client cannot use.
+    #[error("kafka broker {broker}: {message}")]
+    Protocol {
+        /// The broker.
+        broker: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A topic (or partition) is missing or failed.
+    #[error("kafka topic {topic}: {message}")]
+    Topic {
+        /// `topic` or `topic/partition`.
+        topic: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A transactional producer failed.
+    #[error("kafka transaction {id}: {message}")]
+    Transaction {
+        /// The `transactional.id`.
+        id: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A client call failed.
+    #[error("kafka {context}: {message}")]
+    Client {
+        /// What was being done.
+        context: String,
+        /// What the client said.
+        message: String,
+    },
+    /// The broker for tests could not start.
+    #[error("kafka test broker: {0}")]
+    Harness(String),
+}
+
+impl KafkaError {
+    /// A client error while doing `context`.
+    pub fn client(context: impl Into<String>, error: impl std::fmt::Display) -> Self {
+        KafkaError::Client {
+            context: context.into(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<KafkaError> for JobError {
+    fn from(e: KafkaError) -> Self {
+        JobError::Service(e.to_string())
+    }
+}
