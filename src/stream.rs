@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use weir_progress::store::Restore;
 use weir_streaming::dir_source::DirSource;
-use weir_streaming::jobs::wordcount;
+use weir_streaming::jobs::wordcount::{self, Input, Output};
+use weir_streaming::kafka::sink::{Guarantee, KafkaSink};
+use weir_streaming::kafka::source::{BROKER_TIMEOUT, KafkaSource};
 use weir_streaming::run::{StreamOptions, StreamSummary};
 
 use crate::cli::{self, CliError, Command};
@@ -13,20 +15,36 @@ use crate::cli::{self, CliError, Command};
 pub fn command() -> Command {
     let mut c = Command::new(
         "stream wordcount",
-        "weir stream wordcount --source dir:IN --sink dir:OUT --checkpoint-dir CK\n\
-         \x20      [--checkpoint-interval 500ms] [--restore latest|PATH] [--stop-when-idle 3s] [timely flags]",
-        "Counts the words of files as they arrive in IN, exactly once.\n\
-         Each epoch (one checkpoint interval) the words whose count changed are written\n\
-         as word<TAB>count to OUT/epoch-<epoch>-w<worker>.tsv, visible only once the\n\
-         checkpoint that covers the epoch is complete. Files in IN must appear whole\n\
-         (write them under a name starting with '.', then rename). After a crash, run\n\
-         the same command with --restore latest: nothing visible is lost or repeated.",
+        "weir stream wordcount --source dir:IN|kafka:TOPIC --sink dir:OUT|kafka:TOPIC\n\
+         \x20      --checkpoint-dir CK [--brokers HOST:PORT] [--checkpoint-interval 500ms]\n\
+         \x20      [--restore latest|PATH] [--stop-when-idle 3s] [timely flags]",
+        "Counts the words of files as they arrive in IN (or of the records of a Kafka\n\
+         topic), exactly once. Each epoch (one checkpoint interval) the words whose count\n\
+         changed are written as word<TAB>count to OUT/epoch-<epoch>-w<worker>.tsv (or as\n\
+         records keyed by word, in Kafka transactions), visible only once the checkpoint\n\
+         that covers the epoch is complete. Files in IN must appear whole (write them\n\
+         under a name starting with '.', then rename). After a crash, run the same\n\
+         command with --restore latest: nothing visible is lost or repeated.",
         false,
     );
-    c.opts
-        .optopt("", "source", "where lines come from: dir:PATH", "dir:IN");
-    c.opts
-        .optopt("", "sink", "where results go: dir:PATH", "dir:OUT");
+    c.opts.optopt(
+        "",
+        "source",
+        "where lines come from: dir:PATH or kafka:TOPIC",
+        "SPEC",
+    );
+    c.opts.optopt(
+        "",
+        "sink",
+        "where results go: dir:PATH or kafka:TOPIC",
+        "SPEC",
+    );
+    c.opts.optopt(
+        "",
+        "brokers",
+        "Kafka bootstrap brokers (for kafka: sources and sinks)",
+        "HOST:PORT[,...]",
+    );
     c.opts
         .optopt("", "checkpoint-dir", "where checkpoints go", "CK");
     c.opts.optopt(
@@ -45,6 +63,12 @@ pub fn command() -> Command {
         "",
         "stop-when-idle",
         "exit 0 once no new file has come for this long and all is committed",
+        "DURATION",
+    );
+    c.opts.optopt(
+        "",
+        "broker-timeout",
+        "how long a Kafka broker may stay unreachable before the job fails (default 30s)",
         "DURATION",
     );
     c.opts.optopt(
@@ -86,15 +110,28 @@ fn duration(m: &getopts::Matches, name: &str) -> Result<Option<Duration>, CliErr
         .transpose()
 }
 
-/// `dir:PATH` → PATH.
-fn dir_spec(m: &getopts::Matches, name: &str) -> Result<PathBuf, CliError> {
+/// A `--source`/`--sink` value.
+enum Spec {
+    Dir(PathBuf),
+    Kafka(String),
+}
+
+/// `dir:PATH` or `kafka:TOPIC`.
+fn spec(m: &getopts::Matches, name: &str) -> Result<Spec, CliError> {
     let spec: String = cli::required(m, name)?;
     match spec.split_once(':') {
-        Some(("dir", path)) if !path.is_empty() => Ok(PathBuf::from(path)),
+        Some(("dir", path)) if !path.is_empty() => Ok(Spec::Dir(PathBuf::from(path))),
+        Some(("kafka", topic)) if !topic.is_empty() => Ok(Spec::Kafka(topic.to_string())),
         _ => Err(cli::usage(format!(
-            "--{name} '{spec}': expected dir:PATH (Kafka comes with the Kafka connector)"
+            "--{name} '{spec}': expected dir:PATH or kafka:TOPIC"
         ))),
     }
+}
+
+/// `--brokers`, required where a Kafka source or sink is used.
+fn brokers(m: &getopts::Matches, why: &str) -> Result<String, CliError> {
+    m.opt_str("brokers")
+        .ok_or_else(|| cli::usage(format!("{why} needs --brokers HOST:PORT")))
 }
 
 /// `latest`, or a checkpoint directory `chk-<epoch>` inside `checkpoints`.
@@ -136,8 +173,8 @@ fn wordcount_main(args: &[String]) -> Result<(), CliError> {
         return Ok(());
     };
     let config = cli::timely_config(&m)?;
-    let input = dir_spec(&m, "source")?;
-    let output = dir_spec(&m, "sink")?;
+    let input = spec(&m, "source")?;
+    let output = spec(&m, "sink")?;
     let checkpoint_dir: PathBuf = cli::required(&m, "checkpoint-dir")?;
     let interval = duration(&m, "checkpoint-interval")?.unwrap_or(Duration::from_millis(500));
     if interval.is_zero() {
@@ -147,10 +184,44 @@ fn wordcount_main(args: &[String]) -> Result<(), CliError> {
     if retain == 0 {
         return Err(cli::usage("--retain must be at least 1"));
     }
-    let source = DirSource {
-        dir: input,
-        interval,
-        stop_when_idle: duration(&m, "stop-when-idle")?,
+    let stop_when_idle = duration(&m, "stop-when-idle")?;
+    let broker_timeout = duration(&m, "broker-timeout")?.unwrap_or(BROKER_TIMEOUT);
+    let (input, from) = match input {
+        Spec::Dir(dir) => {
+            let from = dir.display().to_string();
+            let source = DirSource {
+                dir,
+                interval,
+                stop_when_idle,
+            };
+            (Input::Dir(source), from)
+        }
+        Spec::Kafka(topic) => {
+            let source = KafkaSource {
+                interval,
+                stop_when_idle,
+                broker_timeout,
+                ..KafkaSource::new(&brokers(&m, "--source kafka:")?, &topic)
+            };
+            (Input::Kafka(source), format!("kafka:{topic}"))
+        }
+    };
+    let (output, to) = match output {
+        Spec::Dir(dir) => {
+            let to = dir.display().to_string();
+            (Output::Dir(dir), to)
+        }
+        Spec::Kafka(topic) => {
+            let sink = KafkaSink {
+                brokers: brokers(&m, "--sink kafka:")?,
+                transactional_prefix: format!("weir-wordcount-{topic}"),
+                guarantee: Guarantee::ExactlyOnce,
+                committed_before: 0,
+                broker_timeout,
+            };
+            let to = format!("kafka:{topic}");
+            (Output::Kafka { topic, sink }, to)
+        }
     };
     let options = StreamOptions {
         restore: restore(&m, &checkpoint_dir)?,
@@ -158,18 +229,18 @@ fn wordcount_main(args: &[String]) -> Result<(), CliError> {
         retain,
         progress: None,
     };
-    source.validate()?;
+    if let Input::Dir(source) = &input {
+        source.validate()?;
+    }
     cli::note(
         &m,
         format!(
-            "stream wordcount: {} -> {}, checkpoints in {} every {}",
-            source.dir.display(),
-            output.display(),
+            "stream wordcount: {from} -> {to}, checkpoints in {} every {}",
             options.checkpoint_dir.display(),
             humantime::format_duration(interval)
         ),
     );
-    let summary = wordcount::run(config, source, &output, &options)?;
+    let summary = wordcount::run(config, input, output, &options)?;
     report(&summary);
     Ok(())
 }

@@ -52,12 +52,26 @@ pub struct StreamCtx {
     pub records_out: RecordCounter,
 }
 
+/// The second phase of a sink: makes its pending output visible as the
+/// committed stream brings complete checkpoints.
+pub trait Commit<'s> {
+    /// Connects to the committed stream; the result's frontier passes an epoch
+    /// once its output is visible.
+    fn publish(self: Box<Self>, committed: StreamVec<'s, u64, u64>) -> StreamVec<'s, u64, ()>;
+}
+
+impl<'s> Commit<'s> for Staged {
+    fn publish(self: Box<Self>, committed: StreamVec<'s, u64, u64>) -> StreamVec<'s, u64, ()> {
+        Staged::publish(*self, committed)
+    }
+}
+
 /// What a job's dataflow gives the runner.
 pub struct Built<'s> {
     /// The acknowledgements of every participant.
     pub acks: Vec<StreamVec<'s, u64, Ack>>,
-    /// The sinks' pending files, published as checkpoints complete.
-    pub staged: Vec<Staged>,
+    /// The sinks' commit steps.
+    pub commits: Vec<Box<dyn Commit<'s> + 's>>,
 }
 
 /// The outcome of a streaming job.
@@ -88,9 +102,10 @@ struct Report {
     error: Option<JobError>,
 }
 
-/// Runs a streaming job: `prepare_output(recovery)` runs once, on worker 0,
-/// after the restore point is chosen and before any dataflow (it settles the
-/// sinks' directories); `build` makes one worker's dataflow.
+/// Runs a streaming job: `prepare_output(recovery, store, workers)` runs once,
+/// on worker 0, after the restore point is chosen and before any dataflow (it
+/// settles what a crashed run left in the sinks); `build` makes one worker's
+/// dataflow.
 pub fn run_stream<P, F>(
     config: timely::Config,
     options: &StreamOptions,
@@ -98,16 +113,17 @@ pub fn run_stream<P, F>(
     build: F,
 ) -> Result<StreamSummary, JobError>
 where
-    P: Fn(&Recovery) -> Result<(), JobError> + Send + Sync + 'static,
+    P: Fn(&Recovery, &CheckpointStore, usize) -> Result<(), JobError> + Send + Sync + 'static,
     F: for<'s> Fn(Scope<'s, u64>, &StreamCtx) -> Built<'s> + Send + Sync + 'static,
 {
     let options = options.clone();
     let start = Instant::now();
     let mut summary = execute(config, move |worker| {
         let store = CheckpointStore::local(&options.checkpoint_dir)?;
+        let peers = worker.peers();
         let decided: Result<Recovery, JobError> = decide_once(worker, || {
             let recovery = Recovery::prepare(&store, options.restore.as_ref())?;
-            prepare_output(&recovery)?;
+            prepare_output(&recovery, &store, peers)?;
             Ok(recovery)
         });
         let recovery = Arc::new(decided?);
@@ -139,8 +155,8 @@ where
                     count.set(count.get() + 1);
                 }
             });
-            for staged in built.staged {
-                staged.publish(committed.clone()).probe_with(&probe);
+            for commit in built.commits {
+                commit.publish(committed.clone()).probe_with(&probe);
             }
             committed.probe_with(&probe);
         });

@@ -8,6 +8,9 @@ use std::path::Path;
 use weir_dataflows::jobs::wordcount::for_each_word;
 
 use crate::dir_sink::parse_output;
+use crate::kafka::KafkaError;
+use crate::kafka::producer::{IdempotentProducer, Produce};
+use crate::kafka::wire::read_committed;
 
 /// The text of input file `i`: 20 lines over a vocabulary of 37 words.
 pub fn text(i: usize) -> String {
@@ -68,6 +71,16 @@ pub fn check_word_counts(dir: &Path, expected: &BTreeMap<String, u64>) -> Result
             lines.push((epoch, word, count));
         }
     }
+    check_count_sequence(lines, expected)
+}
+
+/// Checks `(order, word, count)` lines of a word count's committed output: no
+/// (order, word) twice, each word's counts grow in order, and the last ones are
+/// the true totals. Returns the number of lines.
+pub fn check_count_sequence(
+    mut lines: Vec<(u64, String, u64)>,
+    expected: &BTreeMap<String, u64>,
+) -> Result<usize, String> {
     lines.sort();
     let mut seen = BTreeSet::new();
     let mut last: BTreeMap<String, u64> = BTreeMap::new();
@@ -98,4 +111,53 @@ pub fn check_word_counts(dir: &Path, expected: &BTreeMap<String, u64>) -> Result
         ));
     }
     Ok(lines.len())
+}
+
+/// Sends the lines of input files `files` to `topic`, one record per line.
+pub fn produce_files(
+    brokers: &str,
+    topic: &str,
+    files: impl IntoIterator<Item = usize>,
+) -> Result<(), KafkaError> {
+    let producer = IdempotentProducer::open(brokers)?;
+    for i in files {
+        for line in text(i).lines() {
+            producer.send(&Produce::value(topic, line))?;
+        }
+    }
+    producer.flush()
+}
+
+/// Checks the committed records (`word<TAB>count`, keyed by word) of a
+/// streaming word count in `topic`, as [`check_count_sequence`] does, in
+/// offset order (a word's records share a partition). Returns the number of
+/// records.
+pub fn check_kafka_word_counts(
+    brokers: &str,
+    topic: &str,
+    expected: &BTreeMap<String, u64>,
+) -> Result<usize, String> {
+    let log = read_committed(brokers, topic).map_err(|e| e.to_string())?;
+    if log.open > 0 {
+        return Err(format!(
+            "{} records held back by open transactions",
+            log.open
+        ));
+    }
+    let mut lines = Vec::new();
+    for record in &log.records {
+        let value = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
+        let parsed = value
+            .split_once('\t')
+            .and_then(|(w, c)| Some((w.to_string(), c.parse::<u64>().ok()?)));
+        let (word, count) = parsed.ok_or_else(|| {
+            format!(
+                "{topic}/{}@{}: bad record {value:?}",
+                record.partition, record.offset
+            )
+        })?;
+        let offset = u64::try_from(record.offset).map_err(|e| e.to_string())?;
+        lines.push((offset, word, count));
+    }
+    check_count_sequence(lines, expected)
 }

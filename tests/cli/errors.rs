@@ -216,7 +216,32 @@ fn stream_wordcount_bad_flags_and_inputs_are_named() {
     call(
         with(&["--source", "kafka:topic"]),
         2,
-        "weir: --source 'kafka:topic': expected dir:PATH (Kafka comes with the Kafka connector)",
+        "weir: --source kafka: needs --brokers HOST:PORT",
+    );
+    call(
+        with(&["--source", "queue:topic"]),
+        2,
+        "weir: --source 'queue:topic': expected dir:PATH or kafka:TOPIC",
+    );
+    // nothing listens on port 1: the broker is unreachable, named, after retries
+    let unreachable = with(&[
+        "--source",
+        "kafka:lines",
+        "--brokers",
+        "127.0.0.1:1",
+        "--broker-timeout",
+        "1s",
+    ]);
+    let args: Vec<&str> = unreachable.iter().map(String::as_str).collect();
+    let out = run(&args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("retrying"), "each retry is logged: {err}");
+    assert!(
+        err.lines().last().is_some_and(|l| l
+            .starts_with("weir: kafka broker 127.0.0.1:1 unreachable")
+            && l.contains("gave up after")),
+        "{err}"
     );
     call(with(&[]), 2, "weir: missing required option --source");
     call(

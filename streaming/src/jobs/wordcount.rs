@@ -1,10 +1,11 @@
-//! Streaming word count, exactly once: files arriving in a directory are read,
-//! the running count of every word is checkpointed keyed state, and each epoch's
-//! changed counts (`word<TAB>count`) become visible in the output directory
-//! once the checkpoint that covers them is complete.
+//! Streaming word count, exactly once: lines arrive as files in a directory or
+//! as records of a Kafka topic, the running count of every word is
+//! checkpointed keyed state, and each epoch's changed counts (`word<TAB>count`)
+//! become visible — as files in a directory, or as records of a Kafka topic
+//! (keyed by word) — once the checkpoint that covers them is complete.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -13,10 +14,15 @@ use timely::dataflow::{Scope, StreamVec};
 use weir_dataflows::JobError;
 use weir_dataflows::jobs::wordcount::for_each_word;
 use weir_progress::checkpoint::{Ack, StatefulUnary};
+use weir_progress::recovery::Recovery;
 use weir_progress::route::key_hash;
+use weir_progress::store::CheckpointStore;
 
 use crate::dir_sink::{CommitFiles, DirSink, recover_output};
 use crate::dir_source::{DirSource, WatchDir};
+use crate::kafka::producer::Produce;
+use crate::kafka::sink::{KafkaSink, WriteKafka, recover_transactions};
+use crate::kafka::source::{KafkaSource, ReadKafka};
 use crate::run::{Built, StreamCtx, StreamOptions, StreamSummary, run_stream};
 
 /// Operator names (they name the state in checkpoints).
@@ -24,15 +30,35 @@ const SOURCE: &str = "lines";
 const COUNTS: &str = "counts";
 const SINK: &str = "out";
 
-/// One worker's dataflow: returns the changed counts per epoch, and the acks
-/// of the source and of the counts.
+/// Where the lines come from.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Files arriving in a directory.
+    Dir(DirSource),
+    /// A Kafka topic: each record's value is text.
+    Kafka(KafkaSource),
+}
+
+/// Where the changed counts go.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Files in a directory.
+    Dir(PathBuf),
+    /// Records of a Kafka topic.
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// How it is written.
+        sink: KafkaSink,
+    },
+}
+
+/// Counts the words of `lines`: returns the changed counts per epoch and the
+/// acks of the counts.
 pub fn counts<'s>(
-    scope: Scope<'s, u64>,
-    source: &DirSource,
+    lines: StreamVec<'s, u64, String>,
     ctx: &StreamCtx,
-) -> (StreamVec<'s, u64, String>, Vec<StreamVec<'s, u64, Ack>>) {
-    let (lines, source_acks) =
-        scope.watch_dir(SOURCE, source, &ctx.recovery, &ctx.checkpoints, &ctx.source);
+) -> (StreamVec<'s, u64, String>, StreamVec<'s, u64, Ack>) {
     // words counted per batch before they cross workers
     let words = lines.unary::<CapacityContainerBuilder<Vec<(String, u64)>>, _, _, _>(
         Pipeline,
@@ -54,7 +80,7 @@ pub fn counts<'s>(
             }
         },
     );
-    let (changed, count_acks) = words.stateful_unary(
+    words.stateful_unary(
         Exchange::new(|(w, _): &(String, u64)| key_hash(w)),
         COUNTS,
         &ctx.checkpoints,
@@ -68,39 +94,150 @@ pub fn counts<'s>(
                 out.push(format!("{word}\t{total}"));
             }
         },
-    );
-    (changed, vec![source_acks, count_acks])
+    )
 }
 
-/// Runs the job until its source stops (see [`DirSource::stop_when_idle`]).
+/// The input's lines and the source's acks.
+fn read<'s>(
+    scope: Scope<'s, u64>,
+    input: &Input,
+    partitions: usize,
+    ctx: &StreamCtx,
+) -> (StreamVec<'s, u64, String>, StreamVec<'s, u64, Ack>) {
+    match input {
+        Input::Dir(source) => {
+            scope.watch_dir(SOURCE, source, &ctx.recovery, &ctx.checkpoints, &ctx.source)
+        }
+        Input::Kafka(source) => {
+            let streams = scope.read_kafka(
+                SOURCE,
+                source,
+                partitions,
+                &ctx.recovery,
+                &ctx.checkpoints,
+                &ctx.source,
+            );
+            let (topic, failure) = (source.topic.clone(), ctx.source.failure.clone());
+            let lines = streams
+                .records
+                .unary::<CapacityContainerBuilder<Vec<String>>, _, _, _>(
+                    Pipeline,
+                    "Text",
+                    move |_, _| {
+                        move |input, output| {
+                            input.for_each_stamp(|stamp, data| {
+                                let mut session = output.session(&stamp);
+                                for record in data.flat_map(|batch| batch.drain(..)) {
+                                    match String::from_utf8(record.value) {
+                                        Ok(text) => session.give(text),
+                                        Err(e) => failure.set(JobError::Malformed {
+                                            position: format!(
+                                                "{topic}/{}@{}",
+                                                record.partition, record.offset
+                                            ),
+                                            message: format!(
+                                                "not UTF-8 text (byte {})",
+                                                e.utf8_error().valid_up_to()
+                                            ),
+                                        }),
+                                    }
+                                }
+                            });
+                        }
+                    },
+                );
+            (lines, streams.acks)
+        }
+    }
+}
+
+/// Runs the job until its source stops (`stop_when_idle`).
 pub fn run(
     config: timely::Config,
-    source: DirSource,
-    output: &Path,
+    input: Input,
+    output: Output,
     options: &StreamOptions,
 ) -> Result<StreamSummary, JobError> {
-    source.validate()?;
-    let out = output.to_path_buf();
-    let prepare = move |recovery: &weir_progress::recovery::Recovery| {
-        recover_output(
-            &out,
+    let partitions = match &input {
+        Input::Dir(source) => {
+            source.validate()?;
+            0
+        }
+        Input::Kafka(source) => source.partitions()?,
+    };
+    if let Output::Kafka { topic, sink } = &output {
+        KafkaSource::new(&sink.brokers, topic).partitions()?;
+    }
+    let settle = output.clone();
+    let prepare = move |recovery: &Recovery, store: &CheckpointStore, workers: usize| match &settle
+    {
+        Output::Dir(dir) => recover_output(
+            dir,
             recovery.committed_before(),
             recovery.manifest.is_none(),
-        )
+        ),
+        Output::Kafka { sink, .. } => recover_transactions(store, recovery, SINK, sink, workers),
     };
-    let out = output.to_path_buf();
     run_stream(config, options, prepare, move |scope, ctx| {
-        let (changed, mut acks) = counts(scope, &source, ctx);
-        let sink = DirSink {
-            dir: out.clone(),
-            committed_before: ctx.recovery.committed_before(),
+        let (lines, source_acks) = read(scope, &input, partitions, ctx);
+        let (changed, count_acks) = counts(lines, ctx);
+        let mut acks = vec![source_acks, count_acks];
+        let committed_before = ctx.recovery.committed_before();
+        let commit = match &output {
+            Output::Dir(dir) => {
+                let sink = DirSink {
+                    dir: dir.clone(),
+                    committed_before,
+                };
+                let (sink_acks, staged) = changed.commit_files(
+                    SINK,
+                    &sink,
+                    &ctx.checkpoints,
+                    &ctx.source,
+                    &ctx.records_out,
+                );
+                acks.push(sink_acks);
+                Box::new(staged) as Box<dyn crate::run::Commit<'_>>
+            }
+            Output::Kafka { topic, sink } => {
+                let sink = KafkaSink {
+                    committed_before,
+                    ..sink.clone()
+                };
+                let topic = topic.clone();
+                let records = changed.unary::<CapacityContainerBuilder<Vec<Produce>>, _, _, _>(
+                    Pipeline,
+                    "ToRecords",
+                    move |_, _| {
+                        move |input, output| {
+                            input.for_each_stamp(|stamp, data| {
+                                output.session(&stamp).give_iterator(
+                                    data.flat_map(|b| b.drain(..)).map(|line| {
+                                        let word = line.split('\t').next().unwrap_or_default();
+                                        Produce {
+                                            key: Some(word.as_bytes().to_vec()),
+                                            ..Produce::value(&topic, line.clone())
+                                        }
+                                    }),
+                                );
+                            });
+                        }
+                    },
+                );
+                let (sink_acks, commit) = records.write_kafka(
+                    SINK,
+                    &sink,
+                    &ctx.checkpoints,
+                    &ctx.source,
+                    &ctx.records_out,
+                );
+                acks.push(sink_acks);
+                commit
+            }
         };
-        let (sink_acks, staged) =
-            changed.commit_files(SINK, &sink, &ctx.checkpoints, &ctx.source, &ctx.records_out);
-        acks.push(sink_acks);
         Built {
             acks,
-            staged: vec![staged],
+            commits: vec![commit],
         }
     })
 }

@@ -8,6 +8,8 @@
 
 pub mod broker;
 pub mod producer;
+pub mod sink;
+pub mod source;
 pub mod wire;
 
 use weir_dataflows::JobError;

@@ -48,7 +48,12 @@ pub fn run(
         retain: 3,
         progress: None,
     };
-    wordcount::run(config, source, &dirs.output, &options)
+    wordcount::run(
+        config,
+        wordcount::Input::Dir(source),
+        wordcount::Output::Dir(dirs.output.clone()),
+        &options,
+    )
 }
 
 /// Runs the job on every process of `configs` (threads standing in for

@@ -3,5 +3,6 @@
 
 mod common;
 mod kafka_protocol;
+mod kafka_wordcount;
 mod recovery;
 mod wordcount;

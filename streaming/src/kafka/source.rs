@@ -1,0 +1,787 @@
+//! A Kafka source whose offsets live in weir's checkpoints.
+//!
+//! Partition `p` of the topic is read by worker `p % workers` (weir assigns
+//! partitions itself: no consumer group, no rebalancing). Every epoch is an
+//! ingestion interval; at its end the source acknowledges the checkpoint with
+//! the next offset of each of its partitions ([`Ack::Source`]), so a restore
+//! resumes exactly there, whoever owns the partition then (a rescale moves
+//! partitions and their offsets to their new owners). Kafka's own group
+//! offsets are not used.
+//!
+//! Event time: each epoch also carries this worker's watermark — the smallest,
+//! over its active partitions, of the largest event time seen minus the allowed
+//! out-of-orderness. A partition without records for `idle_epochs` epochs is
+//! idle and does not hold the watermark back. The per-partition state behind
+//! it (largest event time, last epoch with records) is in the marks too, so a
+//! restored or replayed epoch carries the same watermark as before.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::{Scope, StreamVec};
+use weir_dataflows::JobError;
+use weir_progress::checkpoint::{Ack, Checkpoints, FINAL_EPOCH};
+use weir_progress::recovery::Recovery;
+use weir_progress::store::SourceMark;
+
+use super::KafkaError;
+use super::producer::base_config;
+use crate::dir_source::{POLL, SourceCtx};
+
+/// Records a source reads per activation before it lets other operators run.
+pub const READ_BUDGET: usize = 4096;
+/// How long the broker may stay unreachable before the job fails, by default.
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a Kafka source reads and how it cuts epochs.
+#[derive(Clone, Debug)]
+pub struct KafkaSource {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// Wall-clock length of an epoch.
+    pub interval: Duration,
+    /// Stop once no record has arrived for this long (the watermark then goes
+    /// to the end of time, so every window fires).
+    pub stop_when_idle: Option<Duration>,
+    /// Where event time comes from.
+    pub event_time: EventTime,
+    /// Allowed out-of-orderness of event time, in milliseconds.
+    pub out_of_orderness_ms: u64,
+    /// Epochs without records after which a partition is idle.
+    pub idle_epochs: u64,
+    /// How long the broker may stay unreachable before the job fails.
+    pub broker_timeout: Duration,
+}
+
+/// Where a record's event time comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventTime {
+    /// The record's Kafka timestamp.
+    RecordTimestamp,
+    /// A field of the JSON value: milliseconds since the Unix epoch, as a
+    /// number or a decimal string.
+    JsonField(String),
+}
+
+impl KafkaSource {
+    /// A source of `topic` with 1 s epochs, record-timestamp event time, no
+    /// out-of-orderness allowance and partitions idle after 5 empty epochs.
+    pub fn new(brokers: &str, topic: &str) -> Self {
+        KafkaSource {
+            brokers: brokers.to_string(),
+            topic: topic.to_string(),
+            interval: Duration::from_secs(1),
+            stop_when_idle: None,
+            event_time: EventTime::RecordTimestamp,
+            out_of_orderness_ms: 0,
+            idle_epochs: 5,
+            broker_timeout: BROKER_TIMEOUT,
+        }
+    }
+
+    /// The topic's partition count; waits (with backoff, logging each retry) while
+    /// the broker is unreachable, up to `broker_timeout`.
+    pub fn partitions(&self) -> Result<usize, JobError> {
+        with_retries(&self.brokers, self.broker_timeout, || {
+            super::wire::require_topic(&self.brokers, &self.topic)
+        })
+        .map_err(JobError::from)
+    }
+}
+
+/// Runs `call` until it succeeds, fails other than by an unreachable broker,
+/// or `limit` has passed; logs each retry on stderr.
+pub fn with_retries<T>(
+    brokers: &str,
+    limit: Duration,
+    mut call: impl FnMut() -> Result<T, KafkaError>,
+) -> Result<T, KafkaError> {
+    let start = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match call() {
+            Err(KafkaError::Unreachable { message, .. }) if start.elapsed() < limit => {
+                eprintln!(
+                    "weir: kafka broker {brokers} unreachable ({message}); retrying in {backoff:?}"
+                );
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(KafkaError::Unreachable { message, .. }) => {
+                return Err(KafkaError::Unreachable {
+                    brokers: brokers.to_string(),
+                    message: format!("{message} (gave up after {:?})", start.elapsed()),
+                });
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A record read from Kafka.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Record timestamp (ms since the Unix epoch; 0 if it has none).
+    pub timestamp: i64,
+    /// Event time (ms), if the record has one.
+    pub event_time: Option<u64>,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub value: Vec<u8>,
+    /// Headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl KafkaRecord {
+    /// `topic/partition@offset`, for messages.
+    pub fn position(&self, topic: &str) -> String {
+        format!("{topic}/{}@{}", self.partition, self.offset)
+    }
+}
+
+/// The end of event time: the watermark of a source that has stopped.
+pub const END_OF_TIME: u64 = u64::MAX;
+
+/// The key of a partition's offset in a mark; `@max` and `@seen` suffixes
+/// key its largest event time and the last epoch it had records in.
+fn stream_key(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+/// The partition of a mark key of `topic`.
+fn key_partition(topic: &str, key: &str) -> Option<i32> {
+    let rest = key.strip_prefix(topic)?.strip_prefix('/')?;
+    let digits = rest.split('@').next()?;
+    digits.parse().ok()
+}
+
+/// Whether worker `index` of `peers` reads `partition`.
+pub fn owns_partition(partition: i32, index: usize, peers: usize) -> bool {
+    usize::try_from(partition).is_ok_and(|p| p % peers == index)
+}
+
+/// Reads a Kafka topic into epochs.
+pub trait ReadKafka<'s> {
+    /// Reads this worker's partitions of `source.topic` (the topic has
+    /// `partitions` partitions): returns the records, this worker's watermark
+    /// at each epoch (one value per epoch: `None` while all its partitions are
+    /// idle), and the source's acks. A restored source resumes at the offsets
+    /// in `recovery` and first replays the epochs it says were committed,
+    /// cutting them exactly as before.
+    fn read_kafka(
+        self,
+        name: &str,
+        source: &KafkaSource,
+        partitions: usize,
+        recovery: &Recovery,
+        checkpoints: &Checkpoints,
+        ctx: &SourceCtx,
+    ) -> KafkaStreams<'s>;
+}
+
+/// The streams of a Kafka source.
+pub struct KafkaStreams<'s> {
+    /// The records.
+    pub records: StreamVec<'s, u64, KafkaRecord>,
+    /// This worker's watermark per epoch.
+    pub watermarks: StreamVec<'s, u64, Option<u64>>,
+    /// Acknowledgements for the coordinator.
+    pub acks: StreamVec<'s, u64, Ack>,
+}
+
+impl<'s> ReadKafka<'s> for Scope<'s, u64> {
+    fn read_kafka(
+        self,
+        name: &str,
+        source: &KafkaSource,
+        partitions: usize,
+        recovery: &Recovery,
+        checkpoints: &Checkpoints,
+        ctx: &SourceCtx,
+    ) -> KafkaStreams<'s> {
+        let (index, peers) = (checkpoints.index, checkpoints.peers);
+        let topic = source.topic.clone();
+        let mine = {
+            let topic = topic.clone();
+            move |key: &str| {
+                key_partition(&topic, key).is_some_and(|p| owns_partition(p, index, peers))
+            }
+        };
+        let start = recovery.start();
+        let restored = recovery.positions(name, &mine);
+        let plan = recovery.replay_plan(name, &mine);
+        checkpoints.participate(name);
+        let owned: Vec<i32> = (0..partitions)
+            .filter_map(|p| i32::try_from(p).ok())
+            .filter(|&p| owns_partition(p, index, peers))
+            .collect();
+        let mut reader = Reader::new(source, &owned, &restored, start, plan, partitions);
+
+        let mut builder = OperatorBuilder::new(format!("ReadKafka({name})"), self);
+        let activator = self.activator_for(builder.operator_info().address);
+        let (data_out, records) = builder.new_output();
+        let (mark_out, watermarks) = builder.new_output();
+        let (ack_out, acks) = builder.new_output();
+        let mut data_out =
+            OutputBuilder::<u64, CapacityContainerBuilder<Vec<KafkaRecord>>>::from(data_out);
+        let mut mark_out =
+            OutputBuilder::<u64, CapacityContainerBuilder<Vec<Option<u64>>>>::from(mark_out);
+        let mut ack_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Ack>>>::from(ack_out);
+        let (source, ctx, name) = (source.clone(), ctx.clone(), name.to_string());
+        builder.build(move |mut caps| {
+            let mut ack_cap = caps.pop();
+            let mut mark_cap = caps.pop();
+            let mut data_cap = caps.pop();
+            for cap in data_cap
+                .iter_mut()
+                .chain(mark_cap.iter_mut())
+                .chain(ack_cap.iter_mut())
+            {
+                cap.downgrade(&start);
+            }
+            let mut epoch = start;
+            let mut epoch_started = Instant::now();
+            move |_frontiers| {
+                let (Some(data), Some(marks), Some(ack)) =
+                    (data_cap.as_mut(), mark_cap.as_mut(), ack_cap.as_mut())
+                else {
+                    return;
+                };
+                let mut stop_all = |error: Option<JobError>, ack: &Capability<u64>| {
+                    let reason = match &error {
+                        Some(e) => e.to_string(),
+                        None => "a worker failed".into(),
+                    };
+                    if !ctx.aborted.get() {
+                        ack_out.activate().session(ack).give(Ack::Failed(reason));
+                    }
+                    if let Some(e) = error {
+                        ctx.failure.set(e);
+                    }
+                };
+                if ctx.aborted.get() || ctx.failure.is_set() {
+                    stop_all(None, ack);
+                    data_cap = None;
+                    mark_cap = None;
+                    ack_cap = None;
+                    return;
+                }
+                let mut out = Vec::new();
+                let step = reader.step(epoch, &mut out);
+                ctx.records_in.add(out.len() as u64);
+                if !out.is_empty() {
+                    data_out
+                        .activate()
+                        .session(&*data)
+                        .give_iterator(out.drain(..));
+                }
+                let step = match step {
+                    Ok(step) => step,
+                    Err(error) => {
+                        stop_all(Some(error), ack);
+                        data_cap = None;
+                        mark_cap = None;
+                        ack_cap = None;
+                        return;
+                    }
+                };
+                let now = Instant::now();
+                let stop = !step.replaying
+                    && source
+                        .stop_when_idle
+                        .is_some_and(|d| reader.idle_for(d, now));
+                let close = match step.replayed_epoch_done {
+                    Some(done) => done,
+                    None => !step.replaying && now.duration_since(epoch_started) >= source.interval,
+                };
+                if close || stop {
+                    let watermark = if stop {
+                        Some(END_OF_TIME)
+                    } else {
+                        reader.watermark(epoch)
+                    };
+                    mark_out.activate().session(&*marks).give(watermark);
+                    let mark = reader.mark(&name, index, epoch + 1);
+                    ack_out.activate().session(&*ack).give(mark);
+                    epoch += 1;
+                    data.downgrade(&epoch);
+                    marks.downgrade(&epoch);
+                    ack.downgrade(&epoch);
+                    epoch_started = now;
+                }
+                if stop {
+                    ack.downgrade(&FINAL_EPOCH);
+                    ack_out
+                        .activate()
+                        .session(&*ack)
+                        .give(reader.mark(&name, index, epoch));
+                    data_cap = None;
+                    mark_cap = None;
+                    ack_cap = None;
+                } else if step.replaying || step.read > 0 {
+                    activator.activate();
+                } else {
+                    let left = source
+                        .interval
+                        .saturating_sub(now.duration_since(epoch_started));
+                    activator.activate_after(left.min(POLL));
+                }
+            }
+        });
+        KafkaStreams {
+            records,
+            watermarks,
+            acks,
+        }
+    }
+}
+
+/// What one activation of the reader did.
+struct Step {
+    /// Records read.
+    read: usize,
+    /// Whether the epoch being read is replayed (or precedes a replayed one).
+    replaying: bool,
+    /// For a replayed epoch: whether every partition reached its target.
+    replayed_epoch_done: Option<bool>,
+}
+
+/// Per-partition state.
+#[derive(Clone, Copy, Debug, Default)]
+struct PartitionState {
+    /// Next offset to read.
+    next: i64,
+    /// Largest event time seen.
+    max_event: Option<u64>,
+    /// Last epoch with records.
+    seen: u64,
+}
+
+/// One worker's consumer and partition states.
+struct Reader {
+    source: KafkaSource,
+    consumer: Option<BaseConsumer>,
+    partitions: BTreeMap<i32, PartitionState>,
+    /// Replay targets (next offsets at each replayed epoch's end).
+    plan: BTreeMap<u64, BTreeMap<i32, i64>>,
+    /// Records read past a replayed epoch's target, per partition.
+    stash: BTreeMap<i32, VecDeque<KafkaRecord>>,
+    last_record: Instant,
+    /// Partitions of the whole topic, and the sum of their end offsets when
+    /// last looked at (for a stop when idle: the whole topic must be quiet).
+    topic_partitions: usize,
+    topic_end: Option<i64>,
+    topic_changed: Instant,
+    topic_checked: Option<Instant>,
+    unreachable_since: Option<Instant>,
+    logged: Option<Instant>,
+}
+
+impl Reader {
+    fn new(
+        source: &KafkaSource,
+        owned: &[i32],
+        restored: &BTreeMap<String, u64>,
+        start: u64,
+        plan: BTreeMap<u64, BTreeMap<String, u64>>,
+        topic_partitions: usize,
+    ) -> Self {
+        let topic = &source.topic;
+        let get = |key: String| restored.get(&key).copied();
+        let partitions = owned
+            .iter()
+            .map(|&p| {
+                let key = stream_key(topic, p);
+                let state = PartitionState {
+                    next: get(key.clone())
+                        .and_then(|o| i64::try_from(o).ok())
+                        .unwrap_or(0),
+                    max_event: get(format!("{key}@max")),
+                    seen: get(format!("{key}@seen"))
+                        .unwrap_or(start)
+                        .max(start.saturating_sub(1)),
+                };
+                (p, state)
+            })
+            .collect();
+        let plan = plan
+            .into_iter()
+            .map(|(epoch, targets)| {
+                let targets = targets
+                    .iter()
+                    .filter(|(k, _)| !k.contains('@'))
+                    .filter_map(|(k, &o)| Some((key_partition(topic, k)?, i64::try_from(o).ok()?)))
+                    .collect();
+                (epoch, targets)
+            })
+            .collect();
+        Reader {
+            source: source.clone(),
+            consumer: None,
+            partitions,
+            plan,
+            stash: BTreeMap::new(),
+            last_record: Instant::now(),
+            topic_partitions,
+            topic_end: None,
+            topic_changed: Instant::now(),
+            topic_checked: None,
+            unreachable_since: None,
+            logged: None,
+        }
+    }
+
+    /// Creates the consumer and assigns this worker's partitions at their offsets.
+    fn connect(&mut self) -> Result<(), JobError> {
+        if self.consumer.is_none() {
+            let topic = &self.source.topic;
+            let consumer: BaseConsumer = base_config(&self.source.brokers)
+                .set("group.id", format!("weir-{topic}"))
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("isolation.level", "read_committed")
+                // a checkpointed offset outside the log is an error, never a silent reset
+                .set("auto.offset.reset", "error")
+                .set("fetch.wait.max.ms", "10")
+                .set("enable.partition.eof", "false")
+                .create()
+                .map_err(|e| KafkaError::client(format!("consumer of {topic}"), e))?;
+            let mut assignment = TopicPartitionList::new();
+            for (&p, state) in &self.partitions {
+                assignment
+                    .add_partition_offset(topic, p, Offset::Offset(state.next))
+                    .map_err(|e| KafkaError::client(format!("assigning {topic}/{p}"), e))?;
+            }
+            consumer
+                .assign(&assignment)
+                .map_err(|e| KafkaError::client(format!("assigning {topic}"), e))?;
+            self.consumer = Some(consumer);
+        }
+        Ok(())
+    }
+
+    /// Reads what epoch `epoch` may read now into `out`.
+    fn step(&mut self, epoch: u64, out: &mut Vec<KafkaRecord>) -> Result<Step, JobError> {
+        if self.partitions.is_empty() {
+            let replaying = self.plan.keys().next().is_some_and(|&e| e >= epoch);
+            let done = self.plan.remove(&epoch).map(|_| true);
+            return Ok(Step {
+                read: 0,
+                replaying,
+                replayed_epoch_done: done.or(replaying.then_some(true)),
+            });
+        }
+        let targets = self.plan.get(&epoch).cloned();
+        let replaying = targets.is_some() || !self.plan.is_empty();
+        if replaying && targets.is_none() {
+            // an epoch before the first replayed one read nothing here
+            return Ok(Step {
+                read: 0,
+                replaying,
+                replayed_epoch_done: Some(true),
+            });
+        }
+        let mut read = 0;
+        // stashed records first (read past an earlier replayed epoch's end)
+        let stashed: Vec<i32> = self.stash.keys().copied().collect();
+        for p in stashed {
+            while let Some(front) = self.stash.get(&p).and_then(|q| q.front()) {
+                if beyond(targets.as_ref(), front) {
+                    break;
+                }
+                if let Some(record) = self.stash.get_mut(&p).and_then(|q| q.pop_front())
+                    && self.take(epoch, record, targets.as_ref(), out)
+                {
+                    read += 1;
+                }
+            }
+        }
+        while read < READ_BUDGET {
+            if targets.as_ref().is_some_and(|t| self.reached(t)) {
+                break;
+            }
+            self.connect()?;
+            let Some(consumer) = self.consumer.as_ref() else {
+                break;
+            };
+            let polled = match consumer.poll(Duration::ZERO) {
+                None => None,
+                Some(Ok(message)) => Some(Ok(to_record(&message, &self.source.event_time))),
+                Some(Err(e)) => Some(Err(e)),
+            };
+            match polled {
+                None => break,
+                Some(Ok(record)) => {
+                    self.unreachable_since = None;
+                    if !self.take(epoch, record, targets.as_ref(), out) {
+                        continue;
+                    }
+                    read += 1;
+                }
+                Some(Err(e)) => self.poll_error(e)?,
+            }
+        }
+        let done = targets.as_ref().map(|t| self.reached(t));
+        if done == Some(true) {
+            self.plan.remove(&epoch);
+        }
+        Ok(Step {
+            read,
+            replaying,
+            replayed_epoch_done: done,
+        })
+    }
+
+    /// Whether every partition reached its target offset.
+    fn reached(&self, targets: &BTreeMap<i32, i64>) -> bool {
+        targets
+            .iter()
+            .all(|(p, &t)| self.partitions.get(p).is_none_or(|s| s.next >= t))
+    }
+
+    /// Emits `record` in `epoch` unless a replay target stops it before (then
+    /// it waits in the stash). Returns whether it was emitted.
+    fn take(
+        &mut self,
+        epoch: u64,
+        record: KafkaRecord,
+        targets: Option<&BTreeMap<i32, i64>>,
+        out: &mut Vec<KafkaRecord>,
+    ) -> bool {
+        let p = record.partition;
+        let beyond = beyond(targets, &record);
+        let Some(state) = self.partitions.get_mut(&p) else {
+            return false;
+        };
+        if record.offset < state.next {
+            return false; // read again after a reconnect
+        }
+        if beyond {
+            self.stash.entry(p).or_default().push_back(record);
+            return false;
+        }
+        state.next = record.offset + 1;
+        state.seen = epoch;
+        if let Some(t) = record.event_time {
+            state.max_event = state.max_event.max(Some(t));
+        }
+        self.last_record = Instant::now();
+        out.push(record);
+        true
+    }
+
+    /// Handles a consumer error: transient ones are retried (logged), up to
+    /// `broker_timeout` of unreachability; others fail the job.
+    fn poll_error(&mut self, e: RdError) -> Result<(), JobError> {
+        let brokers = &self.source.brokers;
+        let topic = &self.source.topic;
+        let code = e.rdkafka_error_code();
+        let transient = matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::Resolve
+                    | RDKafkaErrorCode::OperationTimedOut
+                    | RDKafkaErrorCode::RequestTimedOut
+                    | RDKafkaErrorCode::BrokerNotAvailable
+                    | RDKafkaErrorCode::NetworkException
+            )
+        );
+        if !transient {
+            let message = match code {
+                Some(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                ) => {
+                    format!("does not exist (any more): {e}")
+                }
+                Some(RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset) => {
+                    format!(
+                        "a checkpointed offset is outside the partition's log (was the topic recreated?): {e}"
+                    )
+                }
+                _ => e.to_string(),
+            };
+            return Err(KafkaError::Topic {
+                topic: topic.clone(),
+                message,
+            }
+            .into());
+        }
+        let now = Instant::now();
+        let since = *self.unreachable_since.get_or_insert(now);
+        if now.duration_since(since) >= self.source.broker_timeout {
+            return Err(KafkaError::Unreachable {
+                brokers: brokers.clone(),
+                message: format!("{e} (for {:?})", now.duration_since(since)),
+            }
+            .into());
+        }
+        if self
+            .logged
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(5))
+        {
+            eprintln!("weir: kafka broker {brokers} unreachable ({e}); the consumer retries");
+            self.logged = Some(now);
+        }
+        Ok(())
+    }
+
+    /// Whether this worker read nothing for `limit`, and no partition of the
+    /// topic grew for as long (the ends are looked at a few times per `limit`).
+    fn idle_for(&mut self, limit: Duration, now: Instant) -> bool {
+        if now.duration_since(self.last_record) < limit {
+            self.topic_end = None;
+            return false;
+        }
+        let every = (limit / 4).min(Duration::from_millis(100));
+        if self
+            .topic_checked
+            .is_some_and(|t| now.duration_since(t) < every)
+        {
+            return self.topic_end.is_some() && now.duration_since(self.topic_changed) >= limit;
+        }
+        self.topic_checked = Some(now);
+        let Some(consumer) = self.consumer.as_ref() else {
+            return true; // no partitions here; the others decide for theirs
+        };
+        let mut end = 0i64;
+        for p in 0..self.topic_partitions {
+            let Ok(p) = i32::try_from(p) else { continue };
+            match consumer.fetch_watermarks(&self.source.topic, p, Duration::from_secs(5)) {
+                Ok((_, high)) => end += high,
+                Err(_) => return false, // unknown: not idle
+            }
+        }
+        if self.topic_end != Some(end) {
+            self.topic_end = Some(end);
+            self.topic_changed = now;
+        }
+        now.duration_since(self.topic_changed) >= limit
+    }
+
+    /// This worker's watermark after `epoch`.
+    fn watermark(&self, epoch: u64) -> Option<u64> {
+        let idle = self.source.idle_epochs;
+        self.partitions
+            .values()
+            .filter(|s| epoch.saturating_sub(s.seen) < idle)
+            .filter_map(|s| s.max_event)
+            .map(|t| t.saturating_sub(self.source.out_of_orderness_ms))
+            .min()
+    }
+
+    /// The source's mark: offsets, largest event times and last active epochs.
+    fn mark(&self, name: &str, worker: usize, next: u64) -> Ack {
+        let mut positions = BTreeMap::new();
+        for (&p, state) in &self.partitions {
+            let key = stream_key(&self.source.topic, p);
+            positions.insert(format!("{key}@seen"), state.seen);
+            if let Some(t) = state.max_event {
+                positions.insert(format!("{key}@max"), t);
+            }
+            positions.insert(key, u64::try_from(state.next).unwrap_or(0));
+        }
+        Ack::Source(SourceMark {
+            operator: name.to_string(),
+            worker,
+            next,
+            positions,
+        })
+    }
+}
+
+/// Whether `record` lies past its partition's replay target.
+fn beyond(targets: Option<&BTreeMap<i32, i64>>, record: &KafkaRecord) -> bool {
+    targets.is_some_and(|t| record.offset >= t.get(&record.partition).copied().unwrap_or(i64::MIN))
+}
+
+/// Copies a consumed message.
+fn to_record(
+    message: &rdkafka::message::BorrowedMessage<'_>,
+    event_time: &EventTime,
+) -> KafkaRecord {
+    let headers = message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut record = KafkaRecord {
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp: message.timestamp().to_millis().unwrap_or(0),
+        event_time: None,
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        headers,
+    };
+    record.event_time = match event_time {
+        EventTime::RecordTimestamp => u64::try_from(record.timestamp).ok(),
+        EventTime::JsonField(field) => json_time(&record.value, field),
+    };
+    record
+}
+
+/// The event time in field `field` of a JSON object: milliseconds as a number
+/// or a decimal string.
+pub fn json_time(value: &[u8], field: &str) -> Option<u64> {
+    let object: BTreeMap<&str, &serde_json::value::RawValue> =
+        serde_json::from_slice(value).ok()?;
+    let raw = object.get(field)?.get();
+    let text = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(raw);
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_keys_name_their_partition() {
+        assert_eq!(key_partition("ads", "ads/12"), Some(12));
+        assert_eq!(key_partition("ads", "ads/12@max"), Some(12));
+        assert_eq!(key_partition("ads", "adsx/1"), None);
+        assert!(owns_partition(4, 1, 3) && !owns_partition(4, 0, 3));
+    }
+
+    #[test]
+    fn event_time_is_a_number_or_a_decimal_string() {
+        assert_eq!(
+            json_time(br#"{"t": 1700000000123, "x": 1}"#, "t"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            json_time(br#"{"t": "1700000000123"}"#, "t"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(json_time(br#"{"t": "soon"}"#, "t"), None);
+        assert_eq!(json_time(b"not json", "t"), None);
+    }
+}

@@ -1,0 +1,111 @@
+//! Streaming word count from a Kafka topic to a Kafka topic, exactly once, on
+//! the project's real broker.
+
+use std::time::Duration;
+
+use weir_progress::store::Restore;
+use weir_streaming::jobs::wordcount::{self, Input, Output};
+use weir_streaming::kafka::broker::Broker;
+use weir_streaming::kafka::sink::{Guarantee, KafkaSink};
+use weir_streaming::kafka::source::KafkaSource;
+use weir_streaming::run::{StreamOptions, StreamSummary};
+use weir_streaming::testing::{check_kafka_word_counts, produce_files, reference};
+
+fn run(
+    config: timely::Config,
+    brokers: &str,
+    checkpoints: &std::path::Path,
+    restore: Option<Restore>,
+) -> Result<StreamSummary, weir_dataflows::JobError> {
+    let source = KafkaSource {
+        interval: Duration::from_millis(30),
+        stop_when_idle: Some(Duration::from_millis(800)),
+        ..KafkaSource::new(brokers, "lines")
+    };
+    let sink = KafkaSink {
+        brokers: brokers.to_string(),
+        transactional_prefix: "wc".into(),
+        guarantee: Guarantee::ExactlyOnce,
+        committed_before: 0,
+        broker_timeout: Duration::from_secs(10),
+    };
+    let options = StreamOptions {
+        checkpoint_dir: checkpoints.to_path_buf(),
+        restore,
+        retain: 3,
+        progress: None,
+    };
+    wordcount::run(
+        config,
+        Input::Kafka(source),
+        Output::Kafka {
+            topic: "counts".into(),
+            sink,
+        },
+        &options,
+    )
+}
+
+fn broker_with_topics() -> Broker {
+    let broker = Broker::start().unwrap();
+    broker.create_topic("lines", 3).unwrap();
+    broker.create_topic("counts", 2).unwrap();
+    broker
+}
+
+#[test]
+fn exact_counts_from_kafka_to_kafka_at_1_2_and_3_workers() {
+    for workers in 1..=3 {
+        let broker = broker_with_topics();
+        let brokers = broker.brokers();
+        let checkpoints = tempfile::tempdir().unwrap();
+        let producer = {
+            let brokers = brokers.clone();
+            // lines keep arriving while the job runs
+            std::thread::spawn(move || {
+                for i in 0..12 {
+                    produce_files(&brokers, "lines", [i]).unwrap();
+                    std::thread::sleep(Duration::from_millis(15));
+                }
+            })
+        };
+        let summary = run(
+            timely::Config::process(workers),
+            &brokers,
+            checkpoints.path(),
+            None,
+        )
+        .unwrap();
+        producer.join().unwrap();
+        assert_eq!(summary.records_in, 12 * 20, "{workers} workers");
+        check_kafka_word_counts(&brokers, "counts", &reference(0..12))
+            .unwrap_or_else(|e| panic!("{workers} workers: {e}"));
+    }
+}
+
+#[test]
+fn restore_resumes_at_the_checkpointed_offsets_without_duplicates_and_rescales() {
+    let broker = broker_with_topics();
+    let brokers = broker.brokers();
+    let checkpoints = tempfile::tempdir().unwrap();
+    produce_files(&brokers, "lines", 0..5).unwrap();
+    run(
+        timely::Config::process(2),
+        &brokers,
+        checkpoints.path(),
+        None,
+    )
+    .unwrap();
+    check_kafka_word_counts(&brokers, "counts", &reference(0..5)).unwrap();
+    produce_files(&brokers, "lines", 5..9).unwrap();
+    let again = run(
+        timely::Config::process(3),
+        &brokers,
+        checkpoints.path(),
+        Some(Restore::Latest),
+    )
+    .unwrap();
+    assert!(again.restored.is_some());
+    assert_eq!(again.records_in, 4 * 20, "only the new lines are read");
+    check_kafka_word_counts(&brokers, "counts", &reference(0..9)).unwrap();
+}
