@@ -23,3 +23,4 @@ pub mod jobs;
 pub mod kafka;
 pub mod run;
 pub mod testing;
+pub mod window;

@@ -9,7 +9,10 @@
 //! is committed, or when a worker fails (every worker then stops: see
 //! [`weir_progress::checkpoint::ABORT`]).
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
@@ -50,6 +53,32 @@ pub struct StreamCtx {
     pub source: SourceCtx,
     /// Lines written by this worker's sinks.
     pub records_out: RecordCounter,
+    /// The job's own counters (dead letters, late events, ...), summed over
+    /// all workers into [`StreamSummary::metrics`].
+    pub metrics: Metrics,
+}
+
+/// Named counters of one worker.
+#[derive(Clone, Default)]
+pub struct Metrics(Rc<RefCell<BTreeMap<String, RecordCounter>>>);
+
+impl Metrics {
+    /// The counter called `name` (created at 0).
+    pub fn counter(&self, name: &str) -> RecordCounter {
+        self.0
+            .borrow_mut()
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn values(&self) -> BTreeMap<String, u64> {
+        self.0
+            .borrow()
+            .iter()
+            .map(|(k, c)| (k.clone(), c.get()))
+            .collect()
+    }
 }
 
 /// The second phase of a sink: makes its pending output visible as the
@@ -93,12 +122,15 @@ pub struct StreamSummary {
     pub leader: bool,
     /// Wall-clock time.
     pub elapsed: Duration,
+    /// The job's own counters, summed over all workers.
+    pub metrics: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Report {
     records_in: u64,
     records_out: u64,
+    metrics: BTreeMap<String, u64>,
     error: Option<JobError>,
 }
 
@@ -143,6 +175,7 @@ where
                 ..SourceCtx::default()
             },
             records_out: RecordCounter::default(),
+            metrics: Metrics::default(),
         };
         let probe = ProbeHandle::new();
         let committed_count = std::rc::Rc::new(std::cell::Cell::new(0u64));
@@ -171,6 +204,7 @@ where
             Report {
                 records_in: ctx.source.records_in.get(),
                 records_out: ctx.records_out.get(),
+                metrics: ctx.metrics.values(),
                 error,
             },
         );
@@ -190,6 +224,13 @@ where
             workers: worker.peers(),
             leader: worker.index() == 0,
             elapsed: Duration::ZERO,
+            metrics: {
+                let mut sum: BTreeMap<String, u64> = BTreeMap::new();
+                for (name, n) in reports.iter().flat_map(|r| r.metrics.iter()) {
+                    *sum.entry(name.clone()).or_insert(0) += n;
+                }
+                sum
+            },
         })
     })?;
     summary.elapsed = start.elapsed();

@@ -1,3 +1,5 @@
 //! Streaming jobs.
 
 pub mod wordcount;
+pub mod yahoo;
+pub mod yahoo_events;

@@ -403,8 +403,10 @@ impl<'s> WriteKafka<'s> for StreamVec<'s, u64, Produce> {
                 let waiting = waiting || shared.txn.prepared.is_some();
                 match frontier {
                     _ if waiting => {
+                        // past the acknowledged checkpoint (even the final
+                        // one), so that the coordinator can complete it
                         let next = acked.map_or(*cap.time(), |a| a.saturating_add(1));
-                        cap.downgrade(&next.max(*cap.time()).min(FINAL_EPOCH));
+                        cap.downgrade(&next.max(*cap.time()));
                     }
                     Some(f) => cap.downgrade(&schedule.next_from(f).max(*cap.time())),
                     None if acked == Some(FINAL_EPOCH) => ack_cap = None,

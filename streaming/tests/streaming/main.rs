@@ -6,3 +6,4 @@ mod kafka_protocol;
 mod kafka_wordcount;
 mod recovery;
 mod wordcount;
+mod yahoo;

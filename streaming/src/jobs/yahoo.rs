@@ -1,0 +1,542 @@
+//! The Yahoo streaming benchmark pipeline, exactly once on Kafka: keep the
+//! `view` events, join `ad_id -> campaign_id` from a static table, count per
+//! campaign in 10 s event-time tumbling windows, and write
+//! `{"campaign_id": ..., "window_start": MS, "count": N}` to the output topic.
+//! Records that do not parse go, unchanged, to the dead-letter topic with the
+//! error and their position in headers — in the same transactions as the
+//! output, so exactly once too.
+//!
+//! [`reference`] computes the same result sequentially, for tests and
+//! `weir stream verify`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{Operator, OutputBuilder};
+use timely::dataflow::{Scope, StreamVec};
+use weir_dataflows::JobError;
+use weir_progress::recovery::Recovery;
+use weir_progress::store::CheckpointStore;
+
+use crate::kafka::producer::Produce;
+use crate::kafka::sink::{KafkaSink, WriteKafka, recover_transactions};
+use crate::kafka::source::{EventTime, KafkaRecord, KafkaSource, ReadKafka};
+use crate::run::{Built, StreamOptions, StreamSummary, run_stream};
+use crate::window::{WindowAggregate, WindowInput, Windows, fan_out};
+
+/// Operator names (they name the state in checkpoints).
+const SOURCE: &str = "events";
+const WINDOWS: &str = "campaign-windows";
+const SINK: &str = "out";
+
+/// The window length of the benchmark: 10 s.
+pub const WINDOW_MS: u64 = 10_000;
+
+/// Metric names in [`StreamSummary::metrics`].
+pub const DEAD_LETTERS: &str = "dead letters";
+/// Events dropped because their window had fired.
+pub const LATE: &str = "late events";
+/// View events whose ad is not in the campaigns table.
+pub const UNKNOWN_ADS: &str = "views of unknown ads";
+
+/// Header keys of a dead letter.
+pub const ERROR_HEADER: &str = "weir.error";
+/// Header key of a dead letter's source position (`topic/partition@offset`).
+pub const SOURCE_HEADER: &str = "weir.source";
+
+/// View counts per (campaign, window start).
+pub type WindowCounts = BTreeMap<(String, u64), u64>;
+
+/// The `ad_id -> campaign_id` table.
+pub type Campaigns = HashMap<String, String>;
+
+/// Reads CSV lines `ad_id,campaign_id` (blank lines and a first line
+/// `ad_id,campaign_id` are skipped).
+pub fn load_campaigns(path: &Path) -> Result<Campaigns, JobError> {
+    let text = std::fs::read_to_string(path).map_err(|e| JobError::io(path, &e))?;
+    let mut table = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (n == 0 && line == "ad_id,campaign_id") {
+            continue;
+        }
+        let parsed = line.split_once(',').filter(|(ad, campaign)| {
+            !ad.is_empty() && !campaign.is_empty() && !campaign.contains(',')
+        });
+        let Some((ad, campaign)) = parsed else {
+            return Err(JobError::Malformed {
+                position: format!("{}:{}", path.display(), n + 1),
+                message: format!("expected ad_id,campaign_id, found {line:?}"),
+            });
+        };
+        table.insert(ad.trim().to_string(), campaign.trim().to_string());
+    }
+    if table.is_empty() {
+        return Err(JobError::Malformed {
+            position: path.display().to_string(),
+            message: "no ad_id,campaign_id lines".into(),
+        });
+    }
+    Ok(table)
+}
+
+/// Milliseconds as a JSON number or a decimal string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Millis<'a> {
+    Number(u64),
+    Text(&'a str),
+}
+
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(borrow)]
+    ad_id: &'a str,
+    #[serde(borrow)]
+    event_type: &'a str,
+    #[serde(borrow)]
+    event_time: Millis<'a>,
+}
+
+/// An event's fields the pipeline uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Ad.
+    pub ad_id: String,
+    /// `view`, `click` or `purchase`.
+    pub event_type: String,
+    /// Event time (ms since the Unix epoch).
+    pub event_time: u64,
+}
+
+/// Parses an event (a JSON object with at least `ad_id`, `event_type` and
+/// `event_time`).
+pub fn parse_event(value: &[u8]) -> Result<Event, String> {
+    let raw: RawEvent = serde_json::from_slice(value).map_err(|e| format!("not an event: {e}"))?;
+    let event_time = match raw.event_time {
+        Millis::Number(ms) => ms,
+        Millis::Text(text) => text
+            .parse()
+            .map_err(|_| format!("event_time {text:?} is not milliseconds"))?,
+    };
+    Ok(Event {
+        ad_id: raw.ad_id.to_string(),
+        event_type: raw.event_type.to_string(),
+        event_time,
+    })
+}
+
+/// One output record's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowCount {
+    /// Campaign.
+    pub campaign_id: String,
+    /// Window start (ms).
+    pub window_start: u64,
+    /// Views in the window.
+    pub count: u64,
+}
+
+/// What the yahoo job reads and writes.
+#[derive(Clone, Debug)]
+pub struct Yahoo {
+    /// The input (its event time should be `JsonField("event_time")`).
+    pub source: KafkaSource,
+    /// Output topic.
+    pub output_topic: String,
+    /// Dead-letter topic.
+    pub dead_letter_topic: String,
+    /// The campaigns file.
+    pub campaigns: PathBuf,
+    /// How output is written.
+    pub sink: KafkaSink,
+}
+
+/// The parsed side of the pipeline: window input, and dead letters.
+fn parse<'s>(
+    records: StreamVec<'s, u64, KafkaRecord>,
+    topic: &str,
+    dead_topic: &str,
+    campaigns: Arc<Campaigns>,
+    unknown: weir_dataflows::exec::RecordCounter,
+    dead_count: weir_dataflows::exec::RecordCounter,
+) -> (
+    StreamVec<'s, u64, WindowInput<String>>,
+    StreamVec<'s, u64, Produce>,
+) {
+    let scope = records.scope();
+    let mut builder = OperatorBuilder::new("ParseEvents".to_string(), scope);
+    let mut input = builder.new_input(records, Pipeline);
+    let (views_out, views) = builder.new_output();
+    let (dead_out, dead) = builder.new_output();
+    let mut views_out =
+        OutputBuilder::<u64, CapacityContainerBuilder<Vec<WindowInput<String>>>>::from(views_out);
+    let mut dead_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Produce>>>::from(dead_out);
+    let (topic, dead_topic) = (topic.to_string(), dead_topic.to_string());
+    builder.build(move |_caps| {
+        move |_frontiers| {
+            input.for_each_stamp(|cap, data| {
+                let mut views = views_out.activate();
+                let mut views = views.session(&cap);
+                let mut dead = dead_out.activate();
+                let mut dead = dead.session(&cap);
+                for record in data.flat_map(|b| b.drain(..)) {
+                    match parse_event(&record.value) {
+                        Ok(event) if event.event_type == "view" => {
+                            match campaigns.get(&event.ad_id) {
+                                Some(campaign) => views.give(WindowInput::Event {
+                                    key: campaign.clone(),
+                                    time: event.event_time,
+                                    value: 1.0,
+                                }),
+                                None => unknown.add(1),
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            dead_count.add(1);
+                            dead.give(dead_letter(&dead_topic, &topic, record, &error));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (views, dead)
+}
+
+/// The dead letter of `record`: value and key unchanged, headers kept, plus the
+/// error and the source position.
+pub fn dead_letter(dead_topic: &str, topic: &str, record: KafkaRecord, error: &str) -> Produce {
+    let position = record.position(topic);
+    let mut headers = record.headers;
+    headers.push((ERROR_HEADER.to_string(), error.as_bytes().to_vec()));
+    headers.push((SOURCE_HEADER.to_string(), position.into_bytes()));
+    Produce {
+        topic: dead_topic.to_string(),
+        key: record.key,
+        value: record.value,
+        headers,
+        timestamp: Some(record.timestamp),
+    }
+}
+
+/// Runs the pipeline until its source stops (`stop_when_idle`).
+pub fn run(
+    config: timely::Config,
+    job: Yahoo,
+    options: &StreamOptions,
+) -> Result<StreamSummary, JobError> {
+    let campaigns = Arc::new(load_campaigns(&job.campaigns)?);
+    let partitions = job.source.partitions()?;
+    for topic in [&job.output_topic, &job.dead_letter_topic] {
+        KafkaSource {
+            broker_timeout: job.sink.broker_timeout,
+            ..KafkaSource::new(&job.sink.brokers, topic)
+        }
+        .partitions()?;
+    }
+    let sink = job.sink.clone();
+    let prepare = move |recovery: &Recovery, store: &CheckpointStore, workers: usize| {
+        recover_transactions(store, recovery, SINK, &sink, workers)
+    };
+    run_stream(
+        config,
+        options,
+        prepare,
+        move |scope: Scope<'_, u64>, ctx| {
+            let streams = scope.read_kafka(
+                SOURCE,
+                &job.source,
+                partitions,
+                &ctx.recovery,
+                &ctx.checkpoints,
+                &ctx.source,
+            );
+            let (views, dead) = parse(
+                streams.records,
+                &job.source.topic,
+                &job.dead_letter_topic,
+                Arc::clone(&campaigns),
+                ctx.metrics.counter(UNKNOWN_ADS),
+                ctx.metrics.counter(DEAD_LETTERS),
+            );
+            let input = views.concat(fan_out(streams.watermarks, ctx.checkpoints.peers));
+            let (fired, window_acks) = input.window_aggregate(
+                WINDOWS,
+                Windows::Tumbling { size: WINDOW_MS },
+                &ctx.checkpoints,
+                &ctx.metrics.counter(LATE),
+            );
+            let output_topic = job.output_topic.clone();
+            let results = fired.unary::<CapacityContainerBuilder<Vec<Produce>>, _, _, _>(
+                Pipeline,
+                "ToJson",
+                move |_, _| {
+                    move |input, output| {
+                        input.for_each_stamp(|stamp, data| {
+                            let mut session = output.session(&stamp);
+                            for w in data.flat_map(|b| b.drain(..)) {
+                                let value = WindowCount {
+                                    campaign_id: w.key.clone(),
+                                    window_start: w.start,
+                                    count: w.acc.count,
+                                };
+                                let value = serde_json::to_vec(&value).unwrap_or_default();
+                                session.give(Produce {
+                                    key: Some(w.key.into_bytes()),
+                                    ..Produce::value(&output_topic, value)
+                                });
+                            }
+                        });
+                    }
+                },
+            );
+            let sink = KafkaSink {
+                committed_before: ctx.recovery.committed_before(),
+                ..job.sink.clone()
+            };
+            let (sink_acks, commit) = results.concat(dead).write_kafka(
+                SINK,
+                &sink,
+                &ctx.checkpoints,
+                &ctx.source,
+                &ctx.records_out,
+            );
+            Built {
+                acks: vec![streams.acks, window_acks, sink_acks],
+                commits: vec![commit],
+            }
+        },
+    )
+}
+
+/// The source settings of the benchmark: event time from the `event_time`
+/// field, allowing `out_of_orderness_ms` of disorder.
+pub fn source(brokers: &str, topic: &str, out_of_orderness_ms: u64) -> KafkaSource {
+    KafkaSource {
+        event_time: EventTime::JsonField("event_time".into()),
+        out_of_orderness_ms,
+        ..KafkaSource::new(brokers, topic)
+    }
+}
+
+/// The pipeline's result computed sequentially from the input values: view
+/// counts per (campaign, window start), and the number of records that do
+/// not parse.
+pub fn reference<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+    campaigns: &Campaigns,
+) -> (WindowCounts, usize) {
+    let mut counts = BTreeMap::new();
+    let mut malformed = 0;
+    for value in values {
+        match parse_event(value) {
+            Ok(event) if event.event_type == "view" => {
+                if let Some(campaign) = campaigns.get(&event.ad_id) {
+                    let start = event.event_time - event.event_time % WINDOW_MS;
+                    *counts.entry((campaign.clone(), start)).or_insert(0) += 1;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => malformed += 1,
+        }
+    }
+    (counts, malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_time_is_a_number_or_a_string() {
+        let a = parse_event(br#"{"ad_id":"a","event_type":"view","event_time":"1700000000123"}"#);
+        let b = parse_event(br#"{"ad_id":"a","event_type":"view","event_time":1700000000123}"#);
+        assert_eq!(a, b);
+        assert_eq!(a.map(|e| e.event_time), Ok(1_700_000_000_123));
+        assert!(parse_event(br#"{"ad_id":"a","event_type":"view","event_time":"soon"}"#).is_err());
+        assert!(parse_event(b"{").is_err());
+    }
+
+    #[test]
+    fn a_bad_campaign_line_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("campaigns.csv");
+        std::fs::write(&path, "ad_id,campaign_id\na1,c1\nbroken\n").unwrap();
+        let err = load_campaigns(&path).unwrap_err().to_string();
+        assert!(err.contains("campaigns.csv:3"), "{err}");
+    }
+}
+
+/// What [`verify`] found: the committed output against the expected counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Expected (campaign, window) counts.
+    pub expected: usize,
+    /// Committed output records.
+    pub committed: usize,
+    /// Expected windows with no committed count.
+    pub missing: Vec<(String, u64)>,
+    /// Windows committed more than once, with how often.
+    pub duplicated: Vec<((String, u64), usize)>,
+    /// Windows committed with a wrong count: (window, committed, expected),
+    /// including windows that should not exist (expected 0).
+    pub wrong: Vec<((String, u64), u64, u64)>,
+    /// Output records that are not window counts.
+    pub unreadable: Vec<String>,
+    /// Records held back by transactions still open.
+    pub open: usize,
+    /// Malformed input records, and how many of them reached the dead-letter
+    /// topic exactly once (`None`: not checked).
+    pub dead_letters: Option<(usize, usize)>,
+}
+
+impl Verdict {
+    /// Whether the output is exactly the expected one.
+    pub fn ok(&self) -> bool {
+        self.missing.is_empty()
+            && self.duplicated.is_empty()
+            && self.wrong.is_empty()
+            && self.unreadable.is_empty()
+            && self.dead_letters.is_none_or(|(want, once)| want == once)
+    }
+
+    /// A report, one finding per line (at most 5 examples of each).
+    pub fn describe(&self) -> String {
+        let mut lines = vec![format!(
+            "{} windows expected, {} output records committed ({} held back by open transactions)",
+            self.expected, self.committed, self.open
+        )];
+        let mut list = |what: &str, items: Vec<String>| {
+            if !items.is_empty() {
+                let total = items.len();
+                let shown: Vec<String> = items.into_iter().take(5).collect();
+                lines.push(format!("{total} {what}: {}", shown.join("; ")));
+            }
+        };
+        list(
+            "missing",
+            self.missing
+                .iter()
+                .map(|(c, s)| format!("{c}@{s}"))
+                .collect(),
+        );
+        list(
+            "duplicated",
+            self.duplicated
+                .iter()
+                .map(|((c, s), n)| format!("{c}@{s} x{n}"))
+                .collect(),
+        );
+        list(
+            "wrong",
+            self.wrong
+                .iter()
+                .map(|((c, s), got, want)| format!("{c}@{s}: {got} committed, {want} expected"))
+                .collect(),
+        );
+        list("unreadable", self.unreadable.clone());
+        if let Some((want, once)) = self.dead_letters {
+            lines.push(format!(
+                "{want} malformed input records, {once} of them in the dead-letter topic exactly once"
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
+/// Reads the committed output of `topic` (transaction markers applied) and
+/// compares it with `expected` counts per (campaign, window start).
+pub fn verify(brokers: &str, topic: &str, expected: &WindowCounts) -> Result<Verdict, JobError> {
+    let log = crate::kafka::wire::read_committed(brokers, topic)?;
+    let mut seen: BTreeMap<(String, u64), Vec<u64>> = BTreeMap::new();
+    let mut verdict = Verdict {
+        expected: expected.len(),
+        committed: log.records.len(),
+        open: log.open,
+        ..Verdict::default()
+    };
+    for record in &log.records {
+        let value = record.value.as_deref().unwrap_or_default();
+        match serde_json::from_slice::<WindowCount>(value) {
+            Ok(w) => seen
+                .entry((w.campaign_id, w.window_start))
+                .or_default()
+                .push(w.count),
+            Err(e) => verdict.unreadable.push(format!(
+                "{topic}/{}@{}: {e}",
+                record.partition, record.offset
+            )),
+        }
+    }
+    for (window, counts) in &seen {
+        if counts.len() > 1 {
+            verdict.duplicated.push((window.clone(), counts.len()));
+        }
+        let want = expected.get(window).copied().unwrap_or(0);
+        if counts.iter().any(|&c| c != want) {
+            verdict.wrong.push((window.clone(), counts[0], want));
+        }
+    }
+    verdict.missing = expected
+        .keys()
+        .filter(|w| !seen.contains_key(*w))
+        .cloned()
+        .collect();
+    Ok(verdict)
+}
+
+/// The expected output of the pipeline over everything in `input_topic`, and
+/// the positions (`topic/partition@offset`) of its malformed records.
+pub fn expected_from_input(
+    brokers: &str,
+    input_topic: &str,
+    campaigns: &Campaigns,
+) -> Result<(WindowCounts, Vec<String>), JobError> {
+    let log = crate::kafka::wire::read_committed(brokers, input_topic)?;
+    let values = log
+        .records
+        .iter()
+        .map(|r| r.value.as_deref().unwrap_or_default());
+    let (expected, _) = reference(values, campaigns);
+    let malformed = log
+        .records
+        .iter()
+        .filter(|r| parse_event(r.value.as_deref().unwrap_or_default()).is_err())
+        .map(|r| format!("{input_topic}/{}@{}", r.partition, r.offset))
+        .collect();
+    Ok((expected, malformed))
+}
+
+/// How many of the `malformed` positions are in the committed dead-letter
+/// topic exactly once (matched by their source-position header).
+pub fn dead_letters_once(
+    brokers: &str,
+    dead_topic: &str,
+    malformed: &[String],
+) -> Result<usize, JobError> {
+    let log = crate::kafka::wire::read_committed(brokers, dead_topic)?;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for record in &log.records {
+        for (key, value) in &record.headers {
+            if key == SOURCE_HEADER
+                && let Some(v) = value
+            {
+                *seen
+                    .entry(String::from_utf8_lossy(v).into_owned())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(malformed
+        .iter()
+        .filter(|p| seen.get(*p) == Some(&1))
+        .count())
+}

@@ -1,0 +1,431 @@
+//! Event-time windows — tumbling, sliding and session — with count, sum, min,
+//! max and average, as checkpointed keyed state.
+//!
+//! Event-time progress rides on epoch progress: every source worker sends its
+//! watermark at the end of each epoch (`None` while all its partitions are
+//! idle) to every window worker. Once timely's frontier has passed epoch `e`,
+//! the window operator has all of `e`'s records and all of `e`'s watermarks:
+//! it adds the records, takes the smallest watermark as the event-time
+//! frontier (never moving it back), and fires — in epoch `e` — every window
+//! whose end it has passed. So the timely frontier decides when a window's
+//! result is final, and a restored or replayed epoch fires exactly the same
+//! windows. A record whose every window has fired already is late: it is
+//! dropped and counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hash;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use weir_dataflows::exec::RecordCounter;
+use weir_progress::checkpoint::{Ack, Checkpoints, StatefulUnary};
+use weir_progress::route::key_hash;
+
+/// How events are grouped into windows (sizes in milliseconds of event time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Windows {
+    /// Back-to-back windows `[k·size, (k+1)·size)`.
+    Tumbling {
+        /// Window length.
+        size: u64,
+    },
+    /// Windows of `size` starting every `slide`: an event is in `size / slide` of them.
+    Sliding {
+        /// Window length.
+        size: u64,
+        /// Distance between window starts.
+        slide: u64,
+    },
+    /// A key's events closer than `gap` to each other form one window, which
+    /// ends `gap` after its last event.
+    Session {
+        /// Inactivity that closes a session.
+        gap: u64,
+    },
+}
+
+impl Windows {
+    /// The windows `[start, end)` an event at `time` belongs to (for sessions:
+    /// its own session before merging).
+    pub fn assign(&self, time: u64) -> Vec<(u64, u64)> {
+        match *self {
+            Windows::Tumbling { size } => {
+                let size = size.max(1);
+                let start = time - time % size;
+                vec![(start, start.saturating_add(size))]
+            }
+            Windows::Sliding { size, slide } => {
+                let slide = slide.max(1);
+                let last = time - time % slide;
+                let mut windows = Vec::new();
+                let mut start = last;
+                loop {
+                    if start.saturating_add(size) > time {
+                        windows.push((start, start.saturating_add(size)));
+                    } else {
+                        break;
+                    }
+                    match start.checked_sub(slide) {
+                        Some(s) => start = s,
+                        None => break,
+                    }
+                }
+                windows.reverse();
+                windows
+            }
+            Windows::Session { gap } => vec![(time, time.saturating_add(gap.max(1)))],
+        }
+    }
+}
+
+/// Which aggregate of a window's values to report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aggregate {
+    /// Number of events.
+    Count,
+    /// Sum of values.
+    Sum,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// Mean value.
+    Avg,
+}
+
+impl std::str::FromStr for Aggregate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "count" => Ok(Aggregate::Count),
+            "sum" => Ok(Aggregate::Sum),
+            "min" => Ok(Aggregate::Min),
+            "max" => Ok(Aggregate::Max),
+            "avg" => Ok(Aggregate::Avg),
+            other => Err(format!(
+                "unknown aggregate {other:?} (count, sum, min, max or avg)"
+            )),
+        }
+    }
+}
+
+/// Everything the aggregates need: count, sum, min and max of a window's values.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Acc {
+    /// Events.
+    pub count: u64,
+    /// Sum of values.
+    pub sum: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Acc {
+    /// The accumulator of one value.
+    pub fn of(value: f64) -> Self {
+        Acc {
+            count: 1,
+            sum: value,
+            min: value,
+            max: value,
+        }
+    }
+
+    /// Adds another accumulator's values.
+    pub fn merge(&mut self, other: &Acc) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    /// The aggregate `which`.
+    pub fn get(&self, which: Aggregate) -> f64 {
+        match which {
+            Aggregate::Count => self.count as f64,
+            Aggregate::Sum => self.sum,
+            Aggregate::Min => self.min,
+            Aggregate::Max => self.max,
+            Aggregate::Avg => {
+                if self.count == 0 {
+                    0.0
+                } else {
+                    self.sum / self.count as f64
+                }
+            }
+        }
+    }
+}
+
+/// What a window operator reads: events, and the source workers' watermarks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WindowInput<K> {
+    /// An event of `key` at event time `time` with `value`.
+    Event {
+        /// Key.
+        key: K,
+        /// Event time (ms).
+        time: u64,
+        /// Value to aggregate (1.0 for counts).
+        value: f64,
+    },
+    /// A source worker's watermark at the end of this epoch, addressed to
+    /// window worker `to`.
+    Watermark {
+        /// Destination worker.
+        to: usize,
+        /// The watermark (`None`: the source worker's partitions are all idle).
+        watermark: Option<u64>,
+    },
+}
+
+/// A fired window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowResult<K> {
+    /// Key.
+    pub key: K,
+    /// Start (inclusive, ms).
+    pub start: u64,
+    /// End (exclusive, ms).
+    pub end: u64,
+    /// The window's values.
+    pub acc: Acc,
+}
+
+/// Sends each source watermark to every one of `peers` window workers.
+pub fn fan_out<'s, K: Clone + 'static>(
+    watermarks: StreamVec<'s, u64, Option<u64>>,
+    peers: usize,
+) -> StreamVec<'s, u64, WindowInput<K>> {
+    watermarks.unary::<CapacityContainerBuilder<Vec<WindowInput<K>>>, _, _, _>(
+        Pipeline,
+        "FanOutWatermarks",
+        move |_, _| {
+            move |input, output| {
+                input.for_each_stamp(|stamp, data| {
+                    let mut session = output.session(&stamp);
+                    for &watermark in data.flat_map(|b| b.iter()) {
+                        for to in 0..peers {
+                            session.give(WindowInput::Watermark { to, watermark });
+                        }
+                    }
+                });
+            }
+        },
+    )
+}
+
+/// The windows of one key: `(start, end) -> values`.
+type KeyWindows = BTreeMap<(u64, u64), Acc>;
+
+/// Aggregates events into event-time windows.
+pub trait WindowAggregate<'s, K> {
+    /// Windows the events by key (see the module doc); counts late events in
+    /// `late`. Returns the fired windows and the state's acks.
+    fn window_aggregate(
+        self,
+        name: &str,
+        windows: Windows,
+        checkpoints: &Checkpoints,
+        late: &RecordCounter,
+    ) -> (StreamVec<'s, u64, WindowResult<K>>, StreamVec<'s, u64, Ack>);
+}
+
+impl<'s, K> WindowAggregate<'s, K> for StreamVec<'s, u64, WindowInput<K>>
+where
+    K: Serialize + DeserializeOwned + Hash + Eq + Ord + Clone + Send + 'static,
+{
+    fn window_aggregate(
+        self,
+        name: &str,
+        windows: Windows,
+        checkpoints: &Checkpoints,
+        late: &RecordCounter,
+    ) -> (StreamVec<'s, u64, WindowResult<K>>, StreamVec<'s, u64, Ack>) {
+        let late = late.clone();
+        let peers = checkpoints.peers as u64;
+        let route = move |input: &WindowInput<K>| match input {
+            WindowInput::Event { key, .. } => key_hash(key),
+            WindowInput::Watermark { to, .. } => {
+                // a hash whose remainder is `to` (timely routes by hash % peers)
+                *to as u64 % peers.max(1)
+            }
+        };
+        // event-time frontier, and an index of window ends (both rebuilt from
+        // the state after a restore)
+        let mut watermark: Option<u64> = None;
+        let mut ends: Option<BTreeMap<u64, BTreeSet<K>>> = None;
+        self.stateful_unary(
+            Exchange::new(route),
+            name,
+            checkpoints,
+            move |_epoch,
+                  records,
+                  state: &mut weir_progress::state::KeyedState<K, KeyWindows>,
+                  out: &mut Vec<WindowResult<K>>| {
+                let ends = ends.get_or_insert_with(|| {
+                    let mut index: BTreeMap<u64, BTreeSet<K>> = BTreeMap::new();
+                    for (key, windows) in state.iter() {
+                        for &(_, end) in windows.keys() {
+                            index.entry(end).or_default().insert(key.clone());
+                        }
+                    }
+                    index
+                });
+                let mut epoch_watermark: Option<u64> = None;
+                let mut any_watermark = false;
+                for record in records {
+                    match record {
+                        WindowInput::Watermark { watermark: w, .. } => {
+                            any_watermark = true;
+                            if let Some(w) = w {
+                                epoch_watermark = Some(epoch_watermark.map_or(w, |e| e.min(w)));
+                            }
+                        }
+                        WindowInput::Event { key, time, value } => {
+                            add(state, ends, windows, watermark, key, time, value, &late);
+                        }
+                    }
+                }
+                if any_watermark && let Some(w) = epoch_watermark {
+                    watermark = Some(watermark.map_or(w, |old| old.max(w)));
+                }
+                let Some(w) = watermark else {
+                    return;
+                };
+                // fire every window whose end the watermark has passed
+                while let Some(entry) = ends.first_entry() {
+                    if *entry.key() > w {
+                        break;
+                    }
+                    let end = *entry.key();
+                    for key in entry.remove() {
+                        let Some(mut key_windows) = state.get(&key).cloned() else {
+                            continue;
+                        };
+                        let fired: Vec<(u64, u64)> = key_windows
+                            .keys()
+                            .filter(|&&(_, e)| e == end)
+                            .copied()
+                            .collect();
+                        for window in fired {
+                            if let Some(acc) = key_windows.remove(&window) {
+                                out.push(WindowResult {
+                                    key: key.clone(),
+                                    start: window.0,
+                                    end: window.1,
+                                    acc,
+                                });
+                            }
+                        }
+                        if key_windows.is_empty() {
+                            state.remove(&key);
+                        } else {
+                            state.insert(key, key_windows);
+                        }
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// Adds an event to its key's windows (merging sessions), unless each of its
+/// windows has fired (`end <= watermark`): then it is late.
+#[allow(clippy::too_many_arguments)]
+fn add<K: Serialize + DeserializeOwned + Hash + Eq + Ord + Clone + Send + 'static>(
+    state: &mut weir_progress::state::KeyedState<K, KeyWindows>,
+    ends: &mut BTreeMap<u64, BTreeSet<K>>,
+    windows: Windows,
+    watermark: Option<u64>,
+    key: K,
+    time: u64,
+    value: f64,
+    late: &RecordCounter,
+) {
+    let open = |end: u64| watermark.is_none_or(|w| end > w);
+    let assigned: Vec<(u64, u64)> = windows
+        .assign(time)
+        .into_iter()
+        .filter(|&(_, end)| open(end))
+        .collect();
+    if assigned.is_empty() {
+        late.add(1);
+        return;
+    }
+    let mut key_windows = state.get(&key).cloned().unwrap_or_default();
+    let acc = Acc::of(value);
+    match windows {
+        Windows::Session { .. } => {
+            let (mut start, mut end) = assigned[0];
+            let mut merged = acc;
+            let overlapping: Vec<(u64, u64)> = key_windows
+                .keys()
+                .filter(|&&(s, e)| s < end && start < e)
+                .copied()
+                .collect();
+            for window in overlapping {
+                if let Some(other) = key_windows.remove(&window) {
+                    merged.merge(&other);
+                    start = start.min(window.0);
+                    end = end.max(window.1);
+                    if let Some(keys) = ends.get_mut(&window.1) {
+                        // the key may still have another window ending there
+                        if !key_windows.keys().any(|&(_, e)| e == window.1) {
+                            keys.remove(&key);
+                        }
+                    }
+                }
+            }
+            key_windows.insert((start, end), merged);
+            ends.entry(end).or_default().insert(key.clone());
+        }
+        _ => {
+            for window in assigned {
+                key_windows
+                    .entry(window)
+                    .and_modify(|a| a.merge(&acc))
+                    .or_insert(acc);
+                ends.entry(window.1).or_default().insert(key.clone());
+            }
+        }
+    }
+    state.insert(key, key_windows);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tumbling_and_sliding_windows_contain_the_event() {
+        assert_eq!(Windows::Tumbling { size: 10 }.assign(23), vec![(20, 30)]);
+        assert_eq!(
+            Windows::Sliding { size: 10, slide: 5 }.assign(23),
+            vec![(15, 25), (20, 30)]
+        );
+        assert_eq!(
+            Windows::Sliding { size: 10, slide: 5 }.assign(3),
+            vec![(0, 10)]
+        );
+    }
+
+    #[test]
+    fn accumulators_give_every_aggregate() {
+        let mut acc = Acc::of(2.0);
+        acc.merge(&Acc::of(6.0));
+        acc.merge(&Acc::of(1.0));
+        assert_eq!(acc.get(Aggregate::Count), 3.0);
+        assert_eq!(acc.get(Aggregate::Sum), 9.0);
+        assert_eq!(acc.get(Aggregate::Min), 1.0);
+        assert_eq!(acc.get(Aggregate::Max), 6.0);
+        assert_eq!(acc.get(Aggregate::Avg), 3.0);
+    }
+}

@@ -1,0 +1,134 @@
+//! The Yahoo pipeline on the project's real broker: exact window counts,
+//! dead letters exactly once, rescaling on restore.
+
+use std::path::Path;
+use std::time::Duration;
+
+use weir_progress::store::Restore;
+use weir_streaming::jobs::yahoo::{
+    self, DEAD_LETTERS, LATE, Yahoo, dead_letters_once, expected_from_input, load_campaigns, verify,
+};
+use weir_streaming::jobs::yahoo_events::{Amount, EventGenerator, produce};
+use weir_streaming::kafka::broker::Broker;
+use weir_streaming::kafka::producer::{IdempotentProducer, Produce};
+use weir_streaming::kafka::sink::{Guarantee, KafkaSink};
+use weir_streaming::run::{StreamOptions, StreamSummary};
+
+const MALFORMED: [&str; 3] = [
+    "not json at all",
+    r#"{"ad_id":"x","event_type":"view"}"#,
+    r#"{"ad_id":"x","event_type":"view","event_time":"soon"}"#,
+];
+
+struct Setup {
+    broker: Broker,
+    campaigns: tempfile::NamedTempFile,
+    checkpoints: tempfile::TempDir,
+    generator: EventGenerator,
+}
+
+fn setup() -> Setup {
+    let broker = Broker::start().unwrap();
+    broker.create_topic("events", 4).unwrap();
+    broker.create_topic("out", 2).unwrap();
+    broker.create_topic("events.dead", 1).unwrap();
+    let generator = EventGenerator::new(7);
+    let campaigns = tempfile::NamedTempFile::new().unwrap();
+    generator.write_campaigns(campaigns.path()).unwrap();
+    Setup {
+        broker,
+        campaigns,
+        checkpoints: tempfile::tempdir().unwrap(),
+        generator,
+    }
+}
+
+fn send_events(setup: &mut Setup, count: u64) {
+    produce(
+        &setup.broker.brokers(),
+        "events",
+        50_000,
+        Amount::Count(count),
+        &mut setup.generator,
+        &|_| {},
+    )
+    .unwrap();
+}
+
+fn send_malformed(brokers: &str) {
+    let producer = IdempotentProducer::open(brokers).unwrap();
+    for bad in MALFORMED {
+        producer.send(&Produce::value("events", bad)).unwrap();
+    }
+    producer.flush().unwrap();
+}
+
+fn run(setup: &Setup, workers: usize, restore: Option<Restore>) -> StreamSummary {
+    let brokers = setup.broker.brokers();
+    let job = Yahoo {
+        source: weir_streaming::kafka::source::KafkaSource {
+            interval: Duration::from_millis(50),
+            stop_when_idle: Some(Duration::from_millis(800)),
+            ..yahoo::source(&brokers, "events", 1000)
+        },
+        output_topic: "out".into(),
+        dead_letter_topic: "events.dead".into(),
+        campaigns: setup.campaigns.path().to_path_buf(),
+        sink: KafkaSink {
+            brokers: brokers.clone(),
+            transactional_prefix: "yahoo".into(),
+            guarantee: Guarantee::ExactlyOnce,
+            committed_before: 0,
+            broker_timeout: Duration::from_secs(10),
+        },
+    };
+    let options = StreamOptions {
+        checkpoint_dir: setup.checkpoints.path().to_path_buf(),
+        restore,
+        retain: 3,
+        progress: None,
+    };
+    yahoo::run(timely::Config::process(workers), job, &options).unwrap()
+}
+
+fn check(setup: &Setup, campaigns: &Path) {
+    let brokers = setup.broker.brokers();
+    let table = load_campaigns(campaigns).unwrap();
+    let (expected, malformed) = expected_from_input(&brokers, "events", &table).unwrap();
+    assert!(!expected.is_empty());
+    let mut verdict = verify(&brokers, "out", &expected).unwrap();
+    verdict.dead_letters = Some((
+        malformed.len(),
+        dead_letters_once(&brokers, "events.dead", &malformed).unwrap(),
+    ));
+    assert!(verdict.ok(), "{}", verdict.describe());
+    assert_eq!(verdict.open, 0);
+}
+
+#[test]
+fn window_counts_and_dead_letters_are_exact_at_2_workers() {
+    let mut setup = setup();
+    let brokers = setup.broker.brokers();
+    send_events(&mut setup, 1500);
+    send_malformed(&brokers);
+    send_events(&mut setup, 1500);
+    let summary = run(&setup, 2, None);
+    assert_eq!(summary.records_in, 3003);
+    assert_eq!(summary.metrics.get(DEAD_LETTERS), Some(&3));
+    assert_eq!(summary.metrics.get(LATE).copied().unwrap_or(0), 0);
+    check(&setup, setup.campaigns.path());
+}
+
+#[test]
+fn restore_rescales_2_to_3_workers_without_loss_or_duplicates() {
+    let mut setup = setup();
+    let brokers = setup.broker.brokers();
+    send_events(&mut setup, 1000);
+    send_malformed(&brokers);
+    run(&setup, 2, None);
+    send_events(&mut setup, 1000);
+    let again = run(&setup, 3, Some(Restore::Latest));
+    assert!(again.restored.is_some());
+    assert_eq!(again.records_in, 1000, "only new events are read");
+    check(&setup, setup.campaigns.path());
+}
