@@ -7,6 +7,7 @@
 #   scripts/kafka.sh path             print the broker binary's path (installs it)
 #   scripts/kafka.sh start [PORT]     start it on 127.0.0.1:PORT (default 9092)
 #   scripts/kafka.sh stop [PORT]      stop the broker that `start` started
+#   scripts/kafka.sh topic NAME [PARTITIONS] [PORT]   create a topic (default 4 partitions)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,8 +70,14 @@ case "${1:-}" in
             rm -f "$pidfile"
         fi
         ;;
+    topic)
+        name=${2:?topic name}
+        partitions=${3:-4}
+        port=${4:-9092}
+        "$(binary)" topic create "$name" --partitions "$partitions" --broker "tcp://127.0.0.1:$port"
+        ;;
     *)
-        sed -n '2,10p' "$0" >&2
+        sed -n '2,11p' "$0" >&2
         exit 2
         ;;
 esac

@@ -6,6 +6,7 @@ mod demo;
 mod generate;
 mod join;
 mod stream;
+mod stream_kafka;
 mod wordcount;
 
 use std::process::ExitCode;

@@ -84,9 +84,15 @@ pub fn command() -> Command {
 pub fn main(args: &[String]) -> Result<(), CliError> {
     match args.first().map(String::as_str) {
         Some("wordcount") => wordcount_main(&args[1..]),
+        Some("produce") => crate::stream_kafka::produce_main(&args[1..]),
+        Some("yahoo") => crate::stream_kafka::yahoo_main(&args[1..]),
+        Some("verify") => crate::stream_kafka::verify_main(&args[1..]),
         Some("--help") | None => {
             print!(
-                "Streaming jobs:\n  wordcount    exactly-once running word counts of files arriving in a directory\n\n\
+                "Streaming jobs:\n  wordcount    exactly-once running word counts (files or Kafka)\n\
+                 \x20 produce      write Yahoo-benchmark events to Kafka at a fixed rate\n\
+                 \x20 yahoo        the Yahoo benchmark pipeline, exactly once on Kafka\n\
+                 \x20 verify       check the committed output of yahoo\n\n\
                  Usage: weir stream <job> --help\n"
             );
             if args.is_empty() {
@@ -96,12 +102,12 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
             }
         }
         Some(other) => Err(cli::usage(format!(
-            "stream: unknown job '{other}' (jobs: wordcount)"
+            "stream: unknown job '{other}' (jobs: wordcount, produce, yahoo, verify)"
         ))),
     }
 }
 
-fn duration(m: &getopts::Matches, name: &str) -> Result<Option<Duration>, CliError> {
+pub fn duration(m: &getopts::Matches, name: &str) -> Result<Option<Duration>, CliError> {
     m.opt_str(name)
         .map(|text| {
             humantime::parse_duration(&text)
@@ -135,7 +141,7 @@ fn brokers(m: &getopts::Matches, why: &str) -> Result<String, CliError> {
 }
 
 /// `latest`, or a checkpoint directory `chk-<epoch>` inside `checkpoints`.
-fn restore(m: &getopts::Matches, checkpoints: &Path) -> Result<Option<Restore>, CliError> {
+pub fn restore(m: &getopts::Matches, checkpoints: &Path) -> Result<Option<Restore>, CliError> {
     let Some(text) = m.opt_str("restore") else {
         return Ok(None);
     };
@@ -241,22 +247,22 @@ fn wordcount_main(args: &[String]) -> Result<(), CliError> {
         ),
     );
     let summary = wordcount::run(config, input, output, &options)?;
-    report(&summary);
+    report("stream wordcount", &summary);
     Ok(())
 }
 
-fn report(summary: &StreamSummary) {
+pub fn report(job: &str, summary: &StreamSummary) {
     if !summary.leader {
         return;
     }
     for warning in &summary.warnings {
-        eprintln!("stream wordcount: warning: {warning}");
+        eprintln!("{job}: warning: {warning}");
     }
     if let Some(epoch) = summary.restored {
-        eprintln!("stream wordcount: restored from the checkpoint of epoch {epoch}");
+        eprintln!("{job}: restored from the checkpoint of epoch {epoch}");
     }
     eprintln!(
-        "stream wordcount: {} lines in, {} lines out, {} checkpoints committed in {:.2} s on {} worker{}",
+        "{job}: {} records in, {} records out, {} checkpoints committed in {:.2} s on {} worker{}",
         summary.records_in,
         summary.records_out,
         summary.checkpoints,

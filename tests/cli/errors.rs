@@ -275,6 +275,6 @@ fn stream_wordcount_bad_flags_and_inputs_are_named() {
     fails(
         &["stream", "grep"],
         2,
-        "weir: stream: unknown job 'grep' (jobs: wordcount)",
+        "weir: stream: unknown job 'grep' (jobs: wordcount, produce, yahoo, verify)",
     );
 }

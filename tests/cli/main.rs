@@ -4,4 +4,5 @@
 mod chaos;
 mod errors;
 mod jobs;
+mod kafka_chaos;
 mod support;

@@ -493,6 +493,24 @@ pub fn verify(brokers: &str, topic: &str, expected: &WindowCounts) -> Result<Ver
     Ok(verdict)
 }
 
+/// Expected counts from JSON lines `{"campaign_id", "window_start", "count"}`
+/// (the output's own format).
+pub fn load_expected(path: &Path) -> Result<WindowCounts, JobError> {
+    let text = std::fs::read_to_string(path).map_err(|e| JobError::io(path, &e))?;
+    let mut expected = WindowCounts::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let w: WindowCount = serde_json::from_str(line).map_err(|e| JobError::Malformed {
+            position: format!("{}:{}", path.display(), n + 1),
+            message: e.to_string(),
+        })?;
+        expected.insert((w.campaign_id, w.window_start), w.count);
+    }
+    Ok(expected)
+}
+
 /// The expected output of the pipeline over everything in `input_topic`, and
 /// the positions (`topic/partition@offset`) of its malformed records.
 pub fn expected_from_input(

@@ -29,6 +29,10 @@
 //! have used is initialised again, which fences zombies and aborts whatever
 //! they left open (epochs after the checkpoint, which the restored run
 //! produces again).
+//!
+//! For tests, `WEIR_FAULT_KILL_BEFORE_COMMIT=N` makes a process abort right
+//! before its `N`-th transaction commit (checkpoint complete, commit not sent):
+//! the crash that the second phase's recovery exists for.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +63,15 @@ pub enum Guarantee {
     ExactlyOnce,
     /// An idempotent producer; a restored job may write records again.
     AtLeastOnce,
+}
+
+impl std::fmt::Display for Guarantee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Guarantee::ExactlyOnce => "exactly-once",
+            Guarantee::AtLeastOnce => "at-least-once",
+        })
+    }
 }
 
 impl std::str::FromStr for Guarantee {
@@ -97,6 +110,9 @@ impl KafkaSink {
         format!("{}-{worker}", self.transactional_prefix)
     }
 }
+
+/// The fault-injection variable (see the module doc).
+const FAULT: &str = "WEIR_FAULT_KILL_BEFORE_COMMIT";
 
 /// Mark keys of a prepared transaction.
 const PRODUCER_ID: &str = "producer_id";
@@ -505,6 +521,9 @@ impl<'s> Commit<'s> for KafkaCommit {
             id,
             ctx,
         } = *self;
+        let mut fault = std::env::var(FAULT)
+            .ok()
+            .and_then(|n| n.parse::<u64>().ok());
         committed.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
             Pipeline,
             "CommitKafka",
@@ -530,6 +549,13 @@ impl<'s> Commit<'s> for KafkaCommit {
                     let skipped = !frontier.less_equal(&prepared);
                     if newest.is_some_and(|c| c >= prepared) {
                         let through = shared.txn.through.unwrap_or(prepared);
+                        if let Some(n) = fault.as_mut() {
+                            *n = n.saturating_sub(1);
+                            if *n == 0 {
+                                eprintln!("weir: {FAULT}: aborting before a commit");
+                                std::process::abort();
+                            }
+                        }
                         let result = match shared.producer.as_ref() {
                             Some(producer) => {
                                 producer.commit().map_err(JobError::from).and_then(|()| {
