@@ -429,3 +429,53 @@ mod tests {
         assert_eq!(acc.get(Aggregate::Avg), 3.0);
     }
 }
+
+/// The windows of `events` (`(key, time, value)`), computed sequentially: the
+/// result of a window operator whose watermark only passes windows after all
+/// their events have come (no late events).
+pub fn reference<K: Ord + Clone>(
+    events: &[(K, u64, f64)],
+    windows: Windows,
+) -> BTreeMap<(K, u64, u64), Acc> {
+    let mut result: BTreeMap<(K, u64, u64), Acc> = BTreeMap::new();
+    match windows {
+        Windows::Session { gap } => {
+            let mut by_key: BTreeMap<K, Vec<(u64, f64)>> = BTreeMap::new();
+            for (key, time, value) in events {
+                by_key.entry(key.clone()).or_default().push((*time, *value));
+            }
+            for (key, mut list) in by_key {
+                list.sort_by_key(|&(t, _)| t);
+                let mut session: Option<(u64, u64, Acc)> = None;
+                for (time, value) in list {
+                    session = match session {
+                        Some((start, end, mut acc)) if time < end => {
+                            acc.merge(&Acc::of(value));
+                            Some((start, end.max(time.saturating_add(gap.max(1))), acc))
+                        }
+                        other => {
+                            if let Some((start, end, acc)) = other {
+                                result.insert((key.clone(), start, end), acc);
+                            }
+                            Some((time, time.saturating_add(gap.max(1)), Acc::of(value)))
+                        }
+                    };
+                }
+                if let Some((start, end, acc)) = session {
+                    result.insert((key.clone(), start, end), acc);
+                }
+            }
+        }
+        _ => {
+            for (key, time, value) in events {
+                for (start, end) in windows.assign(*time) {
+                    result
+                        .entry((key.clone(), start, end))
+                        .and_modify(|a| a.merge(&Acc::of(*value)))
+                        .or_insert(Acc::of(*value));
+                }
+            }
+        }
+    }
+    result
+}

@@ -5,5 +5,6 @@ mod common;
 mod kafka_protocol;
 mod kafka_wordcount;
 mod recovery;
+mod windows;
 mod wordcount;
 mod yahoo;

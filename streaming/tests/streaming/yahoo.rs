@@ -63,6 +63,14 @@ fn send_malformed(brokers: &str) {
 }
 
 fn run(setup: &Setup, workers: usize) -> StreamSummary {
+    try_run(setup, workers, None).unwrap()
+}
+
+fn try_run(
+    setup: &Setup,
+    workers: usize,
+    restore: Option<weir_progress::store::Restore>,
+) -> Result<StreamSummary, weir_dataflows::JobError> {
     let brokers = setup.broker.brokers();
     let job = Yahoo {
         source: weir_streaming::kafka::source::KafkaSource {
@@ -83,11 +91,11 @@ fn run(setup: &Setup, workers: usize) -> StreamSummary {
     };
     let options = StreamOptions {
         checkpoint_dir: setup.checkpoints.path().to_path_buf(),
-        restore: None,
+        restore,
         retain: 3,
         progress: None,
     };
-    yahoo::run(timely::Config::process(workers), job, &options).unwrap()
+    yahoo::run(timely::Config::process(workers), job, &options)
 }
 
 fn check(setup: &Setup, campaigns: &Path) {
@@ -116,4 +124,16 @@ fn window_counts_and_dead_letters_are_exact_at_2_workers() {
     assert_eq!(summary.metrics.get(DEAD_LETTERS), Some(&3));
     assert_eq!(summary.metrics.get(LATE).copied().unwrap_or(0), 0);
     check(&setup, setup.campaigns.path());
+}
+
+#[test]
+fn restore_with_a_deleted_input_topic_names_the_topic() {
+    let mut setup = setup();
+    send_events(&mut setup, 200);
+    run(&setup, 1);
+    setup.broker.delete_topic("events").unwrap();
+    let err = try_run(&setup, 1, Some(weir_progress::store::Restore::Latest))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("kafka topic events:"), "{err}");
 }
