@@ -400,36 +400,6 @@ fn add<K: Serialize + DeserializeOwned + Hash + Eq + Ord + Clone + Send + 'stati
     state.insert(key, key_windows);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tumbling_and_sliding_windows_contain_the_event() {
-        assert_eq!(Windows::Tumbling { size: 10 }.assign(23), vec![(20, 30)]);
-        assert_eq!(
-            Windows::Sliding { size: 10, slide: 5 }.assign(23),
-            vec![(15, 25), (20, 30)]
-        );
-        assert_eq!(
-            Windows::Sliding { size: 10, slide: 5 }.assign(3),
-            vec![(0, 10)]
-        );
-    }
-
-    #[test]
-    fn accumulators_give_every_aggregate() {
-        let mut acc = Acc::of(2.0);
-        acc.merge(&Acc::of(6.0));
-        acc.merge(&Acc::of(1.0));
-        assert_eq!(acc.get(Aggregate::Count), 3.0);
-        assert_eq!(acc.get(Aggregate::Sum), 9.0);
-        assert_eq!(acc.get(Aggregate::Min), 1.0);
-        assert_eq!(acc.get(Aggregate::Max), 6.0);
-        assert_eq!(acc.get(Aggregate::Avg), 3.0);
-    }
-}
-
 /// The windows of `events` (`(key, time, value)`), computed sequentially: the
 /// result of a window operator whose watermark only passes windows after all
 /// their events have come (no late events).
@@ -478,4 +448,34 @@ pub fn reference<K: Ord + Clone>(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tumbling_and_sliding_windows_contain_the_event() {
+        assert_eq!(Windows::Tumbling { size: 10 }.assign(23), vec![(20, 30)]);
+        assert_eq!(
+            Windows::Sliding { size: 10, slide: 5 }.assign(23),
+            vec![(15, 25), (20, 30)]
+        );
+        assert_eq!(
+            Windows::Sliding { size: 10, slide: 5 }.assign(3),
+            vec![(0, 10)]
+        );
+    }
+
+    #[test]
+    fn accumulators_give_every_aggregate() {
+        let mut acc = Acc::of(2.0);
+        acc.merge(&Acc::of(6.0));
+        acc.merge(&Acc::of(1.0));
+        assert_eq!(acc.get(Aggregate::Count), 3.0);
+        assert_eq!(acc.get(Aggregate::Sum), 9.0);
+        assert_eq!(acc.get(Aggregate::Min), 1.0);
+        assert_eq!(acc.get(Aggregate::Max), 6.0);
+        assert_eq!(acc.get(Aggregate::Avg), 3.0);
+    }
 }
