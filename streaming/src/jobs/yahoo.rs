@@ -6,7 +6,7 @@
 //! error and their position in headers — in the same transactions as the
 //! output, so exactly once too.
 //!
-//! [`reference`] computes the same result sequentially, for tests and
+//! [`reference()`] computes the same result sequentially, for tests and
 //! `weir stream verify`.
 
 use std::collections::{BTreeMap, HashMap};
