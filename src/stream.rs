@@ -45,37 +45,10 @@ pub fn command() -> Command {
         "Kafka bootstrap brokers (for kafka: sources and sinks)",
         "HOST:PORT[,...]",
     );
-    c.opts
-        .optopt("", "checkpoint-dir", "where checkpoints go", "CK");
-    c.opts.optopt(
-        "",
-        "checkpoint-interval",
-        "length of an epoch, each one a checkpoint (default 500ms)",
-        "DURATION",
-    );
-    c.opts.optopt(
-        "",
-        "restore",
-        "restore the newest intact checkpoint, or the checkpoint directory PATH",
-        "latest|PATH",
-    );
-    c.opts.optopt(
-        "",
-        "stop-when-idle",
-        "exit 0 once no new file has come for this long and all is committed",
-        "DURATION",
-    );
-    c.opts.optopt(
-        "",
-        "broker-timeout",
-        "how long a Kafka broker may stay unreachable before the job fails (default 30s)",
-        "DURATION",
-    );
-    c.opts.optopt(
-        "",
-        "retain",
-        "complete checkpoints to keep (default 3)",
-        "N",
+    checkpoint_options(
+        &mut c.opts,
+        "500ms",
+        "exit 0 once no new input has come for this long and all is committed",
     );
     timely::Config::install_options(&mut c.opts);
     c
@@ -105,6 +78,70 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
             "stream: unknown job '{other}' (jobs: wordcount, produce, yahoo, verify)"
         ))),
     }
+}
+
+/// Declares the options every checkpointed streaming job shares.
+pub fn checkpoint_options(opts: &mut getopts::Options, default_interval: &str, idle: &str) {
+    opts.optopt("", "checkpoint-dir", "where checkpoints go", "DIR");
+    opts.optopt(
+        "",
+        "checkpoint-interval",
+        &format!("length of an epoch, each one a checkpoint (default {default_interval})"),
+        "DURATION",
+    );
+    opts.optopt(
+        "",
+        "restore",
+        "restore the newest intact checkpoint, or the checkpoint directory PATH",
+        "latest|PATH",
+    );
+    opts.optopt("", "stop-when-idle", idle, "DURATION");
+    opts.optopt(
+        "",
+        "broker-timeout",
+        "how long a Kafka broker may stay unreachable before the job fails (default 30s)",
+        "DURATION",
+    );
+    opts.optopt(
+        "",
+        "retain",
+        "complete checkpoints to keep (default 3)",
+        "N",
+    );
+}
+
+/// The shared options' values (see [`checkpoint_options`]).
+pub struct Checkpointing {
+    pub options: StreamOptions,
+    pub interval: Duration,
+    pub stop_when_idle: Option<Duration>,
+    pub broker_timeout: Duration,
+}
+
+pub fn checkpointing(
+    m: &getopts::Matches,
+    default_interval: Duration,
+) -> Result<Checkpointing, CliError> {
+    let checkpoint_dir: PathBuf = cli::required(m, "checkpoint-dir")?;
+    let interval = duration(m, "checkpoint-interval")?.unwrap_or(default_interval);
+    if interval.is_zero() {
+        return Err(cli::usage("--checkpoint-interval must be more than 0"));
+    }
+    let retain: usize = cli::opt_or(m, "retain", 3)?;
+    if retain == 0 {
+        return Err(cli::usage("--retain must be at least 1"));
+    }
+    Ok(Checkpointing {
+        stop_when_idle: duration(m, "stop-when-idle")?,
+        broker_timeout: duration(m, "broker-timeout")?.unwrap_or(BROKER_TIMEOUT),
+        interval,
+        options: StreamOptions {
+            restore: restore(m, &checkpoint_dir)?,
+            checkpoint_dir,
+            retain,
+            progress: None,
+        },
+    })
 }
 
 pub fn duration(m: &getopts::Matches, name: &str) -> Result<Option<Duration>, CliError> {
@@ -141,7 +178,7 @@ fn brokers(m: &getopts::Matches, why: &str) -> Result<String, CliError> {
 }
 
 /// `latest`, or a checkpoint directory `chk-<epoch>` inside `checkpoints`.
-pub fn restore(m: &getopts::Matches, checkpoints: &Path) -> Result<Option<Restore>, CliError> {
+fn restore(m: &getopts::Matches, checkpoints: &Path) -> Result<Option<Restore>, CliError> {
     let Some(text) = m.opt_str("restore") else {
         return Ok(None);
     };
@@ -181,17 +218,12 @@ fn wordcount_main(args: &[String]) -> Result<(), CliError> {
     let config = cli::timely_config(&m)?;
     let input = spec(&m, "source")?;
     let output = spec(&m, "sink")?;
-    let checkpoint_dir: PathBuf = cli::required(&m, "checkpoint-dir")?;
-    let interval = duration(&m, "checkpoint-interval")?.unwrap_or(Duration::from_millis(500));
-    if interval.is_zero() {
-        return Err(cli::usage("--checkpoint-interval must be more than 0"));
-    }
-    let retain: usize = cli::opt_or(&m, "retain", 3)?;
-    if retain == 0 {
-        return Err(cli::usage("--retain must be at least 1"));
-    }
-    let stop_when_idle = duration(&m, "stop-when-idle")?;
-    let broker_timeout = duration(&m, "broker-timeout")?.unwrap_or(BROKER_TIMEOUT);
+    let Checkpointing {
+        options,
+        interval,
+        stop_when_idle,
+        broker_timeout,
+    } = checkpointing(&m, Duration::from_millis(500))?;
     let (input, from) = match input {
         Spec::Dir(dir) => {
             let from = dir.display().to_string();
@@ -228,12 +260,6 @@ fn wordcount_main(args: &[String]) -> Result<(), CliError> {
             let to = format!("kafka:{topic}");
             (Output::Kafka { topic, sink }, to)
         }
-    };
-    let options = StreamOptions {
-        restore: restore(&m, &checkpoint_dir)?,
-        checkpoint_dir,
-        retain,
-        progress: None,
     };
     if let Input::Dir(source) = &input {
         source.validate()?;

@@ -11,11 +11,10 @@ use weir_streaming::jobs::yahoo::{
 };
 use weir_streaming::jobs::yahoo_events::{Amount, EventGenerator, produce};
 use weir_streaming::kafka::sink::{Guarantee, KafkaSink};
-use weir_streaming::kafka::source::{BROKER_TIMEOUT, KafkaSource};
-use weir_streaming::run::StreamOptions;
+use weir_streaming::kafka::source::KafkaSource;
 
 use crate::cli::{self, CliError, Command};
-use crate::stream::{duration, report, restore};
+use crate::stream::{Checkpointing, checkpoint_options, checkpointing, duration, report};
 
 pub fn produce_command() -> Command {
     let mut c = Command::new(
@@ -121,14 +120,6 @@ pub fn yahoo_command() -> Command {
     );
     c.opts
         .optopt("", "campaigns", "CSV of ad_id,campaign_id", "FILE");
-    c.opts
-        .optopt("", "checkpoint-dir", "where checkpoints go", "D");
-    c.opts.optopt(
-        "",
-        "checkpoint-interval",
-        "length of an epoch, each one a checkpoint (default 1s)",
-        "DURATION",
-    );
     c.opts.optopt(
         "",
         "guarantee",
@@ -147,29 +138,10 @@ pub fn yahoo_command() -> Command {
         "a partition without records this long stops holding the watermark back (default 5s)",
         "DURATION",
     );
-    c.opts.optopt(
-        "",
-        "restore",
-        "restore the newest intact checkpoint, or the checkpoint directory PATH",
-        "latest|PATH",
-    );
-    c.opts.optopt(
-        "",
-        "stop-when-idle",
+    checkpoint_options(
+        &mut c.opts,
+        "1s",
         "fire every window and exit 0 once no input has come for this long",
-        "DURATION",
-    );
-    c.opts.optopt(
-        "",
-        "broker-timeout",
-        "how long the broker may stay unreachable before the job fails (default 30s)",
-        "DURATION",
-    );
-    c.opts.optopt(
-        "",
-        "retain",
-        "complete checkpoints to keep (default 3)",
-        "N",
     );
     timely::Config::install_options(&mut c.opts);
     c
@@ -185,14 +157,15 @@ pub fn yahoo_main(args: &[String]) -> Result<(), CliError> {
     let input: String = cli::required(&m, "input-topic")?;
     let output: String = cli::required(&m, "output-topic")?;
     let campaigns: PathBuf = cli::required(&m, "campaigns")?;
-    let checkpoint_dir: PathBuf = cli::required(&m, "checkpoint-dir")?;
     let dead = m
         .opt_str("dead-letter-topic")
         .unwrap_or_else(|| format!("{input}.dead"));
-    let interval = duration(&m, "checkpoint-interval")?.unwrap_or(Duration::from_secs(1));
-    if interval.is_zero() {
-        return Err(cli::usage("--checkpoint-interval must be more than 0"));
-    }
+    let Checkpointing {
+        options,
+        interval,
+        stop_when_idle,
+        broker_timeout,
+    } = checkpointing(&m, Duration::from_secs(1))?;
     let guarantee: Guarantee = match m.opt_str("guarantee") {
         Some(text) => text
             .parse()
@@ -200,23 +173,12 @@ pub fn yahoo_main(args: &[String]) -> Result<(), CliError> {
         None => Guarantee::ExactlyOnce,
     };
     let disorder = duration(&m, "max-out-of-orderness")?.unwrap_or(Duration::from_secs(1));
-    let broker_timeout = duration(&m, "broker-timeout")?.unwrap_or(BROKER_TIMEOUT);
     let idle = duration(&m, "idle-timeout")?.unwrap_or(Duration::from_secs(5));
     let idle_epochs = (idle.as_millis() / interval.as_millis().max(1)).max(1) as u64;
-    let retain: usize = cli::opt_or(&m, "retain", 3)?;
-    if retain == 0 {
-        return Err(cli::usage("--retain must be at least 1"));
-    }
-    let options = StreamOptions {
-        restore: restore(&m, &checkpoint_dir)?,
-        checkpoint_dir,
-        retain,
-        progress: None,
-    };
     let job = Yahoo {
         source: KafkaSource {
             interval,
-            stop_when_idle: duration(&m, "stop-when-idle")?,
+            stop_when_idle,
             broker_timeout,
             idle_epochs,
             ..yahoo::source(&brokers, &input, disorder.as_millis() as u64)

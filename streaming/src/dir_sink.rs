@@ -147,14 +147,8 @@ impl<'s> CommitFiles<'s> for StreamVec<'s, u64, String> {
             let mut buffered: BTreeMap<u64, Vec<String>> = BTreeMap::new();
             let mut acked: Option<u64> = restored;
             move |frontiers| {
-                data_in.for_each_stamp(|cap, data| {
-                    if let Some(&epoch) = cap.stamp().least() {
-                        let lines = buffered.entry(epoch).or_default();
-                        for batch in data {
-                            lines.append(batch);
-                        }
-                    }
-                });
+                data_in
+                    .for_each_stamp(|cap, data| buffer(&mut buffered, cap.stamp().least(), data));
                 let frontier = frontiers[0].frontier().iter().min().copied();
                 let Some(cap) = ack_cap.as_mut() else {
                     buffered.clear();
@@ -251,6 +245,21 @@ impl Staged {
                 }
             },
         )
+    }
+}
+
+/// Appends the batches of an input stamp (`epoch`) to that epoch's buffer: a
+/// sink writes an epoch once the frontier has passed it.
+pub(crate) fn buffer<'a, D: 'a>(
+    buffered: &mut BTreeMap<u64, Vec<D>>,
+    epoch: Option<&u64>,
+    batches: impl Iterator<Item = &'a mut Vec<D>>,
+) {
+    if let Some(&epoch) = epoch {
+        let records = buffered.entry(epoch).or_default();
+        for batch in batches {
+            records.append(batch);
+        }
     }
 }
 

@@ -53,6 +53,7 @@ use weir_progress::store::{CheckpointStore, SourceMark};
 use super::producer::{IdempotentProducer, Produce, TxnProducer};
 use super::source::with_retries;
 use super::wire::end_transaction;
+use crate::dir_sink::buffer;
 use crate::dir_source::SourceCtx;
 use crate::run::Commit;
 
@@ -323,14 +324,8 @@ impl<'s> WriteKafka<'s> for StreamVec<'s, u64, Produce> {
             };
             let mut startup_error = opened.err().map(JobError::from);
             move |frontiers| {
-                data_in.for_each_stamp(|cap, data| {
-                    if let Some(&epoch) = cap.stamp().least() {
-                        let records = buffered.entry(epoch).or_default();
-                        for batch in data {
-                            records.append(batch);
-                        }
-                    }
-                });
+                data_in
+                    .for_each_stamp(|cap, data| buffer(&mut buffered, cap.stamp().least(), data));
                 let frontier = frontiers[0].frontier().iter().min().copied();
                 let Some(cap) = ack_cap.as_mut() else {
                     buffered.clear();
