@@ -3,9 +3,10 @@
 //! peak memory of a join whose inputs are five times its budget.
 //!
 //! Also the progress core: per-epoch latency with checkpoints (`latency`) and
-//! incremental vs full snapshots (`snapshots`).
+//! incremental vs full snapshots (`snapshots`); and streaming on Kafka:
+//! end-to-end latency (`kafka-latency`) and throughput (`kafka-throughput`).
 //!
-//! Run with `cargo run --release -p weir-bench -- <wordcount|join|join-spill|latency|snapshots>`.
+//! Run with `cargo run --release -p weir-bench -- <wordcount|join|join-spill|latency|snapshots|kafka-latency|kafka-throughput>`.
 //! Timings on a shared 2-core machine are noisy: compare the ratios of one run.
 #![forbid(unsafe_code)]
 
@@ -17,6 +18,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 mod checkpoints;
+mod kafka;
 use weir_dataflows::exec::{JobOptions, peak_rss};
 use weir_dataflows::generate::{Generator, TableSpec, TextSpec};
 use weir_dataflows::input::LineInput;
@@ -65,8 +67,8 @@ fn main() -> Result<()> {
     );
     let args: Vec<String> = std::env::args().skip(1).collect();
     let m = opts.parse(&args)?;
-    let usage =
-        "Usage: weir-bench <wordcount|join|join-spill|latency|snapshots> [--scale X] [--dir DIR]";
+    let usage = "Usage: weir-bench <wordcount|join|join-spill|latency|snapshots|kafka-latency|\
+                 kafka-throughput> [--scale X] [--dir DIR]";
     if m.opt_present("help") {
         print!("{}", opts.usage(usage));
         return Ok(());
@@ -101,6 +103,8 @@ fn main() -> Result<()> {
             let keys = (1_000_000.0 * scale) as u64;
             checkpoints::bench_snapshots(&dir, &[keys, keys * 10])
         }
+        Some("kafka-latency") => kafka::bench_latency(2000, (10.0 * scale).max(2.0) as u64),
+        Some("kafka-throughput") => kafka::bench_throughput((500_000.0 * scale) as u64),
         _ => bail!("{usage}"),
     }
 }
