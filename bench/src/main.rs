@@ -104,7 +104,7 @@ fn main() -> Result<()> {
             checkpoints::bench_snapshots(&dir, &[keys, keys * 10])
         }
         Some("kafka-latency") => kafka::bench_latency(2000, (10.0 * scale).max(2.0) as u64),
-        Some("kafka-throughput") => kafka::bench_throughput((500_000.0 * scale) as u64),
+        Some("kafka-throughput") => kafka::bench_throughput((2_000_000.0 * scale) as u64),
         _ => bail!("{usage}"),
     }
 }

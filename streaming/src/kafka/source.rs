@@ -389,6 +389,8 @@ struct Reader {
     topic_end: Option<i64>,
     topic_changed: Instant,
     topic_checked: Option<Instant>,
+    /// Whether one of this worker's partitions was behind its end at the last look.
+    behind: bool,
     unreachable_since: Option<Instant>,
     logged: Option<Instant>,
 }
@@ -442,6 +444,7 @@ impl Reader {
             topic_end: None,
             topic_changed: Instant::now(),
             topic_checked: None,
+            behind: true,
             unreachable_since: None,
             logged: None,
         }
@@ -472,6 +475,8 @@ impl Reader {
                 .assign(&assignment)
                 .map_err(|e| KafkaError::client(format!("assigning {topic}"), e))?;
             self.consumer = Some(consumer);
+            // idleness counts from when the partitions are assigned
+            self.last_record = Instant::now();
         }
         Ok(())
     }
@@ -650,30 +655,43 @@ impl Reader {
             self.topic_end = None;
             return false;
         }
+        if self.consumer.is_none() {
+            return true; // no partitions here; the others decide for theirs
+        }
         let every = (limit / 4).min(Duration::from_millis(100));
         if self
             .topic_checked
-            .is_some_and(|t| now.duration_since(t) < every)
+            .is_none_or(|t| now.duration_since(t) >= every)
         {
-            return self.topic_end.is_some() && now.duration_since(self.topic_changed) >= limit;
-        }
-        self.topic_checked = Some(now);
-        let Some(consumer) = self.consumer.as_ref() else {
-            return true; // no partitions here; the others decide for theirs
-        };
-        let mut end = 0i64;
-        for p in 0..self.topic_partitions {
-            let Ok(p) = i32::try_from(p) else { continue };
-            match consumer.fetch_watermarks(&self.source.topic, p, Duration::from_secs(5)) {
-                Ok((_, high)) => end += high,
-                Err(_) => return false, // unknown: not idle
+            self.topic_checked = Some(now);
+            let Some((end, behind)) = self.topic_ends() else {
+                return false; // unknown: not idle
+            };
+            if self.topic_end != Some(end) {
+                self.topic_end = Some(end);
+                self.topic_changed = now;
             }
+            self.behind = behind;
         }
-        if self.topic_end != Some(end) {
-            self.topic_end = Some(end);
-            self.topic_changed = now;
+        !self.behind && self.topic_end.is_some() && now.duration_since(self.topic_changed) >= limit
+    }
+
+    /// The sum of the topic's end offsets, and whether one of this worker's
+    /// partitions is not read to its end. (Some brokers report the start of a
+    /// log's last batch as its end, so "not behind" is confirmed by the idle time.)
+    fn topic_ends(&self) -> Option<(i64, bool)> {
+        let consumer = self.consumer.as_ref()?;
+        let mut end = 0i64;
+        let mut behind = false;
+        for p in 0..self.topic_partitions {
+            let p = i32::try_from(p).ok()?;
+            let (_, high) = consumer
+                .fetch_watermarks(&self.source.topic, p, Duration::from_secs(5))
+                .ok()?;
+            end += high;
+            behind |= self.partitions.get(&p).is_some_and(|s| s.next < high);
         }
-        now.duration_since(self.topic_changed) >= limit
+        Some((end, behind))
     }
 
     /// This worker's watermark after `epoch`.

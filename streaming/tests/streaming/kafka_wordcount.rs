@@ -17,9 +17,25 @@ fn run(
     checkpoints: &std::path::Path,
     restore: Option<Restore>,
 ) -> Result<StreamSummary, weir_dataflows::JobError> {
+    run_idle(
+        config,
+        brokers,
+        checkpoints,
+        restore,
+        Duration::from_millis(800),
+    )
+}
+
+fn run_idle(
+    config: timely::Config,
+    brokers: &str,
+    checkpoints: &std::path::Path,
+    restore: Option<Restore>,
+    idle: Duration,
+) -> Result<StreamSummary, weir_dataflows::JobError> {
     let source = KafkaSource {
         interval: Duration::from_millis(30),
-        stop_when_idle: Some(Duration::from_millis(800)),
+        stop_when_idle: Some(idle),
         ..KafkaSource::new(brokers, "lines")
     };
     let sink = KafkaSink {

@@ -71,11 +71,20 @@ fn try_run(
     workers: usize,
     restore: Option<weir_progress::store::Restore>,
 ) -> Result<StreamSummary, weir_dataflows::JobError> {
+    try_run_idle(setup, workers, restore, Duration::from_millis(800))
+}
+
+fn try_run_idle(
+    setup: &Setup,
+    workers: usize,
+    restore: Option<weir_progress::store::Restore>,
+    idle: Duration,
+) -> Result<StreamSummary, weir_dataflows::JobError> {
     let brokers = setup.broker.brokers();
     let job = Yahoo {
         source: weir_streaming::kafka::source::KafkaSource {
             interval: Duration::from_millis(50),
-            stop_when_idle: Some(Duration::from_millis(800)),
+            stop_when_idle: Some(idle),
             ..yahoo::source(&brokers, "events", 1000)
         },
         output_topic: "out".into(),
@@ -136,4 +145,14 @@ fn restore_with_a_deleted_input_topic_names_the_topic() {
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("kafka topic events:"), "{err}");
+}
+
+#[test]
+fn stop_when_idle_reads_a_large_preloaded_topic_to_its_end() {
+    // regression: a worker whose consumer paused longer than the idle time while
+    // catching up stopped before the end of its partitions
+    let mut setup = setup();
+    send_events(&mut setup, 300_000);
+    let summary = try_run_idle(&setup, 2, None, Duration::from_millis(300)).unwrap();
+    assert_eq!(summary.records_in, 300_000);
 }
