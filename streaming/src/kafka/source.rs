@@ -415,9 +415,8 @@ impl Reader {
                         .and_then(|o| i64::try_from(o).ok())
                         .unwrap_or(0),
                     max_event: get(format!("{key}@max")),
-                    seen: get(format!("{key}@seen"))
-                        .unwrap_or(start)
-                        .max(start.saturating_sub(1)),
+                    // restored exactly (a replayed epoch must see the same idleness)
+                    seen: get(format!("{key}@seen")).unwrap_or(start),
                 };
                 (p, state)
             })
