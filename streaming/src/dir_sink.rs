@@ -24,7 +24,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use weir_dataflows::JobError;
 use weir_dataflows::exec::RecordCounter;
-use weir_progress::checkpoint::{ABORT, Ack, Checkpoints, FINAL_EPOCH};
+use weir_progress::checkpoint::{Ack, Checkpoints, FINAL_EPOCH};
 
 use crate::dir_source::SourceCtx;
 
@@ -212,7 +212,7 @@ pub struct Staged {
 
 impl Staged {
     /// Makes the pending files of epochs `<= c` visible when `committed` brings
-    /// checkpoint `c`; on [`ABORT`] tells the worker's sources to stop. The
+    /// checkpoint `c`; on [`ABORT`](weir_progress::checkpoint::ABORT) tells the worker's sources to stop. The
     /// result's frontier passes an epoch once its files are visible.
     pub fn publish<'s>(self, committed: StreamVec<'s, u64, u64>) -> StreamVec<'s, u64, ()> {
         let Staged {
@@ -228,13 +228,7 @@ impl Staged {
                 move |input, _output| {
                     let mut newest = None;
                     input.for_each_stamp(|_, data| {
-                        for &c in data.flat_map(|batch| batch.iter()) {
-                            if c == ABORT {
-                                ctx.aborted.set(true);
-                            } else {
-                                newest = newest.max(Some(c));
-                            }
-                        }
+                        newest = newest.max(ctx.newest_committed(data.flat_map(|b| b.iter())));
                     });
                     if ctx.aborted.get() || ctx.failure.is_set() {
                         return;

@@ -16,7 +16,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, StreamVec};
 use weir_dataflows::JobError;
 use weir_dataflows::exec::{Failure, RecordCounter};
-use weir_progress::checkpoint::{Ack, Checkpoints, FINAL_EPOCH};
+use weir_progress::checkpoint::{ABORT, Ack, Checkpoints, FINAL_EPOCH};
 use weir_progress::recovery::Recovery;
 use weir_progress::route::key_hash;
 use weir_progress::store::SourceMark;
@@ -61,6 +61,23 @@ pub struct SourceCtx {
     pub records_in: RecordCounter,
     /// Set when the job is aborting (another worker failed): stop reading.
     pub aborted: Rc<Cell<bool>>,
+}
+
+impl SourceCtx {
+    /// The newest checkpoint epoch among `committed` epochs (what a sink's
+    /// commit step reads); an [`ABORT`] among them tells the worker's sources
+    /// to stop.
+    pub fn newest_committed<'a>(&self, committed: impl Iterator<Item = &'a u64>) -> Option<u64> {
+        let mut newest = None;
+        for &c in committed {
+            if c == ABORT {
+                self.aborted.set(true);
+            } else {
+                newest = newest.max(Some(c));
+            }
+        }
+        newest
+    }
 }
 
 /// Whether worker `index` of `peers` owns the file named `name`.

@@ -46,7 +46,7 @@ use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use timely::scheduling::Activator;
 use weir_dataflows::JobError;
 use weir_dataflows::exec::RecordCounter;
-use weir_progress::checkpoint::{ABORT, Ack, Checkpoints, FINAL_EPOCH};
+use weir_progress::checkpoint::{Ack, Checkpoints, FINAL_EPOCH};
 use weir_progress::recovery::Recovery;
 use weir_progress::store::{CheckpointStore, SourceMark};
 
@@ -526,13 +526,7 @@ impl<'s> Commit<'s> for KafkaCommit {
                 move |(input, frontier), _output| {
                     let mut newest = None;
                     input.for_each_stamp(|_, data| {
-                        for &c in data.flat_map(|batch| batch.iter()) {
-                            if c == ABORT {
-                                ctx.aborted.set(true);
-                            } else {
-                                newest = newest.max(Some(c));
-                            }
-                        }
+                        newest = newest.max(ctx.newest_committed(data.flat_map(|b| b.iter())));
                     });
                     if ctx.aborted.get() || ctx.failure.is_set() {
                         return;
