@@ -154,15 +154,8 @@ impl<'s> CommitFiles<'s> for StreamVec<'s, u64, String> {
                     buffered.clear();
                     return;
                 };
-                while let Some(entry) = buffered.first_entry() {
-                    let epoch = *entry.key();
-                    if frontier.is_some_and(|f| epoch >= f) {
-                        break;
-                    }
-                    let lines = entry.remove();
-                    if epoch < sink.committed_before || lines.is_empty() {
-                        continue;
-                    }
+                for (epoch, lines) in take_complete(&mut buffered, frontier, sink.committed_before)
+                {
                     match write_pending(&sink.dir, epoch, index, &lines) {
                         Ok(()) => {
                             written.add(lines.len() as u64);
@@ -255,6 +248,25 @@ pub(crate) fn buffer<'a, D: 'a>(
             records.append(batch);
         }
     }
+}
+
+/// Takes the buffered epochs below `frontier` (complete: the sink may write
+/// them), in order, leaving out empty ones and those below `committed_before`
+/// (an earlier run made them visible).
+pub(crate) fn take_complete<D>(
+    buffered: &mut BTreeMap<u64, Vec<D>>,
+    frontier: Option<u64>,
+    committed_before: u64,
+) -> Vec<(u64, Vec<D>)> {
+    let pending = match frontier {
+        Some(f) => buffered.split_off(&f),
+        None => BTreeMap::new(),
+    };
+    let complete = std::mem::replace(buffered, pending);
+    complete
+        .into_iter()
+        .filter(|(epoch, records)| *epoch >= committed_before && !records.is_empty())
+        .collect()
 }
 
 /// Writes `epoch`'s pending file durably.

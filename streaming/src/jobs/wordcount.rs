@@ -166,7 +166,7 @@ pub fn run(
         Input::Kafka(source) => source.partitions()?,
     };
     if let Output::Kafka { topic, sink } = &output {
-        KafkaSource::new(&sink.brokers, topic).partitions()?;
+        sink.require_topic(topic)?;
     }
     let settle = output.clone();
     let prepare = move |recovery: &Recovery, store: &CheckpointStore, workers: usize| match &settle

@@ -236,11 +236,7 @@ pub fn run(
     let campaigns = Arc::new(load_campaigns(&job.campaigns)?);
     let partitions = job.source.partitions()?;
     for topic in [&job.output_topic, &job.dead_letter_topic] {
-        KafkaSource {
-            broker_timeout: job.sink.broker_timeout,
-            ..KafkaSource::new(&job.sink.brokers, topic)
-        }
-        .partitions()?;
+        job.sink.require_topic(topic)?;
     }
     let sink = job.sink.clone();
     let prepare = move |recovery: &Recovery, store: &CheckpointStore, workers: usize| {

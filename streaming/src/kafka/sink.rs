@@ -53,7 +53,7 @@ use weir_progress::store::{CheckpointStore, SourceMark};
 use super::producer::{IdempotentProducer, Produce, TxnProducer};
 use super::source::with_retries;
 use super::wire::end_transaction;
-use crate::dir_sink::buffer;
+use crate::dir_sink::{buffer, take_complete};
 use crate::dir_source::SourceCtx;
 use crate::run::Commit;
 
@@ -106,6 +106,15 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
+    /// Checks that `topic` exists (waiting up to `broker_timeout` for the broker).
+    pub fn require_topic(&self, topic: &str) -> Result<(), JobError> {
+        with_retries(&self.brokers, self.broker_timeout, || {
+            super::wire::require_topic(&self.brokers, topic)
+        })
+        .map(|_| ())
+        .map_err(JobError::from)
+    }
+
     /// The transactional id of `worker`.
     pub fn transactional_id(&self, worker: usize) -> String {
         format!("{}-{worker}", self.transactional_prefix)
@@ -448,15 +457,7 @@ fn exactly_once(
     sink: &KafkaSink,
     written: &RecordCounter,
 ) -> Result<bool, JobError> {
-    while let Some(entry) = buffered.first_entry() {
-        let epoch = *entry.key();
-        if frontier.is_some_and(|f| epoch >= f) {
-            break;
-        }
-        let records = entry.remove();
-        if epoch < sink.committed_before || records.is_empty() {
-            continue;
-        }
+    for (epoch, records) in take_complete(buffered, frontier, sink.committed_before) {
         if !txn.open {
             producer.begin()?;
             txn.open = true;
