@@ -119,7 +119,16 @@ pub fn produce_files(
     topic: &str,
     files: impl IntoIterator<Item = usize>,
 ) -> Result<(), KafkaError> {
-    let producer = IdempotentProducer::open(brokers)?;
+    send_files(&IdempotentProducer::open(brokers)?, topic, files)
+}
+
+/// Sends the lines of input files `files` to `topic` through `producer`, one
+/// record per line, and waits until the broker has them.
+pub fn send_files(
+    producer: &IdempotentProducer,
+    topic: &str,
+    files: impl IntoIterator<Item = usize>,
+) -> Result<(), KafkaError> {
     for i in files {
         for line in text(i).lines() {
             producer.send(&Produce::value(topic, line))?;

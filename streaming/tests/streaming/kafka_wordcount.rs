@@ -6,10 +6,11 @@ use std::time::Duration;
 use weir_progress::store::Restore;
 use weir_streaming::jobs::wordcount::{self, Input, Output};
 use weir_streaming::kafka::broker::Broker;
+use weir_streaming::kafka::producer::IdempotentProducer;
 use weir_streaming::kafka::sink::{Guarantee, KafkaSink};
 use weir_streaming::kafka::source::KafkaSource;
 use weir_streaming::run::{StreamOptions, StreamSummary};
-use weir_streaming::testing::{check_kafka_word_counts, produce_files, reference};
+use weir_streaming::testing::{check_kafka_word_counts, produce_files, reference, send_files};
 
 fn run(
     config: timely::Config,
@@ -79,17 +80,23 @@ fn exact_counts_from_kafka_to_kafka_at_1_2_and_3_workers() {
             let brokers = brokers.clone();
             // lines keep arriving while the job runs
             std::thread::spawn(move || {
+                let producer = IdempotentProducer::open(&brokers).unwrap();
                 for i in 0..12 {
-                    produce_files(&brokers, "lines", [i]).unwrap();
+                    send_files(&producer, "lines", [i]).unwrap();
                     std::thread::sleep(Duration::from_millis(15));
                 }
             })
         };
-        let summary = run(
+        // Regression (CI, 2 workers read 178 of 240 lines): a producer stall
+        // under load outlasted an 800 ms idle timeout and the job stopped
+        // early. The producer is opened once, and the timeout is far longer
+        // than any stall between its files.
+        let summary = run_idle(
             timely::Config::process(workers),
             &brokers,
             checkpoints.path(),
             None,
+            Duration::from_secs(3),
         )
         .unwrap();
         producer.join().unwrap();
