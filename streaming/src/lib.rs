@@ -10,6 +10,7 @@
 //! - [`kafka`]: a source with its offsets in checkpoints, transactional
 //!   (exactly-once) and idempotent sinks, the broker for tests, and a reader of
 //!   the committed log that applies transaction markers itself.
+//! - [`operators`]: the stream–table lookup join and `key_by`.
 //! - [`window`]: tumbling, sliding and session windows on event time, fired
 //!   by watermarks that travel with epochs.
 //! - [`run`]: the runner: restore decision on worker 0, coordinator, publishing,
@@ -27,6 +28,7 @@ pub mod dir_sink;
 pub mod dir_source;
 pub mod jobs;
 pub mod kafka;
+pub mod operators;
 pub mod run;
 pub mod testing;
 pub mod window;

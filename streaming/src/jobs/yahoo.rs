@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::Inspect;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use timely::dataflow::{Scope, StreamVec};
@@ -27,6 +28,7 @@ use weir_progress::store::CheckpointStore;
 use crate::kafka::producer::Produce;
 use crate::kafka::sink::{KafkaSink, WriteKafka, recover_transactions};
 use crate::kafka::source::{EventTime, KafkaRecord, KafkaSource, ReadKafka};
+use crate::operators::LookupJoin;
 use crate::run::{Built, StreamOptions, StreamSummary, run_stream};
 use crate::window::{WindowAggregate, WindowInput, Windows, fan_out};
 
@@ -158,25 +160,19 @@ pub struct Yahoo {
     pub sink: KafkaSink,
 }
 
-/// The parsed side of the pipeline: window input, and dead letters.
+/// The parsed side of the pipeline: view events, and dead letters.
 fn parse<'s>(
     records: StreamVec<'s, u64, KafkaRecord>,
     topic: &str,
     dead_topic: &str,
-    campaigns: Arc<Campaigns>,
-    unknown: weir_dataflows::exec::RecordCounter,
     dead_count: weir_dataflows::exec::RecordCounter,
-) -> (
-    StreamVec<'s, u64, WindowInput<String>>,
-    StreamVec<'s, u64, Produce>,
-) {
+) -> (StreamVec<'s, u64, Event>, StreamVec<'s, u64, Produce>) {
     let scope = records.scope();
     let mut builder = OperatorBuilder::new("ParseEvents".to_string(), scope);
     let mut input = builder.new_input(records, Pipeline);
     let (views_out, views) = builder.new_output();
     let (dead_out, dead) = builder.new_output();
-    let mut views_out =
-        OutputBuilder::<u64, CapacityContainerBuilder<Vec<WindowInput<String>>>>::from(views_out);
+    let mut views_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event>>>::from(views_out);
     let mut dead_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Produce>>>::from(dead_out);
     let (topic, dead_topic) = (topic.to_string(), dead_topic.to_string());
     builder.build(move |_caps| {
@@ -188,16 +184,7 @@ fn parse<'s>(
                 let mut dead = dead.session(&cap);
                 for record in data.flat_map(|b| b.drain(..)) {
                     match parse_event(&record.value) {
-                        Ok(event) if event.event_type == "view" => {
-                            match campaigns.get(&event.ad_id) {
-                                Some(campaign) => views.give(WindowInput::Event {
-                                    key: campaign.clone(),
-                                    time: event.event_time,
-                                    value: 1.0,
-                                }),
-                                None => unknown.add(1),
-                            }
-                        }
+                        Ok(event) if event.event_type == "view" => views.give(event),
                         Ok(_) => {}
                         Err(error) => {
                             dead_count.add(1);
@@ -259,10 +246,19 @@ pub fn run(
                 streams.records,
                 &job.source.topic,
                 &job.dead_letter_topic,
-                Arc::clone(&campaigns),
-                ctx.metrics.counter(UNKNOWN_ADS),
                 ctx.metrics.counter(DEAD_LETTERS),
             );
+            let (views, unknown) = views.lookup_join(
+                Arc::clone(&campaigns),
+                |event: &Event| &event.ad_id,
+                |event, campaign: &String| WindowInput::Event {
+                    key: campaign.clone(),
+                    time: event.event_time,
+                    value: 1.0,
+                },
+            );
+            let unknown_ads = ctx.metrics.counter(UNKNOWN_ADS);
+            unknown.inspect(move |_| unknown_ads.add(1));
             let input = views.concat(fan_out(streams.watermarks, ctx.checkpoints.peers));
             let (fired, window_acks) = input.window_aggregate(
                 WINDOWS,

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use weir_streaming::jobs::yahoo::{
-    self, DEAD_LETTERS, LATE, Yahoo, dead_letters_once, expected_from_input, load_campaigns, verify,
+    self, DEAD_LETTERS, LATE, UNKNOWN_ADS, Yahoo, dead_letters_once, expected_from_input,
+    load_campaigns, verify,
 };
 use weir_streaming::jobs::yahoo_events::{Amount, EventGenerator, produce};
 use weir_streaming::kafka::broker::Broker;
@@ -127,10 +128,16 @@ fn window_counts_and_dead_letters_are_exact_at_2_workers() {
     let brokers = setup.broker.brokers();
     send_events(&mut setup, 1500);
     send_malformed(&brokers);
+    // a view of an ad the campaigns table does not know: counted, not windowed
+    let producer = IdempotentProducer::open(&brokers).unwrap();
+    let unknown = r#"{"ad_id":"no-such-ad","event_type":"view","event_time":1}"#;
+    producer.send(&Produce::value("events", unknown)).unwrap();
+    producer.flush().unwrap();
     send_events(&mut setup, 1500);
     let summary = run(&setup, 2);
-    assert_eq!(summary.records_in, 3003);
+    assert_eq!(summary.records_in, 3004);
     assert_eq!(summary.metrics.get(DEAD_LETTERS), Some(&3));
+    assert_eq!(summary.metrics.get(UNKNOWN_ADS), Some(&1));
     assert_eq!(summary.metrics.get(LATE).copied().unwrap_or(0), 0);
     check(&setup, setup.campaigns.path());
 }
