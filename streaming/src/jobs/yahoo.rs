@@ -211,6 +211,7 @@ pub fn dead_letter(dead_topic: &str, topic: &str, record: KafkaRecord, error: &s
         value: record.value,
         headers,
         timestamp: Some(record.timestamp),
+        partition: None,
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Produce {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Record timestamp (milliseconds since the Unix epoch; `None`: now).
     pub timestamp: Option<i64>,
+    /// Partition (`None`: chosen by the key, or spread).
+    pub partition: Option<i32>,
 }
 
 impl Produce {
@@ -46,6 +48,7 @@ impl Produce {
             value: value.into(),
             headers: Vec::new(),
             timestamp: None,
+            partition: None,
         }
     }
 }
@@ -310,6 +313,9 @@ fn send(
     }
     if let Some(ts) = record.timestamp {
         base = base.timestamp(ts);
+    }
+    if let Some(partition) = record.partition {
+        base = base.partition(partition);
     }
     let started = Instant::now();
     loop {

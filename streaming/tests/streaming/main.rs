@@ -3,6 +3,7 @@
 
 mod common;
 mod kafka_protocol;
+mod kafka_watermarks;
 mod kafka_wordcount;
 mod recovery;
 mod windows;
