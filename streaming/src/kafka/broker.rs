@@ -116,6 +116,30 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Freezes the broker (SIGSTOP): it keeps its data and its connections,
+    /// and answers nothing until [`Broker::resume`] — an outage as clients
+    /// see a hung or partitioned broker.
+    pub fn pause(&self) -> Result<(), KafkaError> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a paused broker go on (SIGCONT).
+    pub fn resume(&self) -> Result<(), KafkaError> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> Result<(), KafkaError> {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .map_err(|e| KafkaError::Harness(format!("kill {signal}: {e}")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(KafkaError::Harness(format!("kill {signal}: {status}")))
+        }
+    }
+
     /// Creates `topic` with `partitions` partitions.
     pub fn create_topic(&self, topic: &str, partitions: usize) -> Result<(), KafkaError> {
         self.topic_command(&["create", topic, "--partitions", &partitions.to_string()])
@@ -147,6 +171,7 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        let _ = self.resume();
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);

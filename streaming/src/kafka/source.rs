@@ -291,8 +291,13 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                         .session(&*data)
                         .give_iterator(out.drain(..));
                 }
-                let step = match step {
-                    Ok(step) => step,
+                let now = Instant::now();
+                let looked = step.and_then(|step| {
+                    let stop = !step.replaying && reader.look(source.stop_when_idle, now)?;
+                    Ok((step, stop))
+                });
+                let (step, stop) = match looked {
+                    Ok(looked) => looked,
                     Err(error) => {
                         stop_all(Some(error), ack);
                         data_cap = None;
@@ -301,11 +306,6 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                         return;
                     }
                 };
-                let now = Instant::now();
-                let stop = !step.replaying
-                    && source
-                        .stop_when_idle
-                        .is_some_and(|d| reader.idle_for(d, now));
                 let close = match step.replayed_epoch_done {
                     Some(done) => done,
                     None => !step.replaying && now.duration_since(epoch_started) >= source.interval,
@@ -460,6 +460,11 @@ impl Reader {
                 .set("isolation.level", "read_committed")
                 // a checkpointed offset outside the log is an error, never a silent reset
                 .set("auto.offset.reset", "error")
+                // a hung broker shows as timed-out requests, counted as unreachability
+                .set(
+                    "socket.timeout.ms",
+                    socket_timeout_ms(self.source.broker_timeout),
+                )
                 .set("fetch.wait.max.ms", "10")
                 .set("enable.partition.eof", "false")
                 .create()
@@ -593,7 +598,6 @@ impl Reader {
     /// Handles a consumer error: transient ones are retried (logged), up to
     /// `broker_timeout` of unreachability; others fail the job.
     fn poll_error(&mut self, e: RdError) -> Result<(), JobError> {
-        let brokers = &self.source.brokers;
         let topic = &self.source.topic;
         let code = e.rdkafka_error_code();
         let transient = matches!(
@@ -628,12 +632,19 @@ impl Reader {
             }
             .into());
         }
+        self.unreachable(&e.to_string())
+    }
+
+    /// Counts the broker as unreachable since the first of a run of failures:
+    /// logs it (every 5 s) and fails the job once it lasted `broker_timeout`.
+    fn unreachable(&mut self, what: &str) -> Result<(), JobError> {
         let now = Instant::now();
         let since = *self.unreachable_since.get_or_insert(now);
+        let brokers = &self.source.brokers;
         if now.duration_since(since) >= self.source.broker_timeout {
             return Err(KafkaError::Unreachable {
                 brokers: brokers.clone(),
-                message: format!("{e} (for {:?})", now.duration_since(since)),
+                message: format!("{what} (for {:?})", now.duration_since(since)),
             }
             .into());
         }
@@ -641,56 +652,84 @@ impl Reader {
             .logged
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(5))
         {
-            eprintln!("weir: kafka broker {brokers} unreachable ({e}); the consumer retries");
+            eprintln!("weir: kafka broker {brokers} unreachable ({what}); the consumer retries");
             self.logged = Some(now);
         }
         Ok(())
     }
 
-    /// Whether this worker read nothing for `limit`, and no partition of the
-    /// topic grew for as long (the ends are looked at a few times per `limit`).
-    fn idle_for(&mut self, limit: Duration, now: Instant) -> bool {
-        if now.duration_since(self.last_record) < limit {
+    /// Looks at the topic's ends once this worker has read nothing for a
+    /// while: a broker that does not answer counts as unreachable (a hung
+    /// broker raises no consumer error), and with a stop when idle, returns
+    /// whether this worker read nothing for `stop_when_idle` and no partition
+    /// of the topic grew for as long between two answers of the broker.
+    fn look(&mut self, stop_when_idle: Option<Duration>, now: Instant) -> Result<bool, JobError> {
+        let quiet = now.duration_since(self.last_record);
+        let after = stop_when_idle.map_or(LIVENESS_EVERY, |d| d.min(LIVENESS_EVERY));
+        if quiet < after {
             self.topic_end = None;
-            return false;
+            return Ok(false);
         }
+        let idle = stop_when_idle.is_some_and(|limit| quiet >= limit);
         if self.consumer.is_none() {
-            return true; // no partitions here; the others decide for theirs
+            return Ok(idle); // no partitions here; the others decide for theirs
         }
-        let every = (limit / 4).min(Duration::from_millis(100));
+        let every =
+            stop_when_idle.map_or(LIVENESS_EVERY, |d| (d / 4).min(Duration::from_millis(100)));
         if self
             .topic_checked
-            .is_none_or(|t| now.duration_since(t) >= every)
+            .is_some_and(|t| now.duration_since(t) < every)
         {
-            self.topic_checked = Some(now);
-            let Some((end, behind)) = self.topic_ends() else {
-                return false; // unknown: not idle
-            };
-            if self.topic_end != Some(end) {
-                self.topic_end = Some(end);
-                self.topic_changed = now;
-            }
-            self.behind = behind;
+            return Ok(idle
+                && !self.behind
+                && self.topic_end.is_some()
+                && now.duration_since(self.topic_changed) >= stop_when_idle.unwrap_or_default());
         }
-        !self.behind && self.topic_end.is_some() && now.duration_since(self.topic_changed) >= limit
+        let ends = self.topic_ends();
+        let answered = Instant::now();
+        self.topic_checked = Some(answered);
+        let (end, behind) = match ends {
+            Ok(ends) => ends,
+            Err(e) => {
+                // quiet is measured between answers: an outage is not a quiet
+                // topic (regression: a 6 s outage once counted as 3 s of quiet)
+                self.topic_end = None;
+                self.unreachable(&format!(
+                    "no answer about {}'s offsets: {e}",
+                    self.source.topic
+                ))?;
+                return Ok(false);
+            }
+        };
+        self.unreachable_since = None;
+        if self.topic_end != Some(end) {
+            self.topic_end = Some(end);
+            self.topic_changed = answered;
+        }
+        self.behind = behind;
+        Ok(idle
+            && !behind
+            && stop_when_idle
+                .is_some_and(|limit| answered.duration_since(self.topic_changed) >= limit))
     }
 
     /// The sum of the topic's end offsets, and whether one of this worker's
     /// partitions is not read to its end. (Some brokers report the start of a
     /// log's last batch as its end, so "not behind" is confirmed by the idle time.)
-    fn topic_ends(&self) -> Option<(i64, bool)> {
-        let consumer = self.consumer.as_ref()?;
+    fn topic_ends(&self) -> Result<(i64, bool), RdError> {
+        let Some(consumer) = self.consumer.as_ref() else {
+            return Ok((0, false));
+        };
+        let timeout = self.source.broker_timeout.min(Duration::from_secs(5));
         let mut end = 0i64;
         let mut behind = false;
         for p in 0..self.topic_partitions {
-            let p = i32::try_from(p).ok()?;
-            let (_, high) = consumer
-                .fetch_watermarks(&self.source.topic, p, Duration::from_secs(5))
-                .ok()?;
+            let p = i32::try_from(p).unwrap_or(i32::MAX);
+            let (_, high) = consumer.fetch_watermarks(&self.source.topic, p, timeout)?;
             end += high;
             behind |= self.partitions.get(&p).is_some_and(|s| s.next < high);
         }
-        Some((end, behind))
+        Ok((end, behind))
     }
 
     /// This worker's watermark after `epoch`.
@@ -722,6 +761,20 @@ impl Reader {
             positions,
         })
     }
+}
+
+/// How often a worker that reads nothing asks the broker for the topic's
+/// ends (to notice a hung broker).
+const LIVENESS_EVERY: Duration = Duration::from_secs(1);
+
+/// librdkafka's request timeout for a client that may wait `broker_timeout`
+/// for the broker: half of it (so that a hung broker is noticed and retried
+/// within it), between 1 s and librdkafka's default of 60 s.
+pub fn socket_timeout_ms(broker_timeout: Duration) -> String {
+    (broker_timeout / 2)
+        .clamp(Duration::from_secs(1), Duration::from_secs(60))
+        .as_millis()
+        .to_string()
 }
 
 /// Whether `record` lies past its partition's replay target.

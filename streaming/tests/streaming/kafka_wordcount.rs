@@ -34,9 +34,28 @@ fn run_idle(
     restore: Option<Restore>,
     idle: Duration,
 ) -> Result<StreamSummary, weir_dataflows::JobError> {
+    run_timeouts(
+        config,
+        brokers,
+        checkpoints,
+        restore,
+        idle,
+        Duration::from_secs(10),
+    )
+}
+
+fn run_timeouts(
+    config: timely::Config,
+    brokers: &str,
+    checkpoints: &std::path::Path,
+    restore: Option<Restore>,
+    idle: Duration,
+    broker_timeout: Duration,
+) -> Result<StreamSummary, weir_dataflows::JobError> {
     let source = KafkaSource {
         interval: Duration::from_millis(30),
         stop_when_idle: Some(idle),
+        broker_timeout,
         ..KafkaSource::new(brokers, "lines")
     };
     let sink = KafkaSink {
@@ -44,7 +63,7 @@ fn run_idle(
         transactional_prefix: "wc".into(),
         guarantee: Guarantee::ExactlyOnce,
         committed_before: 0,
-        broker_timeout: Duration::from_secs(10),
+        broker_timeout,
     };
     let options = StreamOptions {
         checkpoint_dir: checkpoints.to_path_buf(),
@@ -131,4 +150,75 @@ fn restore_resumes_at_the_checkpointed_offsets_without_duplicates_and_rescales()
     assert!(again.restored.is_some());
     assert_eq!(again.records_in, 4 * 20, "only the new lines are read");
     check_kafka_word_counts(&brokers, "counts", &reference(0..9)).unwrap();
+}
+
+/// Runs the job on 2 workers while the broker is frozen for `outage` after
+/// files 0..4 went in; files 4..8 go in once it is back.
+fn run_through_outage(
+    broker: &Broker,
+    checkpoints: &std::path::Path,
+    outage: Duration,
+    broker_timeout: Duration,
+) -> Result<StreamSummary, weir_dataflows::JobError> {
+    let brokers = broker.brokers();
+    produce_files(&brokers, "lines", 0..4).unwrap();
+    std::thread::scope(|s| {
+        let job = s.spawn(|| {
+            run_timeouts(
+                timely::Config::process(2),
+                &brokers,
+                checkpoints,
+                None,
+                Duration::from_secs(3),
+                broker_timeout,
+            )
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        broker.pause().unwrap();
+        std::thread::sleep(outage);
+        broker.resume().unwrap();
+        produce_files(&brokers, "lines", 4..8).unwrap();
+        job.join().unwrap()
+    })
+}
+
+#[test]
+fn a_broker_outage_shorter_than_the_timeout_is_ridden_out() {
+    let broker = broker_with_topics();
+    let checkpoints = tempfile::tempdir().unwrap();
+    let summary = run_through_outage(
+        &broker,
+        checkpoints.path(),
+        Duration::from_secs(2),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(summary.records_in, 8 * 20);
+    check_kafka_word_counts(&broker.brokers(), "counts", &reference(0..8)).unwrap();
+}
+
+#[test]
+fn a_broker_outage_past_the_timeout_fails_clearly_and_a_restore_loses_nothing() {
+    let broker = broker_with_topics();
+    let brokers = broker.brokers();
+    let checkpoints = tempfile::tempdir().unwrap();
+    let err = run_through_outage(
+        &broker,
+        checkpoints.path(),
+        Duration::from_secs(6),
+        Duration::from_secs(2),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(&brokers), "the error names the broker: {err}");
+    let again = run_idle(
+        timely::Config::process(2),
+        &brokers,
+        checkpoints.path(),
+        Some(Restore::Latest),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    assert!(again.restored.is_some());
+    check_kafka_word_counts(&brokers, "counts", &reference(0..8)).unwrap();
 }
