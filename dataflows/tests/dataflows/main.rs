@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod graphs;
 mod join;
 mod wordcount;

@@ -1,0 +1,56 @@
+//! Connected components of the undirected graph: every node ends with the
+//! smallest node id of its component.
+
+use std::collections::BTreeMap;
+
+use timely::dataflow::StreamVec;
+
+use super::propagate::MinStep;
+use super::superstep::{LoopOptions, emit, iterate, keep_start};
+use crate::graph::Node;
+use crate::graph::input::Edge;
+use crate::graph::layout::{Direction, build_and_start};
+
+/// Components of the graph of `edges`: lines `node<TAB>smallest id in its
+/// component` once the loop is over. `resumed` are the values of a loop
+/// checkpoint.
+pub fn cc<'s>(
+    edges: StreamVec<'s, u64, Edge>,
+    options: LoopOptions,
+    resumed: Option<Vec<(Node, (u32, bool))>>,
+    index: usize,
+    peers: usize,
+) -> StreamVec<'s, u64, String> {
+    let (graph, start) = build_and_start(edges, Direction::Undirected, peers, resumed, |_, v| {
+        (v, true)
+    });
+    let (first, start) = keep_start(start);
+    let (last, done) = iterate(start, graph, MinStep { hop: 0 }, options, index, peers);
+    emit(done, last, first, |node, &(label, _)| {
+        Some(format!("{node}\t{label}"))
+    })
+}
+
+/// The sequential reference (union-find): each node's smallest component id.
+pub fn reference(edges: &[Edge]) -> BTreeMap<Node, Node> {
+    let mut parent: BTreeMap<Node, Node> = BTreeMap::new();
+    fn find(parent: &mut BTreeMap<Node, Node>, v: Node) -> Node {
+        let mut root = v;
+        while let Some(&p) = parent.get(&root).filter(|&&p| p != root) {
+            root = p;
+        }
+        root
+    }
+    for &(a, b) in edges {
+        parent.entry(a).or_insert(a);
+        parent.entry(b).or_insert(b);
+        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+        // the smaller root becomes the parent, so a root is its set's minimum
+        parent.insert(ra.max(rb), ra.min(rb));
+    }
+    let nodes: Vec<Node> = parent.keys().copied().collect();
+    nodes
+        .into_iter()
+        .map(|v| (v, find(&mut parent, v)))
+        .collect()
+}

@@ -1,0 +1,316 @@
+//! The superstep loop shared by the graph algorithms.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use timely::ExchangeData;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Capability, Concat, ConnectLoop, Enter, Leave, LoopVariable};
+use weir_progress::convergence::{Converge, Convergence, Iteration, Round};
+use weir_progress::loop_state::{CheckpointLoop, LoopCheckpoints};
+
+use crate::graph::layout::{Block, Graph, SharedGraph};
+use crate::graph::{Node, owner};
+
+/// A worker's block kept aside: the start, or the last iteration's.
+pub type Kept<S> = Rc<RefCell<Option<Block<S>>>>;
+
+/// Sums (or minima, ...) of messages per destination node on one worker,
+/// before they are exchanged: one message per destination and iteration.
+pub struct Combiner<M> {
+    zero: M,
+    combine: fn(&mut M, M),
+    dense: Vec<M>,
+    touched: Vec<Node>,
+    sparse: HashMap<Node, M>,
+}
+
+impl<M: Copy + PartialEq> Combiner<M> {
+    fn new(zero: M, combine: fn(&mut M, M), graph: &Graph) -> Self {
+        let bound = graph.id_bound();
+        // a dense array when ids are not much sparser than the graph's nodes
+        let dense = if (bound as u64) <= 4 * graph.total_nodes + (1 << 20) {
+            vec![zero; bound]
+        } else {
+            Vec::new()
+        };
+        Combiner {
+            zero,
+            combine,
+            dense,
+            touched: Vec::new(),
+            sparse: HashMap::new(),
+        }
+    }
+
+    /// Adds message `m` for `node`.
+    #[inline]
+    pub fn add(&mut self, node: Node, m: M) {
+        match self.dense.get_mut(node as usize) {
+            Some(slot) => {
+                if *slot == self.zero {
+                    self.touched.push(node);
+                }
+                (self.combine)(slot, m);
+            }
+            None => (self.combine)(self.sparse.entry(node).or_insert(self.zero), m),
+        }
+    }
+
+    /// The combined messages, per owner.
+    fn drain(&mut self, peers: usize) -> Vec<Vec<(Node, M)>> {
+        let mut out = vec![Vec::new(); peers];
+        for node in self.touched.drain(..) {
+            let slot = &mut self.dense[node as usize];
+            if *slot != self.zero {
+                out[owner(node, peers)].push((node, *slot));
+                *slot = self.zero;
+            }
+        }
+        for (node, m) in self.sparse.drain() {
+            out[owner(node, peers)].push((node, m));
+        }
+        out
+    }
+}
+
+/// What a worker sends to a worker in a superstep.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+enum Flow<S, M> {
+    /// The worker's own block (to itself).
+    Block(Block<S>),
+    /// Combined messages for the receiver's nodes.
+    Messages(Vec<(Node, M)>),
+    /// The sender's share of a global sum (to every worker).
+    Share(f64),
+}
+
+/// What a superstep does at each worker.
+pub trait Step: 'static {
+    /// The per-node value carried around the loop.
+    type Value: ExchangeData + Clone + Serialize + DeserializeOwned;
+    /// A message to a node.
+    type Message: ExchangeData + Copy + PartialEq;
+    /// The message no message combines with (0 for sums, the maximum for minima).
+    const ZERO: Self::Message;
+    /// Combines two messages to the same node.
+    fn combine(into: &mut Self::Message, m: Self::Message);
+    /// Sends messages along the edges of this worker's nodes; returns this
+    /// worker's share of a sum that every worker learns (e.g. dangling rank).
+    fn scatter(
+        &self,
+        graph: &Graph,
+        block: &Block<Self::Value>,
+        out: &mut Combiner<Self::Message>,
+    ) -> f64;
+    /// The next block from the current one, the messages received per local
+    /// node, and the sum of the shares; and this worker's part of the
+    /// iteration's convergence value (e.g. L1 change, nodes changed).
+    fn gather(
+        &self,
+        graph: &Graph,
+        block: Block<Self::Value>,
+        received: &[Self::Message],
+        shared: f64,
+    ) -> (Block<Self::Value>, f64);
+}
+
+/// How a loop runs: its length, stop rule, progress reports and checkpoints.
+pub struct LoopOptions {
+    /// The iteration the loop starts at (after a resume: the checkpoint's next).
+    pub first: u64,
+    /// Iterations at most (counted from 0 over all resumes).
+    pub max_iterations: u64,
+    /// Stops after iteration `i` when `stop(i, total)` holds.
+    pub stop: Arc<dyn Fn(u64, f64) -> bool + Send + Sync>,
+    /// Called on worker 0 with every iteration's total.
+    pub report: Option<Arc<dyn Fn(Round) + Send + Sync>>,
+    /// Loop checkpoints, if any.
+    pub checkpoints: Option<LoopCheckpoints>,
+}
+
+/// Runs `step` in a loop from the `start` blocks until `options` stop it, and
+/// returns the final block of this worker (available once the returned
+/// stream's frontier is empty, i.e. the loop is over).
+pub fn iterate<'s, St: Step>(
+    start: StreamVec<'s, u64, Block<St::Value>>,
+    graph: SharedGraph,
+    step: St,
+    options: LoopOptions,
+    index: usize,
+    peers: usize,
+) -> (Kept<St::Value>, StreamVec<'s, u64, f64>) {
+    let last: Kept<St::Value> = Rc::default();
+    let scope = start.scope();
+    let step = Rc::new(step);
+    let LoopOptions {
+        first,
+        max_iterations,
+        stop,
+        report,
+        checkpoints,
+    } = options;
+    let done = scope.iterative::<u64, _, _>(|inner| {
+        let (handle, cycle) = inner.loop_variable::<Vec<Block<St::Value>>>(1);
+        let blocks = start.enter(inner).concat(cycle);
+        let scatter_graph = Rc::clone(&graph);
+        let scatter_step = Rc::clone(&step);
+        let flows = blocks.unary::<CapacityContainerBuilder<Vec<(u64, Flow<St::Value, St::Message>)>>, _, _, _>(
+            Pipeline,
+            "Scatter",
+            move |_, _| {
+                let mut combiner: Option<Combiner<St::Message>> = None;
+                move |input, output| {
+                    input.for_each_stamp(|cap, data| {
+                        let graph = scatter_graph.borrow();
+                        let combiner = combiner
+                            .get_or_insert_with(|| Combiner::new(St::ZERO, St::combine, &graph));
+                        let mut session = output.session(&cap);
+                        for batch in data {
+                            for block in batch.drain(..) {
+                                let share = scatter_step.scatter(&graph, &block, combiner);
+                                for (to, messages) in combiner.drain(peers).into_iter().enumerate() {
+                                    session.give((to as u64, Flow::Messages(messages)));
+                                }
+                                for to in 0..peers as u64 {
+                                    session.give((to, Flow::Share(share)));
+                                }
+                                session.give((index as u64, Flow::Block(block)));
+                            }
+                        }
+                    });
+                }
+            },
+        );
+        let gather_graph = Rc::clone(&graph);
+        let gather_last = Rc::clone(&last);
+        let gathered = flows.unary_frontier::<CapacityContainerBuilder<Vec<Result<Block<St::Value>, f64>>>, _, _, _>(
+            Exchange::new(|(to, _): &(u64, Flow<St::Value, St::Message>)| *to),
+            "Gather",
+            move |_, _| {
+                type Pending<S, M> = (Capability<Iteration>, Option<Block<S>>, Vec<M>, f64);
+                let mut pending: BTreeMap<Iteration, Pending<St::Value, St::Message>> =
+                    BTreeMap::new();
+                move |(input, frontier), output| {
+                    let graph = gather_graph.borrow();
+                    input.for_each_stamp(|cap, data| {
+                        let Some(&time) = cap.stamp().iter().next() else {
+                            return;
+                        };
+                        let entry = pending.entry(time).or_insert_with(|| {
+                            (cap.delayed(&time, 0), None, vec![St::ZERO; graph.nodes.len()], 0.0)
+                        });
+                        for batch in data {
+                            for (_, flow) in batch.drain(..) {
+                                match flow {
+                                    Flow::Block(block) => entry.1 = Some(block),
+                                    Flow::Share(share) => entry.3 += share,
+                                    Flow::Messages(messages) => {
+                                        for (node, m) in messages {
+                                            if let Some(l) = graph.local(node) {
+                                                St::combine(&mut entry.2[l], m);
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    });
+                    let ready: Vec<Iteration> = pending
+                        .keys()
+                        .filter(|t| !frontier.less_equal(t))
+                        .copied()
+                        .collect();
+                    for time in ready {
+                        let Some((cap, block, received, shared)) = pending.remove(&time) else {
+                            continue;
+                        };
+                        let block = block.unwrap_or_default();
+                        let (next, value) = step.gather(&graph, block, &received, shared);
+                        *gather_last.borrow_mut() = Some(next.clone());
+                        let mut session = output.session(&cap);
+                        session.give(Ok(next));
+                        session.give(Err(value));
+                    }
+                }
+            },
+        );
+        let next = gathered.clone().flat_map(|r| r.ok());
+        let values = gathered.flat_map(|r| r.err());
+        let convergence = Convergence {
+            first,
+            max_iterations,
+            stop: move |i, total| stop(i, total),
+        };
+        let report = move |round: Round| {
+            if index == 0
+                && let Some(report) = &report
+            {
+                report(round);
+            }
+        };
+        let kept = next.converge(values.clone(), convergence, report);
+        match &checkpoints {
+            Some(ckpt) => kept.checkpoint_loop(ckpt).connect_loop(handle),
+            None => kept.connect_loop(handle),
+        }
+        values.leave(scope)
+    });
+    (last, done)
+}
+
+/// Emits lines from this worker's final block once the loop is over
+/// (`done`'s frontier is empty): `format(node, value)` per node, `None` skips it.
+pub fn emit<'s, S: Clone + 'static>(
+    done: StreamVec<'s, u64, f64>,
+    last: Kept<S>,
+    start: Kept<S>,
+    format: impl Fn(Node, &S) -> Option<String> + 'static,
+) -> StreamVec<'s, u64, String> {
+    done.unary_frontier::<CapacityContainerBuilder<Vec<String>>, _, _, _>(
+        Pipeline,
+        "Emit",
+        move |cap, _| {
+            let mut cap = Some(cap);
+            move |(input, frontier), output| {
+                input.for_each(|_, _| {});
+                if frontier.is_empty()
+                    && let Some(cap) = cap.take()
+                {
+                    let block = last
+                        .borrow_mut()
+                        .take()
+                        .or_else(|| start.borrow_mut().take());
+                    let mut session = output.session(&cap);
+                    for (node, value) in block.iter().flatten() {
+                        if let Some(line) = format(*node, value) {
+                            session.give(line);
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Keeps a copy of the starting block (the result when the loop runs no
+/// iteration) and passes the stream on.
+pub fn keep_start<'s, S: Clone + 'static>(
+    start: StreamVec<'s, u64, Block<S>>,
+) -> (Kept<S>, StreamVec<'s, u64, Block<S>>) {
+    let kept: Kept<S> = Rc::default();
+    let copy = Rc::clone(&kept);
+    let start = start.map(move |block| {
+        *copy.borrow_mut() = Some(block.clone());
+        block
+    });
+    (kept, start)
+}

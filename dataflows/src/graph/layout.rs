@@ -1,0 +1,243 @@
+//! Each worker's share of a graph, built once before a loop: the nodes it owns
+//! (`v % peers == index`), compact local indices for them, and their edges as
+//! a CSR; and the block of per-node values that starts a loop.
+//!
+//! A loop over a graph carries one record per worker and iteration: the
+//! worker's [`Block`] of `(node, value)` in the order of [`Graph::nodes`], so
+//! the position in the block is the local index (no lookups), and a loop
+//! checkpoint (the records going around) holds every node's value with its
+//! id, which is what a resume at another worker count needs.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::{Map, ToStream};
+
+use super::Node;
+use super::input::Edge;
+
+/// A worker's values of its nodes, in the order of [`Graph::nodes`].
+pub type Block<S> = Vec<(Node, S)>;
+
+/// Which edges a node's adjacency holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Out-edges (`src -> dst` is stored at `src`).
+    Out,
+    /// Both directions (`src -- dst` is stored at both ends).
+    Undirected,
+}
+
+/// Node id to local index.
+#[derive(Debug, Default)]
+enum LocalIndex {
+    /// `slots[v / peers]` (ids are dense enough).
+    Dense(Vec<u32>),
+    /// Sparse ids.
+    Sparse(HashMap<Node, u32>),
+    #[default]
+    Empty,
+}
+
+/// One worker's share of a graph.
+#[derive(Debug, Default)]
+pub struct Graph {
+    /// Workers in all processes.
+    pub peers: usize,
+    /// The nodes this worker owns, ascending.
+    pub nodes: Vec<Node>,
+    index: LocalIndex,
+    /// CSR offsets: node `nodes[l]`'s edges are `targets[offsets[l]..offsets[l + 1]]`.
+    pub offsets: Vec<usize>,
+    /// Edge targets (with multiplicity; self-loops included).
+    pub targets: Vec<Node>,
+    /// Nodes of the whole graph (all workers).
+    pub total_nodes: u64,
+}
+
+impl Graph {
+    /// Builds a worker's share from its half-edges `(owned node, other)`
+    /// (`other == Node::MAX` only says that the node exists).
+    fn build(mut halves: Vec<Edge>, peers: usize) -> Graph {
+        halves.sort_unstable();
+        let mut nodes = Vec::new();
+        let mut offsets = Vec::new();
+        let mut targets = Vec::with_capacity(halves.len());
+        for (node, other) in halves {
+            if nodes.last() != Some(&node) {
+                nodes.push(node);
+                offsets.push(targets.len());
+            }
+            if other != Node::MAX {
+                targets.push(other);
+            }
+        }
+        offsets.push(targets.len());
+        let span = nodes.last().map_or(0, |&v| v as usize / peers + 1);
+        let index = if span <= 4 * nodes.len() + 1024 {
+            let mut slots = vec![u32::MAX; span];
+            for (l, &v) in nodes.iter().enumerate() {
+                slots[v as usize / peers] = l as u32;
+            }
+            LocalIndex::Dense(slots)
+        } else {
+            LocalIndex::Sparse(
+                nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(l, &v)| (v, l as u32))
+                    .collect(),
+            )
+        };
+        Graph {
+            peers,
+            nodes,
+            index,
+            offsets,
+            targets,
+            total_nodes: 0,
+        }
+    }
+
+    /// The local index of an owned node.
+    pub fn local(&self, node: Node) -> Option<usize> {
+        let l = match &self.index {
+            LocalIndex::Dense(slots) => *slots.get(node as usize / self.peers)?,
+            LocalIndex::Sparse(map) => *map.get(&node)?,
+            LocalIndex::Empty => return None,
+        };
+        (l != u32::MAX).then_some(l as usize)
+    }
+
+    /// The edges of the node at local index `l`.
+    pub fn edges(&self, l: usize) -> &[Node] {
+        &self.targets[self.offsets[l]..self.offsets[l + 1]]
+    }
+
+    /// The largest node id in the whole graph is below this (for dense
+    /// per-destination arrays): the largest target or owned id, plus one.
+    pub fn id_bound(&self) -> usize {
+        let targets = self.targets.iter().max().copied();
+        let owned = self.nodes.last().copied();
+        targets.max(owned).map_or(0, |v| v as usize + 1)
+    }
+}
+
+/// A worker's graph, filled in when its edges are all in.
+pub type SharedGraph = Rc<RefCell<Graph>>;
+
+/// What flows into the operator that starts a loop.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum Start<S> {
+    /// Nodes a worker owns, sent to every worker (`to`).
+    Count { to: u64, nodes: u64 },
+    /// A resumed node value, sent to the node's owner.
+    Resume(Node, S),
+}
+
+/// Builds this worker's [`Graph`] from `edges` (all of them, at any times)
+/// and starts a loop: once every worker's share is built, emits (at time 0)
+/// this worker's block — `resumed` values (from any old worker; they are
+/// routed to the new owners), or `fresh(graph, node)` for a fresh start.
+pub fn build_and_start<'s, S, F>(
+    edges: StreamVec<'s, u64, Edge>,
+    direction: Direction,
+    peers: usize,
+    resumed: Option<Vec<(Node, S)>>,
+    fresh: F,
+) -> (SharedGraph, StreamVec<'s, u64, Block<S>>)
+where
+    S: timely::ExchangeData,
+    F: Fn(&Graph, Node) -> S + 'static,
+{
+    let graph: SharedGraph = Rc::default();
+    let scope = edges.scope();
+    let halves = edges.flat_map(move |(src, dst)| {
+        let other = match direction {
+            Direction::Out => (dst, Node::MAX),
+            Direction::Undirected => (dst, src),
+        };
+        [(src, dst), other]
+    });
+    let built = Rc::clone(&graph);
+    let counts = halves.unary_frontier::<CapacityContainerBuilder<Vec<Start<S>>>, _, _, _>(
+        Exchange::new(|&(node, _): &Edge| u64::from(node)),
+        "BuildGraph",
+        move |cap, _| {
+            let mut cap = Some(cap);
+            let mut halves: Vec<Edge> = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each(|_, data| halves.append(data));
+                if frontier.is_empty()
+                    && let Some(cap) = cap.take()
+                {
+                    let graph = Graph::build(std::mem::take(&mut halves), peers);
+                    let nodes = graph.nodes.len() as u64;
+                    *built.borrow_mut() = graph;
+                    let mut session = output.session(&cap);
+                    for to in 0..peers as u64 {
+                        session.give(Start::Count { to, nodes });
+                    }
+                }
+            }
+        },
+    );
+    let resumed_any = resumed.is_some();
+    let resumed = resumed
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(node, s)| Start::Resume(node, s))
+        .to_stream(scope);
+    let started = Rc::clone(&graph);
+    let block = counts
+        .concat(resumed)
+        .unary_frontier::<CapacityContainerBuilder<Vec<Block<S>>>, _, _, _>(
+            Exchange::new(|start: &Start<S>| match start {
+                Start::Count { to, .. } => *to,
+                Start::Resume(node, _) => u64::from(*node),
+            }),
+            "StartLoop",
+            move |cap, _| {
+                let mut cap = Some(cap);
+                let mut total = 0u64;
+                let mut values: HashMap<Node, S> = HashMap::new();
+                move |(input, frontier), output| {
+                    input.for_each(|_, data| {
+                        for start in data.drain(..) {
+                            match start {
+                                Start::Count { nodes, .. } => total += nodes,
+                                Start::Resume(node, s) => {
+                                    values.insert(node, s);
+                                }
+                            }
+                        }
+                    });
+                    if frontier.is_empty()
+                        && let Some(cap) = cap.take()
+                    {
+                        let mut graph = started.borrow_mut();
+                        graph.total_nodes = total;
+                        let block: Block<S> = graph
+                            .nodes
+                            .iter()
+                            .map(|&v| {
+                                let s = match resumed_any {
+                                    true => values.remove(&v),
+                                    false => None,
+                                };
+                                (v, s.unwrap_or_else(|| fresh(&graph, v)))
+                            })
+                            .collect();
+                        output.session(&cap).give(block);
+                    }
+                }
+            },
+        );
+    (graph, block)
+}

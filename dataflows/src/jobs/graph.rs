@@ -1,0 +1,243 @@
+//! The graph jobs behind `weir pagerank`, `weir cc` and `weir bfs`: the graph
+//! (an edge list or R-MAT) is read once into each worker's CSR, then the
+//! algorithm runs as a timely loop; optional loop checkpoints every K
+//! iterations, and a resume from the latest one.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use weir_progress::convergence::Round;
+use weir_progress::loop_state::{LoopCheckpoints, resume};
+use weir_progress::store::{CheckpointStore, Restore};
+
+use crate::algorithms::graphs::pagerank::PageRank;
+use crate::algorithms::graphs::superstep::LoopOptions;
+use crate::algorithms::graphs::{bfs, cc, pagerank};
+use crate::error::JobError;
+use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
+use crate::graph::Node;
+use crate::graph::input::GraphInput;
+use crate::graph::layout::Block;
+
+/// Which algorithm a graph job runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Algorithm {
+    /// PageRank for at most `iterations`, stopping early once the L1 change
+    /// of an iteration is below `tolerance`.
+    PageRank {
+        /// The damping factor.
+        params: PageRank,
+        /// Iterations at most.
+        iterations: u64,
+        /// Stop below this L1 change (`None`: run all iterations).
+        tolerance: Option<f64>,
+    },
+    /// Connected components, to the fixed point.
+    Cc,
+    /// Hop distances from `source`, to the fixed point.
+    Bfs {
+        /// The source node.
+        source: Node,
+    },
+}
+
+impl Algorithm {
+    /// The job's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::PageRank { .. } => "pagerank",
+            Algorithm::Cc => "cc",
+            Algorithm::Bfs { .. } => "bfs",
+        }
+    }
+
+    /// What an iteration's total measures.
+    pub fn measure(&self) -> &'static str {
+        match self {
+            Algorithm::PageRank { .. } => "L1 change",
+            Algorithm::Cc | Algorithm::Bfs { .. } => "nodes changed",
+        }
+    }
+}
+
+/// Loop checkpoints of a graph job.
+#[derive(Clone, Debug)]
+pub struct GraphCheckpoints {
+    /// The directory (of this job only).
+    pub dir: PathBuf,
+    /// Checkpoint every `every` iterations.
+    pub every: u64,
+    /// Resume from the latest complete checkpoint.
+    pub restore: bool,
+}
+
+/// A graph job.
+#[derive(Clone)]
+pub struct GraphJob {
+    /// The graph.
+    pub input: GraphInput,
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Loop checkpoints, if any.
+    pub checkpoints: Option<GraphCheckpoints>,
+    /// Called with every iteration's total (in the process of worker 0).
+    pub report: Option<Arc<dyn Fn(Round) + Send + Sync>>,
+}
+
+/// What a graph job did.
+#[derive(Clone, Debug)]
+pub struct GraphSummary {
+    /// Records read and written, time, memory.
+    pub job: JobSummary,
+    /// Every iteration's total, in order (in the process of worker 0; empty
+    /// in the others).
+    pub rounds: Vec<Round>,
+    /// The iteration a resumed run started at.
+    pub resumed_at: Option<u64>,
+}
+
+impl GraphSummary {
+    /// Iterations run in all, counting those before a resume.
+    pub fn iterations(&self) -> u64 {
+        self.rounds
+            .last()
+            .map_or(self.resumed_at.unwrap_or(0), |r| r.iteration + 1)
+    }
+}
+
+/// Runs a graph job on `config`.
+pub fn run(
+    config: timely::Config,
+    job: GraphJob,
+    options: &JobOptions,
+) -> Result<GraphSummary, JobError> {
+    job.input.validate()?;
+    let (store, first) = match &job.checkpoints {
+        None => (None, 0),
+        Some(c) => {
+            if c.every == 0 {
+                return Err(JobError::Invalid(
+                    "--checkpoint-every must be at least 1".into(),
+                ));
+            }
+            let store = CheckpointStore::local(&c.dir)?;
+            let complete = store.complete()?;
+            let first = if c.restore {
+                let (manifest, _) = store.restore_point(&Restore::Latest)?;
+                manifest.epoch + 1
+            } else if !complete.is_empty() {
+                return Err(JobError::Invalid(format!(
+                    "{} holds loop checkpoints of an earlier run: resume with --restore latest, or use another directory",
+                    c.dir.display()
+                )));
+            } else {
+                0
+            };
+            (Some((store, c.every)), first)
+        }
+    };
+    let rounds = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&rounds);
+    let user = job.report.clone();
+    let report: Arc<dyn Fn(Round) + Send + Sync> = Arc::new(move |round: Round| {
+        if let Ok(mut rounds) = seen.lock() {
+            rounds.push(round);
+        }
+        if let Some(user) = &user {
+            user(round);
+        }
+    });
+    let algorithm = job.algorithm;
+    let input = job.input.clone();
+    let summary = run_job(config, options, move |scope, ctx| {
+        let edges = input.edges(scope, ctx);
+        let (index, peers) = (ctx.index, ctx.peers);
+        let loop_options =
+            |max_iterations: u64, stop: Arc<dyn Fn(u64, f64) -> bool + Send + Sync>| LoopOptions {
+                first,
+                max_iterations,
+                stop,
+                report: Some(Arc::clone(&report)),
+                checkpoints: store.as_ref().map(|(store, every)| LoopCheckpoints {
+                    store: store.clone(),
+                    every: *every,
+                    first,
+                    index,
+                    peers,
+                }),
+            };
+        let fixed_point: Arc<dyn Fn(u64, f64) -> bool + Send + Sync> =
+            Arc::new(|_, changed| changed == 0.0);
+        match algorithm {
+            Algorithm::PageRank {
+                params,
+                iterations,
+                tolerance,
+            } => {
+                let stop = Arc::new(move |_, change| tolerance.is_some_and(|t| change < t));
+                let resumed = resumed(store.as_ref(), first, ctx);
+                pagerank::pagerank(
+                    edges,
+                    params,
+                    loop_options(iterations, stop),
+                    resumed,
+                    index,
+                    peers,
+                )
+            }
+            Algorithm::Cc => {
+                let resumed = resumed(store.as_ref(), first, ctx);
+                cc::cc(
+                    edges,
+                    loop_options(u64::MAX, fixed_point),
+                    resumed,
+                    index,
+                    peers,
+                )
+            }
+            Algorithm::Bfs { source } => {
+                let resumed = resumed(store.as_ref(), first, ctx);
+                bfs::bfs(
+                    edges,
+                    source,
+                    loop_options(u64::MAX, fixed_point),
+                    resumed,
+                    index,
+                    peers,
+                )
+            }
+        }
+    })?;
+    let rounds = rounds.lock().map(|r| r.clone()).unwrap_or_default();
+    Ok(GraphSummary {
+        job: summary,
+        rounds,
+        resumed_at: (first > 0).then_some(first),
+    })
+}
+
+/// This worker's share of the resumed loop records (any old worker's; they
+/// are routed to their owners), when the run resumes.
+fn resumed<S: DeserializeOwned + Serialize>(
+    store: Option<&(CheckpointStore, u64)>,
+    first: u64,
+    ctx: &WorkerCtx,
+) -> Option<Vec<(Node, S)>> {
+    let (store, _) = store.filter(|_| first > 0)?;
+    match resume::<Block<S>>(store, ctx.index, ctx.peers) {
+        Ok(Some(resumed)) => Some(resumed.records.into_iter().flatten().collect()),
+        Ok(None) => {
+            ctx.failure.set(JobError::Checkpoint(format!(
+                "{}: no complete loop checkpoint",
+                store.describe()
+            )));
+            Some(Vec::new())
+        }
+        Err(e) => {
+            ctx.failure.set(e.into());
+            Some(Vec::new())
+        }
+    }
+}
