@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod generate;
+mod graph;
 mod join;
 mod stream;
 mod stream_kafka;
@@ -30,6 +31,12 @@ const JOBS: &[(&str, &str)] = &[
         "stream",
         "exactly-once streaming jobs with checkpoints (stream wordcount)",
     ),
+    (
+        "pagerank",
+        "PageRank of an edge list or R-MAT graph (timely iterations)",
+    ),
+    ("cc", "connected components of an edge list or R-MAT graph"),
+    ("bfs", "breadth-first hop distances from a node"),
     ("gen", "write seeded generated text or tables"),
 ];
 
@@ -105,6 +112,9 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         "wordcount" => wordcount::main(rest),
         "join" => join::main(rest),
         "gen" => generate::main(rest),
+        "pagerank" => graph::main("pagerank", rest),
+        "cc" => graph::main("cc", rest),
+        "bfs" => graph::main("bfs", rest),
         "stream" => stream::main(rest),
         other => Err(cli::usage(format!("unknown job '{other}'"))),
     }

@@ -3,6 +3,7 @@
 
 mod chaos;
 mod errors;
+mod graphs;
 mod jobs;
 mod kafka_chaos;
 mod support;

@@ -1,0 +1,295 @@
+//! `weir pagerank`, `weir cc` and `weir bfs`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use weir_dataflows::algorithms::graphs::pagerank::PageRank;
+use weir_dataflows::graph::input::{GraphInput, Rmat};
+use weir_dataflows::input::LineInput;
+use weir_dataflows::jobs::graph::{self, Algorithm, GraphCheckpoints, GraphJob, GraphSummary};
+use weir_progress::convergence::Round;
+
+use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
+
+/// The embedded default graph: R-MAT scale 14, edge factor 16, seed 1.
+const DEFAULT_SCALE: u32 = 14;
+
+fn command(name: &'static str, usage_line: &'static str, about: &'static str) -> Command {
+    let mut c = Command::new(name, usage_line, about, true);
+    c.opts.optmulti(
+        "",
+        "edges",
+        "an edge-list file: `src dst [weight]` lines, # comments (repeatable)",
+        "PATH",
+    );
+    c.opts.optopt(
+        "",
+        "rmat",
+        &format!("generate a Graph500 R-MAT graph of 2^SCALE nodes (default without --edges: {DEFAULT_SCALE})"),
+        "SCALE",
+    );
+    c.opts
+        .optopt("", "edge-factor", "R-MAT edges per node (default 16)", "F");
+    c.opts.optopt("", "seed", "R-MAT seed (default 1)", "S");
+    c.opts.optopt(
+        "",
+        "checkpoint-dir",
+        "write loop checkpoints into DIR",
+        "DIR",
+    );
+    c.opts.optopt(
+        "",
+        "checkpoint-every",
+        "checkpoint every K iterations (default 5)",
+        "K",
+    );
+    c.opts.optopt(
+        "",
+        "restore",
+        "resume from the latest loop checkpoint in --checkpoint-dir",
+        "latest",
+    );
+    c
+}
+
+pub fn pagerank_command() -> Command {
+    let mut c = command(
+        "pagerank",
+        "weir pagerank [--edges PATH | --rmat SCALE] [--iterations N] [--tolerance EPS] [--damping D] [timely flags]",
+        "PageRank: ranks start at 1/N; each iteration r'(v) = (1-d)/N + d(sum of r(u)/outdeg(u)\n\
+         over edges u->v + D/N), D the rank of nodes without out-edges, so ranks sum to 1.\n\
+         Stops after N iterations or once an iteration's L1 change is below EPS.\n\
+         Output lines: node<TAB>rank. Without --edges: a generated R-MAT graph.",
+    );
+    c.opts
+        .optopt("", "iterations", "iterations at most (default 20)", "N");
+    c.opts.optopt(
+        "",
+        "tolerance",
+        "stop once the L1 change is below EPS",
+        "EPS",
+    );
+    c.opts
+        .optopt("", "damping", "the damping factor d (default 0.85)", "D");
+    c
+}
+
+pub fn cc_command() -> Command {
+    command(
+        "cc",
+        "weir cc [--edges PATH | --rmat SCALE] [timely flags]",
+        "Connected components of the undirected graph, to the fixed point.\n\
+         Output lines: node<TAB>smallest node id in its component.",
+    )
+}
+
+pub fn bfs_command() -> Command {
+    let mut c = command(
+        "bfs",
+        "weir bfs --source NODE [--edges PATH | --rmat SCALE] [timely flags]",
+        "Breadth-first search: hop distances from NODE along edge direction.\n\
+         Output lines: node<TAB>distance; unreachable nodes are omitted.",
+    );
+    c.opts
+        .optopt("", "source", "the node to search from", "NODE");
+    c
+}
+
+fn input(m: &getopts::Matches) -> Result<GraphInput, CliError> {
+    let files: Vec<PathBuf> = m.opt_strs("edges").into_iter().map(PathBuf::from).collect();
+    let rmat = opt::<u32>(m, "rmat")?;
+    if !files.is_empty() {
+        if rmat.is_some() {
+            return Err(usage("give --edges or --rmat, not both"));
+        }
+        return Ok(GraphInput::Edges(LineInput::Files(files)));
+    }
+    let rmat = Rmat {
+        scale: rmat.unwrap_or(DEFAULT_SCALE),
+        edge_factor: opt_or(m, "edge-factor", 16)?,
+        seed: opt_or(m, "seed", 1)?,
+    };
+    rmat.validate()?;
+    Ok(GraphInput::Rmat(rmat))
+}
+
+fn checkpoints(m: &getopts::Matches) -> Result<Option<GraphCheckpoints>, CliError> {
+    let restore = match m.opt_str("restore").as_deref() {
+        None => false,
+        Some("latest") => true,
+        Some(other) => {
+            return Err(usage(format!(
+                "--restore {other}: only `latest` is supported"
+            )));
+        }
+    };
+    let Some(dir) = m.opt_str("checkpoint-dir") else {
+        if restore || m.opt_present("checkpoint-every") {
+            return Err(usage(
+                "--restore and --checkpoint-every need --checkpoint-dir",
+            ));
+        }
+        return Ok(None);
+    };
+    Ok(Some(GraphCheckpoints {
+        dir: PathBuf::from(dir),
+        every: opt_or(m, "checkpoint-every", 5)?,
+        restore,
+    }))
+}
+
+fn algorithm(name: &str, m: &getopts::Matches) -> Result<Algorithm, CliError> {
+    Ok(match name {
+        "pagerank" => {
+            let damping: f64 = opt_or(m, "damping", 0.85)?;
+            if !(0.0..1.0).contains(&damping) {
+                return Err(usage(format!("--damping {damping}: must be in [0, 1)")));
+            }
+            Algorithm::PageRank {
+                params: PageRank { damping },
+                iterations: opt_or(m, "iterations", 20)?,
+                tolerance: opt(m, "tolerance")?,
+            }
+        }
+        "bfs" => Algorithm::Bfs {
+            source: required(m, "source")?,
+        },
+        _ => Algorithm::Cc,
+    })
+}
+
+/// Per-iteration progress: a bar on a terminal, a line per iteration otherwise.
+fn progress(
+    algorithm: Algorithm,
+    leader: bool,
+) -> Result<(Arc<dyn Fn(Round) + Send + Sync>, ProgressBar), CliError> {
+    let terminal = leader && std::io::stderr().is_terminal();
+    let length = match algorithm {
+        Algorithm::PageRank { iterations, .. } => Some(iterations),
+        _ => None,
+    };
+    let bar = ProgressBar::with_draw_target(
+        length,
+        if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    let template = match length {
+        Some(_) => "{prefix} [{bar:30}] iteration {pos}/{len} {msg}",
+        None => "{prefix} {spinner} iteration {pos} {msg}",
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .map_err(|e| CliError::Runtime(e.into()))?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(algorithm.name());
+    let last = Mutex::new(Instant::now());
+    let shown = bar.clone();
+    // for the crash tests: die (like kill -9, no cleanup) once this iteration is done
+    let fault: Option<u64> = std::env::var("WEIR_FAULT_ABORT_AFTER_ITERATION")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let report = Arc::new(move |round: Round| {
+        if fault == Some(round.iteration) {
+            eprintln!(
+                "weir: fault injected: aborting after iteration {}",
+                round.iteration
+            );
+            std::process::abort();
+        }
+        let took = last.lock().map(|mut t| {
+            let took = t.elapsed();
+            *t = Instant::now();
+            took
+        });
+        let took = took.map(|d| d.as_secs_f64()).unwrap_or_default();
+        let line = format!("{} {:.6e} ({took:.3} s)", algorithm.measure(), round.value);
+        if terminal {
+            shown.set_position(round.iteration + 1);
+            shown.set_message(line);
+        } else if leader {
+            eprintln!(
+                "{}: iteration {}: {line}",
+                algorithm.name(),
+                round.iteration
+            );
+        }
+    });
+    Ok((report, bar))
+}
+
+pub fn main(name: &'static str, args: &[String]) -> Result<(), CliError> {
+    let command = match name {
+        "pagerank" => pagerank_command(),
+        "bfs" => bfs_command(),
+        _ => cc_command(),
+    };
+    let Some((m, config, options)) = cli::parse_job(&command, args)? else {
+        return Ok(());
+    };
+    let input = input(&m)?;
+    let algorithm = algorithm(name, &m)?;
+    let leader = m.opt_str("process").is_none_or(|p| p.trim() == "0");
+    let (report, bar) = progress(algorithm, leader)?;
+    let job = GraphJob {
+        input: input.clone(),
+        algorithm,
+        checkpoints: checkpoints(&m)?,
+        report: Some(report),
+    };
+    cli::note(&m, format!("{name}: input {}", describe(&input)));
+    let summary = graph::run(config, job, &options)?;
+    bar.finish_and_clear();
+    finish(name, &summary, &options, algorithm)
+}
+
+fn describe(input: &GraphInput) -> String {
+    match input {
+        GraphInput::Edges(lines) => lines.describe(),
+        GraphInput::Rmat(r) => format!(
+            "R-MAT scale {} edge factor {} seed {} ({} edges)",
+            r.scale,
+            r.edge_factor,
+            r.seed,
+            r.edges()
+        ),
+    }
+}
+
+fn finish(
+    name: &str,
+    summary: &GraphSummary,
+    options: &weir_dataflows::exec::JobOptions,
+    algorithm: Algorithm,
+) -> Result<(), CliError> {
+    if let Algorithm::Bfs { source } = algorithm
+        && summary.job.records_out == 0
+    {
+        return Err(CliError::Runtime(anyhow::anyhow!(
+            "--source {source}: the node is not in the graph (no edge names it)"
+        )));
+    }
+    cli::report(name, &summary.job, options);
+    if summary.job.leader {
+        let last = summary
+            .rounds
+            .last()
+            .map(|r| format!(", last {} {:.3e}", algorithm.measure(), r.value));
+        let resumed = summary
+            .resumed_at
+            .map(|i| format!(" (resumed at iteration {i})"))
+            .unwrap_or_default();
+        eprintln!(
+            "{name}: {} iterations{resumed}{}",
+            summary.iterations(),
+            last.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
