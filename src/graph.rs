@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weir_dataflows::algorithms::graphs::pagerank::PageRank;
+use weir_dataflows::algorithms::graphs::superstep::Report;
 use weir_dataflows::graph::input::{GraphInput, Rmat};
 use weir_dataflows::input::LineInput;
 use weir_dataflows::jobs::graph::{self, Algorithm, GraphCheckpoints, GraphJob, GraphSummary};
@@ -162,10 +163,7 @@ fn algorithm(name: &str, m: &getopts::Matches) -> Result<Algorithm, CliError> {
 }
 
 /// Per-iteration progress: a bar on a terminal, a line per iteration otherwise.
-fn progress(
-    algorithm: Algorithm,
-    leader: bool,
-) -> Result<(Arc<dyn Fn(Round) + Send + Sync>, ProgressBar), CliError> {
+fn progress(algorithm: Algorithm, leader: bool) -> Result<(Report, ProgressBar), CliError> {
     let terminal = leader && std::io::stderr().is_terminal();
     let length = match algorithm {
         Algorithm::PageRank { iterations, .. } => Some(iterations),

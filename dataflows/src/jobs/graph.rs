@@ -13,7 +13,7 @@ use weir_progress::loop_state::{LoopCheckpoints, resume};
 use weir_progress::store::{CheckpointStore, Restore};
 
 use crate::algorithms::graphs::pagerank::PageRank;
-use crate::algorithms::graphs::superstep::LoopOptions;
+use crate::algorithms::graphs::superstep::{LoopOptions, Report};
 use crate::algorithms::graphs::{bfs, cc, pagerank};
 use crate::error::JobError;
 use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
@@ -83,7 +83,7 @@ pub struct GraphJob {
     /// Loop checkpoints, if any.
     pub checkpoints: Option<GraphCheckpoints>,
     /// Called with every iteration's total (in the process of worker 0).
-    pub report: Option<Arc<dyn Fn(Round) + Send + Sync>>,
+    pub report: Option<Report>,
 }
 
 /// What a graph job did.
@@ -141,7 +141,7 @@ pub fn run(
     let rounds = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&rounds);
     let user = job.report.clone();
-    let report: Arc<dyn Fn(Round) + Send + Sync> = Arc::new(move |round: Round| {
+    let report: Report = Arc::new(move |round: Round| {
         if let Ok(mut rounds) = seen.lock() {
             rounds.push(round);
         }

@@ -20,6 +20,9 @@ use weir_progress::loop_state::{CheckpointLoop, LoopCheckpoints};
 use crate::graph::layout::{Block, Graph, SharedGraph};
 use crate::graph::{Node, owner};
 
+/// A callback with every iteration's total.
+pub type Report = Arc<dyn Fn(Round) + Send + Sync>;
+
 /// A worker's block kept aside: the start, or the last iteration's.
 pub type Kept<S> = Rc<RefCell<Option<Block<S>>>>;
 
@@ -132,7 +135,7 @@ pub struct LoopOptions {
     /// Stops after iteration `i` when `stop(i, total)` holds.
     pub stop: Arc<dyn Fn(u64, f64) -> bool + Send + Sync>,
     /// Called on worker 0 with every iteration's total.
-    pub report: Option<Arc<dyn Fn(Round) + Send + Sync>>,
+    pub report: Option<Report>,
     /// Loop checkpoints, if any.
     pub checkpoints: Option<LoopCheckpoints>,
 }
