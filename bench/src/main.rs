@@ -6,7 +6,7 @@
 //! incremental vs full snapshots (`snapshots`); and streaming on Kafka:
 //! end-to-end latency (`kafka-latency`) and throughput (`kafka-throughput`).
 //!
-//! Run with `cargo run --release -p weir-bench -- <wordcount|join|join-spill|latency|snapshots|kafka-latency|kafka-throughput>`.
+//! Run with `cargo run --release -p weir-bench -- <wordcount|join|join-spill|latency|snapshots|graphs|kafka-latency|kafka-throughput>`.
 //! Timings on a shared 2-core machine are noisy: compare the ratios of one run.
 #![forbid(unsafe_code)]
 
@@ -18,6 +18,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 mod checkpoints;
+mod graphs;
 mod kafka;
 use weir_dataflows::exec::{JobOptions, peak_rss};
 use weir_dataflows::generate::{Generator, TableSpec, TextSpec};
@@ -65,9 +66,15 @@ fn main() -> Result<()> {
         "latency: hostfile of the two processes",
         "FILE",
     );
+    opts.optopt(
+        "",
+        "rmat-scale",
+        "graphs: the R-MAT scale (default 20)",
+        "S",
+    );
     let args: Vec<String> = std::env::args().skip(1).collect();
     let m = opts.parse(&args)?;
-    let usage = "Usage: weir-bench <wordcount|join|join-spill|latency|snapshots|kafka-latency|\
+    let usage = "Usage: weir-bench <wordcount|join|join-spill|latency|snapshots|graphs|kafka-latency|\
                  kafka-throughput> [--scale X] [--dir DIR]";
     if m.opt_present("help") {
         print!("{}", opts.usage(usage));
@@ -102,6 +109,13 @@ fn main() -> Result<()> {
         Some("snapshots") => {
             let keys = (1_000_000.0 * scale) as u64;
             checkpoints::bench_snapshots(&dir, &[keys, keys * 10])
+        }
+        Some("graphs") => {
+            let scale: u32 = m.opt_get_default("rmat-scale", 20)?;
+            match m.opt_str("variant") {
+                Some(variant) => graphs::one(&variant, scale),
+                None => graphs::bench(scale),
+            }
         }
         Some("kafka-latency") => kafka::bench_latency(2000, (10.0 * scale).max(2.0) as u64),
         Some("kafka-throughput") => kafka::bench_throughput((2_000_000.0 * scale) as u64),
