@@ -25,11 +25,12 @@ impl Step for PageRank {
     type Message = f64;
     const ZERO: f64 = 0.0;
 
+    #[inline]
     fn combine(into: &mut f64, m: f64) {
         *into += m;
     }
 
-    fn scatter(&self, graph: &Graph, block: &Block<f64>, out: &mut Combiner<f64>) -> f64 {
+    fn scatter(&self, graph: &Graph, block: &Block<f64>, out: &mut Combiner<Self>) -> f64 {
         let mut dangling = 0.0;
         for (l, &(_, rank)) in block.iter().enumerate() {
             let edges = graph.edges(l);

@@ -22,11 +22,12 @@ impl Step for MinStep {
     type Message = u32;
     const ZERO: u32 = UNREACHED;
 
+    #[inline]
     fn combine(into: &mut u32, m: u32) {
         *into = (*into).min(m);
     }
 
-    fn scatter(&self, graph: &Graph, block: &Block<(u32, bool)>, out: &mut Combiner<u32>) -> f64 {
+    fn scatter(&self, graph: &Graph, block: &Block<(u32, bool)>, out: &mut Combiner<Self>) -> f64 {
         for (l, &(_, (value, changed))) in block.iter().enumerate() {
             if changed && value != UNREACHED {
                 let sent = value.saturating_add(self.hop);

@@ -26,28 +26,25 @@ pub type Report = Arc<dyn Fn(Round) + Send + Sync>;
 /// A worker's block kept aside: the start, or the last iteration's.
 pub type Kept<S> = Rc<RefCell<Option<Block<S>>>>;
 
-/// Sums (or minima, ...) of messages per destination node on one worker,
-/// before they are exchanged: one message per destination and iteration.
-pub struct Combiner<M> {
-    zero: M,
-    combine: fn(&mut M, M),
-    dense: Vec<M>,
+/// Sums (or minima, ...) of a step's messages per destination node on one
+/// worker, before they are exchanged: one message per destination and
+/// iteration.
+pub struct Combiner<St: Step + ?Sized> {
+    dense: Vec<St::Message>,
     touched: Vec<Node>,
-    sparse: HashMap<Node, M>,
+    sparse: HashMap<Node, St::Message>,
 }
 
-impl<M: Copy + PartialEq> Combiner<M> {
-    fn new(zero: M, combine: fn(&mut M, M), graph: &Graph) -> Self {
+impl<St: Step + ?Sized> Combiner<St> {
+    fn new(graph: &Graph) -> Self {
         let bound = graph.id_bound();
         // a dense array when ids are not much sparser than the graph's nodes
         let dense = if (bound as u64) <= 4 * graph.total_nodes + (1 << 20) {
-            vec![zero; bound]
+            vec![St::ZERO; bound]
         } else {
             Vec::new()
         };
         Combiner {
-            zero,
-            combine,
             dense,
             touched: Vec::new(),
             sparse: HashMap::new(),
@@ -56,26 +53,38 @@ impl<M: Copy + PartialEq> Combiner<M> {
 
     /// Adds message `m` for `node`.
     #[inline]
-    pub fn add(&mut self, node: Node, m: M) {
+    pub fn add(&mut self, node: Node, m: St::Message) {
         match self.dense.get_mut(node as usize) {
             Some(slot) => {
-                if *slot == self.zero {
+                if *slot == St::ZERO {
                     self.touched.push(node);
                 }
-                (self.combine)(slot, m);
+                St::combine(slot, m);
             }
-            None => (self.combine)(self.sparse.entry(node).or_insert(self.zero), m),
+            None => St::combine(self.sparse.entry(node).or_insert(St::ZERO), m),
         }
     }
 
     /// The combined messages, per owner.
-    fn drain(&mut self, peers: usize) -> Vec<Vec<(Node, M)>> {
+    fn drain(&mut self, peers: usize) -> Vec<Vec<(Node, St::Message)>> {
         let mut out = vec![Vec::new(); peers];
+        if self.touched.len() > self.dense.len() / 16 {
+            // most nodes got messages: one sequential pass (in id order, which
+            // the receivers' lookups like too) beats random reads
+            self.touched.clear();
+            for (node, slot) in self.dense.iter_mut().enumerate() {
+                if *slot != St::ZERO {
+                    let node = node as Node;
+                    out[owner(node, peers)].push((node, *slot));
+                    *slot = St::ZERO;
+                }
+            }
+        }
         for node in self.touched.drain(..) {
             let slot = &mut self.dense[node as usize];
-            if *slot != self.zero {
+            if *slot != St::ZERO {
                 out[owner(node, peers)].push((node, *slot));
-                *slot = self.zero;
+                *slot = St::ZERO;
             }
         }
         for (node, m) in self.sparse.drain() {
@@ -108,12 +117,7 @@ pub trait Step: 'static {
     fn combine(into: &mut Self::Message, m: Self::Message);
     /// Sends messages along the edges of this worker's nodes; returns this
     /// worker's share of a sum that every worker learns (e.g. dangling rank).
-    fn scatter(
-        &self,
-        graph: &Graph,
-        block: &Block<Self::Value>,
-        out: &mut Combiner<Self::Message>,
-    ) -> f64;
+    fn scatter(&self, graph: &Graph, block: &Block<Self::Value>, out: &mut Combiner<Self>) -> f64;
     /// The next block from the current one, the messages received per local
     /// node, and the sum of the shares; and this worker's part of the
     /// iteration's convergence value (e.g. L1 change, nodes changed).
@@ -170,12 +174,12 @@ pub fn iterate<'s, St: Step>(
             Pipeline,
             "Scatter",
             move |_, _| {
-                let mut combiner: Option<Combiner<St::Message>> = None;
+                let mut combiner: Option<Combiner<St>> = None;
                 move |input, output| {
                     input.for_each_stamp(|cap, data| {
                         let graph = scatter_graph.borrow();
                         let combiner = combiner
-                            .get_or_insert_with(|| Combiner::new(St::ZERO, St::combine, &graph));
+                            .get_or_insert_with(|| Combiner::new(&graph));
                         let mut session = output.session(&cap);
                         for batch in data {
                             for block in batch.drain(..) {
