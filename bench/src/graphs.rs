@@ -171,25 +171,21 @@ fn baseline_pagerank(edges: &[Edge], bound: usize, start: Instant) -> (f64, f64,
     let setup = start.elapsed().as_secs_f64();
     for _ in 0..ITERATIONS {
         let mut dangling = 0.0;
-        for u in 0..bound {
+        for (u, &r) in rank.iter().enumerate() {
             let (a, b) = (g.offsets[u] as usize, g.offsets[u + 1] as usize);
             if a == b {
-                dangling += rank[u];
+                dangling += r;
                 continue;
             }
-            let share = rank[u] / (b - a) as f64;
+            let share = r / (b - a) as f64;
             for &v in &g.targets[a..b] {
                 next[v as usize] += share;
             }
         }
         let base = (1.0 - d) / n + d * dangling / n;
-        for v in 0..bound {
-            rank[v] = if g.present[v] {
-                base + d * next[v]
-            } else {
-                0.0
-            };
-            next[v] = 0.0;
+        for ((r, incoming), &present) in rank.iter_mut().zip(next.iter_mut()).zip(&g.present) {
+            *r = if present { base + d * *incoming } else { 0.0 };
+            *incoming = 0.0;
         }
     }
     let per = (start.elapsed().as_secs_f64() - setup) / ITERATIONS as f64;

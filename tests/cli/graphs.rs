@@ -105,15 +105,20 @@ fn cc_survives_a_kill_9_of_either_process_mid_loop() {
     let text: String = (0..1500u32).map(|i| format!("{} {}\n", i + 1, i)).collect();
     std::fs::write(&edges, text).unwrap();
     let whole = root.path().join("whole");
-    let out = run(&[
-        "cc",
-        "--edges",
-        path(&edges),
-        "--show",
-        "0",
-        "--output",
-        path(&whole),
-    ]);
+    let cc = |out: &Path| {
+        let mut c = weir();
+        c.args([
+            "cc",
+            "--edges",
+            path(&edges),
+            "--show",
+            "0",
+            "--output",
+            path(out),
+        ]);
+        c
+    };
+    let out = cc(&whole).stdin(Stdio::null()).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 
     let ckpt = root.path().join("ckpt");
@@ -125,16 +130,7 @@ fn cc_survives_a_kill_9_of_either_process_mid_loop() {
     let start = |out: &Path, restore: bool| {
         let hosts = hostfile(root.path(), 2);
         let spawn = |p: &str| {
-            let mut c = weir();
-            c.args([
-                "cc",
-                "--edges",
-                path(&edges),
-                "--show",
-                "0",
-                "--output",
-                path(out),
-            ]);
+            let mut c = cc(out);
             c.args(["--checkpoint-dir", path(&ckpt), "--checkpoint-every", "50"]);
             if restore {
                 c.args(["--restore", "latest"]);

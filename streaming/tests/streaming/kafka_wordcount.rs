@@ -9,48 +9,31 @@ use weir_streaming::kafka::broker::Broker;
 use weir_streaming::kafka::producer::IdempotentProducer;
 use weir_streaming::kafka::sink::{Guarantee, KafkaSink};
 use weir_streaming::kafka::source::KafkaSource;
+use weir_streaming::kafka::wire::read_committed;
 use weir_streaming::run::{StreamOptions, StreamSummary};
 use weir_streaming::testing::{check_kafka_word_counts, produce_files, reference, send_files};
+
+/// When a run stops (idle for `idle`) and gives up on the broker.
+#[derive(Clone, Copy)]
+struct Timing {
+    idle: Duration,
+    broker_timeout: Duration,
+}
+
+const QUICK: Timing = Timing {
+    idle: Duration::from_millis(800),
+    broker_timeout: Duration::from_secs(10),
+};
 
 fn run(
     config: timely::Config,
     brokers: &str,
     checkpoints: &std::path::Path,
     restore: Option<Restore>,
-) -> Result<StreamSummary, weir_dataflows::JobError> {
-    run_idle(
-        config,
-        brokers,
-        checkpoints,
-        restore,
-        Duration::from_millis(800),
-    )
-}
-
-fn run_idle(
-    config: timely::Config,
-    brokers: &str,
-    checkpoints: &std::path::Path,
-    restore: Option<Restore>,
-    idle: Duration,
-) -> Result<StreamSummary, weir_dataflows::JobError> {
-    run_timeouts(
-        config,
-        brokers,
-        checkpoints,
-        restore,
+    Timing {
         idle,
-        Duration::from_secs(10),
-    )
-}
-
-fn run_timeouts(
-    config: timely::Config,
-    brokers: &str,
-    checkpoints: &std::path::Path,
-    restore: Option<Restore>,
-    idle: Duration,
-    broker_timeout: Duration,
+        broker_timeout,
+    }: Timing,
 ) -> Result<StreamSummary, weir_dataflows::JobError> {
     let source = KafkaSource {
         interval: Duration::from_millis(30),
@@ -110,12 +93,16 @@ fn exact_counts_from_kafka_to_kafka_at_1_2_and_3_workers() {
         // under load outlasted an 800 ms idle timeout and the job stopped
         // early. The producer is opened once, and the timeout is far longer
         // than any stall between its files.
-        let summary = run_idle(
+        let timing = Timing {
+            idle: Duration::from_secs(3),
+            ..QUICK
+        };
+        let summary = run(
             timely::Config::process(workers),
             &brokers,
             checkpoints.path(),
             None,
-            Duration::from_secs(3),
+            timing,
         )
         .unwrap();
         producer.join().unwrap();
@@ -136,6 +123,7 @@ fn restore_resumes_at_the_checkpointed_offsets_without_duplicates_and_rescales()
         &brokers,
         checkpoints.path(),
         None,
+        QUICK,
     )
     .unwrap();
     check_kafka_word_counts(&brokers, "counts", &reference(0..5)).unwrap();
@@ -145,6 +133,7 @@ fn restore_resumes_at_the_checkpointed_offsets_without_duplicates_and_rescales()
         &brokers,
         checkpoints.path(),
         Some(Restore::Latest),
+        QUICK,
     )
     .unwrap();
     assert!(again.restored.is_some());
@@ -164,16 +153,31 @@ fn run_through_outage(
     produce_files(&brokers, "lines", 0..4).unwrap();
     std::thread::scope(|s| {
         let job = s.spawn(|| {
-            run_timeouts(
+            let timing = Timing {
+                idle: Duration::from_secs(3),
+                broker_timeout,
+            };
+            run(
                 timely::Config::process(2),
                 &brokers,
                 checkpoints,
                 None,
-                Duration::from_secs(3),
-                broker_timeout,
+                timing,
             )
         });
-        std::thread::sleep(Duration::from_millis(700));
+        // the job runs (its first counts are committed) before the outage
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while read_committed(&brokers, "counts")
+            .unwrap()
+            .records
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no output within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         broker.pause().unwrap();
         std::thread::sleep(outage);
         broker.resume().unwrap();
@@ -211,12 +215,16 @@ fn a_broker_outage_past_the_timeout_fails_clearly_and_a_restore_loses_nothing() 
     .unwrap_err()
     .to_string();
     assert!(err.contains(&brokers), "the error names the broker: {err}");
-    let again = run_idle(
+    let timing = Timing {
+        idle: Duration::from_secs(2),
+        ..QUICK
+    };
+    let again = run(
         timely::Config::process(2),
         &brokers,
         checkpoints.path(),
         Some(Restore::Latest),
-        Duration::from_secs(2),
+        timing,
     )
     .unwrap();
     assert!(again.restored.is_some());
