@@ -184,9 +184,14 @@ pub fn memory_budget(m: &getopts::Matches, default: u64) -> Result<u64, CliError
     }
 }
 
+/// Whether this is process 0 of a cluster (or the only process).
+pub fn process_zero(m: &getopts::Matches) -> bool {
+    m.opt_str("process").is_none_or(|p| p.trim() == "0")
+}
+
 /// Prints a note on stderr from process 0 only (so a cluster says it once).
 pub fn note(m: &getopts::Matches, text: impl std::fmt::Display) {
-    if m.opt_str("process").is_none_or(|p| p.trim() == "0") {
+    if process_zero(m) {
         eprintln!("{text}");
     }
 }

@@ -71,8 +71,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     }
     let budget = cli::memory_budget(&m, join::default_memory_budget())?;
     let config = cli::timely_config(&m)?;
-    let show_bars =
-        std::io::stderr().is_terminal() && m.opt_str("process").is_none_or(|p| p == "0");
+    let show_bars = std::io::stderr().is_terminal() && cli::process_zero(&m);
     let mut rows = Vec::new();
     for (name, total, run) in steps(budget) {
         let progress = Arc::new(AtomicU64::new(0));

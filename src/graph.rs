@@ -233,7 +233,7 @@ pub fn main(name: &'static str, args: &[String]) -> Result<(), CliError> {
     };
     let input = input(&m)?;
     let algorithm = algorithm(name, &m)?;
-    let leader = m.opt_str("process").is_none_or(|p| p.trim() == "0");
+    let leader = cli::process_zero(&m);
     let (report, bar) = progress(algorithm, leader)?;
     let job = GraphJob {
         input: input.clone(),

@@ -131,15 +131,23 @@ impl<'s, D: Clone + 'static> Converge<'s, D> for StreamVec<'s, Iteration, D> {
             move |(data, data_frontier), (sums, sums_frontier), output| {
                 let port = output.output_index();
                 data.for_each_stamp(|cap, batches| {
-                    for time in cap.stamp().iter() {
+                    let mut batches: Vec<&mut Vec<D>> = batches.collect();
+                    let times = cap.stamp().len();
+                    for (k, time) in cap.stamp().iter().enumerate() {
                         let entry = held.entry(*time).or_insert_with(|| {
                             (
                                 std::iter::once(cap.delayed(time, port)).collect(),
                                 Vec::new(),
                             )
                         });
-                        for batch in batches.as_slice() {
-                            entry.1.extend(batch.iter().cloned());
+                        // records travelling under several times are copied to
+                        // all but the last, which takes them (no copy per round)
+                        for batch in batches.iter_mut() {
+                            if k + 1 == times {
+                                entry.1.append(batch);
+                            } else {
+                                entry.1.extend(batch.iter().cloned());
+                            }
                         }
                     }
                 });

@@ -207,6 +207,14 @@ fn graph_jobs_reject_bad_input_with_the_position() {
         stderr(&out)
     );
 
+    let out = run(&["pagerank", "--rmat", "8", "--iterations", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--iterations must be at least 1"),
+        "{}",
+        stderr(&out)
+    );
+
     let out = run(&["pagerank", "--rmat", "40"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("scale"), "{}", stderr(&out));

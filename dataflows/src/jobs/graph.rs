@@ -114,6 +114,9 @@ pub fn run(
     options: &JobOptions,
 ) -> Result<GraphSummary, JobError> {
     job.input.validate()?;
+    if let Algorithm::PageRank { iterations: 0, .. } = job.algorithm {
+        return Err(JobError::Invalid("--iterations must be at least 1".into()));
+    }
     let (store, first) = match &job.checkpoints {
         None => (None, 0),
         Some(c) => {

@@ -460,11 +460,6 @@ impl Reader {
                 .set("isolation.level", "read_committed")
                 // a checkpointed offset outside the log is an error, never a silent reset
                 .set("auto.offset.reset", "error")
-                // a hung broker shows as timed-out requests, counted as unreachability
-                .set(
-                    "socket.timeout.ms",
-                    socket_timeout_ms(self.source.broker_timeout),
-                )
                 .set("fetch.wait.max.ms", "10")
                 .set("enable.partition.eof", "false")
                 .create()
@@ -676,41 +671,36 @@ impl Reader {
         }
         let every =
             stop_when_idle.map_or(LIVENESS_EVERY, |d| (d / 4).min(Duration::from_millis(100)));
+        let mut at = now;
         if self
             .topic_checked
-            .is_some_and(|t| now.duration_since(t) < every)
+            .is_none_or(|t| now.duration_since(t) >= every)
         {
-            return Ok(idle
-                && !self.behind
-                && self.topic_end.is_some()
-                && now.duration_since(self.topic_changed) >= stop_when_idle.unwrap_or_default());
-        }
-        let ends = self.topic_ends();
-        let answered = Instant::now();
-        self.topic_checked = Some(answered);
-        let (end, behind) = match ends {
-            Ok(ends) => ends,
-            Err(e) => {
-                // quiet is measured between answers: an outage is not a quiet
-                // topic (regression: a 6 s outage once counted as 3 s of quiet)
-                self.topic_end = None;
-                self.unreachable(&format!(
-                    "no answer about {}'s offsets: {e}",
-                    self.source.topic
-                ))?;
-                return Ok(false);
+            let ends = self.topic_ends();
+            // quiet is measured between answers: an outage is not a quiet
+            // topic (regression: a 6 s outage once counted as 3 s of quiet)
+            at = Instant::now();
+            self.topic_checked = Some(at);
+            let (end, behind) = match ends {
+                Ok(ends) => ends,
+                Err(e) => {
+                    self.topic_end = None;
+                    let what = format!("no answer about {}'s offsets: {e}", self.source.topic);
+                    self.unreachable(&what)?;
+                    return Ok(false);
+                }
+            };
+            self.unreachable_since = None;
+            if self.topic_end != Some(end) {
+                self.topic_end = Some(end);
+                self.topic_changed = at;
             }
-        };
-        self.unreachable_since = None;
-        if self.topic_end != Some(end) {
-            self.topic_end = Some(end);
-            self.topic_changed = answered;
+            self.behind = behind;
         }
-        self.behind = behind;
         Ok(idle
-            && !behind
-            && stop_when_idle
-                .is_some_and(|limit| answered.duration_since(self.topic_changed) >= limit))
+            && !self.behind
+            && self.topic_end.is_some()
+            && stop_when_idle.is_some_and(|limit| at.duration_since(self.topic_changed) >= limit))
     }
 
     /// The sum of the topic's end offsets, and whether one of this worker's
@@ -766,16 +756,6 @@ impl Reader {
 /// How often a worker that reads nothing asks the broker for the topic's
 /// ends (to notice a hung broker).
 const LIVENESS_EVERY: Duration = Duration::from_secs(1);
-
-/// librdkafka's request timeout for a client that may wait `broker_timeout`
-/// for the broker: half of it (so that a hung broker is noticed and retried
-/// within it), between 1 s and librdkafka's default of 60 s.
-pub fn socket_timeout_ms(broker_timeout: Duration) -> String {
-    (broker_timeout / 2)
-        .clamp(Duration::from_secs(1), Duration::from_secs(60))
-        .as_millis()
-        .to_string()
-}
 
 /// Whether `record` lies past its partition's replay target.
 fn beyond(targets: Option<&BTreeMap<i32, i64>>, record: &KafkaRecord) -> bool {

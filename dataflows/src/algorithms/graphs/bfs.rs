@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use timely::dataflow::StreamVec;
 
 use super::propagate::{MinStep, UNREACHED};
-use super::superstep::{LoopOptions, emit, iterate, keep_start};
+use super::superstep::{LoopOptions, emit, iterate};
 use crate::graph::Node;
 use crate::graph::input::Edge;
 use crate::graph::layout::{Direction, build_and_start};
@@ -29,9 +29,8 @@ pub fn bfs<'s>(
             (UNREACHED, false)
         }
     });
-    let (first, start) = keep_start(start);
     let (last, done) = iterate(start, graph, MinStep { hop: 1 }, options, index, peers);
-    emit(done, last, first, |node, &(distance, _)| {
+    emit(done, last, |node, &(distance, _)| {
         (distance != UNREACHED).then(|| format!("{node}\t{distance}"))
     })
 }

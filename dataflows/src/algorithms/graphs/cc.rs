@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use timely::dataflow::StreamVec;
 
 use super::propagate::MinStep;
-use super::superstep::{LoopOptions, emit, iterate, keep_start};
+use super::superstep::{LoopOptions, emit, iterate};
 use crate::graph::Node;
 use crate::graph::input::Edge;
 use crate::graph::layout::{Direction, build_and_start};
@@ -24,9 +24,8 @@ pub fn cc<'s>(
     let (graph, start) = build_and_start(edges, Direction::Undirected, peers, resumed, |_, v| {
         (v, true)
     });
-    let (first, start) = keep_start(start);
     let (last, done) = iterate(start, graph, MinStep { hop: 0 }, options, index, peers);
-    emit(done, last, first, |node, &(label, _)| {
+    emit(done, last, |node, &(label, _)| {
         Some(format!("{node}\t{label}"))
     })
 }

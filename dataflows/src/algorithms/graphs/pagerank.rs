@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use timely::dataflow::StreamVec;
 
-use super::superstep::{Combiner, LoopOptions, Step, emit, iterate, keep_start};
+use super::superstep::{Combiner, LoopOptions, Step, emit, iterate};
 use crate::graph::Node;
 use crate::graph::input::Edge;
 use crate::graph::layout::{Block, Direction, Graph, build_and_start};
@@ -80,11 +80,8 @@ pub fn pagerank<'s>(
     let (graph, start) = build_and_start(edges, Direction::Out, peers, resumed, |g, _| {
         1.0 / g.total_nodes as f64
     });
-    let (first, start) = keep_start(start);
     let (last, done) = iterate(start, graph, params, options, index, peers);
-    emit(done, last, first, |node, rank| {
-        Some(format!("{node}\t{rank}"))
-    })
+    emit(done, last, |node, rank| Some(format!("{node}\t{rank}")))
 }
 
 /// The sequential reference: ranks, and the number of iterations run.

@@ -145,8 +145,9 @@ pub struct LoopOptions {
 }
 
 /// Runs `step` in a loop from the `start` blocks until `options` stop it, and
-/// returns the final block of this worker (available once the returned
-/// stream's frontier is empty, i.e. the loop is over).
+/// returns the final block of this worker, available once the returned
+/// stream's frontier is empty, i.e. the loop is over. (The loop runs at least
+/// one iteration: the convergence gate decides after each.)
 pub fn iterate<'s, St: Step>(
     start: StreamVec<'s, u64, Block<St::Value>>,
     graph: SharedGraph,
@@ -279,7 +280,6 @@ pub fn iterate<'s, St: Step>(
 pub fn emit<'s, S: Clone + 'static>(
     done: StreamVec<'s, u64, f64>,
     last: Kept<S>,
-    start: Kept<S>,
     format: impl Fn(Node, &S) -> Option<String> + 'static,
 ) -> StreamVec<'s, u64, String> {
     done.unary_frontier::<CapacityContainerBuilder<Vec<String>>, _, _, _>(
@@ -292,10 +292,7 @@ pub fn emit<'s, S: Clone + 'static>(
                 if frontier.is_empty()
                     && let Some(cap) = cap.take()
                 {
-                    let block = last
-                        .borrow_mut()
-                        .take()
-                        .or_else(|| start.borrow_mut().take());
+                    let block = last.borrow_mut().take();
                     let mut session = output.session(&cap);
                     for (node, value) in block.iter().flatten() {
                         if let Some(line) = format(*node, value) {
@@ -306,18 +303,4 @@ pub fn emit<'s, S: Clone + 'static>(
             }
         },
     )
-}
-
-/// Keeps a copy of the starting block (the result when the loop runs no
-/// iteration) and passes the stream on.
-pub fn keep_start<'s, S: Clone + 'static>(
-    start: StreamVec<'s, u64, Block<S>>,
-) -> (Kept<S>, StreamVec<'s, u64, Block<S>>) {
-    let kept: Kept<S> = Rc::default();
-    let copy = Rc::clone(&kept);
-    let start = start.map(move |block| {
-        *copy.borrow_mut() = Some(block.clone());
-        block
-    });
-    (kept, start)
 }
