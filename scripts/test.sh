@@ -27,6 +27,9 @@ fi
 log "kafka broker (tests start their own, on free ports)"
 scripts/kafka.sh install
 
+log "data (MovieLens 100K for the ALS quality test; fetched, never committed)"
+scripts/data.sh movielens
+
 log "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -1,10 +1,13 @@
 //! What every weir command shares: option parsing with timely's own flags, help
 //! text, the two kinds of error and the result summary.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weir_dataflows::exec::{JobOptions, JobSummary};
+use weir_dataflows::jobs::loops::LoopCheckpointing;
 
 /// A command failed: bad usage (exit 2) or at run time (exit 1).
 #[derive(Debug)]
@@ -64,6 +67,27 @@ impl Command {
             about,
             opts,
             timely,
+        }
+    }
+
+    /// A job whose output is not records but files of its own (a model):
+    /// timely's flags, and `--output` described by `output`.
+    pub fn with_output(
+        name: &'static str,
+        usage: &'static str,
+        about: &'static str,
+        output: &str,
+    ) -> Self {
+        let mut opts = getopts::Options::new();
+        opts.optflag("", "help", "print this help");
+        opts.optopt("", "output", output, "DIR");
+        timely::Config::install_options(&mut opts);
+        Command {
+            name,
+            usage,
+            about,
+            opts,
+            timely: true,
         }
     }
 
@@ -172,6 +196,101 @@ pub fn parse_job(
     let config = timely_config(&m)?;
     let options = job_options(&m)?;
     Ok(Some((m, config, options)))
+}
+
+/// Installs `--checkpoint-dir`, `--checkpoint-every` and `--restore` (loop
+/// checkpoints of an iterative job).
+pub fn loop_checkpoint_options(opts: &mut getopts::Options) {
+    opts.optopt(
+        "",
+        "checkpoint-dir",
+        "write loop checkpoints into DIR",
+        "DIR",
+    );
+    opts.optopt(
+        "",
+        "checkpoint-every",
+        "checkpoint every K iterations (default 5)",
+        "K",
+    );
+    opts.optopt(
+        "",
+        "restore",
+        "resume from the latest loop checkpoint in --checkpoint-dir",
+        "latest",
+    );
+}
+
+/// The loop checkpoints asked for by [`loop_checkpoint_options`].
+pub fn loop_checkpoints(m: &getopts::Matches) -> Result<Option<LoopCheckpointing>, CliError> {
+    let restore = match m.opt_str("restore").as_deref() {
+        None => false,
+        Some("latest") => true,
+        Some(other) => {
+            return Err(usage(format!(
+                "--restore {other}: only `latest` is supported"
+            )));
+        }
+    };
+    let Some(dir) = m.opt_str("checkpoint-dir") else {
+        if restore || m.opt_present("checkpoint-every") {
+            return Err(usage(
+                "--restore and --checkpoint-every need --checkpoint-dir",
+            ));
+        }
+        return Ok(None);
+    };
+    Ok(Some(LoopCheckpointing {
+        dir: PathBuf::from(dir),
+        every: opt_or(m, "checkpoint-every", 5)?,
+        restore,
+    }))
+}
+
+/// A per-iteration progress bar on stderr when process 0 runs on a
+/// terminal (hidden otherwise; the caller then prints a line per
+/// iteration): `length` iterations at most, or a spinner. Also whether it
+/// is shown.
+pub fn iteration_bar(
+    prefix: &'static str,
+    length: Option<u64>,
+    leader: bool,
+) -> Result<(ProgressBar, bool), CliError> {
+    let terminal = leader && std::io::stderr().is_terminal();
+    let bar = ProgressBar::with_draw_target(
+        length,
+        if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    let template = match length {
+        Some(_) => "{prefix} [{bar:30}] iteration {pos}/{len} {msg}",
+        None => "{prefix} {spinner} iteration {pos} {msg}",
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .map_err(|e| CliError::Runtime(e.into()))?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    Ok((bar, terminal))
+}
+
+/// For the crash tests: with `WEIR_FAULT_ABORT_AFTER_ITERATION=N`, dies
+/// (like kill -9: no cleanup) once iteration N is done.
+pub fn fault_after(iteration: u64) {
+    static FAULT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let fault = FAULT.get_or_init(|| {
+        std::env::var("WEIR_FAULT_ABORT_AFTER_ITERATION")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if *fault == Some(iteration) {
+        eprintln!("weir: fault injected: aborting after iteration {iteration}");
+        std::process::abort();
+    }
 }
 
 /// `--memory-budget SIZE`, or `default`.

@@ -1,16 +1,15 @@
 //! `weir pagerank`, `weir cc` and `weir bfs`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use weir_dataflows::algorithms::graphs::pagerank::PageRank;
 use weir_dataflows::algorithms::graphs::superstep::Report;
 use weir_dataflows::graph::input::{GraphInput, Rmat};
 use weir_dataflows::input::LineInput;
-use weir_dataflows::jobs::graph::{self, Algorithm, GraphCheckpoints, GraphJob, GraphSummary};
+use weir_dataflows::jobs::graph::{self, Algorithm, GraphJob, GraphSummary};
 use weir_progress::convergence::Round;
 
 use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
@@ -35,24 +34,7 @@ fn command(name: &'static str, usage_line: &'static str, about: &'static str) ->
     c.opts
         .optopt("", "edge-factor", "R-MAT edges per node (default 16)", "F");
     c.opts.optopt("", "seed", "R-MAT seed (default 1)", "S");
-    c.opts.optopt(
-        "",
-        "checkpoint-dir",
-        "write loop checkpoints into DIR",
-        "DIR",
-    );
-    c.opts.optopt(
-        "",
-        "checkpoint-every",
-        "checkpoint every K iterations (default 5)",
-        "K",
-    );
-    c.opts.optopt(
-        "",
-        "restore",
-        "resume from the latest loop checkpoint in --checkpoint-dir",
-        "latest",
-    );
+    cli::loop_checkpoint_options(&mut c.opts);
     c
 }
 
@@ -117,31 +99,6 @@ fn input(m: &getopts::Matches) -> Result<GraphInput, CliError> {
     Ok(GraphInput::Rmat(rmat))
 }
 
-fn checkpoints(m: &getopts::Matches) -> Result<Option<GraphCheckpoints>, CliError> {
-    let restore = match m.opt_str("restore").as_deref() {
-        None => false,
-        Some("latest") => true,
-        Some(other) => {
-            return Err(usage(format!(
-                "--restore {other}: only `latest` is supported"
-            )));
-        }
-    };
-    let Some(dir) = m.opt_str("checkpoint-dir") else {
-        if restore || m.opt_present("checkpoint-every") {
-            return Err(usage(
-                "--restore and --checkpoint-every need --checkpoint-dir",
-            ));
-        }
-        return Ok(None);
-    };
-    Ok(Some(GraphCheckpoints {
-        dir: PathBuf::from(dir),
-        every: opt_or(m, "checkpoint-every", 5)?,
-        restore,
-    }))
-}
-
 fn algorithm(name: &str, m: &getopts::Matches) -> Result<Algorithm, CliError> {
     Ok(match name {
         "pagerank" => {
@@ -164,43 +121,15 @@ fn algorithm(name: &str, m: &getopts::Matches) -> Result<Algorithm, CliError> {
 
 /// Per-iteration progress: a bar on a terminal, a line per iteration otherwise.
 fn progress(algorithm: Algorithm, leader: bool) -> Result<(Report, ProgressBar), CliError> {
-    let terminal = leader && std::io::stderr().is_terminal();
     let length = match algorithm {
         Algorithm::PageRank { iterations, .. } => Some(iterations),
         _ => None,
     };
-    let bar = ProgressBar::with_draw_target(
-        length,
-        if terminal {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    let template = match length {
-        Some(_) => "{prefix} [{bar:30}] iteration {pos}/{len} {msg}",
-        None => "{prefix} {spinner} iteration {pos} {msg}",
-    };
-    bar.set_style(
-        ProgressStyle::with_template(template)
-            .map_err(|e| CliError::Runtime(e.into()))?
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(algorithm.name());
+    let (bar, terminal) = cli::iteration_bar(algorithm.name(), length, leader)?;
     let last = Mutex::new(Instant::now());
     let shown = bar.clone();
-    // for the crash tests: die (like kill -9, no cleanup) once this iteration is done
-    let fault: Option<u64> = std::env::var("WEIR_FAULT_ABORT_AFTER_ITERATION")
-        .ok()
-        .and_then(|v| v.parse().ok());
     let report = Arc::new(move |round: Round| {
-        if fault == Some(round.iteration) {
-            eprintln!(
-                "weir: fault injected: aborting after iteration {}",
-                round.iteration
-            );
-            std::process::abort();
-        }
+        cli::fault_after(round.iteration);
         let took = last.lock().map(|mut t| {
             let took = t.elapsed();
             *t = Instant::now();
@@ -238,7 +167,7 @@ pub fn main(name: &'static str, args: &[String]) -> Result<(), CliError> {
     let job = GraphJob {
         input: input.clone(),
         algorithm,
-        checkpoints: checkpoints(&m)?,
+        checkpoints: cli::loop_checkpoints(&m)?,
         report: Some(report),
     };
     cli::note(&m, format!("{name}: input {}", describe(&input)));

@@ -1,6 +1,7 @@
 //! `weir <job> [options] [timely flags]`: the command-line front end of weir.
 #![forbid(unsafe_code)]
 
+mod als;
 mod cli;
 mod demo;
 mod generate;
@@ -37,6 +38,14 @@ const JOBS: &[(&str, &str)] = &[
     ),
     ("cc", "connected components of an edge list or R-MAT graph"),
     ("bfs", "breadth-first hop distances from a node"),
+    (
+        "als",
+        "blocked ALS matrix factorisation of ratings (MovieLens or synthetic)",
+    ),
+    (
+        "recommend",
+        "top unrated items for a user from an ALS model",
+    ),
     ("gen", "write seeded generated text or tables"),
 ];
 
@@ -115,6 +124,8 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         "pagerank" => graph::main("pagerank", rest),
         "cc" => graph::main("cc", rest),
         "bfs" => graph::main("bfs", rest),
+        "als" => als::main(rest),
+        "recommend" => als::recommend(rest),
         "stream" => stream::main(rest),
         other => Err(cli::usage(format!("unknown job '{other}'"))),
     }

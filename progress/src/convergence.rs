@@ -11,6 +11,7 @@
 //! every worker count.
 
 use std::collections::BTreeMap;
+use std::ops::AddAssign;
 
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -22,15 +23,22 @@ use timely::order::Product;
 /// A time inside an iterative scope: (epoch, iteration).
 pub type Iteration = Product<u64, u64>;
 
+/// A per-iteration value that workers contribute and the gate sums: a plain
+/// `f64` (a change, a residual), or a struct of several sums (errors and
+/// counts) whose `+=` adds them field by field.
+pub trait Total: timely::ExchangeData + Copy + Default + AddAssign {}
+
+impl<T: timely::ExchangeData + Copy + Default + AddAssign> Total for T {}
+
 /// One iteration's aggregated value, as reported to the user.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Round {
+pub struct Round<V = f64> {
     /// The outer epoch.
     pub epoch: u64,
     /// The iteration, from 0.
     pub iteration: u64,
     /// The sum of all workers' values at this iteration.
-    pub value: f64,
+    pub value: V,
     /// Whether the loop stops after this iteration.
     pub last: bool,
 }
@@ -77,41 +85,47 @@ pub trait Converge<'s, D> {
     /// });
     /// assert_eq!(*rounds.lock().unwrap(), vec![(0, 68.0), (1, 34.0), (2, 16.0), (3, 8.0)]);
     /// ```
-    fn converge<F, R>(
+    fn converge<V, F, R>(
         self,
-        values: StreamVec<'s, Iteration, f64>,
+        values: StreamVec<'s, Iteration, V>,
         convergence: Convergence<F>,
         report: R,
     ) -> StreamVec<'s, Iteration, D>
     where
-        F: Fn(u64, f64) -> bool + 'static,
-        R: FnMut(Round) + 'static;
+        V: Total,
+        F: Fn(u64, V) -> bool + 'static,
+        R: FnMut(Round<V>) + 'static;
 }
 
 impl<'s, D: Clone + 'static> Converge<'s, D> for StreamVec<'s, Iteration, D> {
-    fn converge<F, R>(
+    fn converge<V, F, R>(
         self,
-        values: StreamVec<'s, Iteration, f64>,
+        values: StreamVec<'s, Iteration, V>,
         convergence: Convergence<F>,
         mut report: R,
     ) -> StreamVec<'s, Iteration, D>
     where
-        F: Fn(u64, f64) -> bool + 'static,
-        R: FnMut(Round) + 'static,
+        V: Total,
+        F: Fn(u64, V) -> bool + 'static,
+        R: FnMut(Round<V>) + 'static,
     {
         let totals = values
-            .unary_frontier(Exchange::new(|_: &f64| 0), "IterationSum", |_, _| {
-                let mut sums: BTreeMap<Iteration, (CapabilitySet<Iteration>, f64)> =
-                    BTreeMap::new();
+            .unary_frontier(Exchange::new(|_: &V| 0), "IterationSum", |_, _| {
+                let mut sums: BTreeMap<Iteration, (CapabilitySet<Iteration>, V)> = BTreeMap::new();
                 move |(input, frontier), output| {
                     let port = output.output_index();
                     input.for_each_stamp(|cap, data| {
                         for time in cap.stamp().iter() {
                             let entry = sums.entry(*time).or_insert_with(|| {
-                                (std::iter::once(cap.delayed(time, port)).collect(), 0.0)
+                                (
+                                    std::iter::once(cap.delayed(time, port)).collect(),
+                                    V::default(),
+                                )
                             });
                             for batch in data.as_slice() {
-                                entry.1 += batch.iter().sum::<f64>();
+                                for value in batch {
+                                    entry.1 += *value;
+                                }
                             }
                         }
                     });

@@ -130,7 +130,7 @@ impl GraphInput {
     /// with file and line).
     pub fn edges<'s>(&self, scope: Scope<'s, u64>, ctx: &WorkerCtx) -> StreamVec<'s, u64, Edge> {
         match self {
-            GraphInput::Edges(lines) => scope.read_lines(lines, ctx, 0, parse_edge),
+            GraphInput::Edges(lines) => scope.read_lines(lines, ctx, 0, |line, _| parse_edge(line)),
             GraphInput::Rmat(rmat) => {
                 let rmat = *rmat;
                 let (index, peers) = (ctx.index as u64, ctx.peers as u64);

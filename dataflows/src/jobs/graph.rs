@@ -3,14 +3,10 @@
 //! algorithm runs as a timely loop; optional loop checkpoints every K
 //! iterations, and a resume from the latest one.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weir_progress::convergence::Round;
-use weir_progress::loop_state::{LoopCheckpoints, resume};
-use weir_progress::store::{CheckpointStore, Restore};
 
 use crate::algorithms::graphs::pagerank::PageRank;
 use crate::algorithms::graphs::superstep::{LoopOptions, Report};
@@ -20,6 +16,7 @@ use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
 use crate::graph::Node;
 use crate::graph::input::GraphInput;
 use crate::graph::layout::Block;
+use crate::jobs::loops::{LoopCheckpointing, OpenLoop, resumed};
 
 /// Which algorithm a graph job runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,17 +59,6 @@ impl Algorithm {
     }
 }
 
-/// Loop checkpoints of a graph job.
-#[derive(Clone, Debug)]
-pub struct GraphCheckpoints {
-    /// The directory (of this job only).
-    pub dir: PathBuf,
-    /// Checkpoint every `every` iterations.
-    pub every: u64,
-    /// Resume from the latest complete checkpoint.
-    pub restore: bool,
-}
-
 /// A graph job.
 #[derive(Clone)]
 pub struct GraphJob {
@@ -81,7 +67,7 @@ pub struct GraphJob {
     /// The algorithm.
     pub algorithm: Algorithm,
     /// Loop checkpoints, if any.
-    pub checkpoints: Option<GraphCheckpoints>,
+    pub checkpoints: Option<LoopCheckpointing>,
     /// Called with every iteration's total (in the process of worker 0).
     pub report: Option<Report>,
 }
@@ -117,30 +103,12 @@ pub fn run(
     if let Algorithm::PageRank { iterations: 0, .. } = job.algorithm {
         return Err(JobError::Invalid("--iterations must be at least 1".into()));
     }
-    let (store, first) = match &job.checkpoints {
-        None => (None, 0),
-        Some(c) => {
-            if c.every == 0 {
-                return Err(JobError::Invalid(
-                    "--checkpoint-every must be at least 1".into(),
-                ));
-            }
-            let store = CheckpointStore::local(&c.dir)?;
-            let complete = store.complete()?;
-            let first = if c.restore {
-                let (manifest, _) = store.restore_point(&Restore::Latest)?;
-                manifest.epoch + 1
-            } else if !complete.is_empty() {
-                return Err(JobError::Invalid(format!(
-                    "{} holds loop checkpoints of an earlier run: resume with --restore latest, or use another directory",
-                    c.dir.display()
-                )));
-            } else {
-                0
-            };
-            (Some((store, c.every)), first)
-        }
-    };
+    let open = job
+        .checkpoints
+        .as_ref()
+        .map(LoopCheckpointing::open)
+        .transpose()?;
+    let first = open.as_ref().map_or(0, |o| o.first);
     let rounds = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&rounds);
     let user = job.report.clone();
@@ -163,13 +131,7 @@ pub fn run(
                 max_iterations,
                 stop,
                 report: Some(Arc::clone(&report)),
-                checkpoints: store.as_ref().map(|(store, every)| LoopCheckpoints {
-                    store: store.clone(),
-                    every: *every,
-                    first,
-                    index,
-                    peers,
-                }),
+                checkpoints: open.as_ref().map(|o| o.for_worker(index, peers)),
             };
         let fixed_point: Arc<dyn Fn(u64, f64) -> bool + Send + Sync> =
             Arc::new(|_, changed| changed == 0.0);
@@ -180,7 +142,7 @@ pub fn run(
                 tolerance,
             } => {
                 let stop = Arc::new(move |_, change| tolerance.is_some_and(|t| change < t));
-                let resumed = resumed(store.as_ref(), first, ctx);
+                let resumed = resumed_nodes(open.as_ref(), ctx);
                 pagerank::pagerank(
                     edges,
                     params,
@@ -191,7 +153,7 @@ pub fn run(
                 )
             }
             Algorithm::Cc => {
-                let resumed = resumed(store.as_ref(), first, ctx);
+                let resumed = resumed_nodes(open.as_ref(), ctx);
                 cc::cc(
                     edges,
                     loop_options(u64::MAX, fixed_point),
@@ -201,7 +163,7 @@ pub fn run(
                 )
             }
             Algorithm::Bfs { source } => {
-                let resumed = resumed(store.as_ref(), first, ctx);
+                let resumed = resumed_nodes(open.as_ref(), ctx);
                 bfs::bfs(
                     edges,
                     source,
@@ -221,26 +183,11 @@ pub fn run(
     })
 }
 
-/// This worker's share of the resumed loop records (any old worker's; they
-/// are routed to their owners), when the run resumes.
-fn resumed<S: DeserializeOwned + Serialize>(
-    store: Option<&(CheckpointStore, u64)>,
-    first: u64,
+/// The resumed node values of this worker (any old worker's; they are
+/// routed to their owners).
+fn resumed_nodes<S: DeserializeOwned>(
+    open: Option<&OpenLoop>,
     ctx: &WorkerCtx,
 ) -> Option<Vec<(Node, S)>> {
-    let (store, _) = store.filter(|_| first > 0)?;
-    match resume::<Block<S>>(store, ctx.index, ctx.peers) {
-        Ok(Some(resumed)) => Some(resumed.records.into_iter().flatten().collect()),
-        Ok(None) => {
-            ctx.failure.set(JobError::Checkpoint(format!(
-                "{}: no complete loop checkpoint",
-                store.describe()
-            )));
-            Some(Vec::new())
-        }
-        Err(e) => {
-            ctx.failure.set(e.into());
-            Some(Vec::new())
-        }
-    }
+    resumed::<Block<S>>(open, ctx).map(|blocks| blocks.into_iter().flatten().collect())
 }

@@ -3,4 +3,5 @@
 
 pub mod graph;
 pub mod join;
+pub mod loops;
 pub mod wordcount;

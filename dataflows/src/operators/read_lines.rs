@@ -7,7 +7,7 @@ use timely::dataflow::{Scope, StreamVec};
 
 use crate::error::JobError;
 use crate::exec::WorkerCtx;
-use crate::input::LineInput;
+use crate::input::{LineInput, LinePos};
 
 /// Bytes of input per chunk (one timestamp).
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -17,8 +17,9 @@ pub const READ_AHEAD: u64 = 2;
 /// Reads lines into a stream, parsing each.
 pub trait ReadLines<'s> {
     /// Reads this worker's share of `input`, chunk `k` at time `start + k`, passing
-    /// each line to `parse` (`Ok(None)` skips the line; `Err(message)` fails the job
-    /// with the line's `file:line`).
+    /// each line and its position to `parse` (`Ok(None)` skips the line;
+    /// `Err(message)` fails the job with the line's `file:line`; a position
+    /// with offset 0 is the first line of its file, e.g. a header).
     ///
     /// The source reads chunk `k` only once the frontier of `ctx.flow` has reached
     /// `start + k - READ_AHEAD` (and `start` itself for the first chunk): attach
@@ -38,7 +39,7 @@ pub trait ReadLines<'s> {
     /// let options = JobOptions { show: 10, ..Default::default() };
     /// let summary = run_job(timely::Config::process(2), &options, move |scope, ctx| {
     ///     scope
-    ///         .read_lines(&input, ctx, 0, |line| line.parse::<u64>().map(Some).map_err(|e| e.to_string()))
+    ///         .read_lines(&input, ctx, 0, |line, _| line.parse::<u64>().map(Some).map_err(|e| e.to_string()))
     ///         .map(|x| (x * 10).to_string())
     /// })
     /// .unwrap();
@@ -53,7 +54,7 @@ pub trait ReadLines<'s> {
     ) -> StreamVec<'s, u64, T>
     where
         T: Clone + 'static,
-        P: FnMut(&str) -> Result<Option<T>, String> + 'static;
+        P: FnMut(&str, LinePos) -> Result<Option<T>, String> + 'static;
 }
 
 impl<'s> ReadLines<'s> for Scope<'s, u64> {
@@ -66,7 +67,7 @@ impl<'s> ReadLines<'s> for Scope<'s, u64> {
     ) -> StreamVec<'s, u64, T>
     where
         T: Clone + 'static,
-        P: FnMut(&str) -> Result<Option<T>, String> + 'static,
+        P: FnMut(&str, LinePos) -> Result<Option<T>, String> + 'static,
     {
         let mut reader = match input.reader(ctx.index, ctx.peers) {
             Ok(reader) => Some(reader),
@@ -105,7 +106,7 @@ impl<'s> ReadLines<'s> for Scope<'s, u64> {
                     match lines.next_line(&mut line) {
                         Ok(Some(pos)) => {
                             bytes += line.len() + 1;
-                            match parse(&line) {
+                            match parse(&line, pos) {
                                 Ok(Some(record)) => {
                                     session.give(record);
                                     records += 1;

@@ -356,7 +356,7 @@ pub fn dataflow<'s>(
     let parser = |side: &Side| {
         let mut splitter = FieldSplitter::new(side.delimiter);
         let key = side.key;
-        move |line: &str| splitter.row(line, key)
+        move |line: &str, _| splitter.row(line, key)
     };
     let build = scope.read_lines(&build_side.input, ctx, 0, parser(build_side));
     let probe = scope.read_lines(&probe_side.input, ctx, PROBE_PHASE, parser(probe_side));

@@ -1,0 +1,3 @@
+//! The ML jobs the CLI runs.
+
+pub mod als;

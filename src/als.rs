@@ -1,0 +1,242 @@
+//! `weir als` (blocked ALS on ratings) and `weir recommend` (top items of a
+//! trained model).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use weir_dataflows::input::LineInput;
+use weir_ml::als::{AlsParams, Errors};
+use weir_ml::jobs::als::{self, AlsJob, AlsSummary};
+use weir_ml::model::{Model, ModelInfo, RatingsSource};
+use weir_ml::ratings::{Format, RatingsInput, Split, Synthetic};
+use weir_progress::convergence::Round;
+
+use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
+
+pub fn als_command() -> Command {
+    let mut c = Command::with_output(
+        "als",
+        "weir als [--ratings PATH] [--format tsv|csv] [--test PATH | --test-fraction F] [--rank K] [--lambda L] [--iterations N] [--tolerance T] [--output DIR] [timely flags]",
+        "Blocked alternating least squares for explicit ratings (weighted-λ\n\
+         regularisation, as Spark and Flink do). Ratings are lines `user item\n\
+         rating [timestamp]`; a first line whose rating is not a number is a header.\n\
+         Without --ratings: seeded synthetic low-rank ratings (1,000 users x 1,700\n\
+         items, 100,000 ratings). Reports train and test RMSE per iteration.",
+        "write user_factors.tsv, item_factors.tsv (id<TAB>f1 ... fK) and model.json into DIR",
+    );
+    let o = &mut c.opts;
+    o.optmulti("", "ratings", "a ratings file (repeatable)", "PATH");
+    o.optopt(
+        "",
+        "format",
+        "tsv (tabs or spaces, default) or csv",
+        "FORMAT",
+    );
+    o.optopt(
+        "",
+        "test",
+        "test ratings from this file instead of a split",
+        "PATH",
+    );
+    o.optopt(
+        "",
+        "test-fraction",
+        "hold out this seeded share of the ratings for testing (default 0.2)",
+        "F",
+    );
+    o.optopt(
+        "",
+        "seed",
+        "seeds the split and the initial factors (default 42)",
+        "S",
+    );
+    o.optopt("", "rank", "factors per user and item (default 10)", "K");
+    o.optopt("", "lambda", "regularisation λ (default 0.1)", "L");
+    o.optopt("", "iterations", "iterations at most (default 10)", "N");
+    o.optopt(
+        "",
+        "tolerance",
+        "stop once the train RMSE improves by less than T",
+        "T",
+    );
+    o.optopt(
+        "",
+        "blocks",
+        "user and item blocks (default: one per worker)",
+        "B",
+    );
+    cli::loop_checkpoint_options(o);
+    c
+}
+
+pub fn recommend_command() -> Command {
+    let mut c = Command::new(
+        "recommend",
+        "weir recommend --model DIR --user ID [--top N]",
+        "The items of highest predicted rating that a user has not rated, from a\n\
+         model written by `weir als --output DIR`. Output lines: item<TAB>score.",
+        false,
+    );
+    c.opts.optopt("", "model", "the model directory", "DIR");
+    c.opts.optopt("", "user", "the user's id", "ID");
+    c.opts.optopt("", "top", "how many items (default 10)", "N");
+    c
+}
+
+fn input(m: &getopts::Matches) -> Result<(RatingsInput, Split, u64), CliError> {
+    let format: Format = opt_or(m, "format", Format::Tsv)?;
+    let files: Vec<PathBuf> = m
+        .opt_strs("ratings")
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    let input = if files.is_empty() {
+        RatingsInput::Synthetic(Synthetic::DEFAULT)
+    } else {
+        RatingsInput::Files(LineInput::Files(files), format)
+    };
+    let seed: u64 = opt_or(m, "seed", 42)?;
+    let split = match (m.opt_str("test"), opt::<f64>(m, "test-fraction")?) {
+        (Some(_), Some(_)) => return Err(usage("--test and --test-fraction exclude each other")),
+        (Some(test), None) => Split::File(RatingsInput::Files(
+            LineInput::Files(vec![PathBuf::from(test)]),
+            format,
+        )),
+        (None, Some(0.0)) => Split::None,
+        (None, fraction) => Split::Fraction {
+            fraction: fraction.unwrap_or(0.2),
+            seed,
+        },
+    };
+    Ok((input, split, seed))
+}
+
+fn line(round: &Round<Errors>) -> String {
+    let e = &round.value;
+    let test = e
+        .test_rmse()
+        .map(|t| format!(", test RMSE {t:.4}"))
+        .unwrap_or_default();
+    format!("train RMSE {:.4}{test}", e.train_rmse())
+}
+
+pub fn main(args: &[String]) -> Result<(), CliError> {
+    let command = als_command();
+    let Some(m) = command.parse(args)? else {
+        return Ok(());
+    };
+    let config = cli::timely_config(&m)?;
+    let (input, split, seed) = input(&m)?;
+    let params = AlsParams {
+        rank: opt_or(&m, "rank", 10)?,
+        lambda: opt_or(&m, "lambda", 0.1)?,
+        seed,
+    };
+    let iterations: u64 = opt_or(&m, "iterations", 10)?;
+    let output = m.opt_str("output").map(PathBuf::from);
+    let leader = cli::process_zero(&m);
+    let (bar, terminal) = cli::iteration_bar("als", Some(iterations), leader)?;
+    let last = Mutex::new(Instant::now());
+    let shown = bar.clone();
+    let report = Arc::new(move |round: Round<Errors>| {
+        cli::fault_after(round.iteration);
+        let took = last.lock().map(|mut t| {
+            let took = t.elapsed();
+            *t = Instant::now();
+            took
+        });
+        let took = took.map(|d| d.as_secs_f64()).unwrap_or_default();
+        let text = format!("{} ({took:.3} s)", line(&round));
+        if terminal {
+            shown.set_position(round.iteration + 1);
+            shown.set_message(text);
+        } else if leader {
+            eprintln!("als: iteration {}: {text}", round.iteration);
+        }
+    });
+    let job = AlsJob {
+        input: input.clone(),
+        split,
+        params,
+        blocks: opt(&m, "blocks")?,
+        iterations,
+        tolerance: opt(&m, "tolerance")?,
+        checkpoints: cli::loop_checkpoints(&m)?,
+        report: Some(report),
+        keep_model: output.is_some(),
+    };
+    cli::note(&m, format!("als: input {}", input.describe()));
+    let summary = als::run(config, job, &Default::default())?;
+    bar.finish_and_clear();
+    finish(&summary, &input, params, output, leader)
+}
+
+fn finish(
+    summary: &AlsSummary,
+    input: &RatingsInput,
+    params: AlsParams,
+    output: Option<PathBuf>,
+    leader: bool,
+) -> Result<(), CliError> {
+    if !leader || !summary.job.leader {
+        return Ok(());
+    }
+    let resumed = summary
+        .resumed_at
+        .map(|i| format!(" (resumed at iteration {i})"))
+        .unwrap_or_default();
+    if let Some(round) = summary.rounds.last() {
+        let e = &round.value;
+        eprintln!(
+            "als: {} iterations{resumed}, {}; {} training ratings, {} test ratings ({} without a trained user or item, skipped)",
+            summary.iterations(),
+            line(round),
+            e.train_count,
+            e.test_count + e.untested,
+            e.untested
+        );
+    }
+    eprintln!("als: {}", cli::summary_line(&summary.job));
+    if let (Some(dir), Some(model)) = (output, &summary.model) {
+        let info = ModelInfo {
+            rank: params.rank,
+            lambda: params.lambda,
+            iterations: summary.iterations(),
+            ratings: RatingsSource::of(input)
+                .ok_or_else(|| usage("generated line input cannot be a ratings source"))?,
+        };
+        model.write(&dir, &info)?;
+        eprintln!(
+            "als: wrote {} user and {} item factors to {}",
+            model.users.len(),
+            model.items.len(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn recommend(args: &[String]) -> Result<(), CliError> {
+    let command = recommend_command();
+    let Some(m) = command.parse(args)? else {
+        return Ok(());
+    };
+    let dir: PathBuf = required(&m, "model")?;
+    let user: u64 = required(&m, "user")?;
+    let top: usize = opt_or(&m, "top", 10)?;
+    let (model, info) = Model::read(&dir)?;
+    let rated: HashSet<u64> = info
+        .ratings
+        .input()?
+        .all()?
+        .into_iter()
+        .filter(|r| r.user == user)
+        .map(|r| r.item)
+        .collect();
+    for (item, score) in model.recommend(user, &rated, top)? {
+        println!("{item}\t{score:.4}");
+    }
+    Ok(())
+}
