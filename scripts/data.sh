@@ -6,6 +6,10 @@
 #   scripts/data.sh movielens    MovieLens 100K -> data/ml-100k/ml-100k.inter
 #                                (100,000 ratings, tab separated, one header line;
 #                                GroupLens' set as the PyPI wheel recbole==1.2.1 ships it)
+#   scripts/data.sh breast-cancer  Wisconsin breast cancer (569 x 30, scikit-learn 1.5.2's copy)
+#                                as LIBSVM -> data/breast-cancer/{all,train,test}.libsvm:
+#                                benign +1, malignant -1; each feature scaled to [-1, 1]
+#                                (as LIBSVM's svm-scale does); a seeded 80/20 split
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +40,49 @@ PY
     echo "$out"
 }
 
+breast_cancer() {
+    local dir=data/breast-cancer
+    local sha=fed3eb72d0575ef6192293f5093c6e801b1476b577d0386bf4455504522172ed
+    local wheel_sha=f8b0ccd4a902836493e026c03256e8b206656f91fbcc4fde28c57a5b752561f1
+    if [ -f "$dir/breast_cancer.csv" ] && check "$dir/breast_cancer.csv" "$sha" && [ -f "$dir/test.libsvm" ]; then
+        echo "$dir"
+        return
+    fi
+    local tmp
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' RETURN
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+        --platform manylinux_2_17_x86_64 --implementation cp --abi cp311 scikit-learn==1.5.2 -d "$tmp"
+    local wheel="$tmp/scikit_learn-1.5.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    check "$wheel" "$wheel_sha" || { echo "data.sh: $wheel does not have the pinned checksum" >&2; exit 1; }
+    mkdir -p "$dir"
+    python3 - "$wheel" "$dir" <<'PY'
+import random, sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    raw = z.read("sklearn/datasets/data/breast_cancer.csv")
+open(f"{out}/breast_cancer.csv", "wb").write(raw)
+rows = [line.split(",") for line in raw.decode().splitlines()[1:]]
+features = [[float(v) for v in r[:-1]] for r in rows]
+labels = ["+1" if r[-1] == "1" else "-1" for r in rows]
+lo = [min(col) for col in zip(*features)]
+hi = [max(col) for col in zip(*features)]
+def line(i):
+    xs = [-1 + 2 * (v - a) / (b - a) if b > a else 0.0 for v, a, b in zip(features[i], lo, hi)]
+    return labels[i] + "".join(f" {j + 1}:{x:.6g}" for j, x in enumerate(xs) if x != 0) + "\n"
+order = list(range(len(rows)))
+random.Random(42).shuffle(order)
+cut = len(order) * 4 // 5
+for name, part in [("all", range(len(rows))), ("train", order[:cut]), ("test", order[cut:])]:
+    with open(f"{out}/{name}.libsvm", "w") as f:
+        f.writelines(line(i) for i in part)
+PY
+    check "$dir/breast_cancer.csv" "$sha" || { echo "data.sh: breast_cancer.csv does not have the pinned checksum" >&2; exit 1; }
+    echo "$dir"
+}
+
 case "${1:-}" in
     movielens) movielens ;;
-    *) echo "usage: scripts/data.sh movielens" >&2; exit 2 ;;
+    breast-cancer) breast_cancer ;;
+    *) echo "usage: scripts/data.sh movielens|breast-cancer" >&2; exit 2 ;;
 esac

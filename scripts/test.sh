@@ -27,8 +27,9 @@ fi
 log "kafka broker (tests start their own, on free ports)"
 scripts/kafka.sh install
 
-log "data (MovieLens 100K for the ALS quality test; fetched, never committed)"
+log "data (MovieLens 100K for ALS, breast cancer for CoCoA; fetched, never committed)"
 scripts/data.sh movielens
+scripts/data.sh breast-cancer
 
 log "format and lints"
 cargo fmt --all --check

@@ -3,6 +3,7 @@
 
 mod als;
 mod cli;
+mod cocoa;
 mod demo;
 mod generate;
 mod graph;
@@ -126,6 +127,7 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         "bfs" => graph::main("bfs", rest),
         "als" => als::main(rest),
         "recommend" => als::recommend(rest),
+        "cocoa" => cocoa::main(rest),
         "stream" => stream::main(rest),
         other => Err(cli::usage(format!("unknown job '{other}'"))),
     }

@@ -1,7 +1,7 @@
 //! End-to-end tests of the `weir` binary: one module per topic.
 #![allow(clippy::unwrap_used)]
 
-mod als;
+mod ml;
 mod chaos;
 mod errors;
 mod graphs;

@@ -1,3 +1,4 @@
 //! The ML jobs the CLI runs.
 
 pub mod als;
+pub mod cocoa;

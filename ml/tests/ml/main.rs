@@ -2,3 +2,4 @@
 #![allow(clippy::unwrap_used)]
 
 mod als;
+mod cocoa;

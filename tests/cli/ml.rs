@@ -1,6 +1,7 @@
-//! `weir als` and `weir recommend` end to end: a kill -9 of either of two
+//! The ML jobs end to end: for `weir als`, a kill -9 of either of two
 //! processes mid-training and a resume on another worker count give the
-//! uninterrupted model; recommendations leave out rated items; bad input.
+//! uninterrupted model, and `weir recommend` leaves out rated items; `weir
+//! cocoa` writes its weights; bad input for both.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -231,6 +232,55 @@ fn als_rejects_bad_input_with_the_position() {
         (&["--restore", "latest"][..], "--checkpoint-dir"),
     ] {
         let out = run(&[&["als"][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn cocoa_writes_its_weights_and_rejects_bad_input() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("train.libsvm");
+    std::fs::write(&data, "+1 1:1 2:0.5\n-1 1:-1 3:0.5\n+1 2:1\n-1 3:1\n").unwrap();
+    let weights = root.path().join("w.tsv");
+    let out = run(&[
+        "cocoa",
+        "--data",
+        path(&data),
+        "--test",
+        path(&data),
+        "--output",
+        path(&weights),
+        "-w",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("test accuracy 1.0000"),
+        "{}",
+        stderr(&out)
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&weights)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[0].starts_with("1\t") && lines[2].starts_with("3\t"),
+        "{lines:?}"
+    );
+
+    std::fs::write(&data, "+1 1:1\n3 2:1\n").unwrap();
+    let out = run(&["cocoa", "--data", path(&data)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("train.libsvm:2"), "{}", stderr(&out));
+    for (args, needle) in [
+        (&["--aggregation", "median"][..], "median"),
+        (&["--lambda", "0"][..], "--lambda"),
+        (&["--rounds", "0"][..], "--rounds"),
+    ] {
+        let out = run(&[&["cocoa"][..], args].concat());
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
     }
