@@ -5,8 +5,11 @@
 //! Also the progress core: per-epoch latency with checkpoints (`latency`) and
 //! incremental vs full snapshots (`snapshots`); and streaming on Kafka:
 //! end-to-end latency (`kafka-latency`) and throughput (`kafka-throughput`).
+//! Iterative ML: ALS per-iteration time (`als`; `als-split` writes the split
+//! the Spark comparison `bench/spark/als.sh` uses) and CoCoA against
+//! mini-batch SGD (`cocoa`).
 //!
-//! Run with `cargo run --release -p weir-bench -- <wordcount|join|join-spill|latency|snapshots|graphs|kafka-latency|kafka-throughput>`.
+//! Run with `cargo run --release -p weir-bench -- <wordcount|join|join-spill|latency|snapshots|graphs|als|als-split|cocoa|kafka-latency|kafka-throughput>`.
 //! Timings on a shared 2-core machine are noisy: compare the ratios of one run.
 #![forbid(unsafe_code)]
 
@@ -20,6 +23,7 @@ use anyhow::{Context, Result, bail};
 mod checkpoints;
 mod graphs;
 mod kafka;
+mod ml;
 use weir_dataflows::exec::{JobOptions, peak_rss};
 use weir_dataflows::generate::{Generator, TableSpec, TextSpec};
 use weir_dataflows::input::LineInput;
@@ -74,8 +78,8 @@ fn main() -> Result<()> {
     );
     let args: Vec<String> = std::env::args().skip(1).collect();
     let m = opts.parse(&args)?;
-    let usage = "Usage: weir-bench <wordcount|join|join-spill|latency|snapshots|graphs|kafka-latency|\
-                 kafka-throughput> [--scale X] [--dir DIR]";
+    let usage = "Usage: weir-bench <wordcount|join|join-spill|latency|snapshots|graphs|als|als-split|\
+                 cocoa|kafka-latency|kafka-throughput> [--scale X] [--dir DIR]";
     if m.opt_present("help") {
         print!("{}", opts.usage(usage));
         return Ok(());
@@ -117,6 +121,12 @@ fn main() -> Result<()> {
                 None => graphs::bench(scale),
             }
         }
+        Some("als") => match m.opt_str("variant") {
+            Some(variant) => ml::one_als(&variant, scale),
+            None => ml::bench_als(scale),
+        },
+        Some("als-split") => ml::als_split(&dir),
+        Some("cocoa") => ml::bench_cocoa(),
         Some("kafka-latency") => kafka::bench_latency(2000, (10.0 * scale).max(2.0) as u64),
         Some("kafka-throughput") => kafka::bench_throughput((2_000_000.0 * scale) as u64),
         _ => bail!("{usage}"),

@@ -1,10 +1,10 @@
 //! End-to-end tests of the `weir` binary: one module per topic.
 #![allow(clippy::unwrap_used)]
 
-mod ml;
 mod chaos;
 mod errors;
 mod graphs;
 mod jobs;
 mod kafka_chaos;
+mod ml;
 mod support;
