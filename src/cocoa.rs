@@ -106,8 +106,8 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
             *t = Instant::now();
             took
         });
-        let took = took.map(|d| d.as_secs_f64()).unwrap_or_default();
-        let text = format!("{} ({took:.3} s)", line(&round));
+        let took = took.map(|d| d.as_secs_f64() * 1e3).unwrap_or_default();
+        let text = format!("{} ({took:.2} ms)", line(&round));
         if terminal {
             shown.set_position(round.iteration + 1);
             shown.set_message(text);

@@ -5,16 +5,34 @@
 //! 127.0.0.1, so the processes really exchange data over TCP.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use timely::{CommunicationConfig, Config, WorkerConfig};
+
+/// A port that was free a moment ago. Each test process draws from a block
+/// of its own (by process id, below the ephemeral range), in turn, so that
+/// two test processes running at once do not both pick a port between
+/// probing it and timely binding it (a cluster of one would then talk to
+/// the other's).
+fn free_port() -> std::io::Result<u16> {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    const BLOCK: u16 = 32;
+    let base = 20_000 + (std::process::id() % 380) as u16 * BLOCK;
+    for _ in 0..BLOCK {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % BLOCK;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
 
 /// The configurations of a cluster of `processes` processes with `threads` workers
 /// each, on free loopback ports; element `i` is process `i`'s configuration.
 pub fn cluster(processes: usize, threads: usize) -> std::io::Result<Vec<Config>> {
     let mut addresses = Vec::with_capacity(processes);
     for _ in 0..processes {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        addresses.push(listener.local_addr()?.to_string());
+        addresses.push(format!("127.0.0.1:{}", free_port()?));
     }
     Ok((0..processes)
         .map(|process| Config {

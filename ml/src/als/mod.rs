@@ -290,7 +290,8 @@ struct Kept {
 /// and returns the final factors as lines `user<TAB>id<TAB>f1 f2 ...` and
 /// `item<TAB>id<TAB>...` once the loop is over. `resumed` holds the item
 /// blocks of a loop checkpoint for this worker (`options.first` is then the
-/// checkpoint's next iteration). A failed solve is set in `failure`.
+/// checkpoint's next iteration). A failed solve is set in `failure`. The
+/// loop starts once every one of the `peers` workers has built its share.
 pub fn als<'s>(
     ratings: StreamVec<'s, u64, (Rating, bool)>,
     params: AlsParams,
@@ -299,6 +300,7 @@ pub fn als<'s>(
     resumed: Option<Vec<ItemBlock>>,
     failure: Failure,
     index: usize,
+    peers: usize,
 ) -> StreamVec<'s, u64, String> {
     let scope = ratings.scope();
     let rank = params.rank;
@@ -335,9 +337,9 @@ pub fn als<'s>(
         })
         .to_stream(scope);
     let built = Rc::clone(&layout);
-    let start = placed
+    let built_blocks = placed
         .concat(resumed)
-        .unary_frontier::<CapacityContainerBuilder<Vec<ItemBlock>>, _, _, _>(
+        .unary_frontier::<CapacityContainerBuilder<Vec<(u64, Option<ItemBlock>)>>, _, _, _>(
             Exchange::new(|(to, _): &(u64, Setup)| *to),
             "BuildRatings",
             move |cap, _| {
@@ -380,11 +382,41 @@ pub fn als<'s>(
                             }
                         }
                         *built.borrow_mut() = built_layout;
-                        output.session(&cap).give(block);
+                        // every worker learns that this one is ready
+                        let mut session = output.session(&cap);
+                        for to in 0..peers as u64 {
+                            session.give((to, None));
+                        }
+                        session.give((index as u64, Some(block)));
                     }
                 }
             },
         );
+    // the loop starts once every worker has built its layout: a worker
+    // that ships factors to one that has not would find no table for them
+    let start = built_blocks.unary_frontier::<CapacityContainerBuilder<Vec<ItemBlock>>, _, _, _>(
+        Exchange::new(|(to, _): &(u64, Option<ItemBlock>)| *to),
+        "AllBuilt",
+        move |cap, _| {
+            let mut cap = Some(cap);
+            let mut block = None;
+            move |(input, frontier), output| {
+                input.for_each(|_, data| {
+                    for (_, b) in data.drain(..) {
+                        if b.is_some() {
+                            block = b;
+                        }
+                    }
+                });
+                if frontier.is_empty()
+                    && let Some(cap) = cap.take()
+                    && let Some(block) = block.take()
+                {
+                    output.session(&cap).give(block);
+                }
+            }
+        },
+    );
 
     let AlsLoop {
         first,

@@ -137,6 +137,7 @@ pub fn run(
             resumed,
             ctx.failure.clone(),
             ctx.index,
+            ctx.peers,
         );
         if keep {
             factors
