@@ -291,7 +291,7 @@ struct Kept {
 /// `item<TAB>id<TAB>...` once the loop is over. `resumed` holds the item
 /// blocks of a loop checkpoint for this worker (`options.first` is then the
 /// checkpoint's next iteration). A failed solve is set in `failure`. The
-/// loop starts once every one of the `peers` workers has built its share.
+/// loop starts once every worker of the partition has built its share.
 pub fn als<'s>(
     ratings: StreamVec<'s, u64, (Rating, bool)>,
     params: AlsParams,
@@ -300,9 +300,9 @@ pub fn als<'s>(
     resumed: Option<Vec<ItemBlock>>,
     failure: Failure,
     index: usize,
-    peers: usize,
 ) -> StreamVec<'s, u64, String> {
     let scope = ratings.scope();
+    let peers = partition.peers;
     let rank = params.rank;
     let layout: Rc<RefCell<Layout>> = Rc::default();
     let kept: Rc<RefCell<Kept>> = Rc::default();

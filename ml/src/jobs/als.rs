@@ -137,7 +137,6 @@ pub fn run(
             resumed,
             ctx.failure.clone(),
             ctx.index,
-            ctx.peers,
         );
         if keep {
             factors
