@@ -10,6 +10,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weir_dataflows::JobError;
 use weir_dataflows::exec::{JobOptions, JobSummary};
 use weir_dataflows::jobs::{join, wordcount};
+use weir_ml::als::AlsParams;
+use weir_ml::cocoa::sdca::{Aggregation, CocoaParams};
+use weir_ml::jobs::als::{self, AlsJob};
+use weir_ml::jobs::cocoa::{self, CocoaJob};
+use weir_ml::libsvm::{SvmInput, SyntheticSvm};
+use weir_ml::ratings::{RatingsInput, Split, Synthetic};
 
 use crate::cli::{self, CliError, Command};
 
@@ -37,6 +43,52 @@ fn steps(memory_budget: u64) -> Vec<(&'static str, u64, Step)> {
             join_records,
             Box::new(move |config, options| {
                 join::run(config, join_spec.clone(), options).map(|(summary, _)| summary)
+            }),
+        ),
+        (
+            "als",
+            Synthetic::DEFAULT.ratings,
+            Box::new(|config, options| {
+                let job = AlsJob {
+                    input: RatingsInput::Synthetic(Synthetic::DEFAULT),
+                    split: Split::Fraction {
+                        fraction: 0.2,
+                        seed: 42,
+                    },
+                    params: AlsParams {
+                        rank: 10,
+                        lambda: 0.1,
+                        seed: 42,
+                    },
+                    blocks: None,
+                    iterations: 10,
+                    tolerance: None,
+                    checkpoints: None,
+                    report: None,
+                    keep_model: false,
+                };
+                als::run(config, job, options).map(|s| s.job)
+            }),
+        ),
+        (
+            "cocoa",
+            SyntheticSvm::DEFAULT.examples,
+            Box::new(|config, options| {
+                let job = CocoaJob {
+                    input: SvmInput::Synthetic(SyntheticSvm::DEFAULT),
+                    test: None,
+                    params: CocoaParams {
+                        lambda: 1e-3,
+                        local_iters: 1000,
+                        aggregation: Aggregation::Add,
+                        seed: 42,
+                    },
+                    rounds: 100,
+                    tolerance: Some(1e-3),
+                    checkpoints: None,
+                    report: None,
+                };
+                cocoa::run(config, job, options).map(|s| s.job)
             }),
         ),
     ]
