@@ -30,6 +30,9 @@ pub trait Total: timely::ExchangeData + Copy + Default + AddAssign {}
 
 impl<T: timely::ExchangeData + Copy + Default + AddAssign> Total for T {}
 
+/// A callback with every iteration's total (progress bars, summaries).
+pub type Report<V = f64> = std::sync::Arc<dyn Fn(Round<V>) + Send + Sync>;
+
 /// One iteration's aggregated value, as reported to the user.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Round<V = f64> {

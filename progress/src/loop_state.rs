@@ -18,11 +18,13 @@ use serde::de::DeserializeOwned;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::feedback::Handle;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder};
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Capability, ConnectLoop};
 
-use crate::convergence::Iteration;
+use crate::convergence::{Converge, Convergence, Iteration, Report, Round, Total};
 use crate::error::CheckpointError;
 use crate::store::{CheckpointStore, Manifest, PartChain, Restore};
 
@@ -211,4 +213,38 @@ where
         );
         data
     }
+}
+
+/// Closes an iterative loop the way every weir loop does. `results` carries
+/// each worker's record for the next iteration (`Ok`) and its part of the
+/// iteration's total (`Err`): the records go back into the loop through
+/// `handle` past the convergence gate (and the loop checkpoints, if any), and
+/// `report` hears every total on the `leader`. Returns the totals, whose
+/// frontier, once left out of the loop, says when the loop is over.
+pub fn close_loop<'s, D, V, F>(
+    results: StreamVec<'s, Iteration, Result<D, V>>,
+    handle: Handle<'s, Iteration, Vec<D>>,
+    convergence: Convergence<F>,
+    report: Option<Report<V>>,
+    leader: bool,
+    checkpoints: Option<&LoopCheckpoints>,
+) -> StreamVec<'s, Iteration, V>
+where
+    D: Serialize + Clone + 'static,
+    V: Total,
+    F: Fn(u64, V) -> bool + 'static,
+{
+    let next = results.clone().flat_map(|r| r.ok());
+    let totals = results.flat_map(|r| r.err());
+    let report = move |round: Round<V>| {
+        if leader && let Some(report) = &report {
+            report(round);
+        }
+    };
+    let gated = next.converge(totals.clone(), convergence, report);
+    match checkpoints {
+        Some(ckpt) => gated.checkpoint_loop(ckpt).connect_loop(handle),
+        None => gated.connect_loop(handle),
+    }
+    totals
 }

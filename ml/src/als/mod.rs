@@ -27,7 +27,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::AddAssign;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -38,10 +37,10 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Map, ToStream};
-use timely::dataflow::operators::{Capability, Concat, ConnectLoop, Enter, Leave, LoopVariable};
+use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
 use weir_dataflows::exec::Failure;
-use weir_progress::convergence::{Converge, Convergence, Iteration, Round};
-use weir_progress::loop_state::{CheckpointLoop, LoopCheckpoints};
+use weir_progress::convergence::{Convergence, Iteration};
+use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 
 use self::layout::{Layout, Partition, Placed, Side};
 use self::solve::{Solver, dot};
@@ -141,7 +140,7 @@ pub struct ItemBlock {
 }
 
 /// A callback with every iteration's errors.
-pub type Report = Arc<dyn Fn(Round<Errors>) + Send + Sync>;
+pub type Report = weir_progress::convergence::Report<Errors>;
 
 /// How the loop runs.
 pub struct AlsLoop {
@@ -599,26 +598,20 @@ pub fn als<'s>(
                     }
                 },
             );
-        let next = solved.clone().flat_map(|r| r.ok());
-        let values = solved.flat_map(|r| r.err());
         let convergence = Convergence {
             first,
             max_iterations,
             stop: move |_, e: Errors| e.stops(tolerance),
         };
-        let report = move |round: Round<Errors>| {
-            if index == 0
-                && let Some(report) = &report
-            {
-                report(round);
-            }
-        };
-        let gated = next.converge(values.clone(), convergence, report);
-        match &checkpoints {
-            Some(ckpt) => gated.checkpoint_loop(ckpt).connect_loop(handle),
-            None => gated.connect_loop(handle),
-        }
-        values.leave(scope)
+        close_loop(
+            solved,
+            handle,
+            convergence,
+            report,
+            index == 0,
+            checkpoints.as_ref(),
+        )
+        .leave(scope)
     });
 
     // 5. the final factors, once the loop is over

@@ -19,17 +19,16 @@ pub mod sgd;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::{Map, ToStream};
-use timely::dataflow::operators::{Capability, Concat, ConnectLoop, Enter, Leave, LoopVariable};
-use weir_progress::convergence::{Converge, Convergence, Iteration, Round};
-use weir_progress::loop_state::{CheckpointLoop, LoopCheckpoints};
+use timely::dataflow::operators::vec::ToStream;
+use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
+use weir_progress::convergence::{Convergence, Iteration};
+use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 
 use self::sdca::{CocoaParams, Duality, duality, half_lambda_norm2, local_sdca, partition_of};
 use crate::libsvm::Example;
@@ -48,7 +47,7 @@ pub struct CocoaState {
 }
 
 /// A callback with every round's sums.
-pub type Report = Arc<dyn Fn(Round<Duality>) + Send + Sync>;
+pub type Report = weir_progress::convergence::Report<Duality>;
 
 /// How the loop runs.
 pub struct CocoaLoop {
@@ -322,26 +321,20 @@ pub fn cocoa<'s>(
                     }
                 },
             );
-        let next = combined.clone().flat_map(|r| r.ok());
-        let values = combined.flat_map(|r| r.err());
         let convergence = Convergence {
             first,
             max_iterations: max_rounds,
             stop: move |_, d: Duality| tolerance.is_some_and(|t| d.gap() < t),
         };
-        let report = move |round: Round<Duality>| {
-            if index == 0
-                && let Some(report) = &report
-            {
-                report(round);
-            }
-        };
-        let gated = next.converge(values.clone(), convergence, report);
-        match &checkpoints {
-            Some(ckpt) => gated.checkpoint_loop(ckpt).connect_loop(handle),
-            None => gated.connect_loop(handle),
-        }
-        values.leave(scope)
+        close_loop(
+            combined,
+            handle,
+            convergence,
+            report,
+            index == 0,
+            checkpoints.as_ref(),
+        )
+        .leave(scope)
     });
 
     // 4. worker 0's weights, once the loop is over

@@ -12,16 +12,14 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Capability, Concat, ConnectLoop, Enter, Leave, LoopVariable};
-use weir_progress::convergence::{Converge, Convergence, Iteration, Round};
-use weir_progress::loop_state::{CheckpointLoop, LoopCheckpoints};
+use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
+use weir_progress::convergence::{Convergence, Iteration};
+use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 
 use crate::graph::layout::{Block, Graph, SharedGraph};
 use crate::graph::{Node, owner};
 
-/// A callback with every iteration's total.
-pub type Report = Arc<dyn Fn(Round) + Send + Sync>;
+pub use weir_progress::convergence::Report;
 
 /// A worker's block kept aside: the start, or the last iteration's.
 pub type Kept<S> = Rc<RefCell<Option<Block<S>>>>;
@@ -251,26 +249,12 @@ pub fn iterate<'s, St: Step>(
                 }
             },
         );
-        let next = gathered.clone().flat_map(|r| r.ok());
-        let values = gathered.flat_map(|r| r.err());
         let convergence = Convergence {
             first,
             max_iterations,
             stop: move |i, total| stop(i, total),
         };
-        let report = move |round: Round| {
-            if index == 0
-                && let Some(report) = &report
-            {
-                report(round);
-            }
-        };
-        let kept = next.converge(values.clone(), convergence, report);
-        match &checkpoints {
-            Some(ckpt) => kept.checkpoint_loop(ckpt).connect_loop(handle),
-            None => kept.connect_loop(handle),
-        }
-        values.leave(scope)
+        close_loop(gathered, handle, convergence, report, index == 0, checkpoints.as_ref()).leave(scope)
     });
     (last, done)
 }
