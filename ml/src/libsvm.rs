@@ -9,12 +9,11 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
 use weir_dataflows::JobError;
 use weir_dataflows::exec::WorkerCtx;
 use weir_dataflows::input::{LineInput, LinePos};
-use weir_dataflows::operators::ReadLines;
+use weir_dataflows::operators::{GenerateChunks, ReadLines};
 
 use crate::ratings::splitmix;
 
@@ -251,29 +250,12 @@ impl SvmInput {
             }
             SvmInput::Synthetic(synthetic) => {
                 let synthetic = *synthetic;
-                let (index, peers) = (ctx.index as u64, ctx.peers as u64);
-                let records_in = ctx.records_in.clone();
-                source(scope, "SyntheticExamples", move |cap, info| {
-                    let activator = scope.activator_for(info.address);
-                    let mut cap = Some(cap);
-                    let mut chunk = index;
-                    let mut examples = Vec::new();
-                    move |output| {
-                        let Some(time) = cap.as_ref() else {
-                            return;
-                        };
-                        if chunk >= synthetic.chunks() {
-                            cap = None;
-                            return;
-                        }
-                        synthetic.chunk(chunk, &mut examples);
-                        records_in.add(examples.len() as u64);
-                        output.session(time).give_container(&mut examples);
-                        examples.clear();
-                        chunk += peers;
-                        activator.activate();
-                    }
-                })
+                scope.generate_chunks(
+                    ctx,
+                    "SyntheticExamples",
+                    synthetic.chunks(),
+                    move |chunk, out| synthetic.chunk(chunk, out),
+                )
             }
         }
     }

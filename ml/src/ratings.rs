@@ -6,12 +6,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
 use weir_dataflows::JobError;
 use weir_dataflows::exec::WorkerCtx;
 use weir_dataflows::input::{LineInput, LinePos};
-use weir_dataflows::operators::ReadLines;
+use weir_dataflows::operators::{GenerateChunks, ReadLines};
 
 /// One rating.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -246,29 +245,12 @@ impl RatingsInput {
             }
             RatingsInput::Synthetic(synthetic) => {
                 let synthetic = *synthetic;
-                let (index, peers) = (ctx.index as u64, ctx.peers as u64);
-                let records_in = ctx.records_in.clone();
-                source(scope, "SyntheticRatings", move |cap, info| {
-                    let activator = scope.activator_for(info.address);
-                    let mut cap = Some(cap);
-                    let mut chunk = index;
-                    let mut ratings = Vec::new();
-                    move |output| {
-                        let Some(time) = cap.as_ref() else {
-                            return;
-                        };
-                        if chunk >= synthetic.chunks() {
-                            cap = None;
-                            return;
-                        }
-                        synthetic.chunk(chunk, &mut ratings);
-                        records_in.add(ratings.len() as u64);
-                        output.session(time).give_container(&mut ratings);
-                        ratings.clear();
-                        chunk += peers;
-                        activator.activate();
-                    }
-                })
+                scope.generate_chunks(
+                    ctx,
+                    "SyntheticRatings",
+                    synthetic.chunks(),
+                    move |chunk, out| synthetic.chunk(chunk, out),
+                )
             }
         }
     }

@@ -3,14 +3,13 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
 
 use super::Node;
 use crate::error::JobError;
 use crate::exec::WorkerCtx;
 use crate::input::LineInput;
-use crate::operators::ReadLines;
+use crate::operators::{GenerateChunks, ReadLines};
 
 /// A directed edge `(src, dst)`.
 pub type Edge = (Node, Node);
@@ -133,28 +132,8 @@ impl GraphInput {
             GraphInput::Edges(lines) => scope.read_lines(lines, ctx, 0, |line, _| parse_edge(line)),
             GraphInput::Rmat(rmat) => {
                 let rmat = *rmat;
-                let (index, peers) = (ctx.index as u64, ctx.peers as u64);
-                let records_in = ctx.records_in.clone();
-                source(scope, "Rmat", move |cap, info| {
-                    let activator = scope.activator_for(info.address);
-                    let mut cap = Some(cap);
-                    let mut chunk = index;
-                    let mut edges = Vec::new();
-                    move |output| {
-                        let Some(time) = cap.as_ref() else {
-                            return;
-                        };
-                        if chunk >= rmat.chunks() {
-                            cap = None;
-                            return;
-                        }
-                        rmat.chunk(chunk, &mut edges);
-                        records_in.add(edges.len() as u64);
-                        output.session(time).give_container(&mut edges);
-                        edges.clear();
-                        chunk += peers;
-                        activator.activate();
-                    }
+                scope.generate_chunks(ctx, "Rmat", rmat.chunks(), move |chunk, out| {
+                    rmat.chunk(chunk, out)
                 })
             }
         }

@@ -7,9 +7,11 @@
 //! frontier is empty.
 
 pub mod fold_by_key;
+pub mod generate_chunks;
 pub mod read_lines;
 
 pub use fold_by_key::{FoldByKey, SumByKey};
+pub use generate_chunks::GenerateChunks;
 pub use read_lines::ReadLines;
 
 /// The time at which batch operators emit results that depend on their whole input.
