@@ -209,6 +209,70 @@ impl Table {
     }
 }
 
+/// What a half-iteration has received for each iteration, until the
+/// frontier passes it: this worker's item block and a table of the other
+/// side's factors (one table is reused from iteration to iteration).
+struct Inbox {
+    pending: BTreeMap<Iteration, (Capability<Iteration>, Option<ItemBlock>, Table)>,
+    spare: Option<Table>,
+    rank: usize,
+}
+
+impl Inbox {
+    fn new(rank: usize) -> Inbox {
+        Inbox {
+            pending: BTreeMap::new(),
+            spare: None,
+            rank,
+        }
+    }
+
+    /// Takes in `flows` of iteration `time`; `cap` makes its capability.
+    fn take(
+        &mut self,
+        time: Iteration,
+        cap: impl FnOnce() -> Capability<Iteration>,
+        side: &Side,
+        flows: impl Iterator<Item = Flow>,
+    ) {
+        let (spare, rank) = (&mut self.spare, self.rank);
+        let entry = self.pending.entry(time).or_insert_with(|| {
+            let table = spare.take().unwrap_or_else(|| Table::new(side, rank));
+            (cap(), None, table)
+        });
+        for flow in flows {
+            match flow {
+                Flow::State(block) => entry.1 = Some(block),
+                Flow::Factors { ids, values } => entry.2.fill(side, &ids, &values),
+            }
+        }
+    }
+
+    /// The iterations that are `complete`, with their block and table (give
+    /// the table back with [`Inbox::recycle`]).
+    fn ready(
+        &mut self,
+        complete: impl Fn(&Iteration) -> bool,
+    ) -> Vec<(Capability<Iteration>, ItemBlock, Table)> {
+        let times: Vec<Iteration> = self
+            .pending
+            .keys()
+            .filter(|t| complete(t))
+            .copied()
+            .collect();
+        times
+            .into_iter()
+            .filter_map(|t| self.pending.remove(&t))
+            .map(|(cap, block, table)| (cap, block.unwrap_or_default(), table))
+            .collect()
+    }
+
+    fn recycle(&mut self, mut table: Table) {
+        table.reset();
+        self.spare = Some(table);
+    }
+}
+
 /// Solves every entity of `side` from the received `table`; the factors in
 /// the order of `side.ids`, and the number of failed solves.
 fn solve_side(
@@ -466,44 +530,17 @@ pub fn als<'s>(
                 Exchange::new(|(to, _): &(u64, Flow)| *to),
                 "SolveUsers",
                 move |_, _| {
-                    let mut pending: BTreeMap<
-                        Iteration,
-                        (Capability<Iteration>, Option<ItemBlock>, Table),
-                    > = BTreeMap::new();
-                    let mut spare: Option<Table> = None;
+                    let mut inbox = Inbox::new(rank);
                     let mut solver = Solver::new(rank, params.lambda);
                     move |(input, frontier), output| {
                         let layout = users_layout.borrow();
                         input.for_each_stamp(|cap, data| {
-                            let Some(&time) = cap.stamp().iter().next() else {
-                                return;
-                            };
-                            let entry = pending.entry(time).or_insert_with(|| {
-                                let table = spare
-                                    .take()
-                                    .unwrap_or_else(|| Table::new(&layout.users, rank));
-                                (cap.delayed(&time, 0), None, table)
-                            });
-                            for batch in data {
-                                for (_, flow) in batch.drain(..) {
-                                    match flow {
-                                        Flow::State(block) => entry.1 = Some(block),
-                                        Flow::Factors { ids, values } => {
-                                            entry.2.fill(&layout.users, &ids, &values)
-                                        }
-                                    }
-                                }
+                            if let Some(&time) = cap.stamp().iter().next() {
+                                let flows = data.flat_map(|b| b.drain(..).map(|(_, f)| f));
+                                inbox.take(time, || cap.delayed(&time, 0), &layout.users, flows);
                             }
                         });
-                        let ready: Vec<Iteration> = pending
-                            .keys()
-                            .filter(|t| !frontier.less_equal(t))
-                            .copied()
-                            .collect();
-                        for time in ready {
-                            let Some((cap, block, mut table)) = pending.remove(&time) else {
-                                continue;
-                            };
+                        for (cap, block, table) in inbox.ready(|t| !frontier.less_equal(t)) {
                             let (users, failed) = solve_side(
                                 &layout.users,
                                 &table,
@@ -519,10 +556,9 @@ pub fn als<'s>(
                             }
                             // counted in the items' half, where errors are summed
                             users_failed.set(users_failed.get() + failed);
-                            session.give((index as u64, Flow::State(block.unwrap_or_default())));
+                            session.give((index as u64, Flow::State(block)));
                             users_kept.borrow_mut().users = Some((layout.users.ids.clone(), users));
-                            table.reset();
-                            spare = Some(table);
+                            inbox.recycle(table);
                         }
                     }
                 },
@@ -537,45 +573,17 @@ pub fn als<'s>(
                 Exchange::new(|(to, _): &(u64, Flow)| *to),
                 "SolveItems",
                 move |_, _| {
-                    let mut pending: BTreeMap<
-                        Iteration,
-                        (Capability<Iteration>, Option<ItemBlock>, Table),
-                    > = BTreeMap::new();
-                    let mut spare: Option<Table> = None;
+                    let mut inbox = Inbox::new(rank);
                     let mut solver = Solver::new(rank, params.lambda);
                     move |(input, frontier), output| {
                         let layout = items_layout.borrow();
                         input.for_each_stamp(|cap, data| {
-                            let Some(&time) = cap.stamp().iter().next() else {
-                                return;
-                            };
-                            let entry = pending.entry(time).or_insert_with(|| {
-                                let table = spare
-                                    .take()
-                                    .unwrap_or_else(|| Table::new(&layout.items, rank));
-                                (cap.delayed(&time, 0), None, table)
-                            });
-                            for batch in data {
-                                for (_, flow) in batch.drain(..) {
-                                    match flow {
-                                        Flow::State(block) => entry.1 = Some(block),
-                                        Flow::Factors { ids, values } => {
-                                            entry.2.fill(&layout.items, &ids, &values)
-                                        }
-                                    }
-                                }
+                            if let Some(&time) = cap.stamp().iter().next() {
+                                let flows = data.flat_map(|b| b.drain(..).map(|(_, f)| f));
+                                inbox.take(time, || cap.delayed(&time, 0), &layout.items, flows);
                             }
                         });
-                        let ready: Vec<Iteration> = pending
-                            .keys()
-                            .filter(|t| !frontier.less_equal(t))
-                            .copied()
-                            .collect();
-                        for time in ready {
-                            let Some((cap, block, mut table)) = pending.remove(&time) else {
-                                continue;
-                            };
-                            let mut block = block.unwrap_or_default();
+                        for (cap, mut block, table) in inbox.ready(|t| !frontier.less_equal(t)) {
                             let (items, failed) = solve_side(
                                 &layout.items,
                                 &table,
@@ -592,8 +600,7 @@ pub fn als<'s>(
                             let mut session = output.session(&cap);
                             session.give(Ok(block));
                             session.give(Err(e));
-                            table.reset();
-                            spare = Some(table);
+                            inbox.recycle(table);
                         }
                     }
                 },
