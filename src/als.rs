@@ -3,8 +3,6 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use weir_dataflows::input::LineInput;
 use weir_ml::als::{AlsParams, Errors};
@@ -137,25 +135,13 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     let iterations: u64 = opt_or(&m, "iterations", 10)?;
     let output = m.opt_str("output").map(PathBuf::from);
     let leader = cli::process_zero(&m);
-    let (bar, terminal) = cli::iteration_bar("als", Some(iterations), leader)?;
-    let last = Mutex::new(Instant::now());
-    let shown = bar.clone();
-    let report = Arc::new(move |round: Round<Errors>| {
-        cli::fault_after(round.iteration);
-        let took = last.lock().map(|mut t| {
-            let took = t.elapsed();
-            *t = Instant::now();
-            took
-        });
-        let took = took.map(|d| d.as_secs_f64() * 1e3).unwrap_or_default();
-        let text = format!("{} ({took:.2} ms)", line(&round));
-        if terminal {
-            shown.set_position(round.iteration + 1);
-            shown.set_message(text);
-        } else if leader {
-            eprintln!("als: iteration {}: {text}", round.iteration);
-        }
-    });
+    let (report, bar) = cli::iteration_progress(
+        "als",
+        "iteration",
+        Some(iterations),
+        leader,
+        |round, took| format!("{} ({:.2} ms)", line(round), took.as_secs_f64() * 1e3),
+    )?;
     let job = AlsJob {
         input: input.clone(),
         split,

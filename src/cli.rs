@@ -4,10 +4,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weir_dataflows::exec::{JobOptions, JobSummary};
 use weir_dataflows::jobs::loops::LoopCheckpointing;
+use weir_progress::convergence::{Report, Round};
 
 /// A command failed: bad usage (exit 2) or at run time (exit 1).
 #[derive(Debug)]
@@ -247,15 +250,19 @@ pub fn loop_checkpoints(m: &getopts::Matches) -> Result<Option<LoopCheckpointing
     }))
 }
 
-/// A per-iteration progress bar on stderr when process 0 runs on a
-/// terminal (hidden otherwise; the caller then prints a line per
-/// iteration): `length` iterations at most, or a spinner. Also whether it
-/// is shown.
-pub fn iteration_bar(
+/// Per-iteration progress of an iterative job: a bar on stderr when process
+/// 0 runs on a terminal, else a line `{prefix}: {unit} N: {text}` per
+/// iteration from process 0, where `line` makes the text from the round and
+/// the time since the previous one. `length` is the most iterations, if
+/// known (else a spinner). The report also serves the crash tests
+/// ([`fault_after`]). Finish the bar once the job is over.
+pub fn iteration_progress<V: 'static>(
     prefix: &'static str,
+    unit: &'static str,
     length: Option<u64>,
     leader: bool,
-) -> Result<(ProgressBar, bool), CliError> {
+    line: impl Fn(&Round<V>, Duration) -> String + Send + Sync + 'static,
+) -> Result<(Report<V>, ProgressBar), CliError> {
     let terminal = leader && std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(
         length,
@@ -275,7 +282,27 @@ pub fn iteration_bar(
             .progress_chars("=> "),
     );
     bar.set_prefix(prefix);
-    Ok((bar, terminal))
+    let last = Mutex::new(Instant::now());
+    let shown = bar.clone();
+    let report: Report<V> = Arc::new(move |round: Round<V>| {
+        fault_after(round.iteration);
+        let took = last
+            .lock()
+            .map(|mut t| {
+                let took = t.elapsed();
+                *t = Instant::now();
+                took
+            })
+            .unwrap_or_default();
+        let text = line(&round, took);
+        if terminal {
+            shown.set_position(round.iteration + 1);
+            shown.set_message(text);
+        } else if leader {
+            eprintln!("{prefix}: {unit} {}: {text}", round.iteration);
+        }
+    });
+    Ok((report, bar))
 }
 
 /// For the crash tests: with `WEIR_FAULT_ABORT_AFTER_ITERATION=N`, dies

@@ -3,8 +3,6 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use weir_dataflows::input::LineInput;
 use weir_ml::cocoa::sdca::{Aggregation, CocoaParams, Duality};
@@ -96,25 +94,10 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     };
     let rounds: u64 = opt_or(&m, "rounds", 100)?;
     let leader = cli::process_zero(&m);
-    let (bar, terminal) = cli::iteration_bar("cocoa", Some(rounds), leader)?;
-    let last = Mutex::new(Instant::now());
-    let shown = bar.clone();
-    let report = Arc::new(move |round: Round<Duality>| {
-        cli::fault_after(round.iteration);
-        let took = last.lock().map(|mut t| {
-            let took = t.elapsed();
-            *t = Instant::now();
-            took
-        });
-        let took = took.map(|d| d.as_secs_f64() * 1e3).unwrap_or_default();
-        let text = format!("{} ({took:.2} ms)", line(&round));
-        if terminal {
-            shown.set_position(round.iteration + 1);
-            shown.set_message(text);
-        } else if leader {
-            eprintln!("cocoa: round {}: {text}", round.iteration);
-        }
-    });
+    let (report, bar) =
+        cli::iteration_progress("cocoa", "round", Some(rounds), leader, |round, took| {
+            format!("{} ({:.2} ms)", line(round), took.as_secs_f64() * 1e3)
+        })?;
     cli::note(&m, format!("cocoa: input {}", input.describe()));
     let job = CocoaJob {
         input,

@@ -1,8 +1,6 @@
 //! `weir pagerank`, `weir cc` and `weir bfs`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use indicatif::ProgressBar;
 use weir_dataflows::algorithms::graphs::pagerank::PageRank;
@@ -10,7 +8,6 @@ use weir_dataflows::algorithms::graphs::superstep::Report;
 use weir_dataflows::graph::input::{GraphInput, Rmat};
 use weir_dataflows::input::LineInput;
 use weir_dataflows::jobs::graph::{self, Algorithm, GraphJob, GraphSummary};
-use weir_progress::convergence::Round;
 
 use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
 
@@ -125,30 +122,20 @@ fn progress(algorithm: Algorithm, leader: bool) -> Result<(Report, ProgressBar),
         Algorithm::PageRank { iterations, .. } => Some(iterations),
         _ => None,
     };
-    let (bar, terminal) = cli::iteration_bar(algorithm.name(), length, leader)?;
-    let last = Mutex::new(Instant::now());
-    let shown = bar.clone();
-    let report = Arc::new(move |round: Round| {
-        cli::fault_after(round.iteration);
-        let took = last.lock().map(|mut t| {
-            let took = t.elapsed();
-            *t = Instant::now();
-            took
-        });
-        let took = took.map(|d| d.as_secs_f64()).unwrap_or_default();
-        let line = format!("{} {:.6e} ({took:.3} s)", algorithm.measure(), round.value);
-        if terminal {
-            shown.set_position(round.iteration + 1);
-            shown.set_message(line);
-        } else if leader {
-            eprintln!(
-                "{}: iteration {}: {line}",
-                algorithm.name(),
-                round.iteration
-            );
-        }
-    });
-    Ok((report, bar))
+    cli::iteration_progress(
+        algorithm.name(),
+        "iteration",
+        length,
+        leader,
+        move |round, took| {
+            format!(
+                "{} {:.6e} ({:.3} s)",
+                algorithm.measure(),
+                round.value,
+                took.as_secs_f64()
+            )
+        },
+    )
 }
 
 pub fn main(name: &'static str, args: &[String]) -> Result<(), CliError> {
