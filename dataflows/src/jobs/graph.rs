@@ -3,7 +3,7 @@
 //! algorithm runs as a timely loop; optional loop checkpoints every K
 //! iterations, and a resume from the latest one.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use weir_progress::convergence::Round;
@@ -16,7 +16,7 @@ use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
 use crate::graph::Node;
 use crate::graph::input::GraphInput;
 use crate::graph::layout::Block;
-use crate::jobs::loops::{LoopCheckpointing, OpenLoop, resumed};
+use crate::jobs::loops::{LoopCheckpointing, OpenLoop, Rounds, iterations_run, resumed};
 
 /// Which algorithm a graph job runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -87,9 +87,7 @@ pub struct GraphSummary {
 impl GraphSummary {
     /// Iterations run in all, counting those before a resume.
     pub fn iterations(&self) -> u64 {
-        self.rounds
-            .last()
-            .map_or(self.resumed_at.unwrap_or(0), |r| r.iteration + 1)
+        iterations_run(&self.rounds, self.resumed_at)
     }
 }
 
@@ -109,17 +107,8 @@ pub fn run(
         .map(LoopCheckpointing::open)
         .transpose()?;
     let first = open.as_ref().map_or(0, |o| o.first);
-    let rounds = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&rounds);
-    let user = job.report.clone();
-    let report: Report = Arc::new(move |round: Round| {
-        if let Ok(mut rounds) = seen.lock() {
-            rounds.push(round);
-        }
-        if let Some(user) = &user {
-            user(round);
-        }
-    });
+    let rounds = Rounds::default();
+    let report = rounds.report(job.report.clone());
     let algorithm = job.algorithm;
     let input = job.input.clone();
     let summary = run_job(config, options, move |scope, ctx| {
@@ -175,7 +164,7 @@ pub fn run(
             }
         }
     })?;
-    let rounds = rounds.lock().map(|r| r.clone()).unwrap_or_default();
+    let rounds = rounds.taken();
     Ok(GraphSummary {
         job: summary,
         rounds,

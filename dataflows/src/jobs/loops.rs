@@ -1,11 +1,13 @@
 //! What every iterative job does with loop checkpoints: open the directory,
 //! learn the iteration to start at (refusing a directory of an earlier run
 //! unless asked to resume), and read this worker's share of the resumed loop
-//! records.
+//! records; and keep the rounds a loop reports.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
+use weir_progress::convergence::{Report, Round};
 use weir_progress::loop_state::{LoopCheckpoints, resume};
 use weir_progress::store::{CheckpointStore, Restore};
 
@@ -95,4 +97,37 @@ pub fn resumed<D: DeserializeOwned>(open: Option<&OpenLoop>, ctx: &WorkerCtx) ->
             Some(Vec::new())
         }
     }
+}
+
+/// The rounds a loop reports (in the process of worker 0), kept for the
+/// job's summary while each still goes on to the user's report.
+#[derive(Clone, Default)]
+pub struct Rounds<V>(Arc<Mutex<Vec<Round<V>>>>);
+
+impl<V: Copy + Send + 'static> Rounds<V> {
+    /// A report that keeps every round here and passes it on to `user`.
+    pub fn report(&self, user: Option<Report<V>>) -> Report<V> {
+        let kept = Arc::clone(&self.0);
+        Arc::new(move |round: Round<V>| {
+            if let Ok(mut rounds) = kept.lock() {
+                rounds.push(round);
+            }
+            if let Some(user) = &user {
+                user(round);
+            }
+        })
+    }
+
+    /// The rounds kept so far.
+    pub fn taken(&self) -> Vec<Round<V>> {
+        self.0.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// Iterations run in all by a loop that reported `rounds`, counting those
+/// before a resume at `resumed_at`.
+pub fn iterations_run<V>(rounds: &[Round<V>], resumed_at: Option<u64>) -> u64 {
+    rounds
+        .last()
+        .map_or(resumed_at.unwrap_or(0), |r| r.iteration + 1)
 }

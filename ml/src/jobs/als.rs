@@ -2,13 +2,13 @@
 //! blocked ALS as a timely loop with optional loop checkpoints, and collect
 //! the model.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::{Filter, Map};
 use weir_dataflows::JobError;
 use weir_dataflows::exec::{JobOptions, JobSummary, run_job};
-use weir_dataflows::jobs::loops::{LoopCheckpointing, resumed};
+use weir_dataflows::jobs::loops::{LoopCheckpointing, Rounds, iterations_run, resumed};
 use weir_progress::convergence::Round;
 
 use crate::als::layout::Partition;
@@ -55,9 +55,7 @@ pub struct AlsSummary {
 impl AlsSummary {
     /// Iterations run in all, counting those before a resume.
     pub fn iterations(&self) -> u64 {
-        self.rounds
-            .last()
-            .map_or(self.resumed_at.unwrap_or(0), |r| r.iteration + 1)
+        iterations_run(&self.rounds, self.resumed_at)
     }
 }
 
@@ -90,17 +88,8 @@ pub fn run(
         .map(LoopCheckpointing::open)
         .transpose()?;
     let first = open.as_ref().map_or(0, |o| o.first);
-    let rounds = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&rounds);
-    let user = job.report.clone();
-    let report: Report = Arc::new(move |round: Round<Errors>| {
-        if let Ok(mut rounds) = seen.lock() {
-            rounds.push(round);
-        }
-        if let Some(user) = &user {
-            user(round);
-        }
-    });
+    let rounds = Rounds::default();
+    let report = rounds.report(job.report.clone());
     let options = JobOptions {
         output: None,
         show: if job.keep_model { usize::MAX - 1 } else { 0 },
@@ -144,7 +133,7 @@ pub fn run(
             factors.filter(|_| false)
         }
     })?;
-    let rounds = rounds.lock().map(|r| r.clone()).unwrap_or_default();
+    let rounds = rounds.taken();
     let model = match &summary.records {
         Some(lines) if keep => Some(Model::from_lines(params.rank, lines)?),
         _ => None,

@@ -2,11 +2,11 @@
 //! the SVM with CoCoA/CoCoA+ as a timely loop with optional loop
 //! checkpoints, and measure test accuracy.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use weir_dataflows::JobError;
 use weir_dataflows::exec::{JobOptions, JobSummary, run_job};
-use weir_dataflows::jobs::loops::{LoopCheckpointing, resumed};
+use weir_dataflows::jobs::loops::{LoopCheckpointing, Rounds, iterations_run, resumed};
 use weir_progress::convergence::Round;
 
 use crate::cocoa::sdca::{CocoaParams, Duality, accuracy};
@@ -50,9 +50,7 @@ pub struct CocoaSummary {
 impl CocoaSummary {
     /// Rounds run in all, counting those before a resume.
     pub fn rounds_run(&self) -> u64 {
-        self.rounds
-            .last()
-            .map_or(self.resumed_at.unwrap_or(0), |r| r.iteration + 1)
+        iterations_run(&self.rounds, self.resumed_at)
     }
 }
 
@@ -81,17 +79,8 @@ pub fn run(
         .map(LoopCheckpointing::open)
         .transpose()?;
     let first = open.as_ref().map_or(0, |o| o.first);
-    let rounds = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&rounds);
-    let user = job.report.clone();
-    let report: Report = Arc::new(move |round: Round<Duality>| {
-        if let Ok(mut rounds) = seen.lock() {
-            rounds.push(round);
-        }
-        if let Some(user) = &user {
-            user(round);
-        }
-    });
+    let rounds = Rounds::default();
+    let report = rounds.report(job.report.clone());
     let options = JobOptions {
         output: None,
         show: usize::MAX - 1,
@@ -130,7 +119,7 @@ pub fn run(
         Some(test) => Some(accuracy(&test.all()?, &weights)),
         None => None,
     };
-    let rounds = rounds.lock().map(|r| r.clone()).unwrap_or_default();
+    let rounds = rounds.taken();
     Ok(CocoaSummary {
         job: summary,
         rounds,
