@@ -16,12 +16,17 @@ for component in clippy rustfmt; do
     fi
 done
 
-log "system packages (librdkafka builds with cmake and wants curl headers)"
-if ! command -v cmake >/dev/null 2>&1 || ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1; then
+log "system packages (librdkafka builds with cmake and wants curl headers; --plot draws text through fontconfig)"
+packages=(cmake libcurl4-openssl-dev libfontconfig1-dev fonts-dejavu-core)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
     $SUDO apt-get update -q
-    $SUDO apt-get install -y -q cmake libcurl4-openssl-dev
+    $SUDO apt-get install -y -q "${missing[@]}"
 fi
 
 log "kafka broker (tests start their own, on free ports)"

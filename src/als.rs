@@ -12,6 +12,7 @@ use weir_ml::ratings::{Format, RatingsInput, Split, Synthetic};
 use weir_progress::convergence::Round;
 
 use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
+use crate::plot::{self, Curve, Plot};
 
 pub fn als_command() -> Command {
     let mut c = Command::with_output(
@@ -65,7 +66,7 @@ pub fn als_command() -> Command {
         "user and item blocks (default: one per worker)",
         "B",
     );
-    cli::loop_checkpoint_options(o);
+    cli::loop_options(o);
     c
 }
 
@@ -135,6 +136,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     let iterations: u64 = opt_or(&m, "iterations", 10)?;
     let output = m.opt_str("output").map(PathBuf::from);
     let leader = cli::process_zero(&m);
+    let plot = plot::path(&m)?;
     let (report, bar) = cli::iteration_progress(
         "als",
         "iteration",
@@ -156,7 +158,38 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     cli::note(&m, format!("als: input {}", input.describe()));
     let summary = als::run(config, job, &Default::default())?;
     bar.finish_and_clear();
-    finish(&summary, &input, params, output, leader)
+    finish(&summary, &input, params, output, leader)?;
+    if let Some(path) = plot
+        && leader
+        && summary.job.leader
+    {
+        let curve = |label: &str, rmse: fn(&Errors) -> Option<f64>| Curve {
+            label: label.to_string(),
+            points: summary
+                .rounds
+                .iter()
+                .filter_map(|r| Some((r.iteration, rmse(&r.value)?)))
+                .collect(),
+        };
+        Plot {
+            title: format!(
+                "weir als rank {}, λ {}: {}",
+                params.rank,
+                params.lambda,
+                input.describe()
+            ),
+            x_label: "iteration",
+            y_label: "RMSE".to_string(),
+            log: false,
+            curves: vec![
+                curve("train RMSE", |e| Some(e.train_rmse())),
+                curve("test RMSE", Errors::test_rmse),
+            ],
+        }
+        .write(&path)?;
+        eprintln!("als: plotted to {}", path.display());
+    }
+    Ok(())
 }
 
 fn finish(

@@ -203,7 +203,8 @@ pub fn parse_job(
 
 /// Installs `--checkpoint-dir`, `--checkpoint-every` and `--restore` (loop
 /// checkpoints of an iterative job).
-pub fn loop_checkpoint_options(opts: &mut getopts::Options) {
+pub fn loop_options(opts: &mut getopts::Options) {
+    crate::plot::option(opts);
     opts.optopt(
         "",
         "checkpoint-dir",
@@ -224,7 +225,7 @@ pub fn loop_checkpoint_options(opts: &mut getopts::Options) {
     );
 }
 
-/// The loop checkpoints asked for by [`loop_checkpoint_options`].
+/// The loop checkpoints asked for by [`loop_options`].
 pub fn loop_checkpoints(m: &getopts::Matches) -> Result<Option<LoopCheckpointing>, CliError> {
     let restore = match m.opt_str("restore").as_deref() {
         None => false,

@@ -11,6 +11,7 @@ use weir_ml::libsvm::{SvmInput, SyntheticSvm};
 use weir_progress::convergence::Round;
 
 use crate::cli::{self, CliError, Command, opt, opt_or};
+use crate::plot::{self, Curve, Plot};
 
 pub fn command() -> Command {
     let mut c = Command::with_output(
@@ -58,7 +59,7 @@ pub fn command() -> Command {
         "seeds the coordinate sampling (default 42)",
         "S",
     );
-    cli::loop_checkpoint_options(o);
+    cli::loop_options(o);
     c
 }
 
@@ -94,6 +95,8 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     };
     let rounds: u64 = opt_or(&m, "rounds", 100)?;
     let leader = cli::process_zero(&m);
+    let plot = plot::path(&m)?;
+    let describe = input.describe();
     let (report, bar) =
         cli::iteration_progress("cocoa", "round", Some(rounds), leader, |round, took| {
             format!("{} ({:.2} ms)", line(round), took.as_secs_f64() * 1e3)
@@ -136,6 +139,30 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         std::fs::write(&file, text)
             .map_err(|e| CliError::Runtime(anyhow::anyhow!("{file}: {e}")))?;
         eprintln!("cocoa: wrote {} weights to {file}", summary.weights.len());
+    }
+    if let Some(path) = plot {
+        Plot {
+            title: format!(
+                "weir cocoa ({}): {describe}",
+                match params.aggregation {
+                    Aggregation::Average => "CoCoA, averaged",
+                    Aggregation::Add => "CoCoA+, added",
+                }
+            ),
+            x_label: "round",
+            y_label: "duality gap".to_string(),
+            log: true,
+            curves: vec![Curve {
+                label: "duality gap".to_string(),
+                points: summary
+                    .rounds
+                    .iter()
+                    .map(|r| (r.iteration, r.value.gap()))
+                    .collect(),
+            }],
+        }
+        .write(&path)?;
+        eprintln!("cocoa: plotted to {}", path.display());
     }
     Ok(())
 }

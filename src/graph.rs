@@ -10,6 +10,7 @@ use weir_dataflows::input::LineInput;
 use weir_dataflows::jobs::graph::{self, Algorithm, GraphJob, GraphSummary};
 
 use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
+use crate::plot::{self, Curve, Plot};
 
 /// The embedded default graph: R-MAT scale 14, edge factor 16, seed 1.
 const DEFAULT_SCALE: u32 = 14;
@@ -31,7 +32,7 @@ fn command(name: &'static str, usage_line: &'static str, about: &'static str) ->
     c.opts
         .optopt("", "edge-factor", "R-MAT edges per node (default 16)", "F");
     c.opts.optopt("", "seed", "R-MAT seed (default 1)", "S");
-    cli::loop_checkpoint_options(&mut c.opts);
+    cli::loop_options(&mut c.opts);
     c
 }
 
@@ -116,6 +117,14 @@ fn algorithm(name: &str, m: &getopts::Matches) -> Result<Algorithm, CliError> {
     })
 }
 
+/// An iteration's measure: PageRank's L1 change, or a count of nodes.
+fn value(algorithm: Algorithm, value: f64) -> String {
+    match algorithm {
+        Algorithm::PageRank { .. } => format!("{value:.6e}"),
+        _ => format!("{value:.0}"),
+    }
+}
+
 /// Per-iteration progress: a bar on a terminal, a line per iteration otherwise.
 fn progress(algorithm: Algorithm, leader: bool) -> Result<(Report, ProgressBar), CliError> {
     let length = match algorithm {
@@ -129,9 +138,9 @@ fn progress(algorithm: Algorithm, leader: bool) -> Result<(Report, ProgressBar),
         leader,
         move |round, took| {
             format!(
-                "{} {:.6e} ({:.3} s)",
+                "{} {} ({:.3} s)",
                 algorithm.measure(),
-                round.value,
+                value(algorithm, round.value),
                 took.as_secs_f64()
             )
         },
@@ -150,6 +159,7 @@ pub fn main(name: &'static str, args: &[String]) -> Result<(), CliError> {
     let input = input(&m)?;
     let algorithm = algorithm(name, &m)?;
     let leader = cli::process_zero(&m);
+    let plot = plot::path(&m)?;
     let (report, bar) = progress(algorithm, leader)?;
     let job = GraphJob {
         input: input.clone(),
@@ -160,7 +170,28 @@ pub fn main(name: &'static str, args: &[String]) -> Result<(), CliError> {
     cli::note(&m, format!("{name}: input {}", describe(&input)));
     let summary = graph::run(config, job, &options)?;
     bar.finish_and_clear();
-    finish(name, &summary, &options, algorithm)
+    finish(name, &summary, &options, algorithm)?;
+    if let Some(path) = plot
+        && summary.job.leader
+    {
+        Plot {
+            title: format!("weir {name}: {}", describe(&input)),
+            x_label: "iteration",
+            y_label: algorithm.measure().to_string(),
+            log: true,
+            curves: vec![Curve {
+                label: algorithm.measure().to_string(),
+                points: summary
+                    .rounds
+                    .iter()
+                    .map(|r| (r.iteration, r.value))
+                    .collect(),
+            }],
+        }
+        .write(&path)?;
+        cli::note(&m, format!("{name}: plotted to {}", path.display()));
+    }
+    Ok(())
 }
 
 fn describe(input: &GraphInput) -> String {
@@ -191,10 +222,13 @@ fn finish(
     }
     cli::report(name, &summary.job, options);
     if summary.job.leader {
-        let last = summary
-            .rounds
-            .last()
-            .map(|r| format!(", last {} {:.3e}", algorithm.measure(), r.value));
+        let last = summary.rounds.last().map(|r| {
+            format!(
+                ", last {} {}",
+                algorithm.measure(),
+                value(algorithm, r.value)
+            )
+        });
         let resumed = summary
             .resumed_at
             .map(|i| format!(" (resumed at iteration {i})"))

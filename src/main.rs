@@ -8,6 +8,7 @@ mod demo;
 mod generate;
 mod graph;
 mod join;
+mod plot;
 mod stream;
 mod stream_kafka;
 mod wordcount;
@@ -46,6 +47,10 @@ const JOBS: &[(&str, &str)] = &[
     (
         "recommend",
         "top unrated items for a user from an ALS model",
+    ),
+    (
+        "cocoa",
+        "CoCoA / CoCoA+ linear SVM of LIBSVM data (timely rounds)",
     ),
     ("gen", "write seeded generated text or tables"),
 ];

@@ -33,6 +33,16 @@ fn usage_errors_exit_2_with_one_clear_line() {
         "weir: -p/--process is 2, but must be less than -n/--processes (2)",
     );
     fails(
+        &["cc", "--plot", "curve.jpg"],
+        2,
+        "weir: --plot curve.jpg: the file must end in .png or .svg",
+    );
+    fails(
+        &["als", "--plot", "no/such/dir/curve.png"],
+        2,
+        "weir: --plot no/such/dir/curve.png: directory no/such/dir does not exist",
+    );
+    fails(
         &["wordcount", "extra"],
         2,
         "weir: wordcount: unexpected argument 'extra'",
@@ -122,6 +132,39 @@ fn dash_h_is_the_hostfile_and_help_is_long_only() {
     }
     let o = run(&["--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("wordcount"));
+}
+
+/// `weir --help` once left `cocoa` out of its list of jobs.
+#[test]
+fn help_lists_every_job_cocoa_included() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout).into_owned();
+    let listed: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Jobs:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let jobs = [
+        "demo",
+        "wordcount",
+        "join",
+        "stream",
+        "pagerank",
+        "cc",
+        "bfs",
+        "als",
+        "recommend",
+        "cocoa",
+        "gen",
+    ];
+    assert_eq!(listed, jobs, "{help}");
+    for job in jobs {
+        let o = run(&[job, "--help"]);
+        assert!(o.status.success(), "{job}: {}", stderr(&o));
+    }
 }
 
 #[test]

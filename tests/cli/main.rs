@@ -7,4 +7,5 @@ mod graphs;
 mod jobs;
 mod kafka_chaos;
 mod ml;
+mod plots;
 mod support;
