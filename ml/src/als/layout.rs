@@ -93,12 +93,41 @@ pub struct Layout {
     pub untrained_tests: u64,
 }
 
-/// `(owned id, other id, value)` triples, sorted, as a side with its CSR.
-fn side(mut triples: Vec<(u64, u64, f32)>, extra_remote: &[u64]) -> Side {
-    triples.sort_unstable_by_key(|t| (t.0, t.1, t.2.to_bits()));
-    let mut remote: Vec<u64> = triples
+/// The ratings placed at a worker, by kind, as they arrive (24 bytes per
+/// rating and side: the layout is built from these, and they are dropped
+/// side by side while it is).
+#[derive(Debug, Default)]
+pub struct Placement {
+    user_train: Vec<Rating>,
+    user_test: Vec<Rating>,
+    item_train: Vec<Rating>,
+    item_test: Vec<Rating>,
+}
+
+impl Placement {
+    /// Keeps a placed rating.
+    pub fn push(&mut self, placed: Placed) {
+        match placed {
+            Placed::UserTrain(r) => self.user_train.push(r),
+            Placed::UserTest(r) => self.user_test.push(r),
+            Placed::ItemTrain(r) => self.item_train.push(r),
+            Placed::ItemTest(r) => self.item_test.push(r),
+        }
+    }
+}
+
+/// Ratings as a side with its CSR: `own` gives a rating's entity on this
+/// side, `other` the one on the other side (whose factor it needs).
+fn side(
+    mut ratings: Vec<Rating>,
+    own: impl Fn(&Rating) -> u64 + Copy,
+    other: impl Fn(&Rating) -> u64 + Copy,
+    extra_remote: &[u64],
+) -> Side {
+    ratings.sort_unstable_by_key(|r| (own(r), other(r), r.value.to_bits()));
+    let mut remote: Vec<u64> = ratings
         .iter()
-        .map(|t| t.1)
+        .map(other)
         .chain(extra_remote.iter().copied())
         .collect();
     remote.sort_unstable();
@@ -107,60 +136,71 @@ fn side(mut triples: Vec<(u64, u64, f32)>, extra_remote: &[u64]) -> Side {
         remote,
         ..Side::default()
     };
-    s.others.reserve(triples.len());
-    s.values.reserve(triples.len());
-    for (i, &(own, other, value)) in triples.iter().enumerate() {
-        if s.ids.last() != Some(&own) {
-            s.ids.push(own);
+    s.others.reserve_exact(ratings.len());
+    s.values.reserve_exact(ratings.len());
+    for (i, r) in ratings.iter().enumerate() {
+        if s.ids.last() != Some(&own(r)) {
+            s.ids.push(own(r));
             s.offsets.push(i);
         }
         let slot = s
             .remote
-            .binary_search(&other)
+            .binary_search(&other(r))
             .unwrap_or_else(|_| unreachable!("collected above"));
         s.others.push(slot as u32);
-        s.values.push(value);
+        s.values.push(r.value);
     }
-    s.offsets.push(triples.len());
+    s.offsets.push(ratings.len());
     s
 }
 
-/// For each worker, the local indices (ascending, distinct) of the pairs
+/// For each worker, the local entities (ascending, distinct) whose factor
+/// it needs: those with a rating of an entity it owns, and `extra` pairs
 /// `(local, worker)`.
-fn ship(pairs: impl Iterator<Item = (usize, usize)>, peers: usize) -> Vec<Vec<u32>> {
-    let mut out = vec![Vec::new(); peers];
-    for (local, worker) in pairs {
+fn ship(
+    side: &Side,
+    partition: Partition,
+    extra: impl Iterator<Item = (usize, usize)>,
+) -> Vec<Vec<u32>> {
+    let mut out = vec![Vec::new(); partition.peers];
+    // the owner of each remote slot, computed once rather than per rating
+    let owners: Vec<usize> = side.remote.iter().map(|&id| partition.owner(id)).collect();
+    for l in 0..side.ids.len() {
+        for &slot in &side.others[side.offsets[l]..side.offsets[l + 1]] {
+            let list: &mut Vec<u32> = &mut out[owners[slot as usize]];
+            if list.last() != Some(&(l as u32)) {
+                list.push(l as u32);
+            }
+        }
+    }
+    for (local, worker) in extra {
         out[worker].push(local as u32);
     }
     for list in &mut out {
         list.sort_unstable();
         list.dedup();
+        list.shrink_to_fit();
     }
     out
 }
 
 impl Layout {
     /// Builds a worker's share from the ratings placed at it.
-    pub fn build(placed: Vec<Placed>, partition: Partition) -> Layout {
-        let (mut user_train, mut user_test, mut item_train, mut item_test) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for p in placed {
-            match p {
-                Placed::UserTrain(r) => user_train.push((r.user, r.item, r.value)),
-                Placed::UserTest(r) => user_test.push(r),
-                Placed::ItemTrain(r) => item_train.push((r.item, r.user, r.value)),
-                Placed::ItemTest(r) => item_test.push(r),
-            }
-        }
-        let peers = partition.peers;
-        let mut users = side(user_train, &[]);
+    pub fn build(placement: Placement, partition: Partition) -> Layout {
+        let Placement {
+            user_train,
+            user_test,
+            mut item_train,
+            item_test,
+        } = placement;
+        let mut users = side(user_train, |r| r.user, |r| r.item, &[]);
         // test ratings of untrained items are unpredictable: drop them here
-        item_train.sort_unstable_by_key(|t| t.0);
-        let trained = |item: u64| item_train.binary_search_by_key(&item, |t| t.0).is_ok();
+        item_train.sort_unstable_by_key(|r| r.item);
+        let trained = |item: u64| item_train.binary_search_by_key(&item, |r| r.item).is_ok();
         let (predictable, unpredictable): (Vec<Rating>, Vec<Rating>) =
             item_test.into_iter().partition(|r| trained(r.item));
         let test_users: Vec<u64> = predictable.iter().map(|r| r.user).collect();
-        let mut items = side(item_train, &test_users);
+        let mut items = side(item_train, |r| r.item, |r| r.user, &test_users);
         let tests = predictable
             .iter()
             .filter_map(|r| {
@@ -171,27 +211,11 @@ impl Layout {
             .collect();
         // a user's factor goes to the owners of the items it rated, and of
         // the items of its test ratings (where its errors are measured)
-        let user_pairs: Vec<(usize, usize)> = (0..users.ids.len())
-            .flat_map(|l| {
-                let users = &users;
-                (users.offsets[l]..users.offsets[l + 1])
-                    .map(move |k| (l, partition.owner(users.remote[users.others[k] as usize])))
-            })
-            .chain(
-                user_test
-                    .iter()
-                    .filter_map(|r| Some((users.local(r.user)?, partition.owner(r.item)))),
-            )
-            .collect();
-        users.ship = ship(user_pairs.into_iter(), peers);
-        let item_pairs: Vec<(usize, usize)> = (0..items.ids.len())
-            .flat_map(|l| {
-                let items = &items;
-                (items.offsets[l]..items.offsets[l + 1])
-                    .map(move |k| (l, partition.owner(items.remote[items.others[k] as usize])))
-            })
-            .collect();
-        items.ship = ship(item_pairs.into_iter(), peers);
+        let test_pairs = user_test
+            .iter()
+            .filter_map(|r| Some((users.local(r.user)?, partition.owner(r.item))));
+        users.ship = ship(&users, partition, test_pairs);
+        items.ship = ship(&items, partition, std::iter::empty());
         Layout {
             users,
             items,

@@ -42,7 +42,7 @@ use weir_dataflows::exec::Failure;
 use weir_progress::convergence::{Convergence, Iteration};
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 
-use self::layout::{Layout, Partition, Placed, Side};
+use self::layout::{Layout, Partition, Placed, Placement, Side};
 use self::solve::{Solver, dot};
 use crate::ratings::Rating;
 
@@ -407,7 +407,7 @@ pub fn als<'s>(
             "BuildRatings",
             move |cap, _| {
                 let mut cap = Some(cap);
-                let mut placed = Vec::new();
+                let mut placed = Placement::default();
                 let mut factors: HashMap<u64, Vec<f64>> = HashMap::new();
                 let mut sse: Option<f64> = None;
                 move |(input, frontier), output| {
