@@ -9,10 +9,12 @@
 pub mod fold_by_key;
 pub mod generate_chunks;
 pub mod read_lines;
+pub mod when_done;
 
 pub use fold_by_key::{FoldByKey, SumByKey};
 pub use generate_chunks::GenerateChunks;
 pub use read_lines::ReadLines;
+pub use when_done::WhenDone;
 
 /// The time at which batch operators emit results that depend on their whole input.
 pub const FINAL: u64 = u64::MAX;

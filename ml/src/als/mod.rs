@@ -39,6 +39,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Map, ToStream};
 use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
 use weir_dataflows::exec::Failure;
+use weir_dataflows::operators::WhenDone;
 use weir_progress::convergence::{Convergence, Iteration};
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 
@@ -622,33 +623,26 @@ pub fn als<'s>(
     });
 
     // 5. the final factors, once the loop is over
-    done.unary_frontier::<CapacityContainerBuilder<Vec<String>>, _, _, _>(
-        Pipeline,
-        "EmitFactors",
-        move |cap, _| {
-            let mut cap = Some(cap);
-            move |(input, frontier), output| {
-                input.for_each(|_, _| {});
-                if frontier.is_empty()
-                    && let Some(cap) = cap.take()
-                {
-                    let kept = std::mem::take(&mut *kept.borrow_mut());
-                    let mut session = output.session(&cap);
-                    let k = rank.max(1);
-                    if let Some((ids, factors)) = kept.users {
-                        for (id, f) in ids.iter().zip(factors.chunks_exact(k)) {
-                            session.give(format!("user\t{id}\t{}", join(f)));
-                        }
-                    }
-                    if let Some(block) = kept.items {
-                        for (id, f) in block.ids.iter().zip(block.factors.chunks_exact(k)) {
-                            session.give(format!("item\t{id}\t{}", join(f)));
-                        }
-                    }
-                }
-            }
-        },
-    )
+    done.when_done("EmitFactors", kept, move |kept: Kept| {
+        let k = rank.max(1);
+        let users = kept.users.into_iter();
+        let items = kept.items.into_iter().map(|b| (b.ids, b.factors));
+        let users = users.flat_map(move |(ids, factors)| factor_lines("user", ids, factors, k));
+        users.chain(items.flat_map(move |(ids, factors)| factor_lines("item", ids, factors, k)))
+    })
+}
+
+/// Lines `side<TAB>id<TAB>f1 ... fK` of a block of factors.
+fn factor_lines(
+    side: &'static str,
+    ids: Vec<u64>,
+    factors: Vec<f64>,
+    k: usize,
+) -> impl Iterator<Item = String> {
+    (0..ids.len()).map(move |l| {
+        let factor = &factors[l * k..(l + 1) * k];
+        format!("{side}\t{}\t{}", ids[l], join(factor))
+    })
 }
 
 /// A factor as space-separated numbers (shortest exact form).

@@ -27,6 +27,7 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
+use weir_dataflows::operators::WhenDone;
 use weir_progress::convergence::{Convergence, Iteration};
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 
@@ -338,23 +339,10 @@ pub fn cocoa<'s>(
     });
 
     // 4. worker 0's weights, once the loop is over
-    done.unary_frontier::<CapacityContainerBuilder<Vec<String>>, _, _, _>(
-        Pipeline,
-        "EmitWeights",
-        move |cap, _| {
-            let mut cap = Some(cap);
-            move |(input, frontier), output| {
-                input.for_each(|_, _| {});
-                if frontier.is_empty()
-                    && let Some(cap) = cap.take()
-                    && let Some(state) = kept.borrow_mut().take()
-                {
-                    let mut session = output.session(&cap);
-                    for (j, w) in state.w.iter().enumerate() {
-                        session.give(format!("{}\t{w}", j + 1));
-                    }
-                }
-            }
-        },
-    )
+    done.when_done("EmitWeights", kept, |state: Option<CocoaState>| {
+        state
+            .into_iter()
+            .flat_map(|state| state.w.into_iter().enumerate())
+            .map(|(j, w)| format!("{}\t{w}", j + 1))
+    })
 }

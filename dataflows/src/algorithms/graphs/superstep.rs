@@ -18,6 +18,7 @@ use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 
 use crate::graph::layout::{Block, Graph, SharedGraph};
 use crate::graph::{Node, owner};
+use crate::operators::WhenDone;
 
 pub use weir_progress::convergence::Report;
 
@@ -266,25 +267,10 @@ pub fn emit<'s, S: Clone + 'static>(
     last: Kept<S>,
     format: impl Fn(Node, &S) -> Option<String> + 'static,
 ) -> StreamVec<'s, u64, String> {
-    done.unary_frontier::<CapacityContainerBuilder<Vec<String>>, _, _, _>(
-        Pipeline,
-        "Emit",
-        move |cap, _| {
-            let mut cap = Some(cap);
-            move |(input, frontier), output| {
-                input.for_each(|_, _| {});
-                if frontier.is_empty()
-                    && let Some(cap) = cap.take()
-                {
-                    let block = last.borrow_mut().take();
-                    let mut session = output.session(&cap);
-                    for (node, value) in block.iter().flatten() {
-                        if let Some(line) = format(*node, value) {
-                            session.give(line);
-                        }
-                    }
-                }
-            }
-        },
-    )
+    done.when_done("Emit", last, move |block| {
+        block
+            .into_iter()
+            .flatten()
+            .filter_map(move |(node, value)| format(node, &value))
+    })
 }
