@@ -72,6 +72,12 @@ fn main() -> Result<()> {
     );
     opts.optopt(
         "",
+        "sets",
+        "als: comma-separated data sets (default ml100k,synthetic10m,synthetic10m-rank50; also synthetic100m-rank50)",
+        "NAMES",
+    );
+    opts.optopt(
+        "",
         "rmat-scale",
         "graphs: the R-MAT scale (default 20)",
         "S",
@@ -123,7 +129,7 @@ fn main() -> Result<()> {
         }
         Some("als") => match m.opt_str("variant") {
             Some(variant) => ml::one_als(&variant, scale),
-            None => ml::bench_als(scale),
+            None => ml::bench_als(scale, m.opt_str("sets").as_deref()),
         },
         Some("als-split") => ml::als_split(&dir),
         Some("cocoa") => ml::bench_cocoa(),

@@ -26,22 +26,58 @@ use weir_ml::libsvm::{SvmInput, SyntheticSvm};
 use weir_ml::ratings::{Format, RatingsInput, Split, Synthetic, split_all};
 use weir_progress::convergence::Round;
 
-/// The data sets of the ALS bench: name, input, rank.
-fn als_sets(scale: f64) -> Vec<(&'static str, RatingsInput, usize)> {
-    let synthetic = |ratings: u64| {
+/// A data set of the ALS bench.
+struct AlsSet {
+    name: &'static str,
+    input: RatingsInput,
+    rank: usize,
+    iterations: u64,
+    /// Run without `--sets`.
+    default: bool,
+}
+
+/// The data sets of the ALS bench. The 100M set (1M users x 200k items,
+/// generated on the workers) runs 3 iterations, and only when asked for.
+fn als_sets(scale: f64) -> Vec<AlsSet> {
+    let synthetic = |users: u64, items: u64, ratings: f64| {
         RatingsInput::Synthetic(Synthetic {
-            users: 100_000,
-            items: 20_000,
-            ratings,
+            users,
+            items,
+            ratings: (ratings * scale) as u64,
             rank: 10,
             seed: 7,
         })
     };
-    let ten_million = (10_000_000.0 * scale) as u64;
+    let set = |name, input, rank, iterations, default| AlsSet {
+        name,
+        input,
+        rank,
+        iterations,
+        default,
+    };
     vec![
-        ("ml100k", movielens(), 10),
-        ("synthetic10m", synthetic(ten_million), 10),
-        ("synthetic10m-rank50", synthetic(ten_million), 50),
+        set("ml100k", movielens(), 10, 10, true),
+        set(
+            "synthetic10m",
+            synthetic(100_000, 20_000, 1e7),
+            10,
+            10,
+            true,
+        ),
+        set(
+            "synthetic10m-rank50",
+            synthetic(100_000, 20_000, 1e7),
+            50,
+            10,
+            true,
+        ),
+        set(
+            "synthetic100m-rank50",
+            synthetic(1_000_000, 200_000, 1e8),
+            50,
+            3,
+            false,
+        ),
     ]
 }
 
@@ -50,16 +86,30 @@ fn movielens() -> RatingsInput {
     RatingsInput::Files(LineInput::Files(vec![path]), Format::Tsv)
 }
 
-/// Runs every ALS variant in its own process and prints the table rows.
-pub fn bench_als(scale: f64) -> Result<()> {
-    println!("ALS, λ 0.1, 10 iterations, 80/20 seeded split; each variant in a fresh process");
+/// Runs the ALS variants of `sets` (comma-separated names; the default
+/// sets without it), each in its own process, and prints the table rows.
+pub fn bench_als(scale: f64, sets: Option<&str>) -> Result<()> {
+    let all = als_sets(scale);
+    let chosen: Vec<&AlsSet> = match sets {
+        None => all.iter().filter(|s| s.default).collect(),
+        Some(names) => names
+            .split(',')
+            .map(|n| {
+                all.iter().find(|s| s.name == n).with_context(|| {
+                    let known: Vec<&str> = all.iter().map(|s| s.name).collect();
+                    format!("--sets: no data set {n:?} (known: {})", known.join(", "))
+                })
+            })
+            .collect::<Result<_>>()?,
+    };
+    println!("ALS, λ 0.1, 80/20 seeded split; each variant in a fresh process");
     println!(
-        "| data | rank | workers | train ratings | setup (s) | per iteration (s) | ratings/s/core/iteration | test RMSE | peak RSS (MB) |"
+        "| data | rank | workers | iterations | train ratings | setup (s) | per iteration (s) | ratings/s/core/iteration | test RMSE | peak RSS (MB) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (name, _, _) in als_sets(scale) {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for set in chosen {
         for workers in ["1", "2"] {
-            let variant = format!("{name}/{workers}");
+            let variant = format!("{}/{workers}", set.name);
             let status = std::process::Command::new(std::env::current_exe()?)
                 .args(["als", "--variant", &variant, "--scale", &scale.to_string()])
                 .status()?;
@@ -75,9 +125,14 @@ pub fn bench_als(scale: f64) -> Result<()> {
 pub fn one_als(variant: &str, scale: f64) -> Result<()> {
     let (name, workers) = variant.split_once('/').context("variant set/workers")?;
     let workers: usize = workers.parse()?;
-    let (_, input, rank) = als_sets(scale)
+    let AlsSet {
+        input,
+        rank,
+        iterations,
+        ..
+    } = als_sets(scale)
         .into_iter()
-        .find(|(n, _, _)| *n == name)
+        .find(|s| s.name == name)
         .with_context(|| format!("no data set {name}"))?;
     let times: Arc<Mutex<Vec<(Instant, Errors)>>> = Arc::default();
     let seen = Arc::clone(&times);
@@ -93,7 +148,7 @@ pub fn one_als(variant: &str, scale: f64) -> Result<()> {
             seed: 42,
         },
         blocks: None,
-        iterations: 10,
+        iterations,
         tolerance: None,
         checkpoints: None,
         report: Some(Arc::new(move |r: Round<Errors>| {
@@ -118,7 +173,7 @@ pub fn one_als(variant: &str, scale: f64) -> Result<()> {
     let setup = first.duration_since(start).as_secs_f64() - per_iteration;
     let rss = peak_rss().context("peak RSS needs /proc/self/status")?;
     println!(
-        "| {name} | {rank} | {workers} | {} | {setup:.2} | {per_iteration:.4} | {:.0} | {:.4} | {:.0} |",
+        "| {name} | {rank} | {workers} | {iterations} | {} | {setup:.2} | {per_iteration:.4} | {:.0} | {:.4} | {:.0} |",
         errors.train_count,
         errors.train_count / per_iteration / workers as f64,
         errors.test_rmse().unwrap_or(f64::NAN),
