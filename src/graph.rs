@@ -32,6 +32,11 @@ fn command(name: &'static str, usage_line: &'static str, about: &'static str) ->
     c.opts
         .optopt("", "edge-factor", "R-MAT edges per node (default 16)", "F");
     c.opts.optopt("", "seed", "R-MAT seed (default 1)", "S");
+    c.opts.optflag(
+        "",
+        "wide-ids",
+        "64-bit node ids, for edge lists with ids of 2^32 - 1 and above (default: 32-bit, half the memory)",
+    );
     cli::loop_options(&mut c.opts);
     c
 }
@@ -166,6 +171,7 @@ pub fn main(name: &'static str, args: &[String]) -> Result<(), CliError> {
         algorithm,
         checkpoints: cli::loop_checkpoints(&m)?,
         report: Some(report),
+        wide_ids: m.opt_present("wide-ids"),
     };
     cli::note(&m, format!("{name}: input {}", describe(&input)));
     let summary = graph::run(config, job, &options)?;

@@ -105,6 +105,7 @@ fn weir(job: &str, workers: usize, scale: u32, start: Instant) -> Result<(f64, f
             input: GraphInput::Rmat(rmat(scale)),
             algorithm,
             checkpoints: None,
+            wide_ids: false,
             report: Some(Arc::new(move |_| {
                 if let Ok(mut t) = seen.lock() {
                     t.push(start.elapsed().as_secs_f64());

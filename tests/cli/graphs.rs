@@ -237,4 +237,55 @@ fn graph_jobs_reject_bad_input_with_the_position() {
         "{}",
         stderr(&out)
     );
+    // the checkpoints hold 32-bit ids: a resume with 64-bit ids is refused
+    let out = run(&[&args[..], &["--restore", "latest", "--wide-ids"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("32-bit node ids: resume without --wide-ids"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn ids_beyond_32_bits_need_wide_ids_and_then_run() {
+    let root = tempfile::tempdir().unwrap();
+    let edges = root.path().join("wide.txt");
+    let big = 1u64 << 40;
+    std::fs::write(
+        &edges,
+        format!("{big} {}\n{} {}\n7 {big}\n", big + 1, big + 1, big + 2),
+    )
+    .unwrap();
+    let out = run(&["cc", "--edges", path(&edges)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("wide.txt:1") && err.contains("--wide-ids"),
+        "{err}"
+    );
+    let out = run(&["bfs", "--source", &big.to_string(), "--rmat", "8"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--wide-ids"), "{}", stderr(&out));
+
+    let dir = root.path().join("out");
+    let out = run(&[
+        "cc",
+        "--edges",
+        path(&edges),
+        "--wide-ids",
+        "-w",
+        "2",
+        "--output",
+        path(&dir),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want: Vec<String> = [big, big + 1, big + 2]
+        .iter()
+        .map(|v| format!("{v}\t7"))
+        .chain(["7\t7".to_string()])
+        .collect();
+    let mut want = want;
+    want.sort();
+    assert_eq!(parts(&dir, 2), want);
 }

@@ -5,14 +5,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use timely::dataflow::{Scope, StreamVec};
 
-use super::Node;
+use super::{Node, NodeId};
 use crate::error::JobError;
 use crate::exec::WorkerCtx;
 use crate::input::LineInput;
 use crate::operators::{GenerateChunks, ReadLines};
 
 /// A directed edge `(src, dst)`.
-pub type Edge = (Node, Node);
+pub type Edge<N = Node> = (N, N);
 
 /// Edges generated per seeded chunk (the unit of work split across workers).
 const RMAT_CHUNK: u64 = 1 << 16;
@@ -52,13 +52,13 @@ impl Rmat {
     }
 
     /// The edges of chunk `chunk`, appended to `out`.
-    pub fn chunk(&self, chunk: u64, out: &mut Vec<Edge>) {
+    pub fn chunk<N: NodeId>(&self, chunk: u64, out: &mut Vec<Edge<N>>) {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(chunk);
         let first = chunk * RMAT_CHUNK;
         let count = RMAT_CHUNK.min(self.edges().saturating_sub(first));
         for _ in 0..count {
-            let (mut src, mut dst) = (0u32, 0u32);
+            let (mut src, mut dst) = (0u64, 0u64);
             for _ in 0..self.scale {
                 let r: f64 = rng.random();
                 let (down, right) = if r < 0.57 {
@@ -73,7 +73,9 @@ impl Rmat {
                 src = (src << 1) | down;
                 dst = (dst << 1) | right;
             }
-            out.push((src, dst));
+            // ids are below 2^31, so they fit any node id type
+            let id = |v: u64| N::from_u64(v).unwrap_or_else(|| unreachable!("scale <= 31"));
+            out.push((id(src), id(dst)));
         }
     }
 }
@@ -97,7 +99,7 @@ impl GraphInput {
     }
 
     /// All edges, read sequentially (for references and tests).
-    pub fn all_edges(&self) -> Result<Vec<Edge>, JobError> {
+    pub fn all_edges<N: NodeId>(&self) -> Result<Vec<Edge<N>>, JobError> {
         let mut edges = Vec::new();
         match self {
             GraphInput::Edges(lines) => {
@@ -127,7 +129,11 @@ impl GraphInput {
 
     /// This worker's share of the edges as a stream (bad lines fail the job
     /// with file and line).
-    pub fn edges<'s>(&self, scope: Scope<'s, u64>, ctx: &WorkerCtx) -> StreamVec<'s, u64, Edge> {
+    pub fn edges<'s, N: NodeId>(
+        &self,
+        scope: Scope<'s, u64>,
+        ctx: &WorkerCtx,
+    ) -> StreamVec<'s, u64, Edge<N>> {
         match self {
             GraphInput::Edges(lines) => scope.read_lines(lines, ctx, 0, |line, _| parse_edge(line)),
             GraphInput::Rmat(rmat) => {
@@ -143,7 +149,7 @@ impl GraphInput {
 /// Parses an edge line: `src dst` or `src dst weight` (the weight is checked
 /// and ignored), separated by spaces or tabs; blank lines and `#` comments
 /// give `None`.
-pub fn parse_edge(line: &str) -> Result<Option<Edge>, String> {
+pub fn parse_edge<N: NodeId>(line: &str) -> Result<Option<Edge<N>>, String> {
     let text = line.trim();
     if text.is_empty() || text.starts_with('#') {
         return Ok(None);
@@ -165,15 +171,17 @@ pub fn parse_edge(line: &str) -> Result<Option<Edge>, String> {
     Ok(Some((node(src)?, node(dst)?)))
 }
 
-fn node(text: &str) -> Result<Node, String> {
-    match text.parse::<u64>() {
-        Ok(id) if id < u64::from(Node::MAX) => Ok(id as Node),
-        Ok(id) => Err(format!(
-            "node id {id} is too large (ids must be below {})",
-            Node::MAX
-        )),
-        Err(_) => Err(format!("node id {text:?} is not a non-negative integer")),
-    }
+fn node<N: NodeId>(text: &str) -> Result<N, String> {
+    let Ok(id) = text.parse::<u64>() else {
+        return Err(format!("node id {text:?} is not a non-negative integer"));
+    };
+    N::from_u64(id).ok_or_else(|| match N::BITS {
+        32 => format!(
+            "node id {id} is too large for 32-bit ids (below {}): run with --wide-ids",
+            u32::MAX
+        ),
+        _ => format!("node id {id} is too large (ids must be below {})", u64::MAX),
+    })
 }
 
 #[cfg(test)]
@@ -182,16 +190,22 @@ mod tests {
 
     #[test]
     fn edge_lines_parse_with_comments_weights_and_errors() {
-        assert_eq!(parse_edge("1 2"), Ok(Some((1, 2))));
-        assert_eq!(parse_edge("1\t2\t0.5"), Ok(Some((1, 2))));
-        assert_eq!(parse_edge("  # a comment"), Ok(None));
-        assert_eq!(parse_edge(""), Ok(None));
-        assert!(parse_edge("1").unwrap_err().contains("expected"));
-        assert!(parse_edge("1 x").unwrap_err().contains("\"x\""));
-        assert!(parse_edge("1 2 heavy").unwrap_err().contains("weight"));
-        assert!(parse_edge("1 2 3 4").unwrap_err().contains("more fields"));
+        let parse = parse_edge::<u32>;
+        assert_eq!(parse("1 2"), Ok(Some((1, 2))));
+        assert_eq!(parse("1\t2\t0.5"), Ok(Some((1, 2))));
+        assert_eq!(parse("  # a comment"), Ok(None));
+        assert_eq!(parse(""), Ok(None));
+        assert!(parse("1").unwrap_err().contains("expected"));
+        assert!(parse("1 x").unwrap_err().contains("\"x\""));
+        assert!(parse("1 2 heavy").unwrap_err().contains("weight"));
+        assert!(parse("1 2 3 4").unwrap_err().contains("more fields"));
+        assert!(parse("1 4294967295").unwrap_err().contains("--wide-ids"));
+        assert_eq!(
+            parse_edge::<u64>("1 4294967295"),
+            Ok(Some((1, 4_294_967_295)))
+        );
         assert!(
-            parse_edge("1 4294967295")
+            parse_edge::<u64>("18446744073709551615 1")
                 .unwrap_err()
                 .contains("too large")
         );
@@ -204,7 +218,7 @@ mod tests {
             edge_factor: 16,
             seed: 3,
         };
-        let edges = GraphInput::Rmat(rmat).all_edges().unwrap();
+        let edges: Vec<Edge> = GraphInput::Rmat(rmat).all_edges().unwrap();
         assert_eq!(edges.len() as u64, rmat.edges());
         assert_eq!(edges, GraphInput::Rmat(rmat).all_edges().unwrap());
         assert!(edges.iter().all(|&(s, d)| s < 1024 && d < 1024));

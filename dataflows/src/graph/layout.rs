@@ -19,11 +19,11 @@ use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Map, ToStream};
 
-use super::Node;
 use super::input::Edge;
+use super::{Node, NodeId};
 
 /// A worker's values of its nodes, in the order of [`Graph::nodes`].
-pub type Block<S> = Vec<(Node, S)>;
+pub type Block<S, N = Node> = Vec<(N, S)>;
 
 /// Which edges a node's adjacency holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,36 +35,48 @@ pub enum Direction {
 }
 
 /// Node id to local index.
-#[derive(Debug, Default)]
-enum LocalIndex {
+#[derive(Debug)]
+enum LocalIndex<N> {
     /// `slots[v / peers]` (ids are dense enough).
     Dense(Vec<u32>),
     /// Sparse ids.
-    Sparse(HashMap<Node, u32>),
-    #[default]
+    Sparse(HashMap<N, u32>),
     Empty,
 }
 
 /// One worker's share of a graph.
-#[derive(Debug, Default)]
-pub struct Graph {
+#[derive(Debug)]
+pub struct Graph<N = Node> {
     /// Workers in all processes.
     pub peers: usize,
     /// The nodes this worker owns, ascending.
-    pub nodes: Vec<Node>,
-    index: LocalIndex,
+    pub nodes: Vec<N>,
+    index: LocalIndex<N>,
     /// CSR offsets: node `nodes[l]`'s edges are `targets[offsets[l]..offsets[l + 1]]`.
     pub offsets: Vec<usize>,
     /// Edge targets (with multiplicity; self-loops included).
-    pub targets: Vec<Node>,
+    pub targets: Vec<N>,
     /// Nodes of the whole graph (all workers).
     pub total_nodes: u64,
 }
 
-impl Graph {
+impl<N> Default for Graph<N> {
+    fn default() -> Self {
+        Graph {
+            peers: 0,
+            nodes: Vec::new(),
+            index: LocalIndex::Empty,
+            offsets: Vec::new(),
+            targets: Vec::new(),
+            total_nodes: 0,
+        }
+    }
+}
+
+impl<N: NodeId> Graph<N> {
     /// Builds a worker's share from its half-edges `(owned node, other)`
-    /// (`other == Node::MAX` only says that the node exists).
-    fn build(mut halves: Vec<Edge>, peers: usize) -> Graph {
+    /// (`other == N::NONE` only says that the node exists).
+    fn build(mut halves: Vec<Edge<N>>, peers: usize) -> Graph<N> {
         halves.sort_unstable();
         let mut nodes = Vec::new();
         let mut offsets = Vec::new();
@@ -74,16 +86,16 @@ impl Graph {
                 nodes.push(node);
                 offsets.push(targets.len());
             }
-            if other != Node::MAX {
+            if other != N::NONE {
                 targets.push(other);
             }
         }
         offsets.push(targets.len());
-        let span = nodes.last().map_or(0, |&v| v as usize / peers + 1);
+        let span = nodes.last().map_or(0, |&v: &N| v.index() / peers + 1);
         let index = if span <= 4 * nodes.len() + 1024 {
             let mut slots = vec![u32::MAX; span];
             for (l, &v) in nodes.iter().enumerate() {
-                slots[v as usize / peers] = l as u32;
+                slots[v.index() / peers] = l as u32;
             }
             LocalIndex::Dense(slots)
         } else {
@@ -106,9 +118,9 @@ impl Graph {
     }
 
     /// The local index of an owned node.
-    pub fn local(&self, node: Node) -> Option<usize> {
+    pub fn local(&self, node: N) -> Option<usize> {
         let l = match &self.index {
-            LocalIndex::Dense(slots) => *slots.get(node as usize / self.peers)?,
+            LocalIndex::Dense(slots) => *slots.get(node.index() / self.peers)?,
             LocalIndex::Sparse(map) => *map.get(&node)?,
             LocalIndex::Empty => return None,
         };
@@ -116,7 +128,7 @@ impl Graph {
     }
 
     /// The edges of the node at local index `l`.
-    pub fn edges(&self, l: usize) -> &[Node] {
+    pub fn edges(&self, l: usize) -> &[N] {
         &self.targets[self.offsets[l]..self.offsets[l + 1]]
     }
 
@@ -125,53 +137,54 @@ impl Graph {
     pub fn id_bound(&self) -> usize {
         let targets = self.targets.iter().max().copied();
         let owned = self.nodes.last().copied();
-        targets.max(owned).map_or(0, |v| v as usize + 1)
+        targets.max(owned).map_or(0, |v| v.index() + 1)
     }
 }
 
 /// A worker's graph, filled in when its edges are all in.
-pub type SharedGraph = Rc<RefCell<Graph>>;
+pub type SharedGraph<N = Node> = Rc<RefCell<Graph<N>>>;
 
 /// What flows into the operator that starts a loop.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-enum Start<S> {
+enum Start<S, N> {
     /// Nodes a worker owns, sent to every worker (`to`).
     Count { to: u64, nodes: u64 },
     /// A resumed node value, sent to the node's owner.
-    Resume(Node, S),
+    Resume(N, S),
 }
 
 /// Builds this worker's [`Graph`] from `edges` (all of them, at any times)
 /// and starts a loop: once every worker's share is built, emits (at time 0)
 /// this worker's block — `resumed` values (from any old worker; they are
 /// routed to the new owners), or `fresh(graph, node)` for a fresh start.
-pub fn build_and_start<'s, S, F>(
-    edges: StreamVec<'s, u64, Edge>,
+pub fn build_and_start<'s, N, S, F>(
+    edges: StreamVec<'s, u64, Edge<N>>,
     direction: Direction,
     peers: usize,
-    resumed: Option<Vec<(Node, S)>>,
+    resumed: Option<Vec<(N, S)>>,
     fresh: F,
-) -> (SharedGraph, StreamVec<'s, u64, Block<S>>)
+) -> (SharedGraph<N>, StreamVec<'s, u64, Block<S, N>>)
 where
+    N: NodeId,
     S: timely::ExchangeData,
-    F: Fn(&Graph, Node) -> S + 'static,
+    F: Fn(&Graph<N>, N) -> S + 'static,
 {
-    let graph: SharedGraph = Rc::default();
+    let graph: SharedGraph<N> = Rc::default();
     let scope = edges.scope();
     let halves = edges.flat_map(move |(src, dst)| {
         let other = match direction {
-            Direction::Out => (dst, Node::MAX),
+            Direction::Out => (dst, N::NONE),
             Direction::Undirected => (dst, src),
         };
         [(src, dst), other]
     });
     let built = Rc::clone(&graph);
-    let counts = halves.unary_frontier::<CapacityContainerBuilder<Vec<Start<S>>>, _, _, _>(
-        Exchange::new(|&(node, _): &Edge| u64::from(node)),
+    let counts = halves.unary_frontier::<CapacityContainerBuilder<Vec<Start<S, N>>>, _, _, _>(
+        Exchange::new(|&(node, _): &Edge<N>| node.as_u64()),
         "BuildGraph",
         move |cap, _| {
             let mut cap = Some(cap);
-            let mut halves: Vec<Edge> = Vec::new();
+            let mut halves: Vec<Edge<N>> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|_, data| halves.append(data));
                 if frontier.is_empty()
@@ -197,16 +210,16 @@ where
     let started = Rc::clone(&graph);
     let block = counts
         .concat(resumed)
-        .unary_frontier::<CapacityContainerBuilder<Vec<Block<S>>>, _, _, _>(
-            Exchange::new(|start: &Start<S>| match start {
+        .unary_frontier::<CapacityContainerBuilder<Vec<Block<S, N>>>, _, _, _>(
+            Exchange::new(|start: &Start<S, N>| match start {
                 Start::Count { to, .. } => *to,
-                Start::Resume(node, _) => u64::from(*node),
+                Start::Resume(node, _) => node.as_u64(),
             }),
             "StartLoop",
             move |cap, _| {
                 let mut cap = Some(cap);
                 let mut total = 0u64;
-                let mut values: HashMap<Node, S> = HashMap::new();
+                let mut values: HashMap<N, S> = HashMap::new();
                 move |(input, frontier), output| {
                     input.for_each(|_, data| {
                         for start in data.drain(..) {
@@ -223,7 +236,7 @@ where
                     {
                         let mut graph = started.borrow_mut();
                         graph.total_nodes = total;
-                        let block: Block<S> = graph
+                        let block: Block<S, N> = graph
                             .nodes
                             .iter()
                             .map(|&v| {

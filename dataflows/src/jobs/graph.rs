@@ -13,7 +13,7 @@ use crate::algorithms::graphs::superstep::{LoopOptions, Report};
 use crate::algorithms::graphs::{bfs, cc, pagerank};
 use crate::error::JobError;
 use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
-use crate::graph::Node;
+use crate::graph::NodeId;
 use crate::graph::input::GraphInput;
 use crate::graph::layout::Block;
 use crate::jobs::loops::{LoopCheckpointing, OpenLoop, Rounds, iterations_run, resumed};
@@ -36,7 +36,7 @@ pub enum Algorithm {
     /// Hop distances from `source`, to the fixed point.
     Bfs {
         /// The source node.
-        source: Node,
+        source: u64,
     },
 }
 
@@ -70,6 +70,9 @@ pub struct GraphJob {
     pub checkpoints: Option<LoopCheckpointing>,
     /// Called with every iteration's total (in the process of worker 0).
     pub report: Option<Report>,
+    /// 64-bit node ids (for edge lists with ids of 2^32 - 1 and above);
+    /// otherwise 32-bit, half the memory for edges and messages.
+    pub wide_ids: bool,
 }
 
 /// What a graph job did.
@@ -106,13 +109,73 @@ pub fn run(
         .as_ref()
         .map(LoopCheckpointing::open)
         .transpose()?;
+    if let (Some(checkpointing), Some(open)) = (&job.checkpoints, &open) {
+        check_id_width(checkpointing, open, job.wide_ids)?;
+    }
     let first = open.as_ref().map_or(0, |o| o.first);
     let rounds = Rounds::default();
     let report = rounds.report(job.report.clone());
+    let summary = if job.wide_ids {
+        run_with::<u64>(config, &job, options, open, first, report)?
+    } else {
+        if let Algorithm::Bfs { source } = job.algorithm
+            && u32::from_u64(source).is_none()
+        {
+            return Err(JobError::Invalid(format!(
+                "--source {source} does not fit in 32-bit node ids: run with --wide-ids"
+            )));
+        }
+        run_with::<u32>(config, &job, options, open, first, report)?
+    };
+    let rounds = rounds.taken();
+    Ok(GraphSummary {
+        job: summary,
+        rounds,
+        resumed_at: (first > 0).then_some(first),
+    })
+}
+
+/// A loop checkpoint directory remembers the width of the ids its records
+/// hold: a resume with the other width would misread them.
+fn check_id_width(
+    checkpointing: &LoopCheckpointing,
+    open: &OpenLoop,
+    wide: bool,
+) -> Result<(), JobError> {
+    let want = if wide { "64" } else { "32" };
+    let path = checkpointing.dir.join("node-id-bits");
+    if open.first == 0 {
+        // a fresh loop: its checkpoints will hold this width
+        return std::fs::write(&path, want).map_err(|e| JobError::io(&path, &e));
+    }
+    let found = match std::fs::read_to_string(&path) {
+        Ok(found) => found.trim().to_string(),
+        // checkpoints from before the width was recorded hold 32-bit ids
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "32".to_string(),
+        Err(e) => return Err(JobError::io(&path, &e)),
+    };
+    if found == want {
+        return Ok(());
+    }
+    Err(JobError::Invalid(format!(
+        "{}: the loop checkpoints hold {found}-bit node ids: resume {} --wide-ids",
+        checkpointing.dir.display(),
+        if found == "64" { "with" } else { "without" }
+    )))
+}
+
+fn run_with<N: NodeId>(
+    config: timely::Config,
+    job: &GraphJob,
+    options: &JobOptions,
+    open: Option<OpenLoop>,
+    first: u64,
+    report: Report,
+) -> Result<JobSummary, JobError> {
     let algorithm = job.algorithm;
     let input = job.input.clone();
-    let summary = run_job(config, options, move |scope, ctx| {
-        let edges = input.edges(scope, ctx);
+    run_job(config, options, move |scope, ctx| {
+        let edges = input.edges::<N>(scope, ctx);
         let (index, peers) = (ctx.index, ctx.peers);
         let loop_options =
             |max_iterations: u64, stop: Arc<dyn Fn(u64, f64) -> bool + Send + Sync>| LoopOptions {
@@ -155,7 +218,7 @@ pub fn run(
                 let resumed = resumed_nodes(open.as_ref(), ctx);
                 bfs::bfs(
                     edges,
-                    source,
+                    N::from_u64(source).unwrap_or(N::NONE),
                     loop_options(u64::MAX, fixed_point),
                     resumed,
                     index,
@@ -163,20 +226,14 @@ pub fn run(
                 )
             }
         }
-    })?;
-    let rounds = rounds.taken();
-    Ok(GraphSummary {
-        job: summary,
-        rounds,
-        resumed_at: (first > 0).then_some(first),
     })
 }
 
 /// The resumed node values of this worker (any old worker's; they are
 /// routed to their owners).
-fn resumed_nodes<S: DeserializeOwned>(
+fn resumed_nodes<N: NodeId, S: DeserializeOwned>(
     open: Option<&OpenLoop>,
     ctx: &WorkerCtx,
-) -> Option<Vec<(Node, S)>> {
-    resumed::<Block<S>>(open, ctx).map(|blocks| blocks.into_iter().flatten().collect())
+) -> Option<Vec<(N, S)>> {
+    resumed::<Block<S, N>>(open, ctx).map(|blocks| blocks.into_iter().flatten().collect())
 }

@@ -21,11 +21,23 @@ use crate::common::all_records;
 /// not dense), duplicates, self-loops, a self-loop-only node, dangling nodes,
 /// comments and a weight column.
 pub fn random_graph(dir: &Path, seed: u64, nodes: u32, edges: usize) -> GraphInput {
+    random_graph_from(dir, seed, nodes, edges, 0)
+}
+
+/// [`random_graph`] with ids from `first` on (64-bit ids when it is 2^32 or
+/// more).
+pub fn random_graph_from(
+    dir: &Path,
+    seed: u64,
+    nodes: u32,
+    edges: usize,
+    first: u64,
+) -> GraphInput {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let path = dir.join(format!("graph-{seed}.txt"));
+    let path = dir.join(format!("graph-{seed}-{first}.txt"));
     let mut file = std::fs::File::create(&path).unwrap();
     writeln!(file, "# seeded test graph").unwrap();
-    let id = |k: u32| k * 7 + 3;
+    let id = |k: u32| first + u64::from(k) * 7 + 3;
     for i in 0..edges {
         let src = id(rng.random_range(0..nodes));
         // every tenth edge leads into a node without out-edges
@@ -66,11 +78,12 @@ fn job(input: &GraphInput, algorithm: Algorithm) -> GraphJob {
         algorithm,
         checkpoints: None,
         report: None,
+        wide_ids: false,
     }
 }
 
 /// `node<TAB>value` lines as a map.
-pub fn parse<V: std::str::FromStr>(summary: &GraphSummary) -> BTreeMap<u32, V> {
+pub fn parse<V: std::str::FromStr>(summary: &GraphSummary) -> BTreeMap<u64, V> {
     summary
         .job
         .records
@@ -86,8 +99,8 @@ pub fn parse<V: std::str::FromStr>(summary: &GraphSummary) -> BTreeMap<u32, V> {
 }
 
 pub fn assert_close(
-    got: &BTreeMap<u32, f64>,
-    want: &BTreeMap<u32, f64>,
+    got: &BTreeMap<u64, f64>,
+    want: &BTreeMap<u64, f64>,
     tolerance: f64,
     what: &str,
 ) {
@@ -105,7 +118,11 @@ pub fn assert_close(
 const DAMPING: PageRank = PageRank { damping: 0.85 };
 
 fn check_pagerank(input: &GraphInput, iterations: u64, tolerance: Option<f64>) {
-    let edges: Vec<Edge> = input.all_edges().unwrap();
+    check_pagerank_job(job(input, Algorithm::Cc), iterations, tolerance);
+}
+
+fn check_pagerank_job(mut job: GraphJob, iterations: u64, tolerance: Option<f64>) {
+    let edges: Vec<Edge<u64>> = job.input.all_edges().unwrap();
     let (want, want_iterations) = pagerank::reference(
         &edges,
         DAMPING,
@@ -114,12 +131,12 @@ fn check_pagerank(input: &GraphInput, iterations: u64, tolerance: Option<f64>) {
     );
     let sum: f64 = want.values().sum();
     assert!((sum - 1.0).abs() < 1e-9, "reference ranks sum to {sum}");
-    let algorithm = Algorithm::PageRank {
+    job.algorithm = Algorithm::PageRank {
         params: DAMPING,
         iterations,
         tolerance,
     };
-    for (layout, result) in run_everywhere(job(input, algorithm)) {
+    for (layout, result) in run_everywhere(job) {
         let summary = result.unwrap();
         assert_close(&parse(&summary), &want, 1e-12, &layout);
         assert_eq!(
@@ -140,7 +157,7 @@ fn pagerank_matches_the_reference_for_fixed_iterations() {
 fn pagerank_stops_at_the_same_iteration_on_every_layout() {
     let dir = tempfile::tempdir().unwrap();
     let input = random_graph(dir.path(), 2, 200, 900);
-    let (_, ran) = pagerank::reference(&input.all_edges().unwrap(), DAMPING, 100, 1e-6);
+    let (_, ran) = pagerank::reference(&input.all_edges::<u32>().unwrap(), DAMPING, 100, 1e-6);
     assert!(
         ran > 3 && ran < 100,
         "the tolerance stops the reference early: {ran}"
@@ -158,12 +175,19 @@ fn pagerank_on_rmat_matches_the_reference() {
     check_pagerank(&rmat, 10, None);
 }
 
-fn check_exact<V>(input: &GraphInput, algorithm: Algorithm, want: &BTreeMap<u32, V>)
+fn check_exact<V>(input: &GraphInput, algorithm: Algorithm, want: &BTreeMap<u64, V>)
+where
+    V: std::str::FromStr + PartialEq + std::fmt::Debug,
+{
+    check_exact_job(job(input, algorithm), want);
+}
+
+fn check_exact_job<V>(job: GraphJob, want: &BTreeMap<u64, V>)
 where
     V: std::str::FromStr + PartialEq + std::fmt::Debug,
 {
     assert!(!want.is_empty());
-    for (layout, result) in run_everywhere(job(input, algorithm)) {
+    for (layout, result) in run_everywhere(job) {
         let summary = result.unwrap();
         assert_eq!(&parse::<V>(&summary), want, "{layout}");
     }
@@ -174,7 +198,7 @@ fn cc_matches_union_find() {
     let dir = tempfile::tempdir().unwrap();
     for (seed, nodes, edges) in [(3, 400, 300), (4, 100, 400)] {
         let input = random_graph(dir.path(), seed, nodes, edges);
-        let want = cc::reference(&input.all_edges().unwrap());
+        let want = cc::reference(&input.all_edges::<u64>().unwrap());
         let components: std::collections::BTreeSet<_> = want.values().collect();
         assert!(components.len() > 1);
         check_exact(&input, Algorithm::Cc, &want);
@@ -187,7 +211,7 @@ fn cc_matches_union_find() {
     check_exact(
         &rmat,
         Algorithm::Cc,
-        &cc::reference(&rmat.all_edges().unwrap()),
+        &cc::reference(&rmat.all_edges::<u64>().unwrap()),
     );
 }
 
@@ -195,7 +219,7 @@ fn cc_matches_union_find() {
 fn bfs_matches_the_sequential_search() {
     let dir = tempfile::tempdir().unwrap();
     let input = random_graph(dir.path(), 6, 500, 900);
-    let edges = input.all_edges().unwrap();
+    let edges = input.all_edges::<u64>().unwrap();
     let source = edges[0].0;
     let want = bfs::reference(&edges, source);
     assert!(want.values().any(|&d| d >= 3), "a deep enough search");
@@ -219,4 +243,46 @@ fn a_bad_edge_line_names_file_and_line() {
         err.contains("bad.txt:3") && err.contains("\"three\""),
         "{err}"
     );
+}
+
+/// Edge lists with ids of 2^32 and above run with 64-bit ids, on every
+/// layout, and match the references; without `wide_ids` they fail naming the
+/// line and the flag.
+#[test]
+fn wide_ids_match_the_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = 5 << 32;
+    let input = random_graph_from(dir.path(), 8, 300, 900, first);
+    let wide = |algorithm| GraphJob {
+        wide_ids: true,
+        ..job(&input, algorithm)
+    };
+    let edges = input.all_edges::<u64>().unwrap();
+    assert!(edges.iter().all(|&(s, d)| s > first && d > first));
+    check_pagerank_job(wide(Algorithm::Cc), 8, None);
+    check_exact_job(wide(Algorithm::Cc), &cc::reference(&edges));
+    let source = edges[0].0;
+    let want = bfs::reference(&edges, source);
+    assert!(want.values().any(|&d| d >= 3), "a deep enough search");
+    check_exact_job(wide(Algorithm::Bfs { source }), &want);
+
+    let err = graph::run(
+        timely::Config::process(2),
+        job(&input, Algorithm::Cc),
+        &all_records(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&format!("graph-8-{first}.txt:2")) && err.contains("--wide-ids"),
+        "{err}"
+    );
+    let err = graph::run(
+        timely::Config::process(1),
+        job(&input, Algorithm::Bfs { source }),
+        &all_records(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--wide-ids"), "{err}");
 }

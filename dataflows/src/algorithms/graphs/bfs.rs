@@ -5,39 +5,39 @@ use std::collections::{BTreeMap, VecDeque};
 
 use timely::dataflow::StreamVec;
 
-use super::propagate::{MinStep, UNREACHED};
+use super::propagate::MinStep;
 use super::superstep::{LoopOptions, emit, iterate};
-use crate::graph::Node;
+use crate::graph::NodeId;
 use crate::graph::input::Edge;
 use crate::graph::layout::{Direction, build_and_start};
 
 /// Distances from `source` in the graph of `edges`: lines `node<TAB>distance`
 /// for the reachable nodes once the loop is over (none when the source is not
 /// in the graph). `resumed` are the values of a loop checkpoint.
-pub fn bfs<'s>(
-    edges: StreamVec<'s, u64, Edge>,
-    source: Node,
+pub fn bfs<'s, N: NodeId>(
+    edges: StreamVec<'s, u64, Edge<N>>,
+    source: N,
     options: LoopOptions,
-    resumed: Option<Vec<(Node, (u32, bool))>>,
+    resumed: Option<Vec<(N, (N, bool))>>,
     index: usize,
     peers: usize,
 ) -> StreamVec<'s, u64, String> {
     let (graph, start) = build_and_start(edges, Direction::Out, peers, resumed, move |_, v| {
         if v == source {
-            (0, true)
+            (N::from_u64(0).unwrap_or(N::NONE), true)
         } else {
-            (UNREACHED, false)
+            (N::NONE, false)
         }
     });
     let (last, done) = iterate(start, graph, MinStep { hop: 1 }, options, index, peers);
     emit(done, last, |node, &(distance, _)| {
-        (distance != UNREACHED).then(|| format!("{node}\t{distance}"))
+        (distance != N::NONE).then(|| format!("{node}\t{distance}"))
     })
 }
 
 /// The sequential reference: distances of the reachable nodes.
-pub fn reference(edges: &[Edge], source: Node) -> BTreeMap<Node, u32> {
-    let mut out: BTreeMap<Node, Vec<Node>> = BTreeMap::new();
+pub fn reference<N: NodeId>(edges: &[Edge<N>], source: N) -> BTreeMap<N, u32> {
+    let mut out: BTreeMap<N, Vec<N>> = BTreeMap::new();
     for &(src, dst) in edges {
         out.entry(src).or_default().push(dst);
         out.entry(dst).or_default();

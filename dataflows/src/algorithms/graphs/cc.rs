@@ -7,17 +7,17 @@ use timely::dataflow::StreamVec;
 
 use super::propagate::MinStep;
 use super::superstep::{LoopOptions, emit, iterate};
-use crate::graph::Node;
+use crate::graph::NodeId;
 use crate::graph::input::Edge;
 use crate::graph::layout::{Direction, build_and_start};
 
 /// Components of the graph of `edges`: lines `node<TAB>smallest id in its
 /// component` once the loop is over. `resumed` are the values of a loop
 /// checkpoint.
-pub fn cc<'s>(
-    edges: StreamVec<'s, u64, Edge>,
+pub fn cc<'s, N: NodeId>(
+    edges: StreamVec<'s, u64, Edge<N>>,
     options: LoopOptions,
-    resumed: Option<Vec<(Node, (u32, bool))>>,
+    resumed: Option<Vec<(N, (N, bool))>>,
     index: usize,
     peers: usize,
 ) -> StreamVec<'s, u64, String> {
@@ -31,9 +31,9 @@ pub fn cc<'s>(
 }
 
 /// The sequential reference (union-find): each node's smallest component id.
-pub fn reference(edges: &[Edge]) -> BTreeMap<Node, Node> {
-    let mut parent: BTreeMap<Node, Node> = BTreeMap::new();
-    fn find(parent: &mut BTreeMap<Node, Node>, v: Node) -> Node {
+pub fn reference<N: NodeId>(edges: &[Edge<N>]) -> BTreeMap<N, N> {
+    let mut parent: BTreeMap<N, N> = BTreeMap::new();
+    fn find<N: NodeId>(parent: &mut BTreeMap<N, N>, v: N) -> N {
         let mut root = v;
         while let Some(&p) = parent.get(&root).filter(|&&p| p != root) {
             root = p;
@@ -47,7 +47,7 @@ pub fn reference(edges: &[Edge]) -> BTreeMap<Node, Node> {
         // the smaller root becomes the parent, so a root is its set's minimum
         parent.insert(ra.max(rb), ra.min(rb));
     }
-    let nodes: Vec<Node> = parent.keys().copied().collect();
+    let nodes: Vec<N> = parent.keys().copied().collect();
     nodes
         .into_iter()
         .map(|v| (v, find(&mut parent, v)))

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use timely::dataflow::StreamVec;
 
 use super::superstep::{Combiner, LoopOptions, Step, emit, iterate};
-use crate::graph::Node;
+use crate::graph::NodeId;
 use crate::graph::input::Edge;
 use crate::graph::layout::{Block, Direction, Graph, build_and_start};
 
@@ -20,7 +20,7 @@ pub struct PageRank {
     pub damping: f64,
 }
 
-impl Step for PageRank {
+impl<N: NodeId> Step<N> for PageRank {
     type Value = f64;
     type Message = f64;
     const ZERO: f64 = 0.0;
@@ -30,7 +30,7 @@ impl Step for PageRank {
         *into += m;
     }
 
-    fn scatter(&self, graph: &Graph, block: &Block<f64>, out: &mut Combiner<Self>) -> f64 {
+    fn scatter(&self, graph: &Graph<N>, block: &Block<f64, N>, out: &mut Combiner<Self, N>) -> f64 {
         let mut dangling = 0.0;
         for (l, &(_, rank)) in block.iter().enumerate() {
             let edges = graph.edges(l);
@@ -48,11 +48,11 @@ impl Step for PageRank {
 
     fn gather(
         &self,
-        graph: &Graph,
-        mut block: Block<f64>,
+        graph: &Graph<N>,
+        mut block: Block<f64, N>,
         received: &[f64],
         dangling: f64,
-    ) -> (Block<f64>, f64) {
+    ) -> (Block<f64, N>, f64) {
         let n = graph.total_nodes as f64;
         let d = self.damping;
         let base = (1.0 - d) / n + d * dangling / n;
@@ -69,11 +69,11 @@ impl Step for PageRank {
 /// PageRank of the graph of `edges` (all of them, at any times): lines
 /// `node<TAB>rank` once the loop is over. `resumed` are the ranks of a loop
 /// checkpoint (`options.first` is then its next iteration).
-pub fn pagerank<'s>(
-    edges: StreamVec<'s, u64, Edge>,
+pub fn pagerank<'s, N: NodeId>(
+    edges: StreamVec<'s, u64, Edge<N>>,
     params: PageRank,
     options: LoopOptions,
-    resumed: Option<Vec<(Node, f64)>>,
+    resumed: Option<Vec<(N, f64)>>,
     index: usize,
     peers: usize,
 ) -> StreamVec<'s, u64, String> {
@@ -85,13 +85,13 @@ pub fn pagerank<'s>(
 }
 
 /// The sequential reference: ranks, and the number of iterations run.
-pub fn reference(
-    edges: &[Edge],
+pub fn reference<N: NodeId>(
+    edges: &[Edge<N>],
     params: PageRank,
     max_iterations: u64,
     tolerance: f64,
-) -> (BTreeMap<Node, f64>, u64) {
-    let mut nodes: BTreeMap<Node, (f64, Vec<Node>)> = BTreeMap::new();
+) -> (BTreeMap<N, f64>, u64) {
+    let mut nodes: BTreeMap<N, (f64, Vec<N>)> = BTreeMap::new();
     for &(src, dst) in edges {
         nodes.entry(src).or_default().1.push(dst);
         nodes.entry(dst).or_default();
@@ -103,7 +103,7 @@ pub fn reference(
     let d = params.damping;
     let mut iterations = 0;
     while iterations < max_iterations {
-        let mut incoming: BTreeMap<Node, f64> = BTreeMap::new();
+        let mut incoming: BTreeMap<N, f64> = BTreeMap::new();
         let mut dangling = 0.0;
         for (rank, out) in nodes.values() {
             if out.is_empty() {

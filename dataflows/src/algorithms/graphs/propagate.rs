@@ -5,32 +5,39 @@
 //! loop ends at the fixed point (an iteration where nothing changed).
 
 use super::superstep::{Combiner, Step};
+use crate::graph::NodeId;
 use crate::graph::layout::{Block, Graph};
 
-/// "Not reached" (BFS).
+/// "Not reached" (BFS) with 32-bit ids; in general [`NodeId::NONE`].
 pub const UNREACHED: u32 = u32::MAX;
 
-/// The propagation step: values are `(value, changed in the last iteration)`.
+/// The propagation step: values are `(value, changed in the last iteration)`,
+/// of the node id type (labels are ids; distances share the type).
 #[derive(Clone, Copy, Debug)]
 pub struct MinStep {
     /// Added along each edge (0 for labels, 1 for distances).
     pub hop: u32,
 }
 
-impl Step for MinStep {
-    type Value = (u32, bool);
-    type Message = u32;
-    const ZERO: u32 = UNREACHED;
+impl<N: NodeId> Step<N> for MinStep {
+    type Value = (N, bool);
+    type Message = N;
+    const ZERO: N = N::NONE;
 
     #[inline]
-    fn combine(into: &mut u32, m: u32) {
+    fn combine(into: &mut N, m: N) {
         *into = (*into).min(m);
     }
 
-    fn scatter(&self, graph: &Graph, block: &Block<(u32, bool)>, out: &mut Combiner<Self>) -> f64 {
+    fn scatter(
+        &self,
+        graph: &Graph<N>,
+        block: &Block<(N, bool), N>,
+        out: &mut Combiner<Self, N>,
+    ) -> f64 {
         for (l, &(_, (value, changed))) in block.iter().enumerate() {
-            if changed && value != UNREACHED {
-                let sent = value.saturating_add(self.hop);
+            if changed && value != N::NONE {
+                let sent = value.plus(self.hop);
                 for &target in graph.edges(l) {
                     out.add(target, sent);
                 }
@@ -41,11 +48,11 @@ impl Step for MinStep {
 
     fn gather(
         &self,
-        _graph: &Graph,
-        mut block: Block<(u32, bool)>,
-        received: &[u32],
+        _graph: &Graph<N>,
+        mut block: Block<(N, bool), N>,
+        received: &[N],
         _shared: f64,
-    ) -> (Block<(u32, bool)>, f64) {
+    ) -> (Block<(N, bool), N>, f64) {
         let mut changed = 0u64;
         for ((_, (value, flag)), &incoming) in block.iter_mut().zip(received) {
             *flag = incoming < *value;

@@ -17,25 +17,25 @@ use weir_progress::convergence::{Convergence, Iteration};
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 
 use crate::graph::layout::{Block, Graph, SharedGraph};
-use crate::graph::{Node, owner};
+use crate::graph::{Node, NodeId, owner};
 use crate::operators::WhenDone;
 
 pub use weir_progress::convergence::Report;
 
 /// A worker's block kept aside: the start, or the last iteration's.
-pub type Kept<S> = Rc<RefCell<Option<Block<S>>>>;
+pub type Kept<S, N = Node> = Rc<RefCell<Option<Block<S, N>>>>;
 
 /// Sums (or minima, ...) of a step's messages per destination node on one
 /// worker, before they are exchanged: one message per destination and
 /// iteration.
-pub struct Combiner<St: Step + ?Sized> {
+pub struct Combiner<St: Step<N> + ?Sized, N: NodeId = Node> {
     dense: Vec<St::Message>,
-    touched: Vec<Node>,
-    sparse: HashMap<Node, St::Message>,
+    touched: Vec<N>,
+    sparse: HashMap<N, St::Message>,
 }
 
-impl<St: Step + ?Sized> Combiner<St> {
-    fn new(graph: &Graph) -> Self {
+impl<N: NodeId, St: Step<N> + ?Sized> Combiner<St, N> {
+    fn new(graph: &Graph<N>) -> Self {
         let bound = graph.id_bound();
         // a dense array when ids are not much sparser than the graph's nodes
         let dense = if (bound as u64) <= 4 * graph.total_nodes + (1 << 20) {
@@ -52,8 +52,8 @@ impl<St: Step + ?Sized> Combiner<St> {
 
     /// Adds message `m` for `node`.
     #[inline]
-    pub fn add(&mut self, node: Node, m: St::Message) {
-        match self.dense.get_mut(node as usize) {
+    pub fn add(&mut self, node: N, m: St::Message) {
+        match self.dense.get_mut(node.index()) {
             Some(slot) => {
                 if *slot == St::ZERO {
                     self.touched.push(node);
@@ -65,7 +65,7 @@ impl<St: Step + ?Sized> Combiner<St> {
     }
 
     /// The combined messages, per owner.
-    fn drain(&mut self, peers: usize) -> Vec<Vec<(Node, St::Message)>> {
+    fn drain(&mut self, peers: usize) -> Vec<Vec<(N, St::Message)>> {
         let mut out = vec![Vec::new(); peers];
         if self.touched.len() > self.dense.len() / 16 {
             // most nodes got messages: one sequential pass (in id order, which
@@ -73,14 +73,14 @@ impl<St: Step + ?Sized> Combiner<St> {
             self.touched.clear();
             for (node, slot) in self.dense.iter_mut().enumerate() {
                 if *slot != St::ZERO {
-                    let node = node as Node;
+                    let node = N::from_u64(node as u64).unwrap_or(N::NONE);
                     out[owner(node, peers)].push((node, *slot));
                     *slot = St::ZERO;
                 }
             }
         }
         for node in self.touched.drain(..) {
-            let slot = &mut self.dense[node as usize];
+            let slot = &mut self.dense[node.index()];
             if *slot != St::ZERO {
                 out[owner(node, peers)].push((node, *slot));
                 *slot = St::ZERO;
@@ -95,17 +95,17 @@ impl<St: Step + ?Sized> Combiner<St> {
 
 /// What a worker sends to a worker in a superstep.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
-enum Flow<S, M> {
+enum Flow<S, M, N> {
     /// The worker's own block (to itself).
-    Block(Block<S>),
+    Block(Block<S, N>),
     /// Combined messages for the receiver's nodes.
-    Messages(Vec<(Node, M)>),
+    Messages(Vec<(N, M)>),
     /// The sender's share of a global sum (to every worker).
     Share(f64),
 }
 
-/// What a superstep does at each worker.
-pub trait Step: 'static {
+/// What a superstep does at each worker, over node ids `N`.
+pub trait Step<N: NodeId>: 'static {
     /// The per-node value carried around the loop.
     type Value: ExchangeData + Clone + Serialize + DeserializeOwned;
     /// A message to a node.
@@ -116,17 +116,22 @@ pub trait Step: 'static {
     fn combine(into: &mut Self::Message, m: Self::Message);
     /// Sends messages along the edges of this worker's nodes; returns this
     /// worker's share of a sum that every worker learns (e.g. dangling rank).
-    fn scatter(&self, graph: &Graph, block: &Block<Self::Value>, out: &mut Combiner<Self>) -> f64;
+    fn scatter(
+        &self,
+        graph: &Graph<N>,
+        block: &Block<Self::Value, N>,
+        out: &mut Combiner<Self, N>,
+    ) -> f64;
     /// The next block from the current one, the messages received per local
     /// node, and the sum of the shares; and this worker's part of the
     /// iteration's convergence value (e.g. L1 change, nodes changed).
     fn gather(
         &self,
-        graph: &Graph,
-        block: Block<Self::Value>,
+        graph: &Graph<N>,
+        block: Block<Self::Value, N>,
         received: &[Self::Message],
         shared: f64,
-    ) -> (Block<Self::Value>, f64);
+    ) -> (Block<Self::Value, N>, f64);
 }
 
 /// How a loop runs: its length, stop rule, progress reports and checkpoints.
@@ -147,15 +152,15 @@ pub struct LoopOptions {
 /// returns the final block of this worker, available once the returned
 /// stream's frontier is empty, i.e. the loop is over. (The loop runs at least
 /// one iteration: the convergence gate decides after each.)
-pub fn iterate<'s, St: Step>(
-    start: StreamVec<'s, u64, Block<St::Value>>,
-    graph: SharedGraph,
+pub fn iterate<'s, N: NodeId, St: Step<N>>(
+    start: StreamVec<'s, u64, Block<St::Value, N>>,
+    graph: SharedGraph<N>,
     step: St,
     options: LoopOptions,
     index: usize,
     peers: usize,
-) -> (Kept<St::Value>, StreamVec<'s, u64, f64>) {
-    let last: Kept<St::Value> = Rc::default();
+) -> (Kept<St::Value, N>, StreamVec<'s, u64, f64>) {
+    let last: Kept<St::Value, N> = Rc::default();
     let scope = start.scope();
     let step = Rc::new(step);
     let LoopOptions {
@@ -166,15 +171,15 @@ pub fn iterate<'s, St: Step>(
         checkpoints,
     } = options;
     let done = scope.iterative::<u64, _, _>(|inner| {
-        let (handle, cycle) = inner.loop_variable::<Vec<Block<St::Value>>>(1);
+        let (handle, cycle) = inner.loop_variable::<Vec<Block<St::Value, N>>>(1);
         let blocks = start.enter(inner).concat(cycle);
         let scatter_graph = Rc::clone(&graph);
         let scatter_step = Rc::clone(&step);
-        let flows = blocks.unary::<CapacityContainerBuilder<Vec<(u64, Flow<St::Value, St::Message>)>>, _, _, _>(
+        let flows = blocks.unary::<CapacityContainerBuilder<Vec<(u64, Flow<St::Value, St::Message, N>)>>, _, _, _>(
             Pipeline,
             "Scatter",
             move |_, _| {
-                let mut combiner: Option<Combiner<St>> = None;
+                let mut combiner: Option<Combiner<St, N>> = None;
                 move |input, output| {
                     input.for_each_stamp(|cap, data| {
                         let graph = scatter_graph.borrow();
@@ -199,12 +204,12 @@ pub fn iterate<'s, St: Step>(
         );
         let gather_graph = Rc::clone(&graph);
         let gather_last = Rc::clone(&last);
-        let gathered = flows.unary_frontier::<CapacityContainerBuilder<Vec<Result<Block<St::Value>, f64>>>, _, _, _>(
-            Exchange::new(|(to, _): &(u64, Flow<St::Value, St::Message>)| *to),
+        let gathered = flows.unary_frontier::<CapacityContainerBuilder<Vec<Result<Block<St::Value, N>, f64>>>, _, _, _>(
+            Exchange::new(|(to, _): &(u64, Flow<St::Value, St::Message, N>)| *to),
             "Gather",
             move |_, _| {
-                type Pending<S, M> = (Capability<Iteration>, Option<Block<S>>, Vec<M>, f64);
-                let mut pending: BTreeMap<Iteration, Pending<St::Value, St::Message>> =
+                type Pending<S, M, N> = (Capability<Iteration>, Option<Block<S, N>>, Vec<M>, f64);
+                let mut pending: BTreeMap<Iteration, Pending<St::Value, St::Message, N>> =
                     BTreeMap::new();
                 move |(input, frontier), output| {
                     let graph = gather_graph.borrow();
@@ -262,10 +267,10 @@ pub fn iterate<'s, St: Step>(
 
 /// Emits lines from this worker's final block once the loop is over
 /// (`done`'s frontier is empty): `format(node, value)` per node, `None` skips it.
-pub fn emit<'s, S: Clone + 'static>(
+pub fn emit<'s, N: NodeId, S: Clone + 'static>(
     done: StreamVec<'s, u64, f64>,
-    last: Kept<S>,
-    format: impl Fn(Node, &S) -> Option<String> + 'static,
+    last: Kept<S, N>,
+    format: impl Fn(N, &S) -> Option<String> + 'static,
 ) -> StreamVec<'s, u64, String> {
     done.when_done("Emit", last, move |block| {
         block
