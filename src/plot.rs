@@ -86,16 +86,22 @@ impl Plot {
             .map_err(CliError::Runtime)
     }
 
+    /// The points of `curve` that the axes can show.
+    fn shown(&self, curve: &Curve) -> Vec<(u64, f64)> {
+        let log = self.log;
+        curve
+            .points
+            .iter()
+            .copied()
+            .filter(|&(_, v)| v.is_finite() && (!log || v > 0.0))
+            .collect()
+    }
+
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> anyhow::Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let points: Vec<(u64, f64)> = self
-            .curves
-            .iter()
-            .flat_map(|c| c.points.iter().copied())
-            .filter(|&(_, v)| v.is_finite() && (!self.log || v > 0.0))
-            .collect();
+        let points: Vec<(u64, f64)> = self.curves.iter().flat_map(|c| self.shown(c)).collect();
         let first = points.iter().map(|p| p.0).min().unwrap_or(0);
         let last = points.iter().map(|p| p.0).max().unwrap_or(0);
         let low = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
@@ -153,12 +159,7 @@ impl Plot {
             .map_err(fail)?;
         for (i, curve) in self.curves.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
-            let shown: Vec<(u64, f64)> = curve
-                .points
-                .iter()
-                .copied()
-                .filter(|&(_, v)| v.is_finite() && (!self.log || v > 0.0))
-                .collect();
+            let shown = self.shown(curve);
             chart
                 .draw_series(LineSeries::new(
                     shown.iter().copied(),
