@@ -12,19 +12,14 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use weir_streaming::testing::{add_file, check_word_counts, reference};
 
-use crate::support::{hostfile, weir};
+use crate::support::{has_manifest, hostfile, weir};
 
 const KILLS: usize = 20;
 
 /// Starts both processes of the job; restores when a checkpoint is complete.
 fn start(root: &Path, extra: &[&str]) -> [Child; 2] {
     let hosts = hostfile(root, 2);
-    let complete = std::fs::read_dir(root.join("ck"))
-        .map(|dirs| {
-            dirs.flatten()
-                .any(|d| d.path().join("MANIFEST.json").exists())
-        })
-        .unwrap_or(false);
+    let complete = has_manifest(&root.join("ck"));
     let spawn = |p: &str| {
         let mut command = weir();
         command

@@ -5,11 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
-
-use crate::support::{hostfile, parts, run, stderr, weir};
+use crate::support::{hostfile, kill_one_after_a_checkpoint, parts, path, run, stderr, weir};
 
 /// `node<TAB>value` lines of a run's part files.
 fn values(dir: &Path, workers: usize) -> BTreeMap<u32, f64> {
@@ -31,10 +29,6 @@ fn assert_same(got: &BTreeMap<u32, f64>, want: &BTreeMap<u32, f64>, tolerance: f
             got[node]
         );
     }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
@@ -122,11 +116,6 @@ fn cc_survives_a_kill_9_of_either_process_mid_loop() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     let ckpt = root.path().join("ckpt");
-    let seed: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let start = |out: &Path, restore: bool| {
         let hosts = hostfile(root.path(), 2);
         let spawn = |p: &str| {
@@ -146,21 +135,7 @@ fn cc_survives_a_kill_9_of_either_process_mid_loop() {
     };
     let mut children = start(&root.path().join("first"), false);
     // wait for a complete loop checkpoint, then kill a random process
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !has_manifest(&ckpt) {
-        assert!(Instant::now() < deadline, "no loop checkpoint within 60 s");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(rng.random_range(0..30)));
-    let victim = rng.random_range(0..2);
-    children[victim].kill().unwrap();
-    for child in &mut children {
-        let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
-            "seed {seed}: a process finished despite the kill"
-        );
-    }
+    let seed = kill_one_after_a_checkpoint(&mut children, &ckpt, Duration::from_secs(60), 30);
     let second = root.path().join("second");
     let children = start(&second, true);
     for (p, child) in children.into_iter().enumerate() {
@@ -172,14 +147,6 @@ fn cc_survives_a_kill_9_of_either_process_mid_loop() {
         );
     }
     assert_eq!(values(&second, 2), values(&whole, 1), "seed {seed}");
-}
-
-fn has_manifest(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.path().join("MANIFEST.json").exists())
-    })
 }
 
 #[test]

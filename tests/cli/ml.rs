@@ -6,15 +6,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 
-use crate::support::{hostfile, run, stderr, weir};
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::support::{hostfile, kill_one_after_a_checkpoint, path, run, stderr, weir};
 
 /// A seeded ratings file of `n` ratings (with a header, as MovieLens'), and
 /// the items each user rated.
@@ -61,14 +57,6 @@ fn assert_same_model(got: &Path, want: &Path) {
     }
 }
 
-fn has_manifest(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.path().join("MANIFEST.json").exists())
-    })
-}
-
 #[test]
 fn als_survives_a_kill_9_of_either_process_and_resumes_on_3_workers() {
     let root = tempfile::tempdir().unwrap();
@@ -94,11 +82,6 @@ fn als_survives_a_kill_9_of_either_process_and_resumes_on_3_workers() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     let ckpt = root.path().join("ckpt");
-    let seed: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let hosts = hostfile(root.path(), 2);
     let mut children: Vec<_> = ["0", "1"]
         .iter()
@@ -109,21 +92,7 @@ fn als_survives_a_kill_9_of_either_process_and_resumes_on_3_workers() {
             c.spawn().unwrap()
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !has_manifest(&ckpt) {
-        assert!(Instant::now() < deadline, "no loop checkpoint within 120 s");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(rng.random_range(0..50)));
-    let victim = rng.random_range(0..2);
-    children[victim].kill().unwrap();
-    for child in &mut children {
-        let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
-            "seed {seed}: a process finished despite the kill"
-        );
-    }
+    let seed = kill_one_after_a_checkpoint(&mut children, &ckpt, Duration::from_secs(120), 50);
 
     let second = root.path().join("second");
     let out = als(&second)

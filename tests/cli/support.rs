@@ -72,3 +72,55 @@ pub fn run_two_processes(dir: &Path, args: &[&str]) -> (Output, Output) {
     assert!(b.status.success(), "process 1: {}", stderr(&b));
     (a, b)
 }
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Whether `dir` holds a complete checkpoint (a manifest).
+pub fn has_manifest(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().join("MANIFEST.json").exists())
+    })
+}
+
+/// Waits (at most `within`) for a complete checkpoint in `ckpt`, pauses
+/// below `pause_below_ms`, SIGKILLs one of `children` at random and checks
+/// that none of them succeeds. Returns the time-based seed of these choices,
+/// for the caller's messages.
+pub fn kill_one_after_a_checkpoint(
+    children: &mut [std::process::Child],
+    ckpt: &Path,
+    within: std::time::Duration,
+    pause_below_ms: u64,
+) -> u64 {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let deadline = std::time::Instant::now() + within;
+    while !has_manifest(ckpt) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no loop checkpoint within {within:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(
+        rng.random_range(0..pause_below_ms),
+    ));
+    let victim = rng.random_range(0..children.len());
+    children[victim].kill().unwrap();
+    for child in children.iter_mut() {
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "seed {seed}: a process finished despite the kill"
+        );
+    }
+    seed
+}
