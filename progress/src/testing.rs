@@ -59,6 +59,22 @@ pub fn layouts() -> std::io::Result<Vec<(String, Vec<Config>)>> {
     Ok(all)
 }
 
+/// Runs `job` on every layout of [`layouts`]; returns each layout's label
+/// with the result of its process 0.
+pub fn on_every_layout<R, F>(job: F) -> std::io::Result<Vec<(String, R)>>
+where
+    R: Send + 'static,
+    F: Fn(Config) -> R + Send + Sync + Clone + 'static,
+{
+    Ok(layouts()?
+        .into_iter()
+        .filter_map(|(label, configs)| {
+            let first = run_processes(configs, job.clone()).into_iter().next()?;
+            Some((label, first))
+        })
+        .collect())
+}
+
 /// Runs `job` once per configuration, each in its own thread (as separate processes
 /// would), and returns the results in process order.
 pub fn run_processes<R, F>(configs: Vec<Config>, job: F) -> Vec<R>

@@ -15,12 +15,5 @@ pub fn on_every_layout<F>(job: F) -> Vec<(String, Result<JobSummary, JobError>)>
 where
     F: Fn(timely::Config) -> Result<JobSummary, JobError> + Send + Sync + Clone + 'static,
 {
-    testing::layouts()
-        .unwrap()
-        .into_iter()
-        .map(|(label, configs)| {
-            let mut results = testing::run_processes(configs, job.clone());
-            (label, results.remove(0))
-        })
-        .collect()
+    testing::on_every_layout(job).unwrap()
 }

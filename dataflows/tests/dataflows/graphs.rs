@@ -59,17 +59,7 @@ pub fn random_graph_from(
 }
 
 fn run_everywhere(job: GraphJob) -> Vec<(String, Result<GraphSummary, JobError>)> {
-    testing::layouts()
-        .unwrap()
-        .into_iter()
-        .map(|(label, configs)| {
-            let job = job.clone();
-            let mut results = testing::run_processes(configs, move |config| {
-                graph::run(config, job.clone(), &all_records())
-            });
-            (label, results.remove(0))
-        })
-        .collect()
+    testing::on_every_layout(move |config| graph::run(config, job.clone(), &all_records())).unwrap()
 }
 
 fn job(input: &GraphInput, algorithm: Algorithm) -> GraphJob {
@@ -80,6 +70,13 @@ fn job(input: &GraphInput, algorithm: Algorithm) -> GraphJob {
         report: None,
         wide_ids: false,
     }
+}
+
+/// The error of a job that must fail, on `workers` threads.
+fn error_of(workers: usize, job: GraphJob) -> String {
+    graph::run(timely::Config::process(workers), job, &all_records())
+        .unwrap_err()
+        .to_string()
 }
 
 /// `node<TAB>value` lines as a map.
@@ -232,13 +229,7 @@ fn a_bad_edge_line_names_file_and_line() {
     let path = dir.path().join("bad.txt");
     std::fs::write(&path, "# header\n1 2\n2 three\n").unwrap();
     let input = GraphInput::Edges(LineInput::Files(vec![path]));
-    let err = graph::run(
-        timely::Config::process(2),
-        job(&input, Algorithm::Cc),
-        &all_records(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = error_of(2, job(&input, Algorithm::Cc));
     assert!(
         err.contains("bad.txt:3") && err.contains("\"three\""),
         "{err}"
@@ -266,23 +257,11 @@ fn wide_ids_match_the_references() {
     assert!(want.values().any(|&d| d >= 3), "a deep enough search");
     check_exact_job(wide(Algorithm::Bfs { source }), &want);
 
-    let err = graph::run(
-        timely::Config::process(2),
-        job(&input, Algorithm::Cc),
-        &all_records(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = error_of(2, job(&input, Algorithm::Cc));
     assert!(
         err.contains(&format!("graph-8-{first}.txt:2")) && err.contains("--wide-ids"),
         "{err}"
     );
-    let err = graph::run(
-        timely::Config::process(1),
-        job(&input, Algorithm::Bfs { source }),
-        &all_records(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = error_of(1, job(&input, Algorithm::Bfs { source }));
     assert!(err.contains("--wide-ids"), "{err}");
 }

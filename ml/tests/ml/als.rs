@@ -41,17 +41,9 @@ fn job(input: RatingsInput, split: Split, iterations: u64) -> AlsJob {
 }
 
 fn run_everywhere(job: &AlsJob) -> Vec<(String, Result<AlsSummary, JobError>)> {
-    testing::layouts()
+    let job = job.clone();
+    testing::on_every_layout(move |config| als::run(config, job.clone(), &JobOptions::default()))
         .unwrap()
-        .into_iter()
-        .map(|(label, configs)| {
-            let job = job.clone();
-            let mut results = testing::run_processes(configs, move |config| {
-                als::run(config, job.clone(), &JobOptions::default())
-            });
-            (label, results.remove(0))
-        })
-        .collect()
 }
 
 fn assert_close(label: &str, got: &Model, want: &Model, tolerance: f64) {
