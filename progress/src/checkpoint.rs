@@ -327,7 +327,7 @@ impl<'s, D: Clone + 'static> StatefulUnary<'s, D> for StreamVec<'s, u64, D> {
                 if let Some(c) = snapshot_at {
                     snapshotted = Some(c);
                     acks.in_flight.push(c);
-                    if let Err(e) = writer.submit(c, state.take_changes()) {
+                    if let Err(e) = writer.snapshot(c, &mut state) {
                         ckpt.fail(e);
                     }
                 }

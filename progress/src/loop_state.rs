@@ -158,6 +158,7 @@ where
                             operator: "loop".into(),
                             worker: ckpt.index,
                             files: vec![file],
+                            shared: BTreeMap::new(),
                         });
                     acks.session(&cap).give(written);
                 }

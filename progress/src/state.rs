@@ -9,8 +9,13 @@
 //! (reading the old files, not the live state). Restoring replays a chain; with a
 //! different number of workers, every worker reads all chains of the operator and
 //! keeps the keys that now route to it.
+//!
+//! Besides its keys, an operator may keep a few *shared* values that every
+//! worker holds alike (a window operator's event-time watermark): they go into
+//! each snapshot's [`PartChain`], and a restore at any worker count gives every
+//! worker the largest value of each over all the operator's parts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
 
 use serde::de::DeserializeOwned;
@@ -30,6 +35,7 @@ pub struct KeyedState<K, V> {
     map: HashMap<K, V>,
     dirty: HashSet<K>,
     full: bool,
+    shared: BTreeMap<String, u64>,
 }
 
 /// What a snapshot must write.
@@ -53,6 +59,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Default for KeyedState<K, V> {
             map: HashMap::new(),
             dirty: HashSet::new(),
             full: true,
+            shared: BTreeMap::new(),
         }
     }
 }
@@ -109,6 +116,18 @@ impl<K: Hash + Eq + Clone, V: Clone> KeyedState<K, V> {
     /// All entries.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.map.iter()
+    }
+
+    /// The shared value `name` (see the module doc).
+    pub fn shared(&self, name: &str) -> Option<u64> {
+        self.shared.get(name).copied()
+    }
+
+    /// Sets the shared value `name`: a value every worker of the operator
+    /// holds alike, restored on every worker (the largest over all parts when
+    /// the worker count changes).
+    pub fn set_shared(&mut self, name: &str, value: u64) {
+        self.shared.insert(name.to_string(), value);
     }
 
     /// Keys changed since the last snapshot.
@@ -207,6 +226,11 @@ where
     V: DeserializeOwned + Clone,
 {
     let chains = manifest.parts.iter().filter(|c| c.operator == operator);
+    let mut shared: BTreeMap<String, u64> = BTreeMap::new();
+    for (name, &value) in chains.clone().flat_map(|c| c.shared.iter()) {
+        let slot = shared.entry(name.clone()).or_insert(value);
+        *slot = (*slot).max(value);
+    }
     if manifest.workers == peers {
         let chain: Vec<FileRef> = chains
             .filter(|c| c.worker == index)
@@ -218,6 +242,7 @@ where
                 map,
                 dirty: HashSet::new(),
                 full: chain.is_empty(),
+                shared,
             },
             chain,
         });
@@ -235,6 +260,7 @@ where
             map,
             dirty: HashSet::new(),
             full: true,
+            shared,
         },
         chain: Vec::new(),
     })
@@ -246,7 +272,14 @@ pub type Written = Result<(u64, PartChain), CheckpointError>;
 
 /// Writes one worker's snapshots of one operator on a thread of its own.
 pub struct SnapshotWriter<K, V> {
-    thread: Background<(u64, Changes<K, V>), Written>,
+    thread: Background<Snapshot<K, V>, Written>,
+}
+
+/// One snapshot for the writer thread.
+struct Snapshot<K, V> {
+    epoch: u64,
+    changes: Changes<K, V>,
+    shared: BTreeMap<String, u64>,
 }
 
 impl<K, V> SnapshotWriter<K, V>
@@ -262,12 +295,21 @@ where
         mut chain: Vec<FileRef>,
     ) -> Self {
         let name = format!("weir-snapshot-{operator}-{worker}");
-        let write = move |(epoch, changes): (u64, Changes<K, V>)| -> Written {
-            write_snapshot(&store, &operator, worker, &mut chain, epoch, changes)?;
+        let write = move |snapshot: Snapshot<K, V>| -> Written {
+            let epoch = snapshot.epoch;
+            write_snapshot(
+                &store,
+                &operator,
+                worker,
+                &mut chain,
+                epoch,
+                snapshot.changes,
+            )?;
             let chain = PartChain {
                 operator: operator.clone(),
                 worker,
                 files: chain.clone(),
+                shared: snapshot.shared,
             };
             Ok((epoch, chain))
         };
@@ -276,9 +318,33 @@ where
         }
     }
 
-    /// Queues the snapshot of `epoch`; returns at once.
+    /// Queues the snapshot of `state` as of `epoch` (its changes since the
+    /// last one, and its shared values); returns at once.
+    pub fn snapshot(
+        &self,
+        epoch: u64,
+        state: &mut KeyedState<K, V>,
+    ) -> Result<(), CheckpointError> {
+        let shared = state.shared.clone();
+        self.queue(Snapshot {
+            epoch,
+            changes: state.take_changes(),
+            shared,
+        })
+    }
+
+    /// Queues the snapshot of `epoch` made of `changes` (no shared values);
+    /// returns at once.
     pub fn submit(&self, epoch: u64, changes: Changes<K, V>) -> Result<(), CheckpointError> {
-        if self.thread.submit((epoch, changes)) {
+        self.queue(Snapshot {
+            epoch,
+            changes,
+            shared: BTreeMap::new(),
+        })
+    }
+
+    fn queue(&self, snapshot: Snapshot<K, V>) -> Result<(), CheckpointError> {
+        if self.thread.submit(snapshot) {
             Ok(())
         } else {
             Err(CheckpointError::Io {
@@ -480,6 +546,31 @@ mod tests {
         // same worker count: the chain continues
         let r = restore::<String, u64>(&store, &m, "counts", 1, 2).unwrap();
         assert_eq!(r.chain.len(), 1);
+    }
+
+    #[test]
+    fn shared_values_reach_every_worker_at_any_worker_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        let mut parts = Vec::new();
+        for worker in 0..2u64 {
+            let mut s: KeyedState<u64, u64> = KeyedState::new();
+            s.insert(worker, worker);
+            s.set_shared("watermark", 100 + worker);
+            let w = SnapshotWriter::spawn(store.clone(), "op".into(), worker as usize, Vec::new());
+            w.snapshot(3, &mut s).unwrap();
+            // later changes are not in the snapshot
+            s.set_shared("watermark", 999);
+            parts.push(w.finish().remove(0).unwrap().1);
+        }
+        let m = checkpoint(&store, 3, 2, parts);
+        for peers in [1, 2, 3] {
+            for index in 0..peers {
+                let r = restore::<u64, u64>(&store, &m, "op", index, peers).unwrap();
+                assert_eq!(r.state.shared("watermark"), Some(101), "{index} of {peers}");
+                assert_eq!(r.state.shared("other"), None);
+            }
+        }
     }
 
     #[test]

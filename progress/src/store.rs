@@ -38,6 +38,10 @@ pub struct PartChain {
     pub worker: usize,
     /// Base first, then deltas.
     pub files: Vec<FileRef>,
+    /// The operator's shared values as of the checkpoint (see
+    /// [`crate::state::KeyedState::set_shared`]).
+    #[serde(default)]
+    pub shared: BTreeMap<String, u64>,
 }
 
 /// Where one worker's source stood after an epoch: the position in each of its
@@ -412,6 +416,7 @@ mod tests {
                 operator: "op".into(),
                 worker: 0,
                 files,
+                shared: BTreeMap::new(),
             }],
             sources: Vec::new(),
         };

@@ -2,15 +2,19 @@
 //! max and average, as checkpointed keyed state.
 //!
 //! Event-time progress rides on epoch progress: every source worker sends its
-//! watermark at the end of each epoch (`None` while all its partitions are
-//! idle) to every window worker. Once timely's frontier has passed epoch `e`,
-//! the window operator has all of `e`'s records and all of `e`'s watermarks:
-//! it adds the records, takes the smallest watermark as the event-time
-//! frontier (never moving it back), and fires — in epoch `e` — every window
-//! whose end it has passed. So the timely frontier decides when a window's
-//! result is final, and a restored or replayed epoch fires exactly the same
-//! windows. A record whose every window has fired already is late: it is
-//! dropped and counted.
+//! [`Watermark`] at the end of each epoch to every window worker. Once timely's
+//! frontier has passed epoch `e`, the window operator has all of `e`'s records
+//! and all of `e`'s watermarks: it adds the records, takes the smallest
+//! watermark as the event-time frontier (never moving it back; a source worker
+//! that is still waiting for a partition's first record holds it where it is),
+//! and fires — in epoch `e` — every window whose end it has passed. So the
+//! timely frontier decides when a window's result is final, and a restored or
+//! replayed epoch fires exactly the same windows. A record whose every window
+//! has fired already is late: it is dropped and counted.
+//!
+//! The event-time frontier is part of the checkpointed state (a shared value
+//! of the keyed state): a restored run goes on from it, so an event that was
+//! late before a crash is late after it too, and a window never fires twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hash;
@@ -164,6 +168,54 @@ impl Acc {
     }
 }
 
+/// Where a source worker stands in event time at the end of an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Watermark {
+    /// Every input this worker reads is idle (or it reads none): it does not
+    /// hold event time back.
+    Idle,
+    /// An input this worker reads has not shown its event time yet (its
+    /// first records have not been read, and it is not known to be idle):
+    /// event time may not pass anything.
+    Pending,
+    /// Every event before this time (ms) has been read, less the allowed
+    /// disorder.
+    At(u64),
+    /// The input has ended: every window may fire.
+    End,
+}
+
+impl Watermark {
+    /// The event-time frontier of several sources' watermarks of one epoch:
+    /// `None` when none of them lets event time advance.
+    pub fn combine(watermarks: impl IntoIterator<Item = Watermark>) -> Option<Frontier> {
+        let mut frontier: Option<Frontier> = None;
+        for watermark in watermarks {
+            let this = match watermark {
+                Watermark::Idle => continue,
+                Watermark::Pending => return None,
+                Watermark::At(t) => Frontier::At(t),
+                Watermark::End => Frontier::End,
+            };
+            frontier = Some(frontier.map_or(this, |f| f.min(this)));
+        }
+        frontier
+    }
+}
+
+/// How far event time has come, for firing windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Frontier {
+    /// Windows ending at or before this time fire.
+    At(u64),
+    /// Every window fires.
+    End,
+}
+
+/// The name of the window state's shared value that holds its event-time
+/// frontier (ms), so that a restore goes on from it.
+const WATERMARK: &str = "watermark";
+
 /// What a window operator reads: events, and the source workers' watermarks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum WindowInput<K> {
@@ -181,8 +233,8 @@ pub enum WindowInput<K> {
     Watermark {
         /// Destination worker.
         to: usize,
-        /// The watermark (`None`: the source worker's partitions are all idle).
-        watermark: Option<u64>,
+        /// The source worker's watermark.
+        watermark: Watermark,
     },
 }
 
@@ -201,7 +253,7 @@ pub struct WindowResult<K> {
 
 /// Sends each source watermark to every one of `peers` window workers.
 pub fn fan_out<'s, K: Clone + 'static>(
-    watermarks: StreamVec<'s, u64, Option<u64>>,
+    watermarks: StreamVec<'s, u64, Watermark>,
     peers: usize,
 ) -> StreamVec<'s, u64, WindowInput<K>> {
     watermarks.unary::<CapacityContainerBuilder<Vec<WindowInput<K>>>, _, _, _>(
@@ -258,9 +310,7 @@ where
                 *to as u64 % peers.max(1)
             }
         };
-        // event-time frontier, and an index of window ends (both rebuilt from
-        // the state after a restore)
-        let mut watermark: Option<u64> = None;
+        // an index of window ends (rebuilt from the state after a restore)
         let mut ends: Option<BTreeMap<u64, BTreeSet<K>>> = None;
         self.stateful_unary(
             Exchange::new(route),
@@ -279,61 +329,73 @@ where
                     }
                     index
                 });
-                let mut epoch_watermark: Option<u64> = None;
-                let mut any_watermark = false;
+                let mut watermarks = Vec::new();
                 for record in records {
                     match record {
-                        WindowInput::Watermark { watermark: w, .. } => {
-                            any_watermark = true;
-                            if let Some(w) = w {
-                                epoch_watermark = Some(epoch_watermark.map_or(w, |e| e.min(w)));
-                            }
-                        }
+                        WindowInput::Watermark { watermark, .. } => watermarks.push(watermark),
                         WindowInput::Event { key, time, value } => {
+                            let watermark = state.shared(WATERMARK);
                             add(state, ends, windows, watermark, key, time, value, &late);
                         }
                     }
                 }
-                if any_watermark && let Some(w) = epoch_watermark {
-                    watermark = Some(watermark.map_or(w, |old| old.max(w)));
-                }
-                let Some(w) = watermark else {
-                    return;
+                let fire_to = match Watermark::combine(watermarks) {
+                    // the end of the input fires everything but is not kept:
+                    // a later run restored from here starts new windows
+                    Some(Frontier::End) => u64::MAX,
+                    Some(Frontier::At(w)) => {
+                        let w = state.shared(WATERMARK).map_or(w, |old| old.max(w));
+                        state.set_shared(WATERMARK, w);
+                        w
+                    }
+                    None => match state.shared(WATERMARK) {
+                        Some(w) => w,
+                        None => return,
+                    },
                 };
-                // fire every window whose end the watermark has passed
-                while let Some(entry) = ends.first_entry() {
-                    if *entry.key() > w {
-                        break;
-                    }
-                    let end = *entry.key();
-                    for key in entry.remove() {
-                        let Some(mut key_windows) = state.get(&key).cloned() else {
-                            continue;
-                        };
-                        let fired: Vec<(u64, u64)> = key_windows
-                            .keys()
-                            .filter(|&&(_, e)| e == end)
-                            .copied()
-                            .collect();
-                        for window in fired {
-                            if let Some(acc) = key_windows.remove(&window) {
-                                out.push(WindowResult {
-                                    key: key.clone(),
-                                    start: window.0,
-                                    end: window.1,
-                                    acc,
-                                });
-                            }
-                        }
-                        if key_windows.is_empty() {
-                            state.remove(&key);
-                        } else {
-                            state.insert(key, key_windows);
-                        }
-                    }
-                }
+                fire(state, ends, fire_to, out);
             },
         )
+    }
+}
+
+/// Fires every window whose end is at or before `watermark`.
+fn fire<K: Serialize + DeserializeOwned + Hash + Eq + Ord + Clone + Send + 'static>(
+    state: &mut weir_progress::state::KeyedState<K, KeyWindows>,
+    ends: &mut BTreeMap<u64, BTreeSet<K>>,
+    watermark: u64,
+    out: &mut Vec<WindowResult<K>>,
+) {
+    while let Some(entry) = ends.first_entry() {
+        if *entry.key() > watermark {
+            break;
+        }
+        let end = *entry.key();
+        for key in entry.remove() {
+            let Some(mut key_windows) = state.get(&key).cloned() else {
+                continue;
+            };
+            let fired: Vec<(u64, u64)> = key_windows
+                .keys()
+                .filter(|&&(_, e)| e == end)
+                .copied()
+                .collect();
+            for window in fired {
+                if let Some(acc) = key_windows.remove(&window) {
+                    out.push(WindowResult {
+                        key: key.clone(),
+                        start: window.0,
+                        end: window.1,
+                        acc,
+                    });
+                }
+            }
+            if key_windows.is_empty() {
+                state.remove(&key);
+            } else {
+                state.insert(key, key_windows);
+            }
+        }
     }
 }
 

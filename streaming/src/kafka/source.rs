@@ -8,12 +8,17 @@
 //! partitions and their offsets to their new owners). Kafka's own group
 //! offsets are not used.
 //!
-//! Event time: each epoch also carries this worker's watermark — the smallest,
-//! over its active partitions, of the largest event time seen minus the allowed
-//! out-of-orderness. A partition without records for `idle_epochs` epochs is
-//! idle and does not hold the watermark back. The per-partition state behind
-//! it (largest event time, last epoch with records) is in the marks too, so a
-//! restored or replayed epoch carries the same watermark as before.
+//! Event time: each epoch also carries this worker's [`Watermark`] — the
+//! smallest, over its active partitions, of the largest event time seen minus
+//! the allowed out-of-orderness. A partition that has shown no event time yet
+//! holds it back ([`Watermark::Pending`]): its first fetch may not have
+//! answered, and its first records may belong to a window the other partitions
+//! have passed. A partition is idle, and stops holding the watermark back,
+//! once it has been read to its end (the broker said so) and has had no
+//! records for `idle_epochs` epochs. The per-partition state behind it
+//! (largest event time, last epoch it was active) is in the marks too, and a
+//! replayed epoch takes it from there, so a restored or replayed epoch carries
+//! the same watermark as before.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -36,6 +41,7 @@ use weir_progress::store::SourceMark;
 use super::KafkaError;
 use super::producer::base_config;
 use crate::dir_source::{POLL, SourceCtx};
+use crate::window::Watermark;
 
 /// Records a source reads per activation before it lets other operators run.
 pub const READ_BUDGET: usize = 4096;
@@ -155,9 +161,6 @@ impl KafkaRecord {
     }
 }
 
-/// The end of event time: the watermark of a source that has stopped.
-pub const END_OF_TIME: u64 = u64::MAX;
-
 /// The key of a partition's offset in a mark; `@max` and `@seen` suffixes
 /// key its largest event time and the last epoch it had records in.
 fn stream_key(topic: &str, partition: i32) -> String {
@@ -180,8 +183,7 @@ pub fn owns_partition(partition: i32, index: usize, peers: usize) -> bool {
 pub trait ReadKafka<'s> {
     /// Reads this worker's partitions of `source.topic` (the topic has
     /// `partitions` partitions): returns the records, this worker's watermark
-    /// at each epoch (one value per epoch: `None` while all its partitions are
-    /// idle), and the source's acks. A restored source resumes at the offsets
+    /// at each epoch (one value per epoch), and the source's acks. A restored source resumes at the offsets
     /// in `recovery` and first replays the epochs it says were committed,
     /// cutting them exactly as before.
     fn read_kafka(
@@ -200,7 +202,7 @@ pub struct KafkaStreams<'s> {
     /// The records.
     pub records: StreamVec<'s, u64, KafkaRecord>,
     /// This worker's watermark per epoch.
-    pub watermarks: StreamVec<'s, u64, Option<u64>>,
+    pub watermarks: StreamVec<'s, u64, Watermark>,
     /// Acknowledgements for the coordinator.
     pub acks: StreamVec<'s, u64, Ack>,
 }
@@ -241,7 +243,7 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
         let mut data_out =
             OutputBuilder::<u64, CapacityContainerBuilder<Vec<KafkaRecord>>>::from(data_out);
         let mut mark_out =
-            OutputBuilder::<u64, CapacityContainerBuilder<Vec<Option<u64>>>>::from(mark_out);
+            OutputBuilder::<u64, CapacityContainerBuilder<Vec<Watermark>>>::from(mark_out);
         let mut ack_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Ack>>>::from(ack_out);
         let (source, ctx, name) = (source.clone(), ctx.clone(), name.to_string());
         builder.build(move |mut caps| {
@@ -312,9 +314,9 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                 };
                 if close || stop {
                     let watermark = if stop {
-                        Some(END_OF_TIME)
+                        Watermark::End
                     } else {
-                        reader.watermark(epoch)
+                        reader.close(epoch, step.replaying)
                     };
                     mark_out.activate().session(&*marks).give(watermark);
                     let mark = reader.mark(&name, index, epoch + 1);
@@ -369,8 +371,19 @@ struct PartitionState {
     next: i64,
     /// Largest event time seen.
     max_event: Option<u64>,
-    /// Last epoch with records.
+    /// Last epoch it was active: had records, or was not known to be read to
+    /// its end.
     seen: u64,
+    /// Whether the broker said it is read to its end, and no record came since.
+    caught_up: bool,
+}
+
+/// Where a replayed epoch ended in one partition, and the partition's state then.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Target {
+    next: i64,
+    max_event: Option<u64>,
+    seen: Option<u64>,
 }
 
 /// One worker's consumer and partition states.
@@ -379,7 +392,7 @@ struct Reader {
     consumer: Option<BaseConsumer>,
     partitions: BTreeMap<i32, PartitionState>,
     /// Replay targets (next offsets at each replayed epoch's end).
-    plan: BTreeMap<u64, BTreeMap<i32, i64>>,
+    plan: BTreeMap<u64, BTreeMap<i32, Target>>,
     /// Records read past a replayed epoch's target, per partition.
     stash: BTreeMap<i32, VecDeque<KafkaRecord>>,
     last_record: Instant,
@@ -417,18 +430,27 @@ impl Reader {
                     max_event: get(format!("{key}@max")),
                     // restored exactly (a replayed epoch must see the same idleness)
                     seen: get(format!("{key}@seen")).unwrap_or(start),
+                    caught_up: false,
                 };
                 (p, state)
             })
             .collect();
         let plan = plan
             .into_iter()
-            .map(|(epoch, targets)| {
-                let targets = targets
-                    .iter()
-                    .filter(|(k, _)| !k.contains('@'))
-                    .filter_map(|(k, &o)| Some((key_partition(topic, k)?, i64::try_from(o).ok()?)))
-                    .collect();
+            .map(|(epoch, positions)| {
+                let mut targets: BTreeMap<i32, Target> = BTreeMap::new();
+                for (key, &value) in &positions {
+                    let Some(p) = key_partition(topic, key) else {
+                        continue;
+                    };
+                    let target = targets.entry(p).or_default();
+                    match key.split_once('@').map(|(_, suffix)| suffix) {
+                        None => target.next = i64::try_from(value).unwrap_or(i64::MAX),
+                        Some("max") => target.max_event = Some(value),
+                        Some("seen") => target.seen = Some(value),
+                        Some(_) => {}
+                    }
+                }
                 (epoch, targets)
             })
             .collect();
@@ -461,7 +483,8 @@ impl Reader {
                 // a checkpointed offset outside the log is an error, never a silent reset
                 .set("auto.offset.reset", "error")
                 .set("fetch.wait.max.ms", "10")
-                .set("enable.partition.eof", "false")
+                // the end of a partition is what lets it become idle
+                .set("enable.partition.eof", "true")
                 .create()
                 .map_err(|e| KafkaError::client(format!("consumer of {topic}"), e))?;
             let mut assignment = TopicPartitionList::new();
@@ -538,12 +561,26 @@ impl Reader {
                     }
                     read += 1;
                 }
+                Some(Err(RdError::PartitionEOF(p))) => {
+                    self.unreachable_since = None;
+                    if let Some(state) = self.partitions.get_mut(&p) {
+                        state.caught_up = true;
+                    }
+                }
                 Some(Err(e)) => self.poll_error(e)?,
             }
         }
         let done = targets.as_ref().map(|t| self.reached(t));
-        if done == Some(true) {
-            self.plan.remove(&epoch);
+        if done == Some(true)
+            && let Some(targets) = self.plan.remove(&epoch)
+        {
+            // the replayed epoch ends with the state it ended with before
+            for (p, target) in targets {
+                if let Some(state) = self.partitions.get_mut(&p) {
+                    state.max_event = target.max_event.or(state.max_event);
+                    state.seen = target.seen.unwrap_or(state.seen);
+                }
+            }
         }
         Ok(Step {
             read,
@@ -553,10 +590,10 @@ impl Reader {
     }
 
     /// Whether every partition reached its target offset.
-    fn reached(&self, targets: &BTreeMap<i32, i64>) -> bool {
+    fn reached(&self, targets: &BTreeMap<i32, Target>) -> bool {
         targets
             .iter()
-            .all(|(p, &t)| self.partitions.get(p).is_none_or(|s| s.next >= t))
+            .all(|(p, t)| self.partitions.get(p).is_none_or(|s| s.next >= t.next))
     }
 
     /// Emits `record` in `epoch` unless a replay target stops it before (then
@@ -565,7 +602,7 @@ impl Reader {
         &mut self,
         epoch: u64,
         record: KafkaRecord,
-        targets: Option<&BTreeMap<i32, i64>>,
+        targets: Option<&BTreeMap<i32, Target>>,
         out: &mut Vec<KafkaRecord>,
     ) -> bool {
         let p = record.partition;
@@ -582,6 +619,7 @@ impl Reader {
         }
         state.next = record.offset + 1;
         state.seen = epoch;
+        state.caught_up = false;
         if let Some(t) = record.event_time {
             state.max_event = state.max_event.max(Some(t));
         }
@@ -722,15 +760,34 @@ impl Reader {
         Ok((end, behind))
     }
 
+    /// Ends `epoch` (a replayed one keeps the state its marks restored) and
+    /// returns this worker's watermark after it.
+    fn close(&mut self, epoch: u64, replayed: bool) -> Watermark {
+        if !replayed {
+            for state in self.partitions.values_mut() {
+                if !state.caught_up {
+                    state.seen = epoch;
+                }
+            }
+        }
+        self.watermark(epoch)
+    }
+
     /// This worker's watermark after `epoch`.
-    fn watermark(&self, epoch: u64) -> Option<u64> {
+    fn watermark(&self, epoch: u64) -> Watermark {
         let idle = self.source.idle_epochs;
-        self.partitions
-            .values()
-            .filter(|s| epoch.saturating_sub(s.seen) < idle)
-            .filter_map(|s| s.max_event)
-            .map(|t| t.saturating_sub(self.source.out_of_orderness_ms))
-            .min()
+        let mut at: Option<u64> = None;
+        for state in self.partitions.values() {
+            if epoch.saturating_sub(state.seen) >= idle {
+                continue;
+            }
+            let Some(t) = state.max_event else {
+                return Watermark::Pending;
+            };
+            let t = t.saturating_sub(self.source.out_of_orderness_ms);
+            at = Some(at.map_or(t, |a| a.min(t)));
+        }
+        at.map_or(Watermark::Idle, Watermark::At)
     }
 
     /// The source's mark: offsets, largest event times and last active epochs.
@@ -758,8 +815,8 @@ impl Reader {
 const LIVENESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Whether `record` lies past its partition's replay target.
-fn beyond(targets: Option<&BTreeMap<i32, i64>>, record: &KafkaRecord) -> bool {
-    targets.is_some_and(|t| record.offset >= t.get(&record.partition).copied().unwrap_or(i64::MIN))
+fn beyond(targets: Option<&BTreeMap<i32, Target>>, record: &KafkaRecord) -> bool {
+    targets.is_some_and(|t| record.offset >= t.get(&record.partition).map_or(i64::MIN, |t| t.next))
 }
 
 /// Copies a consumed message.

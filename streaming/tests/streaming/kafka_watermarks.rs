@@ -7,8 +7,9 @@ use std::time::Duration;
 use timely::dataflow::operators::Inspect;
 use weir_streaming::kafka::broker::Broker;
 use weir_streaming::kafka::producer::{IdempotentProducer, Produce};
-use weir_streaming::kafka::source::{END_OF_TIME, EventTime, KafkaSource, ReadKafka};
+use weir_streaming::kafka::source::{EventTime, KafkaSource, ReadKafka};
 use weir_streaming::run::{Built, StreamOptions, run_stream};
+use weir_streaming::window::Watermark;
 
 const START: i64 = 1_700_000_000_000;
 
@@ -69,7 +70,7 @@ fn largest_watermark(idle_epochs: u64) -> u64 {
             );
             let watermarks = Arc::clone(&watermarks);
             streams.watermarks.inspect(move |w| {
-                if let Some(w) = w.filter(|&w| w != END_OF_TIME) {
+                if let Watermark::At(w) = *w {
                     watermarks.lock().unwrap().push(w);
                 }
             });

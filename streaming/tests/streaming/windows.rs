@@ -10,8 +10,7 @@ use timely::dataflow::operators::{Capture, Input, Probe};
 use weir_dataflows::exec::RecordCounter;
 use weir_progress::checkpoint::{Checkpoints, Schedule};
 use weir_progress::store::CheckpointStore;
-use weir_streaming::kafka::source::END_OF_TIME;
-use weir_streaming::window::{Acc, WindowAggregate, WindowInput, Windows, reference};
+use weir_streaming::window::{Acc, Watermark, WindowAggregate, WindowInput, Windows, reference};
 
 const EPOCHS: u64 = 8;
 const SPAN: u64 = 10_000;
@@ -64,15 +63,12 @@ fn run(workers: usize, windows: Windows) -> BTreeMap<(String, u64, u64), Acc> {
             }
             let last = epoch as u64 + 1 == EPOCHS;
             let watermark = if last {
-                END_OF_TIME
+                Watermark::End
             } else {
-                epoch as u64 * SPAN
+                Watermark::At(epoch as u64 * SPAN)
             };
             for to in 0..peers {
-                input.send(WindowInput::Watermark {
-                    to,
-                    watermark: Some(watermark),
-                });
+                input.send(WindowInput::Watermark { to, watermark });
             }
             input.advance_to(epoch as u64 + 1);
             worker.step_while(|| probe.less_than(input.time()));
