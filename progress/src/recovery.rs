@@ -9,6 +9,13 @@
 //! cut those epochs exactly where they were cut before: [`Recovery::replay_plan`].
 //! Before the damaged checkpoints are deleted, their marks are saved in the
 //! store's `REPLAY.json`, so that a crash during the replay replays the same.
+//!
+//! Restoring the latest checkpoint of a store that never held a complete one
+//! (the run before was stopped before its first checkpoint completed) is a
+//! fresh start, as in Flink: nothing of that run was made visible, so its
+//! unfinished checkpoint directories go and the job starts from the beginning
+//! ([`Recovery::fresh_restore`]). A store whose complete checkpoints are all
+//! damaged stays an error.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +37,31 @@ pub struct Recovery {
     /// Marks of epochs after the restored checkpoint that an earlier run
     /// committed: sources replay them, sinks skip their output.
     pub replay: Vec<SourceMark>,
+    /// Set when a restore of the latest checkpoint found a store that never
+    /// held a complete one and started fresh.
+    pub fresh_restore: Option<FreshRestore>,
+}
+
+/// A restore that found no complete checkpoint and started fresh.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreshRestore {
+    /// The store.
+    pub store: String,
+    /// Unfinished checkpoint directories of the earlier run, discarded.
+    pub discarded: usize,
+}
+
+impl std::fmt::Display for FreshRestore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} holds no complete checkpoint (the run before stopped before its first): \
+             starting from the beginning ({} unfinished checkpoint director{} discarded)",
+            self.store,
+            self.discarded,
+            if self.discarded == 1 { "y" } else { "ies" }
+        )
+    }
 }
 
 impl Recovery {
@@ -38,20 +70,33 @@ impl Recovery {
     /// complete checkpoint (a fresh start over an earlier run's checkpoints
     /// would duplicate its output). With it, picks the checkpoint (falling back
     /// past damaged ones), saves the marks of newer committed epochs for the
-    /// replay, and deletes the newer directories.
+    /// replay, and deletes the newer directories; [`Restore::Latest`] on a
+    /// store without any complete checkpoint is a fresh start (see the module
+    /// doc).
     pub fn prepare(
         store: &CheckpointStore,
         restore: Option<&Restore>,
     ) -> Result<Recovery, CheckpointError> {
-        let Some(which) = restore else {
-            if !store.complete()?.is_empty() {
+        let never_complete = store.complete()?.is_empty();
+        let which = match restore {
+            Some(Restore::Latest) | None if never_complete => {
+                let discarded = store.discard_incomplete()?;
+                store.delete_meta(REPLAY)?;
+                let fresh_restore = restore.is_some().then(|| FreshRestore {
+                    store: store.describe(),
+                    discarded,
+                });
+                return Ok(Recovery {
+                    fresh_restore,
+                    ..Recovery::default()
+                });
+            }
+            None => {
                 return Err(CheckpointError::Exists {
                     dir: store.describe(),
                 });
             }
-            store.discard_incomplete()?;
-            store.delete_meta(REPLAY)?;
-            return Ok(Recovery::default());
+            Some(which) => which,
         };
         let (manifest, warnings) = store.restore_point(which)?;
         let start = start_of(&manifest);
@@ -89,6 +134,7 @@ impl Recovery {
             manifest: Some(manifest),
             warnings,
             replay,
+            fresh_restore: None,
         })
     }
 

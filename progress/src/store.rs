@@ -280,15 +280,17 @@ impl CheckpointStore {
 
     /// Deletes every checkpoint directory without a manifest (what crashed runs
     /// left). Only for a job about to start: a running job's checkpoints in
-    /// progress have no manifest yet either.
-    pub fn discard_incomplete(&self) -> Result<(), CheckpointError> {
+    /// progress have no manifest yet either. Returns how many it deleted.
+    pub fn discard_incomplete(&self) -> Result<usize, CheckpointError> {
         let complete = self.complete()?;
+        let mut discarded = 0;
         for e in self.epochs()? {
             if !complete.contains(&e) {
                 self.backend.delete_dir(&dir_name(e))?;
+                discarded += 1;
             }
         }
-        Ok(())
+        Ok(discarded)
     }
 
     /// Deletes the files of `dir` that are not in `referenced` (the manifest

@@ -159,6 +159,11 @@ where
             Ok(recovery)
         });
         let recovery = Arc::new(decided?);
+        if worker.index() == 0
+            && let Some(fresh) = &recovery.fresh_restore
+        {
+            eprintln!("weir: restore latest: {fresh}");
+        }
         let mut checkpoints = Checkpoints::new(
             store,
             Schedule { every: 1 },

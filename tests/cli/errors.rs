@@ -303,17 +303,44 @@ fn stream_wordcount_bad_flags_and_inputs_are_named() {
         &format!("weir: {d}/in: not a directory (the source watches a directory for new files)"),
     );
     std::fs::create_dir(dir.path().join("in")).unwrap();
-    let args = with(&["--source", &input, "--restore", "latest"]);
+    // a store that never held a complete checkpoint (a run killed before its
+    // first): restore latest starts fresh and says so in one line
+    std::fs::create_dir_all(dir.path().join("ck/chk-00000000000000000002")).unwrap();
+    let args = with(&[
+        "--source",
+        &input,
+        "--restore",
+        "latest",
+        "--stop-when-idle",
+        "300ms",
+    ]);
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let want = format!(
+        "weir: restore latest: {d}/ck/ holds no complete checkpoint (the run before stopped \
+         before its first): starting from the beginning (1 unfinished checkpoint directory discarded)"
+    );
+    assert!(err.lines().any(|l| l == want), "{err}");
+    // a store whose complete checkpoints are all damaged stays an error
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(dir.path().join("ck")).unwrap() {
+        let manifest = entry.unwrap().path().join("MANIFEST.json");
+        if manifest.exists() {
+            std::fs::write(&manifest, b"{").unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0, "the fresh run left a complete checkpoint");
     let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    let want = format!(
-        "weir: checkpoint: no valid checkpoint to restore in {d}/ck/ (it holds no complete checkpoint)"
-    );
-    assert_eq!(
-        err.lines().last(),
-        Some(want.as_str()),
-        "no silent fresh start: {err}"
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "weir: checkpoint: no valid checkpoint to restore in {d}/ck/ (rejected: skipping checkpoint chk-"
+        )) && last.contains("unreadable manifest"),
+        "no silent fresh start over damaged checkpoints: {err}"
     );
     fails(
         &["stream", "grep"],

@@ -3,9 +3,11 @@
 
 mod chaos;
 mod errors;
+mod exactly_once;
 mod graphs;
 mod jobs;
 mod kafka_chaos;
 mod ml;
 mod plots;
 mod support;
+mod yahoo;

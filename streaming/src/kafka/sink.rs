@@ -208,6 +208,22 @@ pub fn recover_transactions(
         })?,
         None => BTreeSet::new(),
     };
+    if recovery.fresh_restore.is_some() {
+        // no checkpoint ever completed, so no transaction can have committed:
+        // a record of one means the checkpoints were lost, and starting over
+        // would write the committed output again
+        for id in &ids {
+            if let Some(epoch) = read_committed_through(store, name, id)? {
+                return Err(JobError::Checkpoint(format!(
+                    "{}: transactional id {id} committed output through epoch {epoch}, \
+                     but no complete checkpoint is left: the checkpoints were deleted, \
+                     and starting over would write that output again \
+                     (start in an empty checkpoint directory to do so on purpose)",
+                    store.describe()
+                )));
+            }
+        }
+    }
     if recovery.manifest.is_none() {
         // a fresh start: no commit of an earlier run is pending
         for id in &ids {
