@@ -457,6 +457,7 @@ impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
                         format: 1,
                         epoch,
                         workers: ckpt.peers,
+                        key_hash: crate::route::KEY_HASH.into(),
                         parts,
                         sources: std::mem::take(&mut carried),
                     };

@@ -27,6 +27,19 @@ pub enum CheckpointError {
         /// Why each complete checkpoint was rejected, newest first.
         tried: Vec<String>,
     },
+    /// A checkpoint whose keys were routed to workers by another hash than
+    /// this build's: restoring it would put keys on the wrong workers.
+    #[error(
+        "{path}: written by a weir that routes keys by {}, this one routes by {}: restore it with the weir that wrote it",
+        if found.is_empty() { "an unrecorded hash" } else { found.as_str() },
+        crate::route::KEY_HASH
+    )]
+    KeyHash {
+        /// The manifest.
+        path: String,
+        /// The hash it names.
+        found: String,
+    },
     /// Another participant of the job failed, so no further checkpoint is taken.
     #[error("stopped because another worker failed")]
     Aborted,

@@ -200,6 +200,7 @@ where
                             format: 1,
                             epoch: ckpt.first + time.inner,
                             workers: ckpt.peers,
+                            key_hash: crate::route::KEY_HASH.into(),
                             parts,
                             sources: Vec::new(),
                         };

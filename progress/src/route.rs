@@ -1,12 +1,67 @@
-//! How keys map to workers: the same in every process, so that exchange routing
-//! and the repartitioning of restored state agree.
+//! How keys map to workers: the same in every process, every run and every
+//! build, so that exchange routing and the repartitioning of restored state
+//! agree — also when a checkpoint is restored by a binary built with another
+//! toolchain.
+//!
+//! The hash is specified rather than borrowed from the standard library
+//! (whose `DefaultHasher` and `Hash` impls Rust does not promise to keep): a
+//! key is encoded with bincode 1's default encoding (fixed-width
+//! little-endian integers, strings and sequences as a `u64` length and their
+//! items) and the bytes are hashed with XXH3-64, seed 0. Every manifest
+//! records [`KEY_HASH`], and a restore refuses a checkpoint whose keys were
+//! routed by another hash.
 
-/// A hash of `key` that is the same in every process and every run (no
-/// per-process random state). Timely's exchange sends a record to worker
-/// `key_hash(key) % peers`.
-pub fn key_hash<K: std::hash::Hash + ?Sized>(key: &K) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = std::hash::DefaultHasher::new();
-    key.hash(&mut hasher);
-    hasher.finish()
+use std::cell::RefCell;
+
+use serde::Serialize;
+
+/// The name of the routing hash, recorded in every manifest.
+pub const KEY_HASH: &str = "xxh3-64/bincode-1";
+
+thread_local! {
+    /// The encoding buffer, reused: routing a record allocates nothing.
+    static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The routing hash of `key` (see the module doc). Timely's exchange sends a
+/// record to worker `key_hash(key) % peers`.
+///
+/// ```
+/// use weir_progress::route::key_hash;
+/// // specified: these values hold for every build, on every platform
+/// assert_eq!(key_hash(&7u64), twox_hash::XxHash3_64::oneshot(&7u64.to_le_bytes()));
+/// assert_eq!(key_hash("ab"), key_hash(&String::from("ab")));
+/// ```
+pub fn key_hash<K: Serialize + ?Sized>(key: &K) -> u64 {
+    ENCODED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => hash_into(&mut buffer, key),
+        // only if a key's Serialize impl routes another key
+        Err(_) => hash_into(&mut Vec::new(), key),
+    })
+}
+
+fn hash_into<K: Serialize + ?Sized>(buffer: &mut Vec<u8>, key: &K) -> u64 {
+    buffer.clear();
+    // writing to a Vec fails only if the key's own Serialize impl fails; the
+    // bytes written until then still hash the same in every build
+    let _ = bincode::serialize_into(&mut *buffer, key);
+    twox_hash::XxHash3_64::oneshot(buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_is_the_specified_one() {
+        // bincode 1: a string is its u64 little-endian length, then its bytes
+        let mut bytes = 3u64.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"ads");
+        assert_eq!(key_hash("ads"), twox_hash::XxHash3_64::oneshot(&bytes));
+        // pinned values, computed by the reference implementation (python's
+        // xxhash.xxh3_64): a change of the encoding or the hash fails here
+        assert_eq!(key_hash("ads"), 0xb663_343a_6523_2c41);
+        assert_eq!(key_hash(&0u64), 0xc77b_3abb_6f87_acd9);
+        assert_eq!(key_hash(&(1u32, "a")), key_hash(&(1u32, String::from("a"))));
+    }
 }

@@ -222,7 +222,7 @@ pub fn restore<K, V>(
     peers: usize,
 ) -> Result<Restored<K, V>, CheckpointError>
 where
-    K: DeserializeOwned + Hash + Eq + Clone,
+    K: Serialize + DeserializeOwned + Hash + Eq + Clone,
     V: DeserializeOwned + Clone,
 {
     let chains = manifest.parts.iter().filter(|c| c.operator == operator);
@@ -428,6 +428,7 @@ mod tests {
             format: 1,
             epoch,
             workers,
+            key_hash: crate::route::KEY_HASH.into(),
             parts,
             sources: Vec::new(),
         };

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, LocalFs};
 use crate::error::CheckpointError;
+use crate::route::KEY_HASH;
 
 /// The manifest's file name inside a checkpoint directory.
 pub const MANIFEST: &str = "MANIFEST.json";
@@ -68,6 +69,11 @@ pub struct Manifest {
     pub epoch: u64,
     /// Workers of the job that wrote it.
     pub workers: usize,
+    /// The hash that routed keys to workers ([`crate::route::KEY_HASH`]); a
+    /// restore refuses another (empty: a manifest written before weir
+    /// recorded it).
+    #[serde(default)]
+    pub key_hash: String,
     /// Every (operator, worker) part.
     pub parts: Vec<PartChain>,
     /// Source positions after this checkpoint's epoch, and after each epoch
@@ -250,6 +256,14 @@ impl CheckpointStore {
                 .manifest(epoch)
                 .and_then(|m| self.validate(&m).map(|()| m));
             match checked {
+                Ok(manifest) if manifest.key_hash != KEY_HASH => {
+                    return Err(CheckpointError::KeyHash {
+                        path: self
+                            .backend
+                            .describe(&format!("{}/{MANIFEST}", dir_name(epoch))),
+                        found: manifest.key_hash,
+                    });
+                }
                 Ok(manifest) => return Ok((manifest, warnings)),
                 Err(e) => warnings.push(format!("skipping checkpoint {}: {e}", dir_name(epoch))),
             }
@@ -414,6 +428,7 @@ mod tests {
             format: 1,
             epoch,
             workers: 1,
+            key_hash: KEY_HASH.into(),
             parts: vec![PartChain {
                 operator: "op".into(),
                 worker: 0,
@@ -500,6 +515,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is not a complete checkpoint"), "{err}");
+    }
+
+    #[test]
+    fn a_checkpoint_routed_by_another_hash_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        let f = store.write_part(2, "op-w00000.base", b"x").unwrap();
+        let mut m = checkpoint(&store, 2, vec![f]);
+        m.key_hash = "siphash-1-3/std".into();
+        store.commit(&m).unwrap();
+        let err = store
+            .restore_point(&Restore::Latest)
+            .unwrap_err()
+            .to_string();
+        let manifest = dir.path().join("chk-00000000000000000002/MANIFEST.json");
+        assert_eq!(
+            err,
+            format!(
+                "{}: written by a weir that routes keys by siphash-1-3/std, this one routes by \
+                 xxh3-64/bincode-1: restore it with the weir that wrote it",
+                manifest.display()
+            )
+        );
+        // a manifest of a weir that did not record its hash
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let old = text.replace("\"key_hash\": \"siphash-1-3/std\",", "");
+        assert_ne!(old, text);
+        std::fs::write(&manifest, old).unwrap();
+        let err = store.restore_point(&Restore::Latest).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("routes keys by an unrecorded hash"),
+            "{err}"
+        );
     }
 
     #[test]

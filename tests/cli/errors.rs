@@ -322,6 +322,36 @@ fn stream_wordcount_bad_flags_and_inputs_are_named() {
          before its first): starting from the beginning (1 unfinished checkpoint directory discarded)"
     );
     assert!(err.lines().any(|l| l == want), "{err}");
+    // a checkpoint whose keys another hash routed is refused, naming both
+    let manifests: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("ck"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("MANIFEST.json"))
+        .filter(|m| m.exists())
+        .collect();
+    assert!(
+        !manifests.is_empty(),
+        "the fresh run left a complete checkpoint"
+    );
+    let newest = manifests.iter().max().unwrap();
+    let text = std::fs::read_to_string(newest).unwrap();
+    let other = text.replace("xxh3-64/bincode-1", "siphash-1-3/std");
+    assert_ne!(text, other);
+    std::fs::write(newest, other).unwrap();
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.lines().last(),
+        Some(
+            format!(
+                "weir: checkpoint: {}: written by a weir that routes keys by siphash-1-3/std, \
+                 this one routes by xxh3-64/bincode-1: restore it with the weir that wrote it",
+                newest.display()
+            )
+            .as_str()
+        ),
+        "{err}"
+    );
     // a store whose complete checkpoints are all damaged stays an error
     let mut damaged = 0;
     for entry in std::fs::read_dir(dir.path().join("ck")).unwrap() {
