@@ -252,10 +252,9 @@ impl CheckpointStore {
         };
         let mut warnings = Vec::new();
         for epoch in candidates {
-            let checked = self
-                .manifest(epoch)
-                .and_then(|m| self.validate(&m).map(|()| m));
-            match checked {
+            // the hash is checked before the files are read: another hash is
+            // an error, never a fall-back to an older checkpoint
+            let checked = match self.manifest(epoch) {
                 Ok(manifest) if manifest.key_hash != KEY_HASH => {
                     return Err(CheckpointError::KeyHash {
                         path: self
@@ -264,6 +263,9 @@ impl CheckpointStore {
                         found: manifest.key_hash,
                     });
                 }
+                manifest => manifest.and_then(|m| self.validate(&m).map(|()| m)),
+            };
+            match checked {
                 Ok(manifest) => return Ok((manifest, warnings)),
                 Err(e) => warnings.push(format!("skipping checkpoint {}: {e}", dir_name(epoch))),
             }

@@ -342,14 +342,14 @@ where
                 let fire_to = match Watermark::combine(watermarks) {
                     // the end of the input fires everything but is not kept:
                     // a later run restored from here starts new windows
-                    Some(Frontier::End) => u64::MAX,
+                    Some(Frontier::End) => Frontier::End,
                     Some(Frontier::At(w)) => {
                         let w = state.shared(WATERMARK).map_or(w, |old| old.max(w));
                         state.set_shared(WATERMARK, w);
-                        w
+                        Frontier::At(w)
                     }
                     None => match state.shared(WATERMARK) {
-                        Some(w) => w,
+                        Some(w) => Frontier::At(w),
                         None => return,
                     },
                 };
@@ -359,15 +359,15 @@ where
     }
 }
 
-/// Fires every window whose end is at or before `watermark`.
+/// Fires every window whose end `frontier` has reached.
 fn fire<K: Serialize + DeserializeOwned + Hash + Eq + Ord + Clone + Send + 'static>(
     state: &mut weir_progress::state::KeyedState<K, KeyWindows>,
     ends: &mut BTreeMap<u64, BTreeSet<K>>,
-    watermark: u64,
+    frontier: Frontier,
     out: &mut Vec<WindowResult<K>>,
 ) {
     while let Some(entry) = ends.first_entry() {
-        if *entry.key() > watermark {
+        if Frontier::At(*entry.key()) > frontier {
             break;
         }
         let end = *entry.key();

@@ -3,6 +3,7 @@
 //! the first checkpoint, windows committed with half their count, lost, or
 //! twice), on the project's real broker.
 
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use weir_streaming::jobs::yahoo::{WINDOW_MS, WindowCount};
@@ -97,18 +98,10 @@ fn late_partition(seed: u64, processes: usize, ads0: &[&str], ads1: &[&str]) {
     let step = 3 * WINDOW_MS / ads0.len() as u64;
     views(&brokers, 0, ads0, start_ms, step);
     let extra = ["--checkpoint-interval", "300ms", "--stop-when-idle", "3s"];
-    let finish: Box<dyn FnOnce()> = if processes == 1 {
-        let child = yahoo(root.path(), &brokers, &extra).spawn().unwrap();
-        Box::new(move || {
-            let out = child.wait_with_output().unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{err}");
-        })
+    let children: Vec<Child> = if processes == 1 {
+        vec![yahoo(root.path(), &brokers, &extra).spawn().unwrap()]
     } else {
-        let children = start(root.path(), &brokers, &extra, None);
-        Box::new(move || {
-            succeed(children, "run");
-        })
+        start(root.path(), &brokers, &extra, None).into()
     };
     std::thread::sleep(Duration::from_secs(2));
     views(
@@ -118,7 +111,7 @@ fn late_partition(seed: u64, processes: usize, ads0: &[&str], ads1: &[&str]) {
         start_ms,
         WINDOW_MS / 2 / ads1.len() as u64,
     );
-    finish();
+    succeed(children, "run");
     check(root.path(), &brokers, seed);
 }
 

@@ -68,7 +68,8 @@ fn a_two_process_run_killed_mid_way_is_restored_on_three_workers() {
 }
 
 /// Writes bursts of events (12,000/s for 0.2-1.2 s, each followed by one
-/// malformed record) and pauses (0-0.8 s) until `stop`; returns the bursts.
+/// malformed record) and pauses (0-0.8 s) until `stop`, counting the bursts
+/// in `bursts`.
 fn feed(brokers: String, seed: u64, stop: Arc<AtomicBool>, bursts: Arc<AtomicU64>) {
     let mut generator = weir_streaming::jobs::yahoo_events::EventGenerator::new(seed);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);

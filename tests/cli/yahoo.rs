@@ -73,8 +73,8 @@ pub fn start(
     [first, spawn(1)]
 }
 
-/// Waits for both processes to exit 0; returns process 0's stderr.
-pub fn succeed(children: [Child; 2], what: &str) -> String {
+/// Waits for every process to exit 0; returns the first one's stderr.
+pub fn succeed(children: impl IntoIterator<Item = Child>, what: &str) -> String {
     let mut first = String::new();
     for (p, child) in children.into_iter().enumerate() {
         let out = child.wait_with_output().unwrap();

@@ -183,9 +183,9 @@ pub fn owns_partition(partition: i32, index: usize, peers: usize) -> bool {
 pub trait ReadKafka<'s> {
     /// Reads this worker's partitions of `source.topic` (the topic has
     /// `partitions` partitions): returns the records, this worker's watermark
-    /// at each epoch (one value per epoch), and the source's acks. A restored source resumes at the offsets
-    /// in `recovery` and first replays the epochs it says were committed,
-    /// cutting them exactly as before.
+    /// at each epoch (one value per epoch), and the source's acks. A restored
+    /// source resumes at the offsets in `recovery` and first replays the
+    /// epochs it says were committed, cutting them exactly as before.
     fn read_kafka(
         self,
         name: &str,
