@@ -184,3 +184,49 @@ fn regression_window_twice_a_restore_forgot_the_event_time_frontier() {
         verdict.describe()
     );
 }
+
+#[test]
+fn a_fresh_restore_is_refused_where_transactions_committed_but_the_checkpoints_are_gone() {
+    let root = tempfile::tempdir().unwrap();
+    let (broker, mut generator) = setup(root.path(), 8, 1);
+    let brokers = broker.brokers();
+    produce(
+        &brokers,
+        "events",
+        20_000,
+        Amount::Count(500),
+        &mut generator,
+        &|_| {},
+    )
+    .unwrap();
+    let extra = ["--checkpoint-interval", "300ms", "--stop-when-idle", "1s"];
+    let out = yahoo(root.path(), &brokers, &extra).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the checkpoints go, the record of committed transactions stays
+    let mut removed = 0;
+    for entry in std::fs::read_dir(root.path().join("ck")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed > 0);
+    let out = yahoo(root.path(), &brokers, &extra).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("weir: checkpoint: ck/: transactional id weir-yahoo-out-0 committed output through epoch ")
+            && last.ends_with(
+                ", but no complete checkpoint is left: the checkpoints were deleted, and starting \
+                 over would write that output again (start in an empty checkpoint directory to do \
+                 so on purpose)"
+            ),
+        "{err}"
+    );
+}
