@@ -171,9 +171,15 @@ impl Acc {
 /// Where a source worker stands in event time at the end of an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Watermark {
-    /// Every input this worker reads is idle (or it reads none): it does not
-    /// hold event time back.
-    Idle,
+    /// Every input this worker reads is idle (read to its end and quiet), or
+    /// it reads none: it does not hold event time back. `through` is the
+    /// largest watermark its inputs reached: where event time may go when
+    /// every source is idle (all that exists has been read), so that inputs
+    /// going idle together do not hold back what they had read.
+    Idle {
+        /// The largest event time read, less the allowed disorder.
+        through: Option<u64>,
+    },
     /// An input this worker reads has not shown its event time yet (its
     /// first records have not been read, and it is not known to be idle):
     /// event time may not pass anything.
@@ -187,19 +193,24 @@ pub enum Watermark {
 
 impl Watermark {
     /// The event-time frontier of several sources' watermarks of one epoch:
-    /// `None` when none of them lets event time advance.
+    /// the smallest of those not idle; when all are idle, the largest they
+    /// read through; `None` when none of them lets event time advance.
     pub fn combine(watermarks: impl IntoIterator<Item = Watermark>) -> Option<Frontier> {
         let mut frontier: Option<Frontier> = None;
+        let mut idle_through: Option<u64> = None;
         for watermark in watermarks {
             let this = match watermark {
-                Watermark::Idle => continue,
+                Watermark::Idle { through } => {
+                    idle_through = idle_through.max(through);
+                    continue;
+                }
                 Watermark::Pending => return None,
                 Watermark::At(t) => Frontier::At(t),
                 Watermark::End => Frontier::End,
             };
             frontier = Some(frontier.map_or(this, |f| f.min(this)));
         }
-        frontier
+        frontier.or(idle_through.map(Frontier::At))
     }
 }
 
@@ -515,6 +526,27 @@ pub fn reference<K: Ord + Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_sources_hold_nothing_back_but_keep_what_they_read() {
+        let idle = |through| Watermark::Idle { through };
+        let at = Watermark::At;
+        // the smallest of the active ones; idle ones do not count
+        let f = Watermark::combine([at(5), idle(Some(2)), at(9)]);
+        assert_eq!(f, Some(Frontier::At(5)));
+        // one input not read yet holds everything
+        assert_eq!(Watermark::combine([at(5), Watermark::Pending]), None);
+        // all idle (they went idle together): as far as they read
+        // (regression: such inputs held every window until the end)
+        let f = Watermark::combine([idle(Some(2)), idle(None), idle(Some(7))]);
+        assert_eq!(f, Some(Frontier::At(7)));
+        assert_eq!(Watermark::combine([idle(None)]), None);
+        assert_eq!(
+            Watermark::combine([Watermark::End, at(3)]),
+            Some(Frontier::At(3))
+        );
+        assert_eq!(Watermark::combine([Watermark::End]), Some(Frontier::End));
+    }
 
     #[test]
     fn tumbling_and_sliding_windows_contain_the_event() {

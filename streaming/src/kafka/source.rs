@@ -773,21 +773,25 @@ impl Reader {
         self.watermark(epoch)
     }
 
-    /// This worker's watermark after `epoch`.
+    /// This worker's watermark after `epoch`: the smallest of its active
+    /// partitions', or, when all are idle, the largest any of them reached.
     fn watermark(&self, epoch: u64) -> Watermark {
         let idle = self.source.idle_epochs;
+        let ooo = self.source.out_of_orderness_ms;
         let mut at: Option<u64> = None;
+        let mut through: Option<u64> = None;
         for state in self.partitions.values() {
+            let reached = state.max_event.map(|t| t.saturating_sub(ooo));
             if epoch.saturating_sub(state.seen) >= idle {
+                through = through.max(reached);
                 continue;
             }
-            let Some(t) = state.max_event else {
+            let Some(t) = reached else {
                 return Watermark::Pending;
             };
-            let t = t.saturating_sub(self.source.out_of_orderness_ms);
             at = Some(at.map_or(t, |a| a.min(t)));
         }
-        at.map_or(Watermark::Idle, Watermark::At)
+        at.map_or(Watermark::Idle { through }, Watermark::At)
     }
 
     /// The source's mark: offsets, largest event times and last active epochs.
@@ -869,6 +873,43 @@ pub fn json_time(value: &[u8], field: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_hold_the_watermark_until_read_and_keep_what_they_read_when_idle() {
+        let source = KafkaSource {
+            idle_epochs: 3,
+            out_of_orderness_ms: 1000,
+            ..KafkaSource::new("127.0.0.1:1", "ads")
+        };
+        // partition 0 read through event time 50 s in epoch 0; partition 1 empty
+        let restored = BTreeMap::from([
+            ("ads/0".to_string(), 400),
+            ("ads/0@max".to_string(), 50_000),
+            ("ads/0@seen".to_string(), 0),
+        ]);
+        let mut reader = Reader::new(&source, &[0, 1], &restored, 0, BTreeMap::new(), 2);
+        // not known to be read to its end: partition 1 holds event time
+        assert_eq!(reader.close(0, false), Watermark::Pending);
+        for state in reader.partitions.values_mut() {
+            state.caught_up = true;
+        }
+        // both read to their ends in epoch 0: partition 1 is still pending
+        // until it has been quiet for 3 epochs
+        assert_eq!(reader.close(2, false), Watermark::Pending);
+        // then both are idle together, and what partition 0 read is kept
+        // (regression: the worker said only "idle", and no window ever fired)
+        assert_eq!(
+            reader.close(3, false),
+            Watermark::Idle {
+                through: Some(49_000)
+            }
+        );
+        // a record makes partition 0 active again
+        if let Some(state) = reader.partitions.get_mut(&0) {
+            state.caught_up = false;
+        }
+        assert_eq!(reader.close(4, false), Watermark::At(49_000));
+    }
 
     #[test]
     fn mark_keys_name_their_partition() {
