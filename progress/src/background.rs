@@ -16,8 +16,19 @@ impl<J: Send + 'static, R: Send + 'static> Background<J, R> {
     /// result for which `fatal` holds.
     pub fn spawn(
         name: String,
+        work: impl FnMut(J) -> R + Send + 'static,
+        fatal: fn(&R) -> bool,
+    ) -> Self {
+        Self::spawn_notifying(name, work, fatal, || {})
+    }
+
+    /// As [`Background::spawn`], and calls `notify` after each result is
+    /// ready (to wake the operator that takes it, say).
+    pub fn spawn_notifying(
+        name: String,
         mut work: impl FnMut(J) -> R + Send + 'static,
         fatal: fn(&R) -> bool,
+        notify: impl Fn() + Send + 'static,
     ) -> Self {
         let (jobs, inbox) = mpsc::channel::<J>();
         let (outbox, done) = mpsc::channel();
@@ -27,7 +38,11 @@ impl<J: Send + 'static, R: Send + 'static> Background<J, R> {
                 for job in inbox {
                     let result = work(job);
                     let stop = fatal(&result);
-                    if outbox.send(result).is_err() || stop {
+                    if outbox.send(result).is_err() {
+                        return;
+                    }
+                    notify();
+                    if stop {
                         return;
                     }
                 }

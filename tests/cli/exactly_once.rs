@@ -221,7 +221,8 @@ fn a_fresh_restore_is_refused_where_transactions_committed_but_the_checkpoints_a
     assert_eq!(out.status.code(), Some(1), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("weir: checkpoint: ck/: transactional id weir-yahoo-out-0 committed output through epoch ")
+        last.starts_with("weir: checkpoint: ck/: transactional id weir-yahoo-out-0-")
+            && last.contains(" committed output through epoch ")
             && last.ends_with(
                 ", but no complete checkpoint is left: the checkpoints were deleted, and starting \
                  over would write that output again (start in an empty checkpoint directory to do \

@@ -5,11 +5,17 @@
 //!   log with transaction markers applied; ending a crashed producer's
 //!   transaction).
 //! - [`broker`]: starts the project's own broker for tests and benchmarks.
+//! - [`sink`]: the sinks and the exactly-once protocol; [`txn_pool`]: each
+//!   worker's transactional producers and the thread that flushes and commits
+//!   them; [`sink_recovery`]: what checkpoints keep for the sink, and settling
+//!   what a crashed run left open.
 
 pub mod broker;
 pub mod producer;
 pub mod sink;
+pub mod sink_recovery;
 pub mod source;
+pub mod txn_pool;
 pub mod wire;
 
 use weir_dataflows::JobError;
