@@ -154,6 +154,8 @@ pub struct CommittedRecord {
     pub value: Option<Bytes>,
     /// Headers, in order.
     pub headers: Vec<(String, Option<Bytes>)>,
+    /// The producer id that wrote it (`-1`: a producer without one).
+    pub producer_id: i64,
 }
 
 /// What [`read_committed`] found in a topic.
@@ -327,6 +329,7 @@ fn read_partition(
                     continue;
                 }
                 let committed = CommittedRecord {
+                    producer_id: record.producer_id,
                     partition,
                     offset: record.offset,
                     timestamp: record.timestamp,

@@ -13,14 +13,17 @@ use weir_streaming::kafka::wire::read_committed;
 use weir_streaming::run::{StreamOptions, StreamSummary};
 use weir_streaming::testing::{check_kafka_word_counts, produce_files, reference, send_files};
 
-/// When a run stops (idle for `idle`) and gives up on the broker.
+/// How long an epoch is, when a run stops (idle for `idle`) and when it
+/// gives up on the broker.
 #[derive(Clone, Copy)]
 struct Timing {
+    interval: Duration,
     idle: Duration,
     broker_timeout: Duration,
 }
 
 const QUICK: Timing = Timing {
+    interval: Duration::from_millis(30),
     idle: Duration::from_millis(800),
     broker_timeout: Duration::from_secs(10),
 };
@@ -31,12 +34,13 @@ fn run(
     checkpoints: &std::path::Path,
     restore: Option<Restore>,
     Timing {
+        interval,
         idle,
         broker_timeout,
     }: Timing,
 ) -> Result<StreamSummary, weir_dataflows::JobError> {
     let source = KafkaSource {
-        interval: Duration::from_millis(30),
+        interval,
         stop_when_idle: Some(idle),
         broker_timeout,
         ..KafkaSource::new(brokers, "lines")
@@ -155,6 +159,7 @@ fn run_through_outage(
         let job = s.spawn(|| {
             let timing = Timing {
                 idle: Duration::from_secs(3),
+                interval: QUICK.interval,
                 broker_timeout,
             };
             run(
@@ -229,4 +234,53 @@ fn a_broker_outage_past_the_timeout_fails_clearly_and_a_restore_loses_nothing() 
     .unwrap();
     assert!(again.restored.is_some());
     check_kafka_word_counts(&brokers, "counts", &reference(0..8)).unwrap();
+}
+
+#[test]
+fn the_next_transaction_is_open_while_the_last_one_commits() {
+    let broker = broker_with_topics();
+    let brokers = broker.brokers();
+    let checkpoints = tempfile::tempdir().unwrap();
+    let producer = {
+        let brokers = brokers.clone();
+        std::thread::spawn(move || {
+            let producer = IdempotentProducer::open(&brokers).unwrap();
+            for i in 0..40 {
+                send_files(&producer, "lines", [i]).unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    // epochs of 1 ms: a checkpoint's flush and commit take longer than that,
+    // so epochs are ready while the last transaction commits
+    let timing = Timing {
+        interval: Duration::from_millis(1),
+        idle: Duration::from_secs(3),
+        ..QUICK
+    };
+    let summary = run(
+        timely::Config::process(1),
+        &brokers,
+        checkpoints.path(),
+        None,
+        timing,
+    )
+    .unwrap();
+    producer.join().unwrap();
+    assert_eq!(summary.records_in, 40 * 20);
+    check_kafka_word_counts(&brokers, "counts", &reference(0..40)).unwrap();
+    // one worker, and its output came from more than one producer of its
+    // pool: the next epochs went out while the last transaction committed
+    let log = read_committed(&brokers, "counts").unwrap();
+    let producers: std::collections::BTreeSet<i64> =
+        log.records.iter().map(|r| r.producer_id).collect();
+    assert!(
+        producers.len() >= 2,
+        "one producer wrote everything: {producers:?}"
+    );
+    let ids = std::fs::read_to_string(checkpoints.path().join("kafka-out-ids.json"));
+    let ids = ids.unwrap_or_default();
+    for slot in 0..3 {
+        assert!(ids.contains(&format!("\"wc-0-{slot}\"")), "{ids}");
+    }
 }
