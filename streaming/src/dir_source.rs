@@ -21,6 +21,8 @@ use weir_progress::recovery::Recovery;
 use weir_progress::route::key_hash;
 use weir_progress::store::SourceMark;
 
+use crate::clock::EpochClock;
+
 /// Bytes a source reads per activation before it lets other operators run.
 pub const READ_BUDGET: usize = 1 << 20;
 /// How often an idle source looks at its directory.
@@ -61,6 +63,8 @@ pub struct SourceCtx {
     pub records_in: RecordCounter,
     /// Set when the job is aborting (another worker failed): stop reading.
     pub aborted: Rc<Cell<bool>>,
+    /// When live epochs end (the same on every worker).
+    pub clock: EpochClock,
 }
 
 impl SourceCtx {
@@ -169,7 +173,6 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                 cap.downgrade(&start);
             }
             let mut epoch = start;
-            let mut epoch_started = Instant::now();
             move |_frontiers| {
                 let (Some(data), Some(ack)) = (data_cap.as_mut(), ack_cap.as_mut()) else {
                     return;
@@ -237,7 +240,8 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                     && source
                         .stop_when_idle
                         .is_some_and(|d| now.duration_since(reader.changed) >= d);
-                if replaying || stop || now.duration_since(epoch_started) >= source.interval {
+                let left = ctx.clock.left(epoch, start, source.interval);
+                if replaying || stop || left.is_zero() {
                     ack_out
                         .activate()
                         .session(&*ack)
@@ -245,7 +249,6 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                     epoch += 1;
                     data.downgrade(&epoch);
                     ack.downgrade(&epoch);
-                    epoch_started = now;
                 }
                 if stop {
                     ack.downgrade(&FINAL_EPOCH);
@@ -255,9 +258,7 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                 } else if replaying || !idle {
                     activator.activate();
                 } else {
-                    let left = source
-                        .interval
-                        .saturating_sub(now.duration_since(epoch_started));
+                    let left = ctx.clock.left(epoch, start, source.interval);
                     activator.activate_after(left.min(POLL));
                 }
             }

@@ -3,6 +3,7 @@
 //! tracking decides.
 //!
 //! How the modules depend on each other:
+//! - [`clock`]: when live epochs end, the same on every worker.
 //! - [`dir_source`]: a source watching a directory; its positions go into
 //!   every checkpoint, and a restore resumes (and replays) from them.
 //! - [`dir_sink`]: a sink whose files become visible only once the checkpoint
@@ -24,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod dir_sink;
 pub mod dir_source;
 pub mod jobs;

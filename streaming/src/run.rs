@@ -27,6 +27,7 @@ use weir_progress::checkpoint::{ABORT, Ack, Checkpoints, Coordinate, Schedule};
 use weir_progress::recovery::Recovery;
 use weir_progress::store::{CheckpointStore, Restore};
 
+use crate::clock::EpochClock;
 use crate::dir_sink::Staged;
 use crate::dir_source::SourceCtx;
 
@@ -153,12 +154,14 @@ where
     let mut summary = execute(config, move |worker| {
         let store = CheckpointStore::local(&options.checkpoint_dir)?;
         let peers = worker.peers();
-        let decided: Result<Recovery, JobError> = decide_once(worker, || {
+        // worker 0 also picks the origin of epoch boundaries (see [`EpochClock`])
+        let decided: Result<(Recovery, u64), JobError> = decide_once(worker, || {
             let recovery = Recovery::prepare(&store, options.restore.as_ref())?;
             prepare_output(&recovery, &store, peers)?;
-            Ok(recovery)
+            Ok((recovery, EpochClock::wall_now()))
         });
-        let recovery = Arc::new(decided?);
+        let (recovery, origin) = decided?;
+        let recovery = Arc::new(recovery);
         if worker.index() == 0
             && let Some(fresh) = &recovery.fresh_restore
         {
@@ -177,6 +180,7 @@ where
             recovery: Arc::clone(&recovery),
             source: SourceCtx {
                 records_in: RecordCounter::with_process(options.progress.clone()),
+                clock: EpochClock::from_wall(origin),
                 ..SourceCtx::default()
             },
             records_out: RecordCounter::default(),

@@ -258,7 +258,6 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                 cap.downgrade(&start);
             }
             let mut epoch = start;
-            let mut epoch_started = Instant::now();
             move |_frontiers| {
                 let (Some(data), Some(marks), Some(ack)) =
                     (data_cap.as_mut(), mark_cap.as_mut(), ack_cap.as_mut())
@@ -310,7 +309,9 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                 };
                 let close = match step.replayed_epoch_done {
                     Some(done) => done,
-                    None => !step.replaying && now.duration_since(epoch_started) >= source.interval,
+                    None => {
+                        !step.replaying && ctx.clock.left(epoch, start, source.interval).is_zero()
+                    }
                 };
                 if close || stop {
                     let watermark = if stop {
@@ -325,7 +326,6 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                     data.downgrade(&epoch);
                     marks.downgrade(&epoch);
                     ack.downgrade(&epoch);
-                    epoch_started = now;
                 }
                 if stop {
                     ack.downgrade(&FINAL_EPOCH);
@@ -339,9 +339,7 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                 } else if step.replaying || step.read > 0 {
                     activator.activate();
                 } else {
-                    let left = source
-                        .interval
-                        .saturating_sub(now.duration_since(epoch_started));
+                    let left = ctx.clock.left(epoch, start, source.interval);
                     activator.activate_after(left.min(POLL));
                 }
             }
