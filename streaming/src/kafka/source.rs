@@ -481,11 +481,6 @@ impl Reader {
                 // a checkpointed offset outside the log is an error, never a silent reset
                 .set("auto.offset.reset", "error")
                 .set("fetch.wait.max.ms", "10")
-                // librdkafka waits this long (500 ms by default) before it
-                // fetches a partition again after a fetch it could not parse
-                // whole; from the project's broker that happened now and then
-                // at a partition's end, and held a worker's input 0.5 s back
-                .set("fetch.error.backoff.ms", "10")
                 // the end of a partition is what lets it become idle
                 .set("enable.partition.eof", "true")
                 .create()
