@@ -76,43 +76,55 @@ fn broker_with_topics() -> Broker {
     broker
 }
 
+/// Runs the job on `workers` while `files` files arrive, one every `gap`, and
+/// checks the counts; returns the broker and the checkpoint directory.
+fn run_while_files_arrive(
+    workers: usize,
+    files: usize,
+    gap: Duration,
+    interval: Duration,
+) -> (Broker, tempfile::TempDir) {
+    let broker = broker_with_topics();
+    let brokers = broker.brokers();
+    let checkpoints = tempfile::tempdir().unwrap();
+    let producer = {
+        let brokers = brokers.clone();
+        std::thread::spawn(move || {
+            let producer = IdempotentProducer::open(&brokers).unwrap();
+            for i in 0..files {
+                send_files(&producer, "lines", [i]).unwrap();
+                std::thread::sleep(gap);
+            }
+        })
+    };
+    // Regression (CI, 2 workers read 178 of 240 lines): a producer stall
+    // under load outlasted an 800 ms idle timeout and the job stopped
+    // early. The producer is opened once, and the timeout is far longer
+    // than any stall between its files.
+    let timing = Timing {
+        interval,
+        idle: Duration::from_secs(3),
+        ..QUICK
+    };
+    let summary = run(
+        timely::Config::process(workers),
+        &brokers,
+        checkpoints.path(),
+        None,
+        timing,
+    )
+    .unwrap();
+    producer.join().unwrap();
+    assert_eq!(summary.records_in, files as u64 * 20, "{workers} workers");
+    check_kafka_word_counts(&brokers, "counts", &reference(0..files))
+        .unwrap_or_else(|e| panic!("{workers} workers: {e}"));
+    (broker, checkpoints)
+}
+
 #[test]
 fn exact_counts_from_kafka_to_kafka_at_1_2_and_3_workers() {
     for workers in 1..=3 {
-        let broker = broker_with_topics();
-        let brokers = broker.brokers();
-        let checkpoints = tempfile::tempdir().unwrap();
-        let producer = {
-            let brokers = brokers.clone();
-            // lines keep arriving while the job runs
-            std::thread::spawn(move || {
-                let producer = IdempotentProducer::open(&brokers).unwrap();
-                for i in 0..12 {
-                    send_files(&producer, "lines", [i]).unwrap();
-                    std::thread::sleep(Duration::from_millis(15));
-                }
-            })
-        };
-        // Regression (CI, 2 workers read 178 of 240 lines): a producer stall
-        // under load outlasted an 800 ms idle timeout and the job stopped
-        // early. The producer is opened once, and the timeout is far longer
-        // than any stall between its files.
-        let timing = Timing {
-            idle: Duration::from_secs(3),
-            ..QUICK
-        };
-        let summary = run(
-            timely::Config::process(workers),
-            &brokers,
-            checkpoints.path(),
-            None,
-            timing,
-        )
-        .unwrap();
-        producer.join().unwrap();
-        assert_eq!(summary.records_in, 12 * 20, "{workers} workers");
-        check_kafka_word_counts(&brokers, "counts", &reference(0..12))
-            .unwrap_or_else(|e| panic!("{workers} workers: {e}"));
+        run_while_files_arrive(workers, 12, Duration::from_millis(15), QUICK.interval);
     }
 }
 
@@ -238,40 +250,13 @@ fn a_broker_outage_past_the_timeout_fails_clearly_and_a_restore_loses_nothing() 
 
 #[test]
 fn the_next_transaction_is_open_while_the_last_one_commits() {
-    let broker = broker_with_topics();
-    let brokers = broker.brokers();
-    let checkpoints = tempfile::tempdir().unwrap();
-    let producer = {
-        let brokers = brokers.clone();
-        std::thread::spawn(move || {
-            let producer = IdempotentProducer::open(&brokers).unwrap();
-            for i in 0..40 {
-                send_files(&producer, "lines", [i]).unwrap();
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
     // epochs of 1 ms: a checkpoint's flush and commit take longer than that,
     // so epochs are ready while the last transaction commits
-    let timing = Timing {
-        interval: Duration::from_millis(1),
-        idle: Duration::from_secs(3),
-        ..QUICK
-    };
-    let summary = run(
-        timely::Config::process(1),
-        &brokers,
-        checkpoints.path(),
-        None,
-        timing,
-    )
-    .unwrap();
-    producer.join().unwrap();
-    assert_eq!(summary.records_in, 40 * 20);
-    check_kafka_word_counts(&brokers, "counts", &reference(0..40)).unwrap();
+    let (broker, checkpoints) =
+        run_while_files_arrive(1, 40, Duration::from_millis(10), Duration::from_millis(1));
     // one worker, and its output came from more than one producer of its
     // pool: the next epochs went out while the last transaction committed
-    let log = read_committed(&brokers, "counts").unwrap();
+    let log = read_committed(&broker.brokers(), "counts").unwrap();
     let producers: std::collections::BTreeSet<i64> =
         log.records.iter().map(|r| r.producer_id).collect();
     assert!(
