@@ -36,6 +36,23 @@ pub struct Plot {
 
 const SIZE: (u32, u32) = (900, 560);
 
+/// The font of every text in a plot, built in (no system fonts needed):
+/// DejaVu Sans, under the licence in `src/fonts/LICENSE-DejaVu.txt`.
+const FONT: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
+
+/// Makes [`FONT`] the `sans-serif` family plotters draws with, once.
+fn register_font() -> anyhow::Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!("the built-in font could not be read"))
+    }
+}
+
 /// Adds `--plot FILE` to an iterative job's options.
 pub fn option(opts: &mut getopts::Options) {
     opts.optopt(
@@ -76,7 +93,9 @@ pub fn path(m: &getopts::Matches) -> Result<Option<PathBuf>, CliError> {
 impl Plot {
     /// Draws the plot into `path` (PNG or SVG, by its extension).
     pub fn write(&self, path: &Path) -> Result<(), CliError> {
-        let drawn = if path.extension().and_then(|e| e.to_str()) == Some("svg") {
+        let drawn = if let Err(e) = register_font() {
+            Err(e)
+        } else if path.extension().and_then(|e| e.to_str()) == Some("svg") {
             self.draw(SVGBackend::new(path, SIZE).into_drawing_area())
         } else {
             self.draw(BitMapBackend::new(path, SIZE).into_drawing_area())
