@@ -37,7 +37,8 @@ log "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "doctests"
+log "docs (broken links fail) and doctests"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 cargo test --workspace --doc --locked
 
 log "tests"

@@ -16,7 +16,7 @@
 //! The errors go to the convergence gate of `weir-progress`, which stops the
 //! loop after N iterations or once the train RMSE improves by less than the
 //! tolerance, at the same iteration for every worker count; loop checkpoints
-//! save the item blocks. [`reference`] is the sequential version the tests
+//! save the item blocks. [`reference`](mod@reference) is the sequential version the tests
 //! compare against: the same solves in the same order give the same factors.
 
 pub mod layout;

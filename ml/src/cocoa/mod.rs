@@ -9,7 +9,7 @@
 //! the round, each applies the changes in worker order (so the replicas stay
 //! equal) and measures its part of the duality gap ([`sdca::Duality`]). The
 //! convergence gate of `weir-progress` stops the loop when the gap falls
-//! below the tolerance, or after R rounds. [`reference`] runs the same
+//! below the tolerance, or after R rounds. [`reference`](mod@reference) runs the same
 //! partitions sequentially; [`sgd`] is the mini-batch SGD baseline.
 
 pub mod reference;
