@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use weir_dataflows::input::LineInput;
 use weir_ml::als::{AlsParams, Errors};
 use weir_ml::jobs::als::{self, AlsJob, AlsSummary};
 use weir_ml::model::{Model, ModelInfo, RatingsSource};
 use weir_ml::ratings::{Format, RatingsInput, Split, Synthetic};
 use weir_progress::convergence::Round;
+use weir_runtime::input::LineInput;
 
 use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
 use crate::plot::{self, Curve, Plot};

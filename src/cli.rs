@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use weir_dataflows::exec::{JobOptions, JobSummary};
-use weir_dataflows::jobs::loops::LoopCheckpointing;
 use weir_progress::convergence::{Report, Round};
+use weir_runtime::exec::{JobOptions, JobSummary};
+use weir_runtime::loops::LoopCheckpointing;
 
 /// A command failed: bad usage (exit 2) or at run time (exit 1).
 #[derive(Debug)]
@@ -21,10 +21,10 @@ pub enum CliError {
     Runtime(anyhow::Error),
 }
 
-impl From<weir_dataflows::JobError> for CliError {
-    fn from(e: weir_dataflows::JobError) -> Self {
+impl From<weir_runtime::JobError> for CliError {
+    fn from(e: weir_runtime::JobError) -> Self {
         match e {
-            weir_dataflows::JobError::Invalid(message) => CliError::Usage(message),
+            weir_runtime::JobError::Invalid(message) => CliError::Usage(message),
             other => CliError::Runtime(other.into()),
         }
     }
@@ -347,7 +347,7 @@ pub fn note(m: &getopts::Matches, text: impl std::fmt::Display) {
 /// and `--show`.
 pub fn job_options(m: &getopts::Matches) -> Result<JobOptions, CliError> {
     if let Some(dir) = m.opt_str("output") {
-        weir_dataflows::exec::prepare_output(std::path::Path::new(&dir))?;
+        weir_runtime::exec::prepare_output(std::path::Path::new(&dir))?;
     }
     Ok(JobOptions {
         output: m.opt_str("output").map(PathBuf::from),

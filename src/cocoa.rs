@@ -4,11 +4,11 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use weir_dataflows::input::LineInput;
 use weir_ml::cocoa::sdca::{Aggregation, CocoaParams, Duality};
 use weir_ml::jobs::cocoa::{self, CocoaJob};
 use weir_ml::libsvm::{SvmInput, SyntheticSvm};
 use weir_progress::convergence::Round;
+use weir_runtime::input::LineInput;
 
 use crate::cli::{self, CliError, Command, opt, opt_or};
 use crate::plot::{self, Curve, Plot};

@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use weir_dataflows::JobError;
-use weir_dataflows::exec::{JobOptions, JobSummary};
 use weir_dataflows::jobs::{join, wordcount};
 use weir_ml::als::AlsParams;
 use weir_ml::cocoa::sdca::{Aggregation, CocoaParams};
@@ -16,6 +14,8 @@ use weir_ml::jobs::als::{self, AlsJob};
 use weir_ml::jobs::cocoa::{self, CocoaJob};
 use weir_ml::libsvm::{SvmInput, SyntheticSvm};
 use weir_ml::ratings::{RatingsInput, Split, Synthetic};
+use weir_runtime::JobError;
+use weir_runtime::exec::{JobOptions, JobSummary};
 
 use crate::cli::{self, CliError, Command};
 

@@ -4,8 +4,8 @@
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use weir_dataflows::generate::{Generator, TableSpec, TextSpec};
 use weir_dataflows::jobs::join;
+use weir_runtime::generate::{Generator, TableSpec, TextSpec};
 
 use crate::cli::{self, CliError, Command, usage};
 

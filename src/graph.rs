@@ -6,8 +6,8 @@ use indicatif::ProgressBar;
 use weir_dataflows::algorithms::graphs::pagerank::PageRank;
 use weir_dataflows::algorithms::graphs::superstep::Report;
 use weir_dataflows::graph::input::{GraphInput, Rmat};
-use weir_dataflows::input::LineInput;
 use weir_dataflows::jobs::graph::{self, Algorithm, GraphJob, GraphSummary};
+use weir_runtime::input::LineInput;
 
 use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
 use crate::plot::{self, Curve, Plot};
@@ -216,7 +216,7 @@ fn describe(input: &GraphInput) -> String {
 fn finish(
     name: &str,
     summary: &GraphSummary,
-    options: &weir_dataflows::exec::JobOptions,
+    options: &weir_runtime::exec::JobOptions,
     algorithm: Algorithm,
 ) -> Result<(), CliError> {
     if let Algorithm::Bfs { source } = algorithm

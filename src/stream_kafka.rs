@@ -79,7 +79,7 @@ pub fn produce_main(args: &[String]) -> Result<(), CliError> {
     KafkaSource::new(&brokers, &topic).partitions()?;
     let start = std::time::Instant::now();
     let sent = produce(&brokers, &topic, rate, amount, &mut generator, &|_| {})
-        .map_err(weir_dataflows::JobError::from)?;
+        .map_err(weir_runtime::JobError::from)?;
     let seconds = start.elapsed().as_secs_f64();
     eprintln!(
         "stream produce: {sent} events to {topic} in {seconds:.2} s ({:.0}/s)",

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use weir_dataflows::input::LineInput;
 use weir_dataflows::jobs::wordcount;
+use weir_runtime::input::LineInput;
 
 use crate::cli::{self, CliError, Command};
 

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use weir_dataflows::algorithms::graphs::pagerank::PageRank;
-use weir_dataflows::exec::{JobOptions, peak_rss};
 use weir_dataflows::graph::input::{Edge, GraphInput, Rmat};
 use weir_dataflows::jobs::graph::{self, Algorithm, GraphJob};
+use weir_runtime::exec::{JobOptions, peak_rss};
 
 const ITERATIONS: u64 = 20;
 const VARIANTS: [&str; 6] = [

@@ -24,11 +24,11 @@ mod checkpoints;
 mod graphs;
 mod kafka;
 mod ml;
-use weir_dataflows::exec::{JobOptions, peak_rss};
-use weir_dataflows::generate::{Generator, TableSpec, TextSpec};
-use weir_dataflows::input::LineInput;
 use weir_dataflows::jobs::join::{self, FieldSplitter, JoinSpec, Local, Ship, Side};
 use weir_dataflows::jobs::wordcount;
+use weir_runtime::exec::{JobOptions, peak_rss};
+use weir_runtime::generate::{Generator, TableSpec, TextSpec};
+use weir_runtime::input::LineInput;
 
 fn main() -> Result<()> {
     let mut opts = getopts::Options::new();
@@ -196,7 +196,7 @@ fn baseline_wordcount(path: &Path) -> Result<(u64, u64)> {
     let mut lines = 0;
     while reader.read_line(&mut line)? > 0 {
         lines += 1;
-        wordcount::for_each_word(line.trim_end_matches(['\n', '\r']), |w| {
+        weir_runtime::text::for_each_word(line.trim_end_matches(['\n', '\r']), |w| {
             match counts.get_mut(w) {
                 Some(c) => *c += 1,
                 None => {

@@ -14,8 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use weir_dataflows::exec::{JobOptions, peak_rss};
-use weir_dataflows::input::LineInput;
 use weir_ml::als::{AlsParams, Errors};
 use weir_ml::cocoa::reference;
 use weir_ml::cocoa::sdca::{Aggregation, CocoaParams, Duality};
@@ -25,6 +23,8 @@ use weir_ml::jobs::cocoa::{self, CocoaJob};
 use weir_ml::libsvm::{SvmInput, SyntheticSvm};
 use weir_ml::ratings::{Format, RatingsInput, Split, Synthetic, split_all};
 use weir_progress::convergence::Round;
+use weir_runtime::exec::{JobOptions, peak_rss};
+use weir_runtime::input::LineInput;
 
 /// A data set of the ALS bench.
 struct AlsSet {

@@ -10,10 +10,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::{Scope, StreamVec};
-use weir_dataflows::JobError;
-use weir_dataflows::exec::WorkerCtx;
-use weir_dataflows::input::{LineInput, LinePos};
-use weir_dataflows::operators::{GenerateChunks, ReadLines};
+use weir_runtime::JobError;
+use weir_runtime::exec::WorkerCtx;
+use weir_runtime::input::{LineInput, LinePos};
+use weir_runtime::operators::{GenerateChunks, ReadLines};
 
 use crate::ratings::splitmix;
 

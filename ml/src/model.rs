@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use weir_dataflows::JobError;
-use weir_dataflows::input::LineInput;
+use weir_runtime::JobError;
+use weir_runtime::input::LineInput;
 
 use crate::als::join;
 use crate::ratings::{Format, RatingsInput, Synthetic};

@@ -7,10 +7,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::{Scope, StreamVec};
-use weir_dataflows::JobError;
-use weir_dataflows::exec::WorkerCtx;
-use weir_dataflows::input::{LineInput, LinePos};
-use weir_dataflows::operators::{GenerateChunks, ReadLines};
+use weir_runtime::JobError;
+use weir_runtime::exec::WorkerCtx;
+use weir_runtime::input::{LineInput, LinePos};
+use weir_runtime::operators::{GenerateChunks, ReadLines};
 
 /// One rating.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

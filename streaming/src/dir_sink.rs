@@ -22,11 +22,11 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder};
-use weir_dataflows::JobError;
-use weir_dataflows::exec::RecordCounter;
 use weir_progress::checkpoint::{Ack, Checkpoints, FINAL_EPOCH};
+use weir_runtime::JobError;
+use weir_runtime::exec::RecordCounter;
 
-use crate::dir_source::SourceCtx;
+use weir_runtime::source_ctx::SourceCtx;
 
 /// The visible name of `epoch`'s output of `worker`.
 pub fn output_name(epoch: u64, worker: usize) -> String {

@@ -1,12 +1,10 @@
 //! A source that watches a directory for new files and reads their lines, with
 //! its (file, byte offset) positions in every checkpoint.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use timely::container::CapacityContainerBuilder;
@@ -14,14 +12,13 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, StreamVec};
-use weir_dataflows::JobError;
-use weir_dataflows::exec::{Failure, RecordCounter};
-use weir_progress::checkpoint::{ABORT, Ack, Checkpoints, FINAL_EPOCH};
+use weir_progress::checkpoint::{Ack, Checkpoints, FINAL_EPOCH};
 use weir_progress::recovery::Recovery;
 use weir_progress::route::key_hash;
 use weir_progress::store::SourceMark;
+use weir_runtime::JobError;
 
-use crate::clock::EpochClock;
+use weir_runtime::source_ctx::SourceCtx;
 
 /// Bytes a source reads per activation before it lets other operators run.
 pub const READ_BUDGET: usize = 1 << 20;
@@ -54,36 +51,6 @@ impl DirSource {
     }
 }
 
-/// What the sources of a worker share with the rest of its dataflow.
-#[derive(Clone, Default)]
-pub struct SourceCtx {
-    /// This worker's error slot.
-    pub failure: Failure,
-    /// Lines read by this worker.
-    pub records_in: RecordCounter,
-    /// Set when the job is aborting (another worker failed): stop reading.
-    pub aborted: Rc<Cell<bool>>,
-    /// When live epochs end (the same on every worker).
-    pub clock: EpochClock,
-}
-
-impl SourceCtx {
-    /// The newest checkpoint epoch among `committed` epochs (what a sink's
-    /// commit step reads); an [`ABORT`] among them tells the worker's sources
-    /// to stop.
-    pub fn newest_committed<'a>(&self, committed: impl Iterator<Item = &'a u64>) -> Option<u64> {
-        let mut newest = None;
-        for &c in committed {
-            if c == ABORT {
-                self.aborted.set(true);
-            } else {
-                newest = newest.max(Some(c));
-            }
-        }
-        newest
-    }
-}
-
 /// Whether worker `index` of `peers` owns the file named `name`.
 pub fn owns(name: &str, index: usize, peers: usize) -> bool {
     (key_hash(&name) % peers as u64) as usize == index
@@ -104,7 +71,8 @@ pub trait WatchDir<'s> {
     /// use weir_progress::checkpoint::{Checkpoints, Schedule};
     /// use weir_progress::recovery::Recovery;
     /// use weir_progress::store::CheckpointStore;
-    /// use weir_streaming::dir_source::{DirSource, SourceCtx, WatchDir};
+    /// use weir_streaming::dir_source::{DirSource, WatchDir};
+    /// use weir_runtime::source_ctx::SourceCtx;
     ///
     /// let input = tempfile::tempdir().unwrap();
     /// std::fs::write(input.path().join("a.txt"), "one\ntwo\n").unwrap();

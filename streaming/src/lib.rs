@@ -3,7 +3,6 @@
 //! tracking decides.
 //!
 //! How the modules depend on each other:
-//! - [`clock`]: when live epochs end, the same on every worker.
 //! - [`dir_source`]: a source watching a directory; its positions go into
 //!   every checkpoint, and a restore resumes (and replays) from them.
 //! - [`dir_sink`]: a sink whose files become visible only once the checkpoint
@@ -21,11 +20,10 @@
 //! - [`testing`]: seeded inputs and output checks for tests of streaming jobs.
 //!
 //! Depends on `weir-progress` (epochs, checkpoints, recovery) and on
-//! `weir-dataflows` (errors, words, counters).
+//! `weir-runtime` (errors, words, counters, the source context and the epoch clock).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod clock;
 pub mod dir_sink;
 pub mod dir_source;
 pub mod jobs;

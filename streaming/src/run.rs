@@ -20,16 +20,16 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::{Concatenate, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
-use weir_dataflows::JobError;
-use weir_dataflows::exec::{RecordCounter, execute};
 use weir_progress::agree::{all_gather, decide_once};
 use weir_progress::checkpoint::{ABORT, Ack, Checkpoints, Coordinate, Schedule};
 use weir_progress::recovery::Recovery;
 use weir_progress::store::{CheckpointStore, Restore};
+use weir_runtime::JobError;
+use weir_runtime::exec::{RecordCounter, execute};
 
-use crate::clock::EpochClock;
 use crate::dir_sink::Staged;
-use crate::dir_source::SourceCtx;
+use weir_runtime::clock::EpochClock;
+use weir_runtime::source_ctx::SourceCtx;
 
 /// How a streaming job checkpoints and restarts.
 #[derive(Clone, Debug)]

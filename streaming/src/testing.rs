@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use weir_dataflows::jobs::wordcount::for_each_word;
+use weir_runtime::text::for_each_word;
 
 use crate::dir_sink::parse_output;
 use crate::kafka::KafkaError;

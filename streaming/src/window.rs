@@ -25,9 +25,9 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use weir_dataflows::exec::RecordCounter;
 use weir_progress::checkpoint::{Ack, Checkpoints, StatefulUnary};
 use weir_progress::route::key_hash;
+use weir_runtime::exec::RecordCounter;
 
 /// How events are grouped into windows (sizes in milliseconds of event time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

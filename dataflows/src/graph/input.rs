@@ -6,10 +6,10 @@ use rand_chacha::ChaCha8Rng;
 use timely::dataflow::{Scope, StreamVec};
 
 use super::{Node, NodeId};
-use crate::error::JobError;
-use crate::exec::WorkerCtx;
-use crate::input::LineInput;
-use crate::operators::{GenerateChunks, ReadLines};
+use weir_runtime::error::JobError;
+use weir_runtime::exec::WorkerCtx;
+use weir_runtime::input::LineInput;
+use weir_runtime::operators::{GenerateChunks, ReadLines};
 
 /// A directed edge `(src, dst)`.
 pub type Edge<N = Node> = (N, N);

@@ -11,12 +11,12 @@ use weir_progress::convergence::Round;
 use crate::algorithms::graphs::pagerank::PageRank;
 use crate::algorithms::graphs::superstep::{LoopOptions, Report};
 use crate::algorithms::graphs::{bfs, cc, pagerank};
-use crate::error::JobError;
-use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
 use crate::graph::NodeId;
 use crate::graph::input::GraphInput;
 use crate::graph::layout::Block;
-use crate::jobs::loops::{LoopCheckpointing, OpenLoop, Rounds, iterations_run, resumed};
+use weir_runtime::error::JobError;
+use weir_runtime::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
+use weir_runtime::loops::{LoopCheckpointing, OpenLoop, Rounds, iterations_run, resumed};
 
 /// Which algorithm a graph job runs.
 #[derive(Clone, Copy, Debug, PartialEq)]

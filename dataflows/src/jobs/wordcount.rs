@@ -11,11 +11,12 @@ use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, StreamVec};
 
-use crate::error::JobError;
-use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
-use crate::generate::{Generator, TextSpec};
-use crate::input::LineInput;
-use crate::operators::{FoldByKey, ReadLines, SumByKey};
+use weir_runtime::error::JobError;
+use weir_runtime::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
+use weir_runtime::generate::{Generator, TextSpec};
+use weir_runtime::input::LineInput;
+use weir_runtime::operators::{FoldByKey, ReadLines, SumByKey};
+use weir_runtime::text::for_each_word;
 
 /// The embedded default input: seeded generated text.
 pub fn default_input() -> LineInput {
@@ -25,26 +26,6 @@ pub fn default_input() -> LineInput {
         vocabulary: 20_000,
         seed: 42,
     }))
-}
-
-/// Calls `f` with each word of `line`, lowercased.
-pub fn for_each_word(line: &str, mut f: impl FnMut(&str)) {
-    let mut lower = String::new();
-    for word in line
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        if word
-            .bytes()
-            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
-        {
-            lower.clear();
-            lower.push_str(&word.to_lowercase());
-            f(&lower);
-        } else {
-            f(word);
-        }
-    }
 }
 
 /// The word-count dataflow of one worker.
@@ -89,26 +70,4 @@ pub fn reference(input: &LineInput) -> Result<BTreeMap<String, u64>, JobError> {
         for_each_word(&line, |w| *counts.entry(w.to_owned()).or_insert(0) += 1);
     }
     Ok(counts)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn words(line: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        for_each_word(line, |w| out.push(w.to_owned()));
-        out
-    }
-
-    #[test]
-    fn words_are_lowercased_alphanumeric_runs() {
-        assert_eq!(
-            words("Hello, WORLD! foo_bar x2 ÉCOLE straße--Ünï  "),
-            vec![
-                "hello", "world", "foo", "bar", "x2", "école", "straße", "ünï"
-            ]
-        );
-        assert!(words(" ,;: ").is_empty());
-    }
 }

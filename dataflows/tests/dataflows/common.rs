@@ -1,6 +1,6 @@
-use weir_dataflows::JobError;
-use weir_dataflows::exec::{JobOptions, JobSummary};
-use weir_dataflows::testing;
+use weir_runtime::JobError;
+use weir_runtime::exec::{JobOptions, JobSummary};
+use weir_runtime::testing;
 
 /// Options that return every record in the summary.
 pub fn all_records() -> JobOptions {

@@ -7,13 +7,13 @@ use std::io::Write;
 use std::path::Path;
 
 use rand::{Rng, SeedableRng};
-use weir_dataflows::JobError;
 use weir_dataflows::algorithms::graphs::pagerank::{self, PageRank};
 use weir_dataflows::algorithms::graphs::{bfs, cc};
 use weir_dataflows::graph::input::{Edge, GraphInput, Rmat};
-use weir_dataflows::input::LineInput;
 use weir_dataflows::jobs::graph::{self, Algorithm, GraphJob, GraphSummary};
-use weir_dataflows::testing;
+use weir_runtime::JobError;
+use weir_runtime::input::LineInput;
+use weir_runtime::testing;
 
 use crate::common::all_records;
 

@@ -1,8 +1,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use weir_dataflows::input::LineInput;
 use weir_dataflows::jobs::join::{self, JoinSpec, Local, Ship, Side};
+use weir_runtime::input::LineInput;
 
 use crate::common::{all_records, on_every_layout};
 

@@ -1,8 +1,8 @@
 use std::io::Write;
 
-use weir_dataflows::generate::{Generator, TextSpec};
-use weir_dataflows::input::LineInput;
 use weir_dataflows::jobs::wordcount;
+use weir_runtime::generate::{Generator, TextSpec};
+use weir_runtime::input::LineInput;
 
 use crate::common::{all_records, on_every_layout};
 
@@ -88,7 +88,7 @@ fn output_dir_gets_one_part_per_worker_with_the_same_records() {
     let want = expected(&input);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let options = weir_dataflows::exec::JobOptions {
+    let options = weir_runtime::exec::JobOptions {
         output: Some(out.clone()),
         ..Default::default()
     };
@@ -127,10 +127,10 @@ fn malformed_input_fails_every_process_and_leaves_no_output() {
     let input = LineInput::Files(vec![good, bad.clone()]);
     let out = dir.path().join("out");
     let results =
-        weir_dataflows::testing::run_processes(weir_dataflows::testing::cluster(2, 2).unwrap(), {
+        weir_runtime::testing::run_processes(weir_runtime::testing::cluster(2, 2).unwrap(), {
             let out = out.clone();
             move |config| {
-                let options = weir_dataflows::exec::JobOptions {
+                let options = weir_runtime::exec::JobOptions {
                     output: Some(out.clone()),
                     ..Default::default()
                 };
@@ -157,7 +157,7 @@ fn progress_counter_sees_every_record_of_the_process() {
         seed: 8,
     }));
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let options = weir_dataflows::exec::JobOptions {
+    let options = weir_runtime::exec::JobOptions {
         progress: Some(std::sync::Arc::clone(&counter)),
         ..Default::default()
     };

@@ -38,10 +38,10 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Map, ToStream};
 use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
-use weir_dataflows::exec::Failure;
-use weir_dataflows::operators::WhenDone;
 use weir_progress::convergence::{Convergence, Iteration};
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
+use weir_runtime::exec::Failure;
+use weir_runtime::operators::WhenDone;
 
 use self::layout::{Layout, Partition, Placed, Placement, Side};
 use self::solve::{Solver, dot};

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use weir_dataflows::JobError;
+use weir_runtime::JobError;
 
 use super::solve::{Solver, dot};
 use super::{AlsParams, Errors, initial_factor};

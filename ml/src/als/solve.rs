@@ -6,7 +6,7 @@
 
 use nalgebra::{Cholesky, DMatrix, DMatrixView, DVector, DVectorView};
 
-use weir_dataflows::JobError;
+use weir_runtime::JobError;
 
 /// Reusable buffers for solves of one rank.
 pub struct Solver {

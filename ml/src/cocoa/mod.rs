@@ -27,9 +27,9 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
-use weir_dataflows::operators::WhenDone;
 use weir_progress::convergence::{Convergence, Iteration};
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
+use weir_runtime::operators::WhenDone;
 
 use self::sdca::{CocoaParams, Duality, duality, half_lambda_norm2, local_sdca, partition_of};
 use crate::libsvm::Example;

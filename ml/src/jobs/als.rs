@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::{Filter, Map};
-use weir_dataflows::JobError;
-use weir_dataflows::exec::{JobOptions, JobSummary, run_job};
-use weir_dataflows::jobs::loops::{LoopCheckpointing, Rounds, iterations_run, resumed};
 use weir_progress::convergence::Round;
+use weir_runtime::JobError;
+use weir_runtime::exec::{JobOptions, JobSummary, run_job};
+use weir_runtime::loops::{LoopCheckpointing, Rounds, iterations_run, resumed};
 
 use crate::als::layout::Partition;
 use crate::als::{AlsLoop, AlsParams, Errors, ItemBlock, Report, als};

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use weir_dataflows::JobError;
-use weir_dataflows::exec::{JobOptions, JobSummary, run_job};
-use weir_dataflows::jobs::loops::{LoopCheckpointing, Rounds, iterations_run, resumed};
 use weir_progress::convergence::Round;
+use weir_runtime::JobError;
+use weir_runtime::exec::{JobOptions, JobSummary, run_job};
+use weir_runtime::loops::{LoopCheckpointing, Rounds, iterations_run, resumed};
 
 use crate::cocoa::sdca::{CocoaParams, Duality, accuracy};
 use crate::cocoa::{CocoaLoop, CocoaState, Report, cocoa};

@@ -4,15 +4,15 @@
 use std::io::Write;
 use std::path::Path;
 
-use weir_dataflows::JobError;
-use weir_dataflows::exec::JobOptions;
-use weir_dataflows::input::LineInput;
-use weir_dataflows::jobs::loops::LoopCheckpointing;
-use weir_dataflows::testing;
 use weir_ml::als::{AlsParams, reference};
 use weir_ml::jobs::als::{self, AlsJob, AlsSummary};
 use weir_ml::model::Model;
 use weir_ml::ratings::{Format, RatingsInput, Split, Synthetic, split_all};
+use weir_runtime::JobError;
+use weir_runtime::exec::JobOptions;
+use weir_runtime::input::LineInput;
+use weir_runtime::loops::LoopCheckpointing;
+use weir_runtime::testing;
 
 const SMALL: Synthetic = Synthetic {
     users: 60,

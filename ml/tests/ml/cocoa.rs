@@ -4,16 +4,16 @@
 
 use std::path::Path;
 
-use weir_dataflows::JobError;
-use weir_dataflows::exec::{JobOptions, workers};
-use weir_dataflows::input::LineInput;
-use weir_dataflows::jobs::loops::LoopCheckpointing;
-use weir_dataflows::testing;
 use weir_ml::cocoa::reference;
 use weir_ml::cocoa::sdca::{Aggregation, CocoaParams};
 use weir_ml::cocoa::sgd;
 use weir_ml::jobs::cocoa::{self, CocoaJob, CocoaSummary};
 use weir_ml::libsvm::{SvmInput, SyntheticSvm};
+use weir_runtime::JobError;
+use weir_runtime::exec::{JobOptions, workers};
+use weir_runtime::input::LineInput;
+use weir_runtime::loops::LoopCheckpointing;
+use weir_runtime::testing;
 
 const SMALL: SyntheticSvm = SyntheticSvm {
     examples: 1_500,

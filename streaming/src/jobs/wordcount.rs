@@ -11,12 +11,12 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Scope, StreamVec};
-use weir_dataflows::JobError;
-use weir_dataflows::jobs::wordcount::for_each_word;
 use weir_progress::checkpoint::{Ack, StatefulUnary};
 use weir_progress::recovery::Recovery;
 use weir_progress::route::key_hash;
 use weir_progress::store::CheckpointStore;
+use weir_runtime::JobError;
+use weir_runtime::text::for_each_word;
 
 use crate::dir_sink::{CommitFiles, DirSink, recover_output};
 use crate::dir_source::{DirSource, WatchDir};

@@ -21,9 +21,9 @@ use timely::dataflow::operators::Inspect;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use timely::dataflow::{Scope, StreamVec};
-use weir_dataflows::JobError;
 use weir_progress::recovery::Recovery;
 use weir_progress::store::CheckpointStore;
+use weir_runtime::JobError;
 
 use crate::kafka::producer::Produce;
 use crate::kafka::sink::{KafkaSink, WriteKafka, recover_transactions};
@@ -165,7 +165,7 @@ fn parse<'s>(
     records: StreamVec<'s, u64, KafkaRecord>,
     topic: &str,
     dead_topic: &str,
-    dead_count: weir_dataflows::exec::RecordCounter,
+    dead_count: weir_runtime::exec::RecordCounter,
 ) -> (StreamVec<'s, u64, Event>, StreamVec<'s, u64, Produce>) {
     let scope = records.scope();
     let mut builder = OperatorBuilder::new("ParseEvents".to_string(), scope);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use weir_dataflows::JobError;
+use weir_runtime::JobError;
 
 use crate::kafka::KafkaError;
 use crate::kafka::producer::{IdempotentProducer, Produce};

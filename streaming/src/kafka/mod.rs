@@ -5,6 +5,7 @@
 //!   log with transaction markers applied; ending a crashed producer's
 //!   transaction).
 //! - [`broker`]: starts the project's own broker for tests and benchmarks.
+//! - [`retry`]: waiting out an unreachable broker, with backoff.
 //! - [`sink`]: the sinks and the exactly-once protocol; [`txn_pool`]: each
 //!   worker's transactional producers and the thread that flushes and commits
 //!   them; [`sink_recovery`]: what checkpoints keep for the sink, and settling
@@ -12,13 +13,14 @@
 
 pub mod broker;
 pub mod producer;
+pub mod retry;
 pub mod sink;
 pub mod sink_recovery;
 pub mod source;
 pub mod txn_pool;
 pub mod wire;
 
-use weir_dataflows::JobError;
+use weir_runtime::JobError;
 
 /// What went wrong talking to Kafka. Every variant names the broker, topic or
 /// transaction.

@@ -42,17 +42,17 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use timely::scheduling::Activator;
-use weir_dataflows::JobError;
-use weir_dataflows::exec::RecordCounter;
 use weir_progress::checkpoint::{Ack, Checkpoints, Schedule};
+use weir_runtime::JobError;
+use weir_runtime::exec::RecordCounter;
 
 use super::producer::{IdempotentProducer, Produce};
+use super::retry::with_retries;
 pub use super::sink_recovery::recover_transactions;
-use super::source::with_retries;
 use super::txn_pool::Pool;
 use crate::dir_sink::buffer;
-use crate::dir_source::SourceCtx;
 use crate::run::Commit;
+use weir_runtime::source_ctx::SourceCtx;
 
 /// Delivery guarantee of a Kafka sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,13 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use weir_dataflows::JobError;
 use weir_progress::recovery::Recovery;
 use weir_progress::store::{CheckpointStore, SourceMark};
+use weir_runtime::JobError;
 
 use super::producer::TxnProducer;
+use super::retry::with_retries;
 use super::sink::{Guarantee, KafkaSink};
-use super::source::with_retries;
 use super::txn_pool::POOL;
 use super::wire::end_transaction;
 

@@ -33,15 +33,17 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, StreamVec};
-use weir_dataflows::JobError;
 use weir_progress::checkpoint::{Ack, Checkpoints, FINAL_EPOCH};
 use weir_progress::recovery::Recovery;
 use weir_progress::store::SourceMark;
+use weir_runtime::JobError;
 
 use super::KafkaError;
 use super::producer::base_config;
-use crate::dir_source::{POLL, SourceCtx};
+use super::retry::with_retries;
+use crate::dir_source::POLL;
 use crate::window::Watermark;
+use weir_runtime::source_ctx::SourceCtx;
 
 /// Records a source reads per activation before it lets other operators run.
 pub const READ_BUDGET: usize = 4096;
@@ -103,35 +105,6 @@ impl KafkaSource {
             super::wire::require_topic(&self.brokers, &self.topic)
         })
         .map_err(JobError::from)
-    }
-}
-
-/// Runs `call` until it succeeds, fails other than by an unreachable broker,
-/// or `limit` has passed; logs each retry on stderr.
-pub fn with_retries<T>(
-    brokers: &str,
-    limit: Duration,
-    mut call: impl FnMut() -> Result<T, KafkaError>,
-) -> Result<T, KafkaError> {
-    let start = Instant::now();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match call() {
-            Err(KafkaError::Unreachable { message, .. }) if start.elapsed() < limit => {
-                eprintln!(
-                    "weir: kafka broker {brokers} unreachable ({message}); retrying in {backoff:?}"
-                );
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            Err(KafkaError::Unreachable { message, .. }) => {
-                return Err(KafkaError::Unreachable {
-                    brokers: brokers.to_string(),
-                    message: format!("{message} (gave up after {:?})", start.elapsed()),
-                });
-            }
-            other => return other,
-        }
     }
 }
 

@@ -13,14 +13,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use timely::scheduling::SyncActivator;
-use weir_dataflows::JobError;
 use weir_progress::background::Background;
 use weir_progress::store::{CheckpointStore, SourceMark};
+use weir_runtime::JobError;
 
 use super::producer::{Produce, TxnProducer};
+use super::retry::with_retries;
 use super::sink::KafkaSink;
 use super::sink_recovery::{PreparedTxn, encode_marks, write_committed_through};
-use super::source::with_retries;
 
 /// Transactional producers per worker.
 pub const POOL: usize = 3;

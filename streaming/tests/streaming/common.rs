@@ -2,8 +2,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use weir_dataflows::JobError;
 use weir_progress::store::Restore;
+use weir_runtime::JobError;
 use weir_streaming::dir_source::DirSource;
 use weir_streaming::jobs::wordcount;
 use weir_streaming::run::{StreamOptions, StreamSummary};

@@ -38,7 +38,7 @@ fn run(
         idle,
         broker_timeout,
     }: Timing,
-) -> Result<StreamSummary, weir_dataflows::JobError> {
+) -> Result<StreamSummary, weir_runtime::JobError> {
     let source = KafkaSource {
         interval,
         stop_when_idle: Some(idle),
@@ -164,7 +164,7 @@ fn run_through_outage(
     checkpoints: &std::path::Path,
     outage: Duration,
     broker_timeout: Duration,
-) -> Result<StreamSummary, weir_dataflows::JobError> {
+) -> Result<StreamSummary, weir_runtime::JobError> {
     let brokers = broker.brokers();
     produce_files(&brokers, "lines", 0..4).unwrap();
     std::thread::scope(|s| {

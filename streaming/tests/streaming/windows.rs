@@ -7,9 +7,9 @@ use rand::{Rng, SeedableRng};
 use timely::dataflow::InputHandle;
 use timely::dataflow::operators::capture::Event;
 use timely::dataflow::operators::{Capture, Input, Probe};
-use weir_dataflows::exec::RecordCounter;
 use weir_progress::checkpoint::{Checkpoints, Schedule};
 use weir_progress::store::CheckpointStore;
+use weir_runtime::exec::RecordCounter;
 use weir_streaming::window::{Acc, Watermark, WindowAggregate, WindowInput, Windows, reference};
 
 const EPOCHS: u64 = 8;

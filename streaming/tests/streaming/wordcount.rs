@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use weir_dataflows::testing;
+use weir_runtime::testing;
 
 use crate::common::{Dirs, add_file, check_output, reference, run_cluster};
 

@@ -71,7 +71,7 @@ fn try_run(
     setup: &Setup,
     workers: usize,
     restore: Option<weir_progress::store::Restore>,
-) -> Result<StreamSummary, weir_dataflows::JobError> {
+) -> Result<StreamSummary, weir_runtime::JobError> {
     try_run_idle(setup, workers, restore, Duration::from_millis(800))
 }
 
@@ -80,7 +80,7 @@ fn try_run_idle(
     workers: usize,
     restore: Option<weir_progress::store::Restore>,
     idle: Duration,
-) -> Result<StreamSummary, weir_dataflows::JobError> {
+) -> Result<StreamSummary, weir_runtime::JobError> {
     let brokers = setup.broker.brokers();
     let job = Yahoo {
         source: weir_streaming::kafka::source::KafkaSource {

@@ -18,7 +18,7 @@ use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 
 use crate::graph::layout::{Block, Graph, SharedGraph};
 use crate::graph::{Node, NodeId, owner};
-use crate::operators::WhenDone;
+use weir_runtime::operators::WhenDone;
 
 pub use weir_progress::convergence::Report;
 

@@ -13,8 +13,8 @@ use std::rc::Rc;
 
 use super::spill::{SpillDir, SpillFile, SpillReader, SpillWriter, row_bytes};
 use super::{Emit, LocalStrategy, Row};
-use crate::error::JobError;
-use crate::operators::key_hash;
+use weir_runtime::error::JobError;
+use weir_runtime::operators::key_hash;
 
 /// Partitions per worker.
 const PARTITIONS: usize = 64;

@@ -30,11 +30,11 @@ pub use hash::HybridHash;
 pub use operator::LocalJoin;
 pub use sort_merge::SortMerge;
 
-use crate::error::JobError;
-use crate::exec::{JobOptions, JobSummary, WorkerCtx, run_job, workers};
-use crate::generate::{Generator, TableSpec};
-use crate::input::LineInput;
-use crate::operators::{ReadLines, key_hash};
+use weir_runtime::error::JobError;
+use weir_runtime::exec::{JobOptions, JobSummary, WorkerCtx, run_job, workers};
+use weir_runtime::generate::{Generator, TableSpec};
+use weir_runtime::input::LineInput;
+use weir_runtime::operators::{ReadLines, key_hash};
 
 /// A row: its key and its fields joined by tabs.
 pub type Row = (String, String);

@@ -8,8 +8,8 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::{LocalStrategy, Row};
-use crate::exec::WorkerCtx;
-use crate::operators::{EMIT_BATCH, FINAL};
+use weir_runtime::exec::WorkerCtx;
+use weir_runtime::operators::{EMIT_BATCH, FINAL};
 
 /// Joins a build stream with a probe stream.
 pub trait LocalJoin<'s> {
@@ -26,7 +26,7 @@ pub trait LocalJoin<'s> {
     /// use std::rc::Rc;
     /// use timely::dataflow::channels::pact::Pipeline;
     /// use timely::dataflow::operators::ToStream;
-    /// use weir_dataflows::exec::{run_job, JobOptions};
+    /// use weir_runtime::exec::{run_job, JobOptions};
     /// use weir_dataflows::jobs::join::{HybridHash, LocalJoin};
     ///
     /// let options = JobOptions { show: 10, ..Default::default() };

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use super::spill::{SpillDir, SpillFile, SpillReader, row_bytes};
 use super::{Emit, LocalStrategy, Row};
-use crate::error::JobError;
+use weir_runtime::error::JobError;
 
 #[derive(Default)]
 struct Sorter {

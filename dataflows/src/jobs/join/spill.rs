@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::Row;
-use crate::error::JobError;
+use weir_runtime::error::JobError;
 
 /// Bytes a row is charged against the memory budget: its text plus the overhead
 /// of two `String`s and a slot in a vector or hash table.

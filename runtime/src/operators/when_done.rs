@@ -21,8 +21,8 @@ pub trait WhenDone<'s, T: Timestamp> {
     /// use std::cell::RefCell;
     /// use std::rc::Rc;
     /// use timely::dataflow::operators::{Inspect, ToStream};
-    /// use weir_dataflows::exec::{run_job, JobOptions};
-    /// use weir_dataflows::operators::WhenDone;
+    /// use weir_runtime::exec::{run_job, JobOptions};
+    /// use weir_runtime::operators::WhenDone;
     ///
     /// let options = JobOptions { show: 10, ..Default::default() };
     /// let summary = run_job(timely::Config::process(1), &options, |scope, _ctx| {

@@ -27,9 +27,9 @@ pub trait ReadLines<'s> {
     /// flight, or to start reading only once an earlier phase is complete.
     ///
     /// ```
-    /// use weir_dataflows::exec::{run_job, JobOptions};
-    /// use weir_dataflows::input::LineInput;
-    /// use weir_dataflows::operators::ReadLines;
+    /// use weir_runtime::exec::{run_job, JobOptions};
+    /// use weir_runtime::input::LineInput;
+    /// use weir_runtime::operators::ReadLines;
     /// use timely::dataflow::operators::vec::Map;
     ///
     /// let dir = tempfile::tempdir().unwrap();

@@ -15,8 +15,8 @@ pub trait GenerateChunks<'s> {
     ///
     /// ```
     /// use timely::dataflow::operators::vec::Map;
-    /// use weir_dataflows::exec::{run_job, JobOptions};
-    /// use weir_dataflows::operators::GenerateChunks;
+    /// use weir_runtime::exec::{run_job, JobOptions};
+    /// use weir_runtime::operators::GenerateChunks;
     ///
     /// let options = JobOptions { show: 10, ..Default::default() };
     /// let summary = run_job(timely::Config::process(2), &options, |scope, ctx| {

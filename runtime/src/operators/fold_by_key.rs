@@ -18,7 +18,7 @@ pub trait FoldByKey<'s, D> {
     /// ```
     /// use timely::dataflow::operators::{ToStream, Capture};
     /// use timely::dataflow::operators::capture::Extract;
-    /// use weir_dataflows::operators::FoldByKey;
+    /// use weir_runtime::operators::FoldByKey;
     ///
     /// let captured = timely::example(|scope| {
     ///     ["a b", "b"].into_iter().map(String::from).to_stream(scope)
@@ -47,7 +47,7 @@ pub trait SumByKey<'s, K, V> {
     /// ```
     /// use timely::dataflow::operators::{ToStream, Capture};
     /// use timely::dataflow::operators::capture::Extract;
-    /// use weir_dataflows::operators::SumByKey;
+    /// use weir_runtime::operators::SumByKey;
     ///
     /// let captured = timely::example(|scope| {
     ///     [("x", 1u64), ("y", 2), ("x", 3)].map(|(k, v)| (k.to_string(), v)).to_stream(scope)
