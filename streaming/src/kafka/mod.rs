@@ -13,6 +13,7 @@
 
 pub mod broker;
 pub mod producer;
+mod reader;
 pub mod retry;
 pub mod sink;
 pub mod sink_recovery;

@@ -1,0 +1,538 @@
+//! One worker's Kafka consumer and the state of its partitions: what it read
+//! (next offsets), the event time each has shown and when it was last active
+//! (for watermarks and idleness), replay targets, and the liveness checks
+//! behind a stop when idle (see [`super::source`]).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::{Offset, TopicPartitionList};
+use weir_progress::checkpoint::Ack;
+use weir_progress::store::SourceMark;
+use weir_runtime::JobError;
+
+use super::KafkaError;
+use super::producer::base_config;
+use super::source::{KafkaRecord, KafkaSource, READ_BUDGET, key_partition, stream_key, to_record};
+use crate::window::Watermark;
+
+/// What one activation of the reader did.
+pub(super) struct Step {
+    /// Records read.
+    pub(super) read: usize,
+    /// Whether the epoch being read is replayed (or precedes a replayed one).
+    pub(super) replaying: bool,
+    /// For a replayed epoch: whether every partition reached its target.
+    pub(super) replayed_epoch_done: Option<bool>,
+}
+
+/// Per-partition state.
+#[derive(Clone, Copy, Debug, Default)]
+struct PartitionState {
+    /// Next offset to read.
+    next: i64,
+    /// Largest event time seen.
+    max_event: Option<u64>,
+    /// Last epoch it was active: had records, or was not known to be read to
+    /// its end.
+    seen: u64,
+    /// Whether the broker said it is read to its end, and no record came since.
+    caught_up: bool,
+}
+
+/// Where a replayed epoch ended in one partition, and the partition's state then.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Target {
+    next: i64,
+    max_event: Option<u64>,
+    seen: Option<u64>,
+}
+
+/// One worker's consumer and partition states.
+pub(super) struct Reader {
+    source: KafkaSource,
+    consumer: Option<BaseConsumer>,
+    partitions: BTreeMap<i32, PartitionState>,
+    /// Replay targets (next offsets at each replayed epoch's end).
+    plan: BTreeMap<u64, BTreeMap<i32, Target>>,
+    /// Records read past a replayed epoch's target, per partition.
+    stash: BTreeMap<i32, VecDeque<KafkaRecord>>,
+    last_record: Instant,
+    /// Partitions of the whole topic, and the sum of their end offsets when
+    /// last looked at (for a stop when idle: the whole topic must be quiet).
+    topic_partitions: usize,
+    topic_end: Option<i64>,
+    topic_changed: Instant,
+    topic_checked: Option<Instant>,
+    /// Whether one of this worker's partitions was behind its end at the last look.
+    behind: bool,
+    unreachable_since: Option<Instant>,
+    logged: Option<Instant>,
+}
+
+impl Reader {
+    pub(super) fn new(
+        source: &KafkaSource,
+        owned: &[i32],
+        restored: &BTreeMap<String, u64>,
+        start: u64,
+        plan: BTreeMap<u64, BTreeMap<String, u64>>,
+        topic_partitions: usize,
+    ) -> Self {
+        let topic = &source.topic;
+        let get = |key: String| restored.get(&key).copied();
+        let partitions = owned
+            .iter()
+            .map(|&p| {
+                let key = stream_key(topic, p);
+                let state = PartitionState {
+                    next: get(key.clone())
+                        .and_then(|o| i64::try_from(o).ok())
+                        .unwrap_or(0),
+                    max_event: get(format!("{key}@max")),
+                    // restored exactly (a replayed epoch must see the same idleness)
+                    seen: get(format!("{key}@seen")).unwrap_or(start),
+                    caught_up: false,
+                };
+                (p, state)
+            })
+            .collect();
+        let plan = plan
+            .into_iter()
+            .map(|(epoch, positions)| {
+                let mut targets: BTreeMap<i32, Target> = BTreeMap::new();
+                for (key, &value) in &positions {
+                    let Some(p) = key_partition(topic, key) else {
+                        continue;
+                    };
+                    let target = targets.entry(p).or_default();
+                    match key.split_once('@').map(|(_, suffix)| suffix) {
+                        None => target.next = i64::try_from(value).unwrap_or(i64::MAX),
+                        Some("max") => target.max_event = Some(value),
+                        Some("seen") => target.seen = Some(value),
+                        Some(_) => {}
+                    }
+                }
+                (epoch, targets)
+            })
+            .collect();
+        Reader {
+            source: source.clone(),
+            consumer: None,
+            partitions,
+            plan,
+            stash: BTreeMap::new(),
+            last_record: Instant::now(),
+            topic_partitions,
+            topic_end: None,
+            topic_changed: Instant::now(),
+            topic_checked: None,
+            behind: true,
+            unreachable_since: None,
+            logged: None,
+        }
+    }
+
+    /// Creates the consumer and assigns this worker's partitions at their offsets.
+    fn connect(&mut self) -> Result<(), JobError> {
+        if self.consumer.is_none() {
+            let topic = &self.source.topic;
+            let consumer: BaseConsumer = base_config(&self.source.brokers)
+                .set("group.id", format!("weir-{topic}"))
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("isolation.level", "read_committed")
+                // a checkpointed offset outside the log is an error, never a silent reset
+                .set("auto.offset.reset", "error")
+                .set("fetch.wait.max.ms", "10")
+                // the end of a partition is what lets it become idle
+                .set("enable.partition.eof", "true")
+                .create()
+                .map_err(|e| KafkaError::client(format!("consumer of {topic}"), e))?;
+            let mut assignment = TopicPartitionList::new();
+            for (&p, state) in &self.partitions {
+                assignment
+                    .add_partition_offset(topic, p, Offset::Offset(state.next))
+                    .map_err(|e| KafkaError::client(format!("assigning {topic}/{p}"), e))?;
+            }
+            consumer
+                .assign(&assignment)
+                .map_err(|e| KafkaError::client(format!("assigning {topic}"), e))?;
+            self.consumer = Some(consumer);
+            // idleness counts from when the partitions are assigned
+            self.last_record = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Reads what epoch `epoch` may read now into `out`.
+    pub(super) fn step(
+        &mut self,
+        epoch: u64,
+        out: &mut Vec<KafkaRecord>,
+    ) -> Result<Step, JobError> {
+        if self.partitions.is_empty() {
+            let replaying = self.plan.keys().next().is_some_and(|&e| e >= epoch);
+            let done = self.plan.remove(&epoch).map(|_| true);
+            return Ok(Step {
+                read: 0,
+                replaying,
+                replayed_epoch_done: done.or(replaying.then_some(true)),
+            });
+        }
+        let targets = self.plan.get(&epoch).cloned();
+        let replaying = targets.is_some() || !self.plan.is_empty();
+        if replaying && targets.is_none() {
+            // an epoch before the first replayed one read nothing here
+            return Ok(Step {
+                read: 0,
+                replaying,
+                replayed_epoch_done: Some(true),
+            });
+        }
+        let mut read = 0;
+        // stashed records first (read past an earlier replayed epoch's end)
+        let stashed: Vec<i32> = self.stash.keys().copied().collect();
+        for p in stashed {
+            while let Some(front) = self.stash.get(&p).and_then(|q| q.front()) {
+                if beyond(targets.as_ref(), front) {
+                    break;
+                }
+                if let Some(record) = self.stash.get_mut(&p).and_then(|q| q.pop_front())
+                    && self.take(epoch, record, targets.as_ref(), out)
+                {
+                    read += 1;
+                }
+            }
+        }
+        while read < READ_BUDGET {
+            if targets.as_ref().is_some_and(|t| self.reached(t)) {
+                break;
+            }
+            self.connect()?;
+            let Some(consumer) = self.consumer.as_ref() else {
+                break;
+            };
+            let polled = match consumer.poll(Duration::ZERO) {
+                None => None,
+                Some(Ok(message)) => Some(Ok(to_record(&message, &self.source.event_time))),
+                Some(Err(e)) => Some(Err(e)),
+            };
+            match polled {
+                None => break,
+                Some(Ok(record)) => {
+                    self.unreachable_since = None;
+                    if !self.take(epoch, record, targets.as_ref(), out) {
+                        continue;
+                    }
+                    read += 1;
+                }
+                Some(Err(RdError::PartitionEOF(p))) => {
+                    self.unreachable_since = None;
+                    if let Some(state) = self.partitions.get_mut(&p) {
+                        state.caught_up = true;
+                    }
+                }
+                Some(Err(e)) => self.poll_error(e)?,
+            }
+        }
+        let done = targets.as_ref().map(|t| self.reached(t));
+        if done == Some(true)
+            && let Some(targets) = self.plan.remove(&epoch)
+        {
+            // the replayed epoch ends with the state it ended with before
+            for (p, target) in targets {
+                if let Some(state) = self.partitions.get_mut(&p) {
+                    state.max_event = target.max_event.or(state.max_event);
+                    state.seen = target.seen.unwrap_or(state.seen);
+                }
+            }
+        }
+        Ok(Step {
+            read,
+            replaying,
+            replayed_epoch_done: done,
+        })
+    }
+
+    /// Whether every partition reached its target offset.
+    fn reached(&self, targets: &BTreeMap<i32, Target>) -> bool {
+        targets
+            .iter()
+            .all(|(p, t)| self.partitions.get(p).is_none_or(|s| s.next >= t.next))
+    }
+
+    /// Emits `record` in `epoch` unless a replay target stops it before (then
+    /// it waits in the stash). Returns whether it was emitted.
+    fn take(
+        &mut self,
+        epoch: u64,
+        record: KafkaRecord,
+        targets: Option<&BTreeMap<i32, Target>>,
+        out: &mut Vec<KafkaRecord>,
+    ) -> bool {
+        let p = record.partition;
+        let beyond = beyond(targets, &record);
+        let Some(state) = self.partitions.get_mut(&p) else {
+            return false;
+        };
+        if record.offset < state.next {
+            return false; // read again after a reconnect
+        }
+        if beyond {
+            self.stash.entry(p).or_default().push_back(record);
+            return false;
+        }
+        state.next = record.offset + 1;
+        state.seen = epoch;
+        state.caught_up = false;
+        if let Some(t) = record.event_time {
+            state.max_event = state.max_event.max(Some(t));
+        }
+        self.last_record = Instant::now();
+        out.push(record);
+        true
+    }
+
+    /// Handles a consumer error: transient ones are retried (logged), up to
+    /// `broker_timeout` of unreachability; others fail the job.
+    fn poll_error(&mut self, e: RdError) -> Result<(), JobError> {
+        let topic = &self.source.topic;
+        let code = e.rdkafka_error_code();
+        let transient = matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::Resolve
+                    | RDKafkaErrorCode::OperationTimedOut
+                    | RDKafkaErrorCode::RequestTimedOut
+                    | RDKafkaErrorCode::BrokerNotAvailable
+                    | RDKafkaErrorCode::NetworkException
+            )
+        );
+        if !transient {
+            let message = match code {
+                Some(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                ) => {
+                    format!("does not exist (any more): {e}")
+                }
+                Some(RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset) => {
+                    format!(
+                        "a checkpointed offset is outside the partition's log (was the topic recreated?): {e}"
+                    )
+                }
+                _ => e.to_string(),
+            };
+            return Err(KafkaError::Topic {
+                topic: topic.clone(),
+                message,
+            }
+            .into());
+        }
+        self.unreachable(&e.to_string())
+    }
+
+    /// Counts the broker as unreachable since the first of a run of failures:
+    /// logs it (every 5 s) and fails the job once it lasted `broker_timeout`.
+    fn unreachable(&mut self, what: &str) -> Result<(), JobError> {
+        let now = Instant::now();
+        let since = *self.unreachable_since.get_or_insert(now);
+        let brokers = &self.source.brokers;
+        if now.duration_since(since) >= self.source.broker_timeout {
+            return Err(KafkaError::Unreachable {
+                brokers: brokers.clone(),
+                message: format!("{what} (for {:?})", now.duration_since(since)),
+            }
+            .into());
+        }
+        if self
+            .logged
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(5))
+        {
+            eprintln!("weir: kafka broker {brokers} unreachable ({what}); the consumer retries");
+            self.logged = Some(now);
+        }
+        Ok(())
+    }
+
+    /// Looks at the topic's ends once this worker has read nothing for a
+    /// while: a broker that does not answer counts as unreachable (a hung
+    /// broker raises no consumer error), and with a stop when idle, returns
+    /// whether this worker read nothing for `stop_when_idle` and no partition
+    /// of the topic grew for as long between two answers of the broker.
+    pub(super) fn look(
+        &mut self,
+        stop_when_idle: Option<Duration>,
+        now: Instant,
+    ) -> Result<bool, JobError> {
+        let quiet = now.duration_since(self.last_record);
+        let after = stop_when_idle.map_or(LIVENESS_EVERY, |d| d.min(LIVENESS_EVERY));
+        if quiet < after {
+            self.topic_end = None;
+            return Ok(false);
+        }
+        let idle = stop_when_idle.is_some_and(|limit| quiet >= limit);
+        if self.consumer.is_none() {
+            return Ok(idle); // no partitions here; the others decide for theirs
+        }
+        let every =
+            stop_when_idle.map_or(LIVENESS_EVERY, |d| (d / 4).min(Duration::from_millis(100)));
+        let mut at = now;
+        if self
+            .topic_checked
+            .is_none_or(|t| now.duration_since(t) >= every)
+        {
+            let ends = self.topic_ends();
+            // quiet is measured between answers: an outage is not a quiet
+            // topic (regression: a 6 s outage once counted as 3 s of quiet)
+            at = Instant::now();
+            self.topic_checked = Some(at);
+            let (end, behind) = match ends {
+                Ok(ends) => ends,
+                Err(e) => {
+                    self.topic_end = None;
+                    let what = format!("no answer about {}'s offsets: {e}", self.source.topic);
+                    self.unreachable(&what)?;
+                    return Ok(false);
+                }
+            };
+            self.unreachable_since = None;
+            if self.topic_end != Some(end) {
+                self.topic_end = Some(end);
+                self.topic_changed = at;
+            }
+            self.behind = behind;
+        }
+        Ok(idle
+            && !self.behind
+            && self.topic_end.is_some()
+            && stop_when_idle.is_some_and(|limit| at.duration_since(self.topic_changed) >= limit))
+    }
+
+    /// The sum of the topic's end offsets, and whether one of this worker's
+    /// partitions is not read to its end. (Some brokers report the start of a
+    /// log's last batch as its end, so "not behind" is confirmed by the idle time.)
+    fn topic_ends(&self) -> Result<(i64, bool), RdError> {
+        let Some(consumer) = self.consumer.as_ref() else {
+            return Ok((0, false));
+        };
+        let timeout = self.source.broker_timeout.min(Duration::from_secs(5));
+        let mut end = 0i64;
+        let mut behind = false;
+        for p in 0..self.topic_partitions {
+            let p = i32::try_from(p).unwrap_or(i32::MAX);
+            let (_, high) = consumer.fetch_watermarks(&self.source.topic, p, timeout)?;
+            end += high;
+            behind |= self.partitions.get(&p).is_some_and(|s| s.next < high);
+        }
+        Ok((end, behind))
+    }
+
+    /// Ends `epoch` (a replayed one keeps the state its marks restored) and
+    /// returns this worker's watermark after it.
+    pub(super) fn close(&mut self, epoch: u64, replayed: bool) -> Watermark {
+        if !replayed {
+            for state in self.partitions.values_mut() {
+                if !state.caught_up {
+                    state.seen = epoch;
+                }
+            }
+        }
+        self.watermark(epoch)
+    }
+
+    /// This worker's watermark after `epoch`: the smallest of its active
+    /// partitions', or, when all are idle, the largest any of them reached.
+    fn watermark(&self, epoch: u64) -> Watermark {
+        let idle = self.source.idle_epochs;
+        let ooo = self.source.out_of_orderness_ms;
+        let mut at: Option<u64> = None;
+        let mut through: Option<u64> = None;
+        for state in self.partitions.values() {
+            let reached = state.max_event.map(|t| t.saturating_sub(ooo));
+            if epoch.saturating_sub(state.seen) >= idle {
+                through = through.max(reached);
+                continue;
+            }
+            let Some(t) = reached else {
+                return Watermark::Pending;
+            };
+            at = Some(at.map_or(t, |a| a.min(t)));
+        }
+        at.map_or(Watermark::Idle { through }, Watermark::At)
+    }
+
+    /// The source's mark: offsets, largest event times and last active epochs.
+    pub(super) fn mark(&self, name: &str, worker: usize, next: u64) -> Ack {
+        let mut positions = BTreeMap::new();
+        for (&p, state) in &self.partitions {
+            let key = stream_key(&self.source.topic, p);
+            positions.insert(format!("{key}@seen"), state.seen);
+            if let Some(t) = state.max_event {
+                positions.insert(format!("{key}@max"), t);
+            }
+            positions.insert(key, u64::try_from(state.next).unwrap_or(0));
+        }
+        Ack::Source(SourceMark {
+            operator: name.to_string(),
+            worker,
+            next,
+            positions,
+        })
+    }
+}
+
+/// How often a worker that reads nothing asks the broker for the topic's
+/// ends (to notice a hung broker).
+const LIVENESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether `record` lies past its partition's replay target.
+fn beyond(targets: Option<&BTreeMap<i32, Target>>, record: &KafkaRecord) -> bool {
+    targets.is_some_and(|t| record.offset >= t.get(&record.partition).map_or(i64::MIN, |t| t.next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_hold_the_watermark_until_read_and_keep_what_they_read_when_idle() {
+        let source = KafkaSource {
+            idle_epochs: 3,
+            out_of_orderness_ms: 1000,
+            ..KafkaSource::new("127.0.0.1:1", "ads")
+        };
+        // partition 0 read through event time 50 s in epoch 0; partition 1 empty
+        let restored = BTreeMap::from([
+            ("ads/0".to_string(), 400),
+            ("ads/0@max".to_string(), 50_000),
+            ("ads/0@seen".to_string(), 0),
+        ]);
+        let mut reader = Reader::new(&source, &[0, 1], &restored, 0, BTreeMap::new(), 2);
+        // not known to be read to its end: partition 1 holds event time
+        assert_eq!(reader.close(0, false), Watermark::Pending);
+        for state in reader.partitions.values_mut() {
+            state.caught_up = true;
+        }
+        // both read to their ends in epoch 0: partition 1 is still pending
+        // until it has been quiet for 3 epochs
+        assert_eq!(reader.close(2, false), Watermark::Pending);
+        // then both are idle together, and what partition 0 read is kept
+        // (regression: the worker said only "idle", and no window ever fired)
+        assert_eq!(
+            reader.close(3, false),
+            Watermark::Idle {
+                through: Some(49_000)
+            }
+        );
+        // a record makes partition 0 active again
+        if let Some(state) = reader.partitions.get_mut(&0) {
+            state.caught_up = false;
+        }
+        assert_eq!(reader.close(4, false), Watermark::At(49_000));
+    }
+}
