@@ -210,6 +210,28 @@ fn runtime_errors_exit_1_naming_the_input_and_position() {
             )),
         "{err}"
     );
+    // regression: an unterminated quote was taken as a field to the line's end
+    let quote = dir.path().join("quote.csv");
+    std::fs::write(&quote, "k1,a\nk2,\"open\n").unwrap();
+    let o = run(&[
+        "join",
+        "--left",
+        good.to_str().unwrap(),
+        "--right",
+        quote.to_str().unwrap(),
+        "--left-key",
+        "0",
+        "--right-key",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let want = format!(
+        "weir: {}:2: a quoted field is not closed (a row is one line)",
+        quote.display()
+    );
+    assert_eq!(err.lines().last(), Some(want.as_str()), "{err}");
+    assert!(o.stdout.is_empty(), "no output before the error");
     let hosts = dir.path().join("nohosts.txt");
     fails(
         &["wordcount", "-n", "2", "-h", hosts.to_str().unwrap()],

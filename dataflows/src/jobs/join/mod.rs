@@ -281,9 +281,18 @@ impl FieldSplitter {
             self.output.resize(self.input.len(), 0);
             self.ends.resize(self.input.len() + 1, 0);
             self.csv.reset();
-            let (_, _, _, n) = self
-                .csv
-                .read_record(&self.input, &mut self.output, &mut self.ends);
+            let (result, _, _, n) =
+                self.csv
+                    .read_record(&self.input, &mut self.output, &mut self.ends);
+            match result {
+                csv_core::ReadRecordResult::Record => {}
+                // the line (and its newline) is all the input: a quote that
+                // is still open swallowed the end of the row
+                csv_core::ReadRecordResult::InputEmpty => {
+                    return Err("a quoted field is not closed (a row is one line)".into());
+                }
+                other => return Err(format!("the row could not be split ({other:?})")),
+            }
             let mut start = 0;
             let mut fields = Vec::with_capacity(n);
             for &end in &self.ends[..n] {
@@ -494,6 +503,17 @@ mod tests {
             ))
         );
         assert_eq!(csv.row("", 0).unwrap(), None);
+        // regression: csv-core's result was ignored, so an unterminated quote
+        // was taken as a field running to the end of the line
+        assert_eq!(
+            csv.row(r#"1,"open,2"#, 0).unwrap_err(),
+            "a quoted field is not closed (a row is one line)"
+        );
+        assert_eq!(
+            csv.row("2,after", 0).unwrap(),
+            Some(("2".into(), "2\tafter".into())),
+            "the splitter is reset after a bad row"
+        );
         let mut tsv = FieldSplitter::new(b'\t');
         assert_eq!(
             tsv.row("x\t\"y\"\tz", 2).unwrap(),
