@@ -9,6 +9,7 @@
 //! [`reference()`] computes the same result sequentially, for tests and
 //! `weir stream verify`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,15 +94,18 @@ pub fn load_campaigns(path: &Path) -> Result<Campaigns, JobError> {
 #[serde(untagged)]
 enum Millis<'a> {
     Number(u64),
-    Text(&'a str),
+    Text(#[serde(borrow)] Cow<'a, str>),
 }
 
+/// Strings are borrowed from the record unless they hold JSON escapes
+/// (`Cow`): a `&str` cannot hold an unescaped copy, and such a valid event
+/// went to the dead-letter topic.
 #[derive(Deserialize)]
 struct RawEvent<'a> {
     #[serde(borrow)]
-    ad_id: &'a str,
+    ad_id: Cow<'a, str>,
     #[serde(borrow)]
-    event_type: &'a str,
+    event_type: Cow<'a, str>,
     #[serde(borrow)]
     event_time: Millis<'a>,
 }
@@ -128,8 +132,8 @@ pub fn parse_event(value: &[u8]) -> Result<Event, String> {
             .map_err(|_| format!("event_time {text:?} is not milliseconds"))?,
     };
     Ok(Event {
-        ad_id: raw.ad_id.to_string(),
-        event_type: raw.event_type.to_string(),
+        ad_id: raw.ad_id.into_owned(),
+        event_type: raw.event_type.into_owned(),
         event_time,
     })
 }
@@ -356,6 +360,21 @@ mod tests {
         assert_eq!(a.map(|e| e.event_time), Ok(1_700_000_000_123));
         assert!(parse_event(br#"{"ad_id":"a","event_type":"view","event_time":"soon"}"#).is_err());
         assert!(parse_event(b"{").is_err());
+    }
+
+    #[test]
+    fn regression_strings_with_json_escapes_are_events_not_dead_letters() {
+        let escaped = parse_event(
+            br#"{"ad_id":"ad\/7 \"x\"","event_type":"vi\u0065w","event_time":"17\u0030"}"#,
+        );
+        assert_eq!(
+            escaped,
+            Ok(Event {
+                ad_id: "ad/7 \"x\"".into(),
+                event_type: "view".into(),
+                event_time: 170,
+            })
+        );
     }
 
     #[test]
