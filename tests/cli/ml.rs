@@ -185,6 +185,26 @@ fn als_rejects_bad_input_with_the_position() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("bad.csv:3"), "{}", stderr(&out));
 
+    // regression: a malformed first line gave ten lines of "train RMSE NaN"
+    // before the error; the loop must not start on bad input
+    let first = root.path().join("first.csv");
+    std::fs::write(&first, "1,2\n1,3,4\n2,3,5\n").unwrap();
+    for workers in ["1", "2"] {
+        let out = run(&[
+            "als",
+            "--ratings",
+            path(&first),
+            "--format",
+            "csv",
+            "-w",
+            workers,
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("first.csv:1"), "{err}");
+        assert!(!err.contains("RMSE"), "an iteration ran: {err}");
+    }
+
     let out = run(&["als", "--ratings", path(&root.path().join("missing.tsv"))]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("missing.tsv"), "{}", stderr(&out));

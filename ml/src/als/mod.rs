@@ -128,6 +128,18 @@ impl Errors {
     }
 }
 
+/// What a worker tells the others once it has built its share of the ratings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Built {
+    /// Built; `clean`: its input had no malformed record.
+    Ready {
+        /// Whether its input parsed without error.
+        clean: bool,
+    },
+    /// Its first item block (to itself).
+    Block(ItemBlock),
+}
+
 /// A worker's item factors: the record that goes around the loop (and into
 /// loop checkpoints, with ids, so a resume can re-partition them).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -401,9 +413,10 @@ pub fn als<'s>(
         })
         .to_stream(scope);
     let built = Rc::clone(&layout);
+    let build_failure = failure.clone();
     let built_blocks = placed
         .concat(resumed)
-        .unary_frontier::<CapacityContainerBuilder<Vec<(u64, Option<ItemBlock>)>>, _, _, _>(
+        .unary_frontier::<CapacityContainerBuilder<Vec<(u64, Built)>>, _, _, _>(
             Exchange::new(|(to, _): &(u64, Setup)| *to),
             "BuildRatings",
             move |cap, _| {
@@ -446,12 +459,15 @@ pub fn als<'s>(
                             }
                         }
                         *built.borrow_mut() = built_layout;
-                        // every worker learns that this one is ready
+                        // every worker learns that this one is ready, and
+                        // whether its input was clean (a worker's own input
+                        // errors are in its failure slot by now)
+                        let clean = !build_failure.is_set();
                         let mut session = output.session(&cap);
                         for to in 0..peers as u64 {
-                            session.give((to, None));
+                            session.give((to, Built::Ready { clean }));
                         }
-                        session.give((index as u64, Some(block)));
+                        session.give((index as u64, Built::Block(block)));
                     }
                 }
             },
@@ -459,22 +475,28 @@ pub fn als<'s>(
     // the loop starts once every worker has built its layout: a worker
     // that ships factors to one that has not would find no table for them
     let start = built_blocks.unary_frontier::<CapacityContainerBuilder<Vec<ItemBlock>>, _, _, _>(
-        Exchange::new(|(to, _): &(u64, Option<ItemBlock>)| *to),
+        Exchange::new(|(to, _): &(u64, Built)| *to),
         "AllBuilt",
         move |cap, _| {
             let mut cap = Some(cap);
             let mut block = None;
+            let mut clean = true;
             move |(input, frontier), output| {
                 input.for_each(|_, data| {
                     for (_, b) in data.drain(..) {
-                        if b.is_some() {
-                            block = b;
+                        match b {
+                            Built::Ready { clean: c } => clean &= c,
+                            Built::Block(b) => block = Some(b),
                         }
                     }
                 });
+                // a malformed input anywhere: no iteration runs (the job
+                // fails with the input's error, not after a loop over part
+                // of the ratings)
                 if frontier.is_empty()
                     && let Some(cap) = cap.take()
                     && let Some(block) = block.take()
+                    && clean
                 {
                     output.session(&cap).give(block);
                 }
