@@ -157,6 +157,19 @@ fn graph_jobs_reject_bad_input_with_the_position() {
     let out = run(&["pagerank", "--edges", path(&edges)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("edges.txt:2"), "{}", stderr(&out));
+    // regression: cc iterated over the edges that parsed before it failed
+    for job in ["cc", "pagerank"] {
+        for workers in ["1", "2"] {
+            let out = run(&[job, "--edges", path(&edges), "-w", workers]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{job} -w {workers}: {err}");
+            assert!(err.contains("edges.txt:2"), "{job} -w {workers}: {err}");
+            assert!(
+                !err.contains("iteration 0"),
+                "{job} -w {workers} iterated: {err}"
+            );
+        }
+    }
 
     let out = run(&["cc", "--edges", path(&root.path().join("missing.txt"))]);
     assert_eq!(out.status.code(), Some(1));

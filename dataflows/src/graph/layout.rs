@@ -19,6 +19,8 @@ use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Map, ToStream};
 
+use weir_runtime::exec::Failure;
+
 use super::input::Edge;
 use super::{Node, NodeId};
 
@@ -147,8 +149,9 @@ pub type SharedGraph<N = Node> = Rc<RefCell<Graph<N>>>;
 /// What flows into the operator that starts a loop.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Start<S, N> {
-    /// Nodes a worker owns, sent to every worker (`to`).
-    Count { to: u64, nodes: u64 },
+    /// Nodes a worker owns, sent to every worker (`to`), and whether its
+    /// input was clean (no malformed record in its failure slot).
+    Count { to: u64, nodes: u64, clean: bool },
     /// A resumed node value, sent to the node's owner.
     Resume(N, S),
 }
@@ -157,11 +160,15 @@ enum Start<S, N> {
 /// and starts a loop: once every worker's share is built, emits (at time 0)
 /// this worker's block — `resumed` values (from any old worker; they are
 /// routed to the new owners), or `fresh(graph, node)` for a fresh start.
+/// If any worker's input had a malformed record (in its `failure` slot), no
+/// block is emitted and the loop does not run: the job fails with that
+/// error, not after iterating over the part that parsed.
 pub fn build_and_start<'s, N, S, F>(
     edges: StreamVec<'s, u64, Edge<N>>,
     direction: Direction,
     peers: usize,
     resumed: Option<Vec<(N, S)>>,
+    failure: &Failure,
     fresh: F,
 ) -> (SharedGraph<N>, StreamVec<'s, u64, Block<S, N>>)
 where
@@ -179,6 +186,7 @@ where
         [(src, dst), other]
     });
     let built = Rc::clone(&graph);
+    let failure = failure.clone();
     let counts = halves.unary_frontier::<CapacityContainerBuilder<Vec<Start<S, N>>>, _, _, _>(
         Exchange::new(|&(node, _): &Edge<N>| node.as_u64()),
         "BuildGraph",
@@ -193,9 +201,10 @@ where
                     let graph = Graph::build(std::mem::take(&mut halves), peers);
                     let nodes = graph.nodes.len() as u64;
                     *built.borrow_mut() = graph;
+                    let clean = !failure.is_set();
                     let mut session = output.session(&cap);
                     for to in 0..peers as u64 {
-                        session.give(Start::Count { to, nodes });
+                        session.give(Start::Count { to, nodes, clean });
                     }
                 }
             }
@@ -219,12 +228,18 @@ where
             move |cap, _| {
                 let mut cap = Some(cap);
                 let mut total = 0u64;
+                let mut clean = true;
                 let mut values: HashMap<N, S> = HashMap::new();
                 move |(input, frontier), output| {
                     input.for_each(|_, data| {
                         for start in data.drain(..) {
                             match start {
-                                Start::Count { nodes, .. } => total += nodes,
+                                Start::Count {
+                                    nodes, clean: c, ..
+                                } => {
+                                    total += nodes;
+                                    clean &= c;
+                                }
                                 Start::Resume(node, s) => {
                                     values.insert(node, s);
                                 }
@@ -233,6 +248,7 @@ where
                     });
                     if frontier.is_empty()
                         && let Some(cap) = cap.take()
+                        && clean
                     {
                         let mut graph = started.borrow_mut();
                         graph.total_nodes = total;

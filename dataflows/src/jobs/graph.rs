@@ -184,6 +184,7 @@ fn run_with<N: NodeId>(
                 stop,
                 report: Some(Arc::clone(&report)),
                 checkpoints: open.as_ref().map(|o| o.for_worker(index, peers)),
+                failure: ctx.failure.clone(),
             };
         let fixed_point: Arc<dyn Fn(u64, f64) -> bool + Send + Sync> =
             Arc::new(|_, changed| changed == 0.0);

@@ -22,13 +22,20 @@ pub fn bfs<'s, N: NodeId>(
     index: usize,
     peers: usize,
 ) -> StreamVec<'s, u64, String> {
-    let (graph, start) = build_and_start(edges, Direction::Out, peers, resumed, move |_, v| {
-        if v == source {
-            (N::from_u64(0).unwrap_or(N::NONE), true)
-        } else {
-            (N::NONE, false)
-        }
-    });
+    let (graph, start) = build_and_start(
+        edges,
+        Direction::Out,
+        peers,
+        resumed,
+        &options.failure,
+        move |_, v| {
+            if v == source {
+                (N::from_u64(0).unwrap_or(N::NONE), true)
+            } else {
+                (N::NONE, false)
+            }
+        },
+    );
     let (last, done) = iterate(start, graph, MinStep { hop: 1 }, options, index, peers);
     emit(done, last, |node, &(distance, _)| {
         (distance != N::NONE).then(|| format!("{node}\t{distance}"))

@@ -21,9 +21,14 @@ pub fn cc<'s, N: NodeId>(
     index: usize,
     peers: usize,
 ) -> StreamVec<'s, u64, String> {
-    let (graph, start) = build_and_start(edges, Direction::Undirected, peers, resumed, |_, v| {
-        (v, true)
-    });
+    let (graph, start) = build_and_start(
+        edges,
+        Direction::Undirected,
+        peers,
+        resumed,
+        &options.failure,
+        |_, v| (v, true),
+    );
     let (last, done) = iterate(start, graph, MinStep { hop: 0 }, options, index, peers);
     emit(done, last, |node, &(label, _)| {
         Some(format!("{node}\t{label}"))

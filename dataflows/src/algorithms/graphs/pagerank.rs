@@ -77,9 +77,14 @@ pub fn pagerank<'s, N: NodeId>(
     index: usize,
     peers: usize,
 ) -> StreamVec<'s, u64, String> {
-    let (graph, start) = build_and_start(edges, Direction::Out, peers, resumed, |g, _| {
-        1.0 / g.total_nodes as f64
-    });
+    let (graph, start) = build_and_start(
+        edges,
+        Direction::Out,
+        peers,
+        resumed,
+        &options.failure,
+        |g, _| 1.0 / g.total_nodes as f64,
+    );
     let (last, done) = iterate(start, graph, params, options, index, peers);
     emit(done, last, |node, rank| Some(format!("{node}\t{rank}")))
 }

@@ -15,6 +15,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
 use weir_progress::convergence::{Convergence, Iteration};
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
+use weir_runtime::exec::Failure;
 
 use crate::graph::layout::{Block, Graph, SharedGraph};
 use crate::graph::{Node, NodeId, owner};
@@ -146,6 +147,9 @@ pub struct LoopOptions {
     pub report: Option<Report>,
     /// Loop checkpoints, if any.
     pub checkpoints: Option<LoopCheckpoints>,
+    /// This worker's error slot: a malformed input recorded in it (on any
+    /// worker) keeps the loop from starting.
+    pub failure: Failure,
 }
 
 /// Runs `step` in a loop from the `start` blocks until `options` stop it, and
@@ -169,6 +173,7 @@ pub fn iterate<'s, N: NodeId, St: Step<N>>(
         stop,
         report,
         checkpoints,
+        failure: _,
     } = options;
     let done = scope.iterative::<u64, _, _>(|inner| {
         let (handle, cycle) = inner.loop_variable::<Vec<Block<St::Value, N>>>(1);
