@@ -10,7 +10,8 @@
 //! - [`operators`] are the reusable timely operators (reading lines with flow
 //!   control, generating chunks, folding by key, acting when a stream is done);
 //!   they use [`exec::WorkerCtx`] and [`input`].
-//! - [`loops`]: what every iterative job does with loop checkpoints.
+//! - [`loops`]: what every iterative job does with loop checkpoints;
+//!   [`local_index`]: the bound on `u32` indices of per-worker layouts.
 //! - [`clock`] and [`source_ctx`]: when a streaming job's live epochs end, and
 //!   what the sources and sinks of one worker share.
 //! - [`text`]: the tokenizer the word counts share.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod exec;
 pub mod generate;
 pub mod input;
+pub mod local_index;
 pub mod loops;
 pub mod operators;
 pub mod source_ctx;

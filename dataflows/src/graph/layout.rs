@@ -19,7 +19,9 @@ use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Map, ToStream};
 
+use weir_runtime::JobError;
 use weir_runtime::exec::Failure;
+use weir_runtime::local_index::fits_u32;
 
 use super::input::Edge;
 use super::{Node, NodeId};
@@ -78,7 +80,7 @@ impl<N> Default for Graph<N> {
 impl<N: NodeId> Graph<N> {
     /// Builds a worker's share from its half-edges `(owned node, other)`
     /// (`other == N::NONE` only says that the node exists).
-    fn build(mut halves: Vec<Edge<N>>, peers: usize) -> Graph<N> {
+    fn build(mut halves: Vec<Edge<N>>, peers: usize) -> Result<Graph<N>, JobError> {
         halves.sort_unstable();
         let mut nodes = Vec::new();
         let mut offsets = Vec::new();
@@ -93,6 +95,8 @@ impl<N: NodeId> Graph<N> {
             }
         }
         offsets.push(targets.len());
+        // every local index below is < nodes.len(), so the casts cannot wrap
+        fits_u32(nodes.len(), "nodes")?;
         let span = nodes.last().map_or(0, |&v: &N| v.index() / peers + 1);
         let index = if span <= 4 * nodes.len() + 1024 {
             let mut slots = vec![u32::MAX; span];
@@ -109,14 +113,14 @@ impl<N: NodeId> Graph<N> {
                     .collect(),
             )
         };
-        Graph {
+        Ok(Graph {
             peers,
             nodes,
             index,
             offsets,
             targets,
             total_nodes: 0,
-        }
+        })
     }
 
     /// The local index of an owned node.
@@ -198,7 +202,13 @@ where
                 if frontier.is_empty()
                     && let Some(cap) = cap.take()
                 {
-                    let graph = Graph::build(std::mem::take(&mut halves), peers);
+                    let graph = match Graph::build(std::mem::take(&mut halves), peers) {
+                        Ok(graph) => graph,
+                        Err(error) => {
+                            failure.set(error);
+                            Graph::default()
+                        }
+                    };
                     let nodes = graph.nodes.len() as u64;
                     *built.borrow_mut() = graph;
                     let clean = !failure.is_set();

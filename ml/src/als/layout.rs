@@ -8,6 +8,8 @@
 //! of it, never to all of them.
 
 use serde::{Deserialize, Serialize};
+use weir_runtime::JobError;
+use weir_runtime::local_index::fits_u32;
 
 use crate::ratings::{Rating, splitmix};
 
@@ -123,7 +125,7 @@ fn side(
     own: impl Fn(&Rating) -> u64 + Copy,
     other: impl Fn(&Rating) -> u64 + Copy,
     extra_remote: &[u64],
-) -> Side {
+) -> Result<Side, JobError> {
     ratings.sort_unstable_by_key(|r| (own(r), other(r), r.value.to_bits()));
     let mut remote: Vec<u64> = ratings
         .iter()
@@ -132,6 +134,10 @@ fn side(
         .collect();
     remote.sort_unstable();
     remote.dedup();
+    // local ids are at most the ratings, slots at most the remote ids: with
+    // both bounded, every `as u32` of a local index or slot below is exact
+    fits_u32(ratings.len(), "ratings")?;
+    fits_u32(remote.len(), "remote entities")?;
     let mut s = Side {
         remote,
         ..Side::default()
@@ -151,7 +157,7 @@ fn side(
         s.values.push(r.value);
     }
     s.offsets.push(ratings.len());
-    s
+    Ok(s)
 }
 
 /// For each worker, the local entities (ascending, distinct) whose factor
@@ -186,21 +192,21 @@ fn ship(
 
 impl Layout {
     /// Builds a worker's share from the ratings placed at it.
-    pub fn build(placement: Placement, partition: Partition) -> Layout {
+    pub fn build(placement: Placement, partition: Partition) -> Result<Layout, JobError> {
         let Placement {
             user_train,
             user_test,
             mut item_train,
             item_test,
         } = placement;
-        let mut users = side(user_train, |r| r.user, |r| r.item, &[]);
+        let mut users = side(user_train, |r| r.user, |r| r.item, &[])?;
         // test ratings of untrained items are unpredictable: drop them here
         item_train.sort_unstable_by_key(|r| r.item);
         let trained = |item: u64| item_train.binary_search_by_key(&item, |r| r.item).is_ok();
         let (predictable, unpredictable): (Vec<Rating>, Vec<Rating>) =
             item_test.into_iter().partition(|r| trained(r.item));
         let test_users: Vec<u64> = predictable.iter().map(|r| r.user).collect();
-        let mut items = side(item_train, |r| r.item, |r| r.user, &test_users);
+        let mut items = side(item_train, |r| r.item, |r| r.user, &test_users)?;
         let tests = predictable
             .iter()
             .filter_map(|r| {
@@ -216,11 +222,11 @@ impl Layout {
             .filter_map(|r| Some((users.local(r.user)?, partition.owner(r.item))));
         users.ship = ship(&users, partition, test_pairs);
         items.ship = ship(&items, partition, std::iter::empty());
-        Layout {
+        Ok(Layout {
             users,
             items,
             tests,
             untrained_tests: unpredictable.len() as u64,
-        }
+        })
     }
 }

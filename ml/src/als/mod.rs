@@ -439,7 +439,14 @@ pub fn als<'s>(
                     if frontier.is_empty()
                         && let Some(cap) = cap.take()
                     {
-                        let built_layout = Layout::build(std::mem::take(&mut placed), partition);
+                        let built_layout =
+                            match Layout::build(std::mem::take(&mut placed), partition) {
+                                Ok(layout) => layout,
+                                Err(error) => {
+                                    build_failure.set(error);
+                                    Layout::default()
+                                }
+                            };
                         let ids = built_layout.items.ids.clone();
                         let mut block = ItemBlock {
                             factors: vec![0.0; ids.len() * rank],
