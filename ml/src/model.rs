@@ -155,7 +155,7 @@ impl Model {
         }
         let path = dir.join(INFO);
         let json =
-            serde_json::to_string_pretty(info).map_err(|e| JobError::Invalid(e.to_string()))?;
+            serde_json::to_string_pretty(info).map_err(|e| JobError::Internal(e.to_string()))?;
         std::fs::write(&path, json).map_err(|e| JobError::io(&path, &e))
     }
 

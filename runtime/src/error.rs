@@ -37,6 +37,24 @@ pub enum JobError {
     /// The timely runtime could not start or a worker failed.
     #[error("runtime: {0}")]
     Runtime(String),
+    /// The computation cannot go on with this data and these parameters (a
+    /// singular system, a layout larger than a worker can index): not a
+    /// usage error, since every option was valid.
+    #[error("{0}")]
+    Compute(String),
+    /// A fault in weir or a library it uses (a value that would not
+    /// serialise, say): never the user's input.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl JobError {
+    /// Whether the error is bad usage (an option value the job cannot take:
+    /// the command line exits 2); every other kind is a failure at run time
+    /// (exit 1).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, JobError::Invalid(_))
+    }
 }
 
 impl JobError {

@@ -14,7 +14,7 @@ pub fn fits_u32(len: usize, what: &str) -> Result<(), JobError> {
     if len < MAX_LOCAL {
         Ok(())
     } else {
-        Err(JobError::Invalid(format!(
+        Err(JobError::Compute(format!(
             "one worker holds {len} {what}, more than its layout can index ({}): \
              run with more workers",
             MAX_LOCAL - 1
@@ -30,10 +30,11 @@ mod tests {
     fn a_layout_past_u32_is_an_error_not_a_wrapped_index() {
         assert!(fits_u32(0, "nodes").is_ok());
         assert!(fits_u32(MAX_LOCAL - 1, "nodes").is_ok());
-        let Err(JobError::Invalid(message)) = fits_u32(MAX_LOCAL, "nodes") else {
+        let Err(error @ JobError::Compute(_)) = fits_u32(MAX_LOCAL, "nodes") else {
             panic!("u32::MAX entries cannot be indexed (it is the free slot)");
         };
-        assert!(message.contains("4294967295 nodes"), "{message}");
+        assert!(!error.is_usage(), "every option was valid: exit 1, not 2");
+        assert!(error.to_string().contains("4294967295 nodes"), "{error}");
         assert!(fits_u32(MAX_LOCAL + 7, "items").is_err());
     }
 }

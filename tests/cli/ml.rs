@@ -209,6 +209,27 @@ fn als_rejects_bad_input_with_the_position() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("missing.tsv"), "{}", stderr(&out));
 
+    // exit codes follow the error's kind: a singular system is a failure at
+    // run time (1), not bad usage (2, as it was): every option was valid
+    let few = root.path().join("few.csv");
+    std::fs::write(&few, "1,1,4\n1,2,3\n2,1,5\n").unwrap();
+    let out = run(&[
+        "als",
+        "--ratings",
+        path(&few),
+        "--format",
+        "csv",
+        "--rank",
+        "4",
+        "--lambda",
+        "0",
+        "--test-fraction",
+        "0",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("singular"), "{err}");
+
     for (args, needle) in [
         (&["--rank", "0"][..], "--rank"),
         (&["--format", "xml"][..], "xml"),

@@ -65,8 +65,8 @@ impl Solver {
         let r = DVectorView::from_slice(&self.ratings, n);
         self.rhs.gemv(1.0, &y, &r, 0.0);
         let Some(cholesky) = Cholesky::new(gram) else {
-            return Err(JobError::Invalid(format!(
-                "the least-squares system of {} is singular (a λ of 0 and fewer ratings than the rank?): use --lambda > 0",
+            return Err(JobError::Compute(format!(
+                "the least-squares system of {} is singular (a λ of 0 and fewer ratings than the rank?): a λ above 0 avoids it",
                 what()
             )));
         };
