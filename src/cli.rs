@@ -377,7 +377,7 @@ pub fn report(job: &str, summary: &JobSummary, options: &JobOptions) {
     }
 }
 
-/// `N records in, M records out in T s (R records/s) on W workers, peak RSS X MB, spilled Y MB to disk`.
+/// `N records in, M records out in T s (R records/s) on W workers, peak RSS X MiB, spilled Y MiB to disk`.
 pub fn summary_line(summary: &JobSummary) -> String {
     let secs = summary.elapsed.as_secs_f64();
     let mut line = format!(
@@ -401,19 +401,15 @@ pub fn summary_line(summary: &JobSummary) -> String {
     line
 }
 
-/// A byte count for people: `340 KB`, `12.3 MB`, `1.50 GB`.
+/// A byte count for people, in the units [`parse_size`] reads (1024-based):
+/// `332 KiB`, `11.8 MiB`, `1.40 GiB`, so that `--memory-budget 512M` prints
+/// as `512.0 MiB`.
 pub fn size(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b < 1e6 {
-        format!("{:.0} KB", b / 1e3)
-    } else if b < 1e9 {
-        format!("{:.1} MB", b / 1e6)
-    } else {
-        format!("{:.2} GB", b / 1e9)
-    }
+    weir_runtime::units::bytes(bytes)
 }
 
-/// Parses a size such as `512M`, `2G`, `64k` or `1000` (bytes).
+/// Parses a size such as `512M`, `2G`, `64k` or `1000` (bytes); units are
+/// 1024-based (`M` is MiB), as [`size`] prints them.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -440,9 +436,11 @@ mod tests {
 
     #[test]
     fn sizes_for_people() {
-        assert_eq!(super::size(340_000), "340 KB");
-        assert_eq!(super::size(12_345_678), "12.3 MB");
-        assert_eq!(super::size(1_500_000_000), "1.50 GB");
+        assert_eq!(super::size(340_000), "332 KiB");
+        assert_eq!(super::size(12_345_678), "11.8 MiB");
+        assert_eq!(super::size(1_500_000_000), "1.40 GiB");
+        // one unit in and out: what a user gives is what a summary prints
+        assert_eq!(parse_size("512M").map(super::size), Ok("512.0 MiB".into()));
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!   [`local_index`]: the bound on `u32` indices of per-worker layouts.
 //! - [`clock`] and [`source_ctx`]: when a streaming job's live epochs end, and
 //!   what the sources and sinks of one worker share.
-//! - [`text`]: the tokenizer the word counts share.
+//! - [`text`]: the tokenizer the word counts share; [`units`]: byte counts
+//!   for people, 1024-based like the size options.
 //! - [`testing`] (from `weir-progress`) runs jobs at several worker counts and
 //!   on two-process clusters.
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod loops;
 pub mod operators;
 pub mod source_ctx;
 pub mod text;
+pub mod units;
 
 pub use error::JobError;
 pub use weir_progress::testing;

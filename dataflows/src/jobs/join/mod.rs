@@ -136,7 +136,7 @@ pub fn default_memory_budget() -> u64 {
 }
 
 fn mb(bytes: f64) -> String {
-    format!("{:.1} MB", bytes / 1e6)
+    weir_runtime::units::bytes(bytes as u64)
 }
 
 /// Picks the strategies like a cost-based optimizer, from input sizes in bytes,
