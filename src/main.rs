@@ -5,12 +5,14 @@ mod als;
 mod cli;
 mod cocoa;
 mod demo;
+mod error;
 mod generate;
 mod graph;
 mod join;
 mod plot;
 mod stream;
 mod stream_kafka;
+mod stream_options;
 mod wordcount;
 
 use std::process::ExitCode;

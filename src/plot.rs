@@ -9,7 +9,7 @@ use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use crate::cli::{CliError, usage};
+use crate::error::{CliError, usage};
 
 /// One line of a plot: a value per iteration.
 pub struct Curve {

@@ -14,7 +14,7 @@ use weir_streaming::kafka::sink::{Guarantee, KafkaSink};
 use weir_streaming::kafka::source::KafkaSource;
 
 use crate::cli::{self, CliError, Command};
-use crate::stream::{Checkpointing, checkpoint_options, checkpointing, duration, report};
+use crate::stream_options::{Checkpointing, checkpoint_options, checkpointing, duration, report};
 
 pub fn produce_command() -> Command {
     let mut c = Command::new(
