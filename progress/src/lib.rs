@@ -23,6 +23,9 @@
 //!   checkpoint when the frontier of the acknowledgements passes it.
 //! - [`loop_state`]: checkpoints of an iterative loop's records every K
 //!   iterations, and resuming mid-loop at any worker count.
+//! - [`convergence`]: the gate that ends a loop once the frontier has passed
+//!   the round whose aggregated change met the stop predicate, and the
+//!   per-round reports.
 //! - [`agree`]: all-gather and decide-once among all workers, through timely.
 //! - [`recovery`]: how a job restarts: the checkpoint, source positions, and
 //!   the epochs to replay identically after a fallback.
@@ -30,7 +33,7 @@
 //!   clusters, for the tests of every weir crate.
 //!
 //! This crate depends only on `timely` among weir's building blocks (plus serde,
-//! bincode, serde_json and crc32c for its files); `weir-dataflows` builds on it.
+//! bincode, serde_json and crc32c for its files); `weir-runtime` builds on it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -1,4 +1,8 @@
-//! Batch operators, one per file, each an extension trait named after its method.
+//! Batch operators, one per file, each an extension trait named after its method:
+//! [`ReadLines`] (this worker's share of a line input, with flow control),
+//! [`GenerateChunks`] (seeded generated input, chunk by chunk), [`FoldByKey`]
+//! and [`SumByKey`] (a combiner per worker, then the owner of each key), and
+//! [`WhenDone`] (act once a stream's frontier is empty).
 //!
 //! Time in a batch dataflow: sources stamp each chunk of input with its own time
 //! (0, 1, 2, ...), which lets them read ahead of the consuming operator by a
