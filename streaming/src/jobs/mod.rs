@@ -3,3 +3,4 @@
 pub mod wordcount;
 pub mod yahoo;
 pub mod yahoo_events;
+mod yahoo_verify;
