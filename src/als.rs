@@ -12,6 +12,7 @@ use weir_progress::convergence::Round;
 use weir_runtime::input::LineInput;
 
 use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
+use crate::iterative;
 use crate::plot::{self, Curve, Plot};
 
 pub fn als_command() -> Command {
@@ -66,7 +67,7 @@ pub fn als_command() -> Command {
         "user and item blocks (default: one per worker)",
         "B",
     );
-    cli::loop_options(o);
+    iterative::loop_options(o);
     c
 }
 
@@ -137,7 +138,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     let output = m.opt_str("output").map(PathBuf::from);
     let leader = cli::process_zero(&m);
     let plot = plot::path(&m)?;
-    let (report, bar) = cli::iteration_progress(
+    let (report, bar) = iterative::iteration_progress(
         "als",
         "iteration",
         Some(iterations),
@@ -151,7 +152,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         blocks: opt(&m, "blocks")?,
         iterations,
         tolerance: opt(&m, "tolerance")?,
-        checkpoints: cli::loop_checkpoints(&m)?,
+        checkpoints: iterative::loop_checkpoints(&m)?,
         report: Some(report),
         keep_model: output.is_some(),
     };

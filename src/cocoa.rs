@@ -11,6 +11,7 @@ use weir_progress::convergence::Round;
 use weir_runtime::input::LineInput;
 
 use crate::cli::{self, CliError, Command, opt, opt_or};
+use crate::iterative;
 use crate::plot::{self, Curve, Plot};
 
 pub fn command() -> Command {
@@ -59,7 +60,7 @@ pub fn command() -> Command {
         "seeds the coordinate sampling (default 42)",
         "S",
     );
-    cli::loop_options(o);
+    iterative::loop_options(o);
     c
 }
 
@@ -98,7 +99,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     let plot = plot::path(&m)?;
     let describe = input.describe();
     let (report, bar) =
-        cli::iteration_progress("cocoa", "round", Some(rounds), leader, |round, took| {
+        iterative::iteration_progress("cocoa", "round", Some(rounds), leader, |round, took| {
             format!("{} ({:.2} ms)", line(round), took.as_secs_f64() * 1e3)
         })?;
     cli::note(&m, format!("cocoa: input {}", input.describe()));
@@ -108,7 +109,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         params,
         rounds,
         tolerance: opt(&m, "tolerance")?,
-        checkpoints: cli::loop_checkpoints(&m)?,
+        checkpoints: iterative::loop_checkpoints(&m)?,
         report: Some(report),
     };
     let summary = cocoa::run(config, job, &Default::default())?;

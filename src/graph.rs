@@ -10,6 +10,7 @@ use weir_dataflows::jobs::graph::{self, Algorithm, GraphJob, GraphSummary};
 use weir_runtime::input::LineInput;
 
 use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
+use crate::iterative;
 use crate::plot::{self, Curve, Plot};
 
 /// The embedded default graph: R-MAT scale 14, edge factor 16, seed 1.
@@ -37,7 +38,7 @@ fn command(name: &'static str, usage_line: &'static str, about: &'static str) ->
         "wide-ids",
         "64-bit node ids, for edge lists with ids of 2^32 - 1 and above (default: 32-bit, half the memory)",
     );
-    cli::loop_options(&mut c.opts);
+    iterative::loop_options(&mut c.opts);
     c
 }
 
@@ -136,7 +137,7 @@ fn progress(algorithm: Algorithm, leader: bool) -> Result<(Report, ProgressBar),
         Algorithm::PageRank { iterations, .. } => Some(iterations),
         _ => None,
     };
-    cli::iteration_progress(
+    iterative::iteration_progress(
         algorithm.name(),
         "iteration",
         length,
@@ -169,7 +170,7 @@ pub fn main(name: &'static str, args: &[String]) -> Result<(), CliError> {
     let job = GraphJob {
         input: input.clone(),
         algorithm,
-        checkpoints: cli::loop_checkpoints(&m)?,
+        checkpoints: iterative::loop_checkpoints(&m)?,
         report: Some(report),
         wide_ids: m.opt_present("wide-ids"),
     };

@@ -8,6 +8,7 @@ mod demo;
 mod error;
 mod generate;
 mod graph;
+mod iterative;
 mod join;
 mod plot;
 mod stream;
