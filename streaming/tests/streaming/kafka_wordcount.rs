@@ -250,10 +250,10 @@ fn a_broker_outage_past_the_timeout_fails_clearly_and_a_restore_loses_nothing() 
 
 #[test]
 fn the_next_transaction_is_open_while_the_last_one_commits() {
-    // epochs of 1 ms: a checkpoint's flush and commit take longer than that,
+    // epochs of 5 ms: a checkpoint's flush and commit take about as long,
     // so epochs are ready while the last transaction commits
     let (broker, checkpoints) =
-        run_while_files_arrive(1, 40, Duration::from_millis(10), Duration::from_millis(1));
+        run_while_files_arrive(1, 40, Duration::from_millis(10), Duration::from_millis(5));
     // one worker, and its output came from more than one producer of its
     // pool: the next epochs went out while the last transaction committed
     let log = read_committed(&broker.brokers(), "counts").unwrap();
