@@ -270,15 +270,6 @@ impl Pool {
         Ok(true)
     }
 
-    /// Whether a transaction can take records now (see [`Pool::send`]).
-    pub fn can_send(&self, reopen: bool) -> bool {
-        self.slots.iter().any(|s| match s {
-            Slot::Open { .. } | Slot::Free => true,
-            Slot::Prepared { .. } => reopen,
-            _ => false,
-        })
-    }
-
     /// Flushes the open transaction on the thread, to be acknowledged at
     /// `checkpoint`; `false` when none is open.
     pub fn prepare(&mut self, checkpoint: u64) -> Result<bool, JobError> {

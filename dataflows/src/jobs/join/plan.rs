@@ -29,7 +29,8 @@ pub fn default_memory_budget() -> u64 {
         .unwrap_or(1 << 30)
 }
 
-fn mb(bytes: f64) -> String {
+/// An estimated byte count for the explanation, in the size options' units.
+fn size(bytes: f64) -> String {
     weir_runtime::units::bytes(bytes as u64)
 }
 
@@ -112,7 +113,7 @@ pub fn plan(
     let alternatives: Vec<String> = options
         .iter()
         .filter(|o| (o.1, o.2) != (ship, local))
-        .map(|o| format!("{}+{} {}", o.1, o.2, mb(o.0)))
+        .map(|o| format!("{}+{} {}", o.1, o.2, size(o.0)))
         .collect();
     let explanation = format!(
         "ship {ship} ({}), local {local} ({}); build side {} ({}), probe side {} ({}); \
@@ -120,10 +121,10 @@ pub fn plan(
         how(spec.ship.is_some()),
         how(spec.local.is_some()),
         if build_left { "left" } else { "right" },
-        mb(build),
+        size(build),
         if build_left { "right" } else { "left" },
-        mb(probe),
-        mb(cost),
+        size(probe),
+        size(cost),
         if alternatives.is_empty() {
             String::new()
         } else {
