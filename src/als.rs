@@ -11,7 +11,8 @@ use weir_ml::ratings::{Format, RatingsInput, Split, Synthetic};
 use weir_progress::convergence::Round;
 use weir_runtime::input::LineInput;
 
-use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
+use crate::cli::{self, CliError, Command, usage};
+use crate::flag::Flag;
 use crate::iterative;
 use crate::plot::{self, Curve, Plot};
 
@@ -24,52 +25,61 @@ pub fn als_command() -> Command {
          rating [timestamp]`; a first line whose rating is not a number is a header.\n\
          Without --ratings: seeded synthetic low-rank ratings (1,000 users x 1,700\n\
          items, 100,000 ratings). Reports train and test RMSE per iteration.",
-        "write user_factors.tsv, item_factors.tsv (id<TAB>f1 ... fK) and model.json into DIR",
+        &OUTPUT,
     );
-    let o = &mut c.opts;
-    o.optmulti("", "ratings", "a ratings file (repeatable)", "PATH");
-    o.optopt(
-        "",
-        "format",
-        "tsv (tabs or spaces, default) or csv",
-        "FORMAT",
-    );
-    o.optopt(
-        "",
-        "test",
-        "test ratings from this file instead of a split",
-        "PATH",
-    );
-    o.optopt(
-        "",
-        "test-fraction",
-        "hold out this seeded share of the ratings for testing (default 0.2)",
-        "F",
-    );
-    o.optopt(
-        "",
-        "seed",
-        "seeds the split and the initial factors (default 42)",
-        "S",
-    );
-    o.optopt("", "rank", "factors per user and item (default 10)", "K");
-    o.optopt("", "lambda", "regularisation λ (default 0.1)", "L");
-    o.optopt("", "iterations", "iterations at most (default 10)", "N");
-    o.optopt(
-        "",
-        "tolerance",
-        "stop once the train RMSE improves by less than T",
-        "T",
-    );
-    o.optopt(
-        "",
-        "blocks",
-        "user and item blocks (default: one per worker)",
-        "B",
-    );
-    iterative::loop_options(o);
+    c.flags(&[
+        &RATINGS,
+        &FORMAT,
+        &TEST,
+        &TEST_FRACTION,
+        &SEED,
+        &RANK,
+        &LAMBDA,
+        &ITERATIONS,
+        &TOLERANCE,
+        &BLOCKS,
+    ]);
+    iterative::loop_flags(&mut c);
     c
 }
+
+const OUTPUT: Flag<PathBuf> = Flag::new(
+    "output",
+    "DIR",
+    "write user_factors.tsv, item_factors.tsv (id<TAB>f1 ... fK) and model.json into DIR",
+);
+const RATINGS: Flag<PathBuf> = Flag::new("ratings", "PATH", "a ratings file").repeat();
+const FORMAT: Flag<Format> =
+    Flag::new("format", "FORMAT", "tsv (tabs or spaces) or csv").default("tsv");
+const TEST: Flag<PathBuf> = Flag::new(
+    "test",
+    "PATH",
+    "test ratings from this file instead of a split",
+);
+const TEST_FRACTION: Flag<f64> = Flag::new(
+    "test-fraction",
+    "F",
+    "hold out this seeded share of the ratings for testing",
+)
+.default("0.2");
+const SEED: Flag<u64> =
+    Flag::new("seed", "S", "seeds the split and the initial factors").default("42");
+const RANK: Flag<usize> = Flag::new("rank", "K", "factors per user and item").default("10");
+const LAMBDA: Flag<f64> = Flag::new("lambda", "L", "regularisation λ").default("0.1");
+const ITERATIONS: Flag<u64> = Flag::new("iterations", "N", "iterations at most").default("10");
+const TOLERANCE: Flag<f64> = Flag::new(
+    "tolerance",
+    "T",
+    "stop once the train RMSE improves by less than T",
+);
+const BLOCKS: Flag<u64> = Flag::new(
+    "blocks",
+    "B",
+    "user and item blocks (default: one per worker)",
+);
+const MODEL: Flag<PathBuf> = Flag::new("model", "DIR", "the model directory");
+const USER: Flag<u64> = Flag::new("user", "ID", "the user's id");
+const TOP: Flag<usize> = Flag::new("top", "N", "how many items").default("10");
 
 pub fn recommend_command() -> Command {
     let mut c = Command::new(
@@ -79,35 +89,27 @@ pub fn recommend_command() -> Command {
          model written by `weir als --output DIR`. Output lines: item<TAB>score.",
         false,
     );
-    c.opts.optopt("", "model", "the model directory", "DIR");
-    c.opts.optopt("", "user", "the user's id", "ID");
-    c.opts.optopt("", "top", "how many items (default 10)", "N");
+    c.flags(&[&MODEL, &USER, &TOP]);
     c
 }
 
 fn input(m: &getopts::Matches) -> Result<(RatingsInput, Split, u64), CliError> {
-    let format: Format = opt_or(m, "format", Format::Tsv)?;
-    let files: Vec<PathBuf> = m
-        .opt_strs("ratings")
-        .into_iter()
-        .map(PathBuf::from)
-        .collect();
+    let format = FORMAT.value(m)?;
+    let files = RATINGS.all(m)?;
     let input = if files.is_empty() {
         RatingsInput::Synthetic(Synthetic::DEFAULT)
     } else {
         RatingsInput::Files(LineInput::Files(files), format)
     };
-    let seed: u64 = opt_or(m, "seed", 42)?;
-    let split = match (m.opt_str("test"), opt::<f64>(m, "test-fraction")?) {
-        (Some(_), Some(_)) => return Err(usage("--test and --test-fraction exclude each other")),
-        (Some(test), None) => Split::File(RatingsInput::Files(
-            LineInput::Files(vec![PathBuf::from(test)]),
-            format,
-        )),
-        (None, Some(0.0)) => Split::None,
-        (None, fraction) => Split::Fraction {
-            fraction: fraction.unwrap_or(0.2),
-            seed,
+    let seed = SEED.value(m)?;
+    let split = match (TEST.get(m)?, TEST_FRACTION.given(m)) {
+        (Some(_), true) => return Err(usage("--test and --test-fraction exclude each other")),
+        (Some(test), false) => {
+            Split::File(RatingsInput::Files(LineInput::Files(vec![test]), format))
+        }
+        (None, _) => match TEST_FRACTION.value(m)? {
+            0.0 => Split::None,
+            fraction => Split::Fraction { fraction, seed },
         },
     };
     Ok((input, split, seed))
@@ -130,12 +132,12 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     let config = cli::timely_config(&m)?;
     let (input, split, seed) = input(&m)?;
     let params = AlsParams {
-        rank: opt_or(&m, "rank", 10)?,
-        lambda: opt_or(&m, "lambda", 0.1)?,
+        rank: RANK.value(&m)?,
+        lambda: LAMBDA.value(&m)?,
         seed,
     };
-    let iterations: u64 = opt_or(&m, "iterations", 10)?;
-    let output = m.opt_str("output").map(PathBuf::from);
+    let iterations = ITERATIONS.value(&m)?;
+    let output = OUTPUT.get(&m)?;
     let leader = cli::process_zero(&m);
     let plot = plot::path(&m)?;
     let (report, bar) = iterative::iteration_progress(
@@ -149,9 +151,9 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         input: input.clone(),
         split,
         params,
-        blocks: opt(&m, "blocks")?,
+        blocks: BLOCKS.get(&m)?,
         iterations,
-        tolerance: opt(&m, "tolerance")?,
+        tolerance: TOLERANCE.get(&m)?,
         checkpoints: iterative::loop_checkpoints(&m)?,
         report: Some(report),
         keep_model: output.is_some(),
@@ -243,9 +245,9 @@ pub fn recommend(args: &[String]) -> Result<(), CliError> {
     let Some(m) = command.parse(args)? else {
         return Ok(());
     };
-    let dir: PathBuf = required(&m, "model")?;
-    let user: u64 = required(&m, "user")?;
-    let top: usize = opt_or(&m, "top", 10)?;
+    let dir = MODEL.value(&m)?;
+    let user = USER.value(&m)?;
+    let top = TOP.value(&m)?;
     let (model, info) = Model::read(&dir)?;
     let rated: HashSet<u64> = info
         .ratings

@@ -2,75 +2,116 @@
 //! text, the two kinds of error and the result summary.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use weir_runtime::exec::{JobOptions, JobSummary};
 
 pub use crate::error::{CliError, usage};
+use crate::flag::{self, Declared, Flag};
 
-/// A command's option set, with its help text.
+/// The records of a job go to part files here.
+pub const OUTPUT: Flag<PathBuf> = Flag::new(
+    "output",
+    "DIR",
+    "write part-NNNNN files (one per worker) into DIR",
+);
+/// How many records a job prints.
+pub const SHOW: Flag<usize> =
+    Flag::new("show", "N", "print the records when there are at most N").default("20");
+/// A job's memory budget, e.g. `512M`.
+pub const MEMORY_BUDGET: Flag<u64> = Flag::parsed(
+    "memory-budget",
+    "SIZE",
+    "memory for join rows per process, e.g. 512M (default: 1/4 of available memory)",
+    flag::size,
+);
+
+// timely's flags, installed by timely; read here to check them
+const THREADS: Flag<usize> = Flag::new("threads", "N", "").default("1");
+const PROCESSES: Flag<usize> = Flag::new("processes", "N", "").default("1");
+const PROCESS: Flag<usize> = Flag::new("process", "P", "").default("0");
+const HOSTFILE: Flag<PathBuf> = Flag::new("hostfile", "FILE", "");
+
+/// A command's flags, with its help text. Its options list `--help`, its own
+/// flags, its output flags, then timely's.
 pub struct Command {
     pub name: &'static str,
     pub usage: &'static str,
     pub about: &'static str,
-    pub opts: getopts::Options,
-    pub timely: bool,
+    timely: bool,
+    flags: Vec<&'static dyn Declared>,
+    output: Vec<&'static dyn Declared>,
 }
 
 impl Command {
-    /// A command; `timely` installs timely's flags and the output options.
+    /// A command; `timely` adds timely's flags and the output flags.
     pub fn new(name: &'static str, usage: &'static str, about: &'static str, timely: bool) -> Self {
-        let mut opts = getopts::Options::new();
-        opts.optflag("", "help", "print this help");
+        let mut c = Command::bare(name, usage, about);
         if timely {
-            opts.optopt(
-                "",
-                "output",
-                "write part-NNNNN files (one per worker) into DIR",
-                "DIR",
-            );
-            opts.optopt(
-                "",
-                "show",
-                "print the records when there are at most N (default 20)",
-                "N",
-            );
-            timely::Config::install_options(&mut opts);
+            c.output = vec![&OUTPUT, &SHOW];
+            c.timely = true;
         }
-        Command {
-            name,
-            usage,
-            about,
-            opts,
-            timely,
-        }
+        c
     }
 
     /// A job whose output is not records but files of its own (a model):
-    /// timely's flags, and `--output` described by `output`.
+    /// timely's flags, and `output` in place of [`OUTPUT`].
     pub fn with_output(
         name: &'static str,
         usage: &'static str,
         about: &'static str,
-        output: &str,
+        output: &'static dyn Declared,
     ) -> Self {
-        let mut opts = getopts::Options::new();
-        opts.optflag("", "help", "print this help");
-        opts.optopt("", "output", output, "DIR");
-        timely::Config::install_options(&mut opts);
+        let mut c = Command::bare(name, usage, about);
+        c.output = vec![output];
+        c.timely = true;
+        c
+    }
+
+    fn bare(name: &'static str, usage: &'static str, about: &'static str) -> Self {
         Command {
             name,
             usage,
             about,
-            opts,
-            timely: true,
+            timely: false,
+            flags: Vec::new(),
+            output: Vec::new(),
         }
+    }
+
+    /// Adds timely's flags.
+    pub fn timely(&mut self) -> &mut Self {
+        self.timely = true;
+        self
+    }
+
+    /// Adds `flags`, in order.
+    pub fn flags(&mut self, flags: &[&'static dyn Declared]) -> &mut Self {
+        self.flags.extend_from_slice(flags);
+        self
+    }
+
+    /// The flags declared by this command (timely's aside).
+    #[cfg(test)]
+    pub fn declared(&self) -> impl Iterator<Item = &'static dyn Declared> + '_ {
+        self.flags.iter().chain(&self.output).copied()
+    }
+
+    fn options(&self) -> getopts::Options {
+        let mut opts = getopts::Options::new();
+        opts.optflag("", "help", "print this help");
+        for flag in self.flags.iter().chain(&self.output) {
+            flag.install(&mut opts);
+        }
+        if self.timely {
+            timely::Config::install_options(&mut opts);
+        }
+        opts
     }
 
     /// The help text.
     pub fn help(&self) -> String {
         let mut text = format!("{}\n\nUsage: {}", self.about, self.usage);
-        text = self.opts.usage(&text);
+        text = self.options().usage(&text);
         if self.timely {
             text.push_str(
                 "\nTimely flags: -w threads per process, -n processes, -p this process's index,\n\
@@ -83,7 +124,7 @@ impl Command {
     /// Parses `args`; `Ok(None)` when `--help` was asked for (and printed).
     pub fn parse(&self, args: &[String]) -> Result<Option<getopts::Matches>, CliError> {
         let matches = self
-            .opts
+            .options()
             .parse(args)
             .map_err(|e| usage(format!("{}: {e}", self.name)))?;
         if matches.opt_present("help") {
@@ -100,42 +141,12 @@ impl Command {
     }
 }
 
-/// An optional option value parsed as `T`, with an error naming the option.
-pub fn opt<T: FromStr>(m: &getopts::Matches, name: &str) -> Result<Option<T>, CliError>
-where
-    T::Err: std::fmt::Display,
-{
-    match m.opt_str(name) {
-        None => Ok(None),
-        Some(text) => text
-            .parse()
-            .map(Some)
-            .map_err(|e| usage(format!("invalid value '{text}' for --{name}: {e}"))),
-    }
-}
-
-/// An option value with a default.
-pub fn opt_or<T: FromStr>(m: &getopts::Matches, name: &str, default: T) -> Result<T, CliError>
-where
-    T::Err: std::fmt::Display,
-{
-    Ok(opt(m, name)?.unwrap_or(default))
-}
-
-/// A required option value.
-pub fn required<T: FromStr>(m: &getopts::Matches, name: &str) -> Result<T, CliError>
-where
-    T::Err: std::fmt::Display,
-{
-    opt(m, name)?.ok_or_else(|| usage(format!("missing required option --{name}")))
-}
-
 /// Timely's configuration from its own flags, checked so that a bad value is a
 /// usage error rather than a panic or a hang.
 pub fn timely_config(m: &getopts::Matches) -> Result<timely::Config, CliError> {
-    let threads: usize = opt_or(m, "threads", 1)?;
-    let processes: usize = opt_or(m, "processes", 1)?;
-    let process: usize = opt_or(m, "process", 0)?;
+    let threads = THREADS.value(m)?;
+    let processes = PROCESSES.value(m)?;
+    let process = PROCESS.value(m)?;
     if threads == 0 {
         return Err(usage("-w/--threads must be at least 1"));
     }
@@ -147,13 +158,15 @@ pub fn timely_config(m: &getopts::Matches) -> Result<timely::Config, CliError> {
             "-p/--process is {process}, but must be less than -n/--processes ({processes})"
         )));
     }
-    if let Some(hostfile) = m.opt_str("hostfile") {
-        let text = std::fs::read_to_string(&hostfile)
-            .map_err(|e| CliError::Runtime(anyhow::anyhow!("hostfile {hostfile}: {e}")))?;
+    if let Some(hostfile) = HOSTFILE.get(m)? {
+        let text = std::fs::read_to_string(&hostfile).map_err(|e| {
+            CliError::Runtime(anyhow::anyhow!("hostfile {}: {e}", hostfile.display()))
+        })?;
         let hosts = text.lines().filter(|l| !l.trim().is_empty()).count();
         if hosts < processes {
             return Err(usage(format!(
-                "hostfile {hostfile} lists {hosts} addresses, but -n/--processes is {processes}"
+                "hostfile {} lists {hosts} addresses, but -n/--processes is {processes}",
+                hostfile.display()
             )));
         }
     }
@@ -174,19 +187,9 @@ pub fn parse_job(
     Ok(Some((m, config, options)))
 }
 
-/// `--memory-budget SIZE`, or `default`.
-pub fn memory_budget(m: &getopts::Matches, default: u64) -> Result<u64, CliError> {
-    match m.opt_str("memory-budget") {
-        Some(text) => {
-            parse_size(&text).map_err(|e| usage(format!("invalid value for --memory-budget: {e}")))
-        }
-        None => Ok(default),
-    }
-}
-
 /// Whether this is process 0 of a cluster (or the only process).
 pub fn process_zero(m: &getopts::Matches) -> bool {
-    m.opt_str("process").is_none_or(|p| p.trim() == "0")
+    PROCESS.get(m).ok().flatten().is_none_or(|p| p == 0)
 }
 
 /// Prints a note on stderr from process 0 only (so a cluster says it once).
@@ -199,12 +202,13 @@ pub fn note(m: &getopts::Matches, text: impl std::fmt::Display) {
 /// `--output` (checked here, so that a refused directory is the only thing said)
 /// and `--show`.
 pub fn job_options(m: &getopts::Matches) -> Result<JobOptions, CliError> {
-    if let Some(dir) = m.opt_str("output") {
-        weir_runtime::exec::prepare_output(std::path::Path::new(&dir))?;
+    let output = OUTPUT.get(m)?;
+    if let Some(dir) = &output {
+        weir_runtime::exec::prepare_output(dir)?;
     }
     Ok(JobOptions {
-        output: m.opt_str("output").map(PathBuf::from),
-        show: opt_or(m, "show", 20)?,
+        output,
+        show: SHOW.value(m)?,
         progress: None,
     })
 }
@@ -269,18 +273,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let (digits, unit) = t.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("'{text}' is not a size (e.g. 512M, 2G)"))?;
+        .map_err(|_| "not a size (e.g. 512M, 2G)".to_string())?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
-        _ => return Err(format!("'{text}' has an unknown unit (use K, M, G or T)")),
+        _ => return Err("unknown unit (use K, M, G or T)".to_string()),
     };
     n.checked_mul(1 << shift)
         .filter(|&b| b > 0)
-        .ok_or_else(|| format!("'{text}' is not a usable size"))
+        .ok_or_else(|| "not a usable size".to_string())
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use weir_ml::libsvm::{SvmInput, SyntheticSvm};
 use weir_progress::convergence::Round;
 use weir_runtime::input::LineInput;
 
-use crate::cli::{self, CliError, Command, opt, opt_or};
+use crate::cli::{self, CliError, Command};
+use crate::flag::Flag;
 use crate::iterative;
 use crate::plot::{self, Curve, Plot};
 
@@ -24,45 +25,38 @@ pub fn command() -> Command {
          the duality gap is below GAP. Data: LIBSVM lines `label index:value ...`\n\
          (labels -1/+1 or 0/1). Without --data: a seeded synthetic set (20,000\n\
          examples, 500 features).",
-        "write the weights as lines index<TAB>weight (1-based, as in the data) to FILE",
+        &OUTPUT,
     );
-    let o = &mut c.opts;
-    o.optmulti("", "data", "a LIBSVM training file (repeatable)", "PATH");
-    o.optopt(
-        "",
-        "test",
-        "a LIBSVM test file: report accuracy on it",
-        "PATH",
-    );
-    o.optopt("", "lambda", "regularisation λ (default 1e-3)", "L");
-    o.optopt("", "rounds", "rounds at most (default 100)", "R");
-    o.optopt(
-        "",
-        "local-iters",
-        "SDCA steps per worker and round (default 1000)",
-        "H",
-    );
-    o.optopt(
-        "",
-        "aggregation",
-        "average (CoCoA) or add (CoCoA+, default)",
-        "A",
-    );
-    o.optopt(
-        "",
-        "tolerance",
-        "stop once the duality gap is below GAP",
-        "GAP",
-    );
-    o.optopt(
-        "",
-        "seed",
-        "seeds the coordinate sampling (default 42)",
-        "S",
-    );
-    iterative::loop_options(o);
+    c.flags(&[
+        &DATA,
+        &TEST,
+        &LAMBDA,
+        &ROUNDS,
+        &LOCAL_ITERS,
+        &AGGREGATION,
+        &TOLERANCE,
+        &SEED,
+    ]);
+    iterative::loop_flags(&mut c);
     c
 }
+
+const OUTPUT: Flag<PathBuf> = Flag::new(
+    "output",
+    "FILE",
+    "write the weights as lines index<TAB>weight (1-based, as in the data) to FILE",
+);
+const DATA: Flag<PathBuf> = Flag::new("data", "PATH", "a LIBSVM training file").repeat();
+const TEST: Flag<PathBuf> = Flag::new("test", "PATH", "a LIBSVM test file: report accuracy on it");
+const LAMBDA: Flag<f64> = Flag::new("lambda", "L", "regularisation λ").default("1e-3");
+const ROUNDS: Flag<u64> = Flag::new("rounds", "R", "rounds at most").default("100");
+const LOCAL_ITERS: Flag<u64> =
+    Flag::new("local-iters", "H", "SDCA steps per worker and round").default("1000");
+const AGGREGATION: Flag<Aggregation> =
+    Flag::new("aggregation", "A", "average (CoCoA) or add (CoCoA+)").default("add");
+const TOLERANCE: Flag<f64> =
+    Flag::new("tolerance", "GAP", "stop once the duality gap is below GAP");
+const SEED: Flag<u64> = Flag::new("seed", "S", "seeds the coordinate sampling").default("42");
 
 fn line(round: &Round<Duality>) -> String {
     let d = &round.value;
@@ -79,22 +73,22 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         return Ok(());
     };
     let config = cli::timely_config(&m)?;
-    let files: Vec<PathBuf> = m.opt_strs("data").into_iter().map(PathBuf::from).collect();
+    let files = DATA.all(&m)?;
     let input = if files.is_empty() {
         SvmInput::Synthetic(SyntheticSvm::DEFAULT)
     } else {
         SvmInput::Files(LineInput::Files(files))
     };
-    let test = m
-        .opt_str("test")
-        .map(|t| SvmInput::Files(LineInput::Files(vec![PathBuf::from(t)])));
+    let test = TEST
+        .get(&m)?
+        .map(|t| SvmInput::Files(LineInput::Files(vec![t])));
     let params = CocoaParams {
-        lambda: opt_or(&m, "lambda", 1e-3)?,
-        local_iters: opt_or(&m, "local-iters", 1000)?,
-        aggregation: opt_or(&m, "aggregation", Aggregation::Add)?,
-        seed: opt_or(&m, "seed", 42)?,
+        lambda: LAMBDA.value(&m)?,
+        local_iters: LOCAL_ITERS.value(&m)?,
+        aggregation: AGGREGATION.value(&m)?,
+        seed: SEED.value(&m)?,
     };
-    let rounds: u64 = opt_or(&m, "rounds", 100)?;
+    let rounds = ROUNDS.value(&m)?;
     let leader = cli::process_zero(&m);
     let plot = plot::path(&m)?;
     let describe = input.describe();
@@ -108,7 +102,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         test,
         params,
         rounds,
-        tolerance: opt(&m, "tolerance")?,
+        tolerance: TOLERANCE.get(&m)?,
         checkpoints: iterative::loop_checkpoints(&m)?,
         report: Some(report),
     };
@@ -132,14 +126,18 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         eprintln!("cocoa: test accuracy {accuracy:.4}");
     }
     eprintln!("cocoa: {}", cli::summary_line(&summary.job));
-    if let Some(file) = m.opt_str("output") {
+    if let Some(file) = OUTPUT.get(&m)? {
         let mut text = String::new();
         for (j, w) in summary.weights.iter().enumerate() {
             let _ = writeln!(text, "{}\t{w}", j + 1);
         }
         std::fs::write(&file, text)
-            .map_err(|e| CliError::Runtime(anyhow::anyhow!("{file}: {e}")))?;
-        eprintln!("cocoa: wrote {} weights to {file}", summary.weights.len());
+            .map_err(|e| CliError::Runtime(anyhow::anyhow!("{}: {e}", file.display())))?;
+        eprintln!(
+            "cocoa: wrote {} weights to {}",
+            summary.weights.len(),
+            file.display()
+        );
     }
     if let Some(path) = plot {
         Plot {

@@ -102,12 +102,7 @@ pub fn command() -> Command {
          table: job, records in and out, time and throughput.",
         true,
     );
-    c.opts.optopt(
-        "",
-        "memory-budget",
-        "memory budget of the join per process (default: 1/4 of available memory)",
-        "SIZE",
-    );
+    c.flags(&[&cli::MEMORY_BUDGET]);
     c
 }
 
@@ -116,12 +111,14 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     let Some(m) = command.parse(args)? else {
         return Ok(());
     };
-    if m.opt_present("output") {
+    if cli::OUTPUT.given(&m) {
         return Err(cli::usage(
             "demo: --output is not supported; run a job on its own to write files",
         ));
     }
-    let budget = cli::memory_budget(&m, join::default_memory_budget())?;
+    let budget = cli::MEMORY_BUDGET
+        .get(&m)?
+        .unwrap_or_else(join::default_memory_budget);
     let config = cli::timely_config(&m)?;
     let show_bars = std::io::stderr().is_terminal() && cli::process_zero(&m);
     let mut rows = Vec::new();

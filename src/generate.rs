@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use weir_dataflows::jobs::join;
 use weir_runtime::generate::{Generator, TableSpec, TextSpec};
 
-use crate::cli::{self, CliError, Command, usage};
+use crate::cli::{CliError, Command, usage};
+use crate::flag::{self, Declared, Flag};
 
 pub fn command() -> Command {
     let mut c = Command::new(
@@ -19,38 +20,53 @@ pub fn command() -> Command {
          column is a key k0..k(N-1), for joins. Writes to stdout without --output.",
         false,
     );
-    c.opts
-        .optopt("", "output", "file to write (default: stdout)", "FILE")
-        .optopt("", "seed", "random seed (default 42)", "S")
-        .optopt("", "lines", "text: number of lines (default 100000)", "N")
-        .optopt(
-            "",
-            "max-words",
-            "text: maximum words per line (default 16)",
-            "N",
-        )
-        .optopt(
-            "",
-            "vocabulary",
-            "text: distinct words (default 20000)",
-            "N",
-        )
-        .optopt("", "rows", "table: number of rows (default 100000)", "N")
-        .optopt("", "keys", "table: distinct keys (default 10000)", "N")
-        .optopt(
-            "",
-            "columns",
-            "table: columns, the key included (default 4)",
-            "N",
-        )
-        .optopt(
-            "",
-            "delimiter",
-            "table: one character or 'tab' (default: from the output's extension, else comma)",
-            "C",
-        );
+    c.flags(&[
+        &OUTPUT,
+        &SEED,
+        &LINES,
+        &MAX_WORDS,
+        &VOCABULARY,
+        &ROWS,
+        &KEYS,
+        &COLUMNS,
+        &DELIMITER,
+    ]);
     c
 }
+
+const OUTPUT: Flag<PathBuf> = Flag::new("output", "FILE", "file to write (default: stdout)");
+const SEED: Flag<u64> = Flag::new("seed", "S", "random seed").default("42");
+const LINES: Flag<u64> = Flag::new("lines", "N", "text: number of lines").default("100000");
+const MAX_WORDS: Flag<u32> = Flag::parsed(
+    "max-words",
+    "N",
+    "text: maximum words per line",
+    flag::at_least_one,
+)
+.default("16");
+const VOCABULARY: Flag<u32> = Flag::parsed(
+    "vocabulary",
+    "N",
+    "text: distinct words",
+    flag::at_least_one,
+)
+.default("20000");
+const ROWS: Flag<u64> = Flag::new("rows", "N", "table: number of rows").default("100000");
+const KEYS: Flag<u64> =
+    Flag::parsed("keys", "N", "table: distinct keys", flag::at_least_one).default("10000");
+const COLUMNS: Flag<u32> = Flag::parsed(
+    "columns",
+    "N",
+    "table: columns, the key included",
+    flag::at_least_one,
+)
+.default("4");
+const DELIMITER: Flag<u8> = Flag::parsed(
+    "delimiter",
+    "C",
+    "table: one character or 'tab' (default: from the output's extension, else comma)",
+    crate::join::delimiter,
+);
 
 pub fn main(args: &[String]) -> Result<(), CliError> {
     let command = command();
@@ -64,26 +80,27 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     let Some(m) = command.parse(&args[1..])? else {
         return Ok(());
     };
-    let output = m.opt_str("output").map(PathBuf::from);
-    let seed = cli::opt_or(&m, "seed", 42)?;
+    let output = OUTPUT.get(&m)?;
+    let seed = SEED.value(&m)?;
     let generator = match kind.as_str() {
         "text" => {
-            reject(&m, &["rows", "keys", "columns", "delimiter"], "text")?;
+            reject(&m, &[&ROWS, &KEYS, &COLUMNS, &DELIMITER], "text")?;
             Generator::Text(TextSpec {
-                lines: cli::opt_or(&m, "lines", 100_000)?,
-                max_words: positive(cli::opt_or(&m, "max-words", 16)?, "max-words")?,
-                vocabulary: positive(cli::opt_or(&m, "vocabulary", 20_000)?, "vocabulary")?,
+                lines: LINES.value(&m)?,
+                max_words: MAX_WORDS.value(&m)?,
+                vocabulary: VOCABULARY.value(&m)?,
                 seed,
             })
         }
         "table" => {
-            reject(&m, &["lines", "max-words", "vocabulary"], "table")?;
-            let delimiter = crate::join::delimiter(&m)?
+            reject(&m, &[&LINES, &MAX_WORDS, &VOCABULARY], "table")?;
+            let delimiter = DELIMITER
+                .get(&m)?
                 .unwrap_or_else(|| output.as_deref().map_or(b',', join::delimiter_for));
             Generator::Table(TableSpec {
-                rows: cli::opt_or(&m, "rows", 100_000)?,
-                keys: positive(cli::opt_or(&m, "keys", 10_000)?, "keys")?,
-                columns: positive(cli::opt_or(&m, "columns", 4)?, "columns")?,
+                rows: ROWS.value(&m)?,
+                keys: KEYS.value(&m)?,
+                columns: COLUMNS.value(&m)?,
                 delimiter,
                 seed,
             })
@@ -125,17 +142,12 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     Ok(())
 }
 
-fn positive<T: PartialEq + Default>(value: T, name: &str) -> Result<T, CliError> {
-    if value == T::default() {
-        Err(usage(format!("--{name} must be at least 1")))
-    } else {
-        Ok(value)
-    }
-}
-
-fn reject(m: &getopts::Matches, options: &[&str], kind: &str) -> Result<(), CliError> {
-    match options.iter().find(|o| m.opt_present(o)) {
-        Some(o) => Err(usage(format!("gen {kind}: --{o} does not apply to {kind}"))),
+fn reject(m: &getopts::Matches, flags: &[&dyn Declared], kind: &str) -> Result<(), CliError> {
+    match flags.iter().find(|f| m.opt_present(f.long())) {
+        Some(f) => Err(usage(format!(
+            "gen {kind}: --{} does not apply to {kind}",
+            f.long()
+        ))),
         None => Ok(()),
     }
 }

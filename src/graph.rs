@@ -9,38 +9,41 @@ use weir_dataflows::graph::input::{GraphInput, Rmat};
 use weir_dataflows::jobs::graph::{self, Algorithm, GraphJob, GraphSummary};
 use weir_runtime::input::LineInput;
 
-use crate::cli::{self, CliError, Command, opt, opt_or, required, usage};
+use crate::cli::{self, CliError, Command, usage};
+use crate::flag::Flag;
 use crate::iterative;
 use crate::plot::{self, Curve, Plot};
 
-/// The embedded default graph: R-MAT scale 14, edge factor 16, seed 1.
-const DEFAULT_SCALE: u32 = 14;
-
 fn command(name: &'static str, usage_line: &'static str, about: &'static str) -> Command {
     let mut c = Command::new(name, usage_line, about, true);
-    c.opts.optmulti(
-        "",
-        "edges",
-        "an edge-list file: `src dst [weight]` lines, # comments (repeatable)",
-        "PATH",
-    );
-    c.opts.optopt(
-        "",
-        "rmat",
-        &format!("generate a Graph500 R-MAT graph of 2^SCALE nodes (default without --edges: {DEFAULT_SCALE})"),
-        "SCALE",
-    );
-    c.opts
-        .optopt("", "edge-factor", "R-MAT edges per node (default 16)", "F");
-    c.opts.optopt("", "seed", "R-MAT seed (default 1)", "S");
-    c.opts.optflag(
-        "",
-        "wide-ids",
-        "64-bit node ids, for edge lists with ids of 2^32 - 1 and above (default: 32-bit, half the memory)",
-    );
-    iterative::loop_options(&mut c.opts);
+    c.flags(&[&EDGES, &RMAT, &EDGE_FACTOR, &SEED, &WIDE_IDS]);
+    iterative::loop_flags(&mut c);
     c
 }
+
+const EDGES: Flag<PathBuf> = Flag::new(
+    "edges",
+    "PATH",
+    "an edge-list file: `src dst [weight]` lines, # comments",
+)
+.repeat();
+/// Without `--edges`, the graph (the embedded default: scale 14, edge factor 16, seed 1).
+const RMAT: Flag<u32> = Flag::new(
+    "rmat",
+    "SCALE",
+    "without --edges, a generated Graph500 R-MAT graph of 2^SCALE nodes",
+)
+.default("14");
+const EDGE_FACTOR: Flag<u64> = Flag::new("edge-factor", "F", "R-MAT edges per node").default("16");
+const SEED: Flag<u64> = Flag::new("seed", "S", "R-MAT seed").default("1");
+const WIDE_IDS: Flag<bool> = Flag::switch(
+    "wide-ids",
+    "64-bit node ids, for edge lists with ids of 2^32 - 1 and above (default: 32-bit, half the memory)",
+);
+const ITERATIONS: Flag<u64> = Flag::new("iterations", "N", "iterations at most").default("20");
+const TOLERANCE: Flag<f64> = Flag::new("tolerance", "EPS", "stop once the L1 change is below EPS");
+const DAMPING: Flag<f64> = Flag::new("damping", "D", "the damping factor d").default("0.85");
+const SOURCE: Flag<u64> = Flag::new("source", "NODE", "the node to search from");
 
 pub fn pagerank_command() -> Command {
     let mut c = command(
@@ -51,16 +54,7 @@ pub fn pagerank_command() -> Command {
          Stops after N iterations or once an iteration's L1 change is below EPS.\n\
          Output lines: node<TAB>rank. Without --edges: a generated R-MAT graph.",
     );
-    c.opts
-        .optopt("", "iterations", "iterations at most (default 20)", "N");
-    c.opts.optopt(
-        "",
-        "tolerance",
-        "stop once the L1 change is below EPS",
-        "EPS",
-    );
-    c.opts
-        .optopt("", "damping", "the damping factor d (default 0.85)", "D");
+    c.flags(&[&ITERATIONS, &TOLERANCE, &DAMPING]);
     c
 }
 
@@ -80,24 +74,22 @@ pub fn bfs_command() -> Command {
         "Breadth-first search: hop distances from NODE along edge direction.\n\
          Output lines: node<TAB>distance; unreachable nodes are omitted.",
     );
-    c.opts
-        .optopt("", "source", "the node to search from", "NODE");
+    c.flags(&[&SOURCE]);
     c
 }
 
 fn input(m: &getopts::Matches) -> Result<GraphInput, CliError> {
-    let files: Vec<PathBuf> = m.opt_strs("edges").into_iter().map(PathBuf::from).collect();
-    let rmat = opt::<u32>(m, "rmat")?;
+    let files = EDGES.all(m)?;
     if !files.is_empty() {
-        if rmat.is_some() {
+        if RMAT.given(m) {
             return Err(usage("give --edges or --rmat, not both"));
         }
         return Ok(GraphInput::Edges(LineInput::Files(files)));
     }
     let rmat = Rmat {
-        scale: rmat.unwrap_or(DEFAULT_SCALE),
-        edge_factor: opt_or(m, "edge-factor", 16)?,
-        seed: opt_or(m, "seed", 1)?,
+        scale: RMAT.value(m)?,
+        edge_factor: EDGE_FACTOR.value(m)?,
+        seed: SEED.value(m)?,
     };
     rmat.validate()?;
     Ok(GraphInput::Rmat(rmat))
@@ -106,18 +98,18 @@ fn input(m: &getopts::Matches) -> Result<GraphInput, CliError> {
 fn algorithm(name: &str, m: &getopts::Matches) -> Result<Algorithm, CliError> {
     Ok(match name {
         "pagerank" => {
-            let damping: f64 = opt_or(m, "damping", 0.85)?;
+            let damping = DAMPING.value(m)?;
             if !(0.0..1.0).contains(&damping) {
                 return Err(usage(format!("--damping {damping}: must be in [0, 1)")));
             }
             Algorithm::PageRank {
                 params: PageRank { damping },
-                iterations: opt_or(m, "iterations", 20)?,
-                tolerance: opt(m, "tolerance")?,
+                iterations: ITERATIONS.value(m)?,
+                tolerance: TOLERANCE.get(m)?,
             }
         }
         "bfs" => Algorithm::Bfs {
-            source: required(m, "source")?,
+            source: SOURCE.value(m)?,
         },
         _ => Algorithm::Cc,
     })
@@ -172,7 +164,7 @@ pub fn main(name: &'static str, args: &[String]) -> Result<(), CliError> {
         algorithm,
         checkpoints: iterative::loop_checkpoints(&m)?,
         report: Some(report),
-        wide_ids: m.opt_present("wide-ids"),
+        wide_ids: WIDE_IDS.given(&m),
     };
     cli::note(&m, format!("{name}: input {}", describe(&input)));
     let summary = graph::run(config, job, &options)?;

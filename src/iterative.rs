@@ -11,46 +11,45 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use weir_progress::convergence::{Report, Round};
 use weir_runtime::loops::LoopCheckpointing;
 
-use crate::cli::opt_or;
+use crate::cli::Command;
 use crate::error::{CliError, usage};
+use crate::flag::{self, Flag};
 
-/// Installs `--checkpoint-dir`, `--checkpoint-every` and `--restore` (loop
-/// checkpoints of an iterative job).
-pub fn loop_options(opts: &mut getopts::Options) {
-    crate::plot::option(opts);
-    opts.optopt(
-        "",
-        "checkpoint-dir",
-        "write loop checkpoints into DIR",
-        "DIR",
-    );
-    opts.optopt(
-        "",
-        "checkpoint-every",
-        "checkpoint every K iterations (default 5)",
-        "K",
-    );
-    opts.optopt(
-        "",
-        "restore",
-        "resume from the latest loop checkpoint in --checkpoint-dir",
-        "latest",
-    );
+/// Adds `--plot` and the loop checkpoints' flags: `--checkpoint-dir`,
+/// `--checkpoint-every` and `--restore`.
+pub fn loop_flags(c: &mut Command) {
+    c.flags(&[
+        &crate::plot::PLOT,
+        &CHECKPOINT_DIR,
+        &CHECKPOINT_EVERY,
+        &RESTORE,
+    ]);
 }
 
-/// The loop checkpoints asked for by [`loop_options`].
+const CHECKPOINT_DIR: Flag<PathBuf> =
+    Flag::new("checkpoint-dir", "DIR", "write loop checkpoints into DIR");
+const CHECKPOINT_EVERY: Flag<u64> = Flag::parsed(
+    "checkpoint-every",
+    "K",
+    "checkpoint every K iterations",
+    flag::at_least_one,
+)
+.default("5");
+const RESTORE: Flag<bool> = Flag::parsed(
+    "restore",
+    "latest",
+    "resume from the latest loop checkpoint in --checkpoint-dir",
+    |text| match text {
+        "latest" => Ok(true),
+        _ => Err("only `latest` is supported".to_string()),
+    },
+);
+
+/// The loop checkpoints asked for by [`loop_flags`].
 pub fn loop_checkpoints(m: &getopts::Matches) -> Result<Option<LoopCheckpointing>, CliError> {
-    let restore = match m.opt_str("restore").as_deref() {
-        None => false,
-        Some("latest") => true,
-        Some(other) => {
-            return Err(usage(format!(
-                "--restore {other}: only `latest` is supported"
-            )));
-        }
-    };
-    let Some(dir) = m.opt_str("checkpoint-dir") else {
-        if restore || m.opt_present("checkpoint-every") {
+    let restore = RESTORE.get(m)?.unwrap_or(false);
+    let Some(dir) = CHECKPOINT_DIR.get(m)? else {
+        if restore || CHECKPOINT_EVERY.given(m) {
             return Err(usage(
                 "--restore and --checkpoint-every need --checkpoint-dir",
             ));
@@ -58,8 +57,8 @@ pub fn loop_checkpoints(m: &getopts::Matches) -> Result<Option<LoopCheckpointing
         return Ok(None);
     };
     Ok(Some(LoopCheckpointing {
-        dir: PathBuf::from(dir),
-        every: opt_or(m, "checkpoint-every", 5)?,
+        dir,
+        every: CHECKPOINT_EVERY.value(m)?,
         restore,
     }))
 }

@@ -6,6 +6,7 @@ use weir_dataflows::jobs::join::{self, JoinSpec, Local, Ship, Side};
 use weir_runtime::input::LineInput;
 
 use crate::cli::{self, CliError, Command, usage};
+use crate::flag::{self, Flag};
 
 pub fn command() -> Command {
     let mut c = Command::new(
@@ -18,115 +19,94 @@ pub fn command() -> Command {
          tables (the embedded default).",
         true,
     );
-    c.opts
-        .optopt("", "left", "left input file", "PATH")
-        .optopt("", "right", "right input file", "PATH")
-        .optopt("", "left-key", "0-based key column of the left input", "I")
-        .optopt(
-            "",
-            "right-key",
-            "0-based key column of the right input",
-            "J",
-        )
-        .optopt(
-            "",
-            "ship",
-            "auto (default), broadcast or repartition",
-            "STRATEGY",
-        )
-        .optopt(
-            "",
-            "local",
-            "auto (default), hash or sort-merge",
-            "STRATEGY",
-        )
-        .optopt(
-            "",
-            "memory-budget",
-            "memory for join rows per process, e.g. 512M (default: 1/4 of available memory)",
-            "SIZE",
-        )
-        .optopt(
-            "",
-            "delimiter",
-            "field delimiter of both inputs: one character, or 'tab' (default: tab for\n\
-             .tsv/.tab/.txt files, comma otherwise)",
-            "C",
-        )
-        .optopt(
-            "",
-            "spill-dir",
-            "where spill files go (default: the temp directory)",
-            "DIR",
-        );
+    c.flags(&[
+        &LEFT,
+        &RIGHT,
+        &LEFT_KEY,
+        &RIGHT_KEY,
+        &SHIP,
+        &LOCAL,
+        &cli::MEMORY_BUDGET,
+        &DELIMITER,
+        &SPILL_DIR,
+    ]);
     c
 }
 
-fn strategy<T>(
-    m: &getopts::Matches,
-    name: &str,
-    values: &[(&str, T)],
-) -> Result<Option<T>, CliError>
-where
-    T: Copy,
-{
-    let Some(text) = m.opt_str(name) else {
-        return Ok(None);
-    };
-    if text == "auto" {
-        return Ok(None);
-    }
-    values
-        .iter()
-        .find(|(n, _)| *n == text)
-        .map(|(_, v)| Some(*v))
-        .ok_or_else(|| {
-            let names: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
-            usage(format!(
-                "invalid value '{text}' for --{name}: expected auto, {}",
-                names.join(" or ")
-            ))
-        })
-}
+const LEFT: Flag<PathBuf> = Flag::new("left", "PATH", "left input file");
+const RIGHT: Flag<PathBuf> = Flag::new("right", "PATH", "right input file");
+const LEFT_KEY: Flag<usize> = Flag::new("left-key", "I", "0-based key column of the left input");
+const RIGHT_KEY: Flag<usize> = Flag::new("right-key", "J", "0-based key column of the right input");
+const SHIP: Flag<Option<Ship>> = Flag::parsed(
+    "ship",
+    "STRATEGY",
+    "auto, broadcast or repartition",
+    |text| {
+        flag::choice(
+            text,
+            &[
+                ("broadcast", Ship::Broadcast),
+                ("repartition", Ship::Repartition),
+            ],
+        )
+    },
+)
+.default("auto");
+const LOCAL: Flag<Option<Local>> =
+    Flag::parsed("local", "STRATEGY", "auto, hash or sort-merge", |text| {
+        flag::choice(
+            text,
+            &[("hash", Local::Hash), ("sort-merge", Local::SortMerge)],
+        )
+    })
+    .default("auto");
+const DELIMITER: Flag<u8> = Flag::parsed(
+    "delimiter",
+    "C",
+    "field delimiter of both inputs: one character, or 'tab' (default: tab for \
+     .tsv/.tab/.txt files, comma otherwise)",
+    delimiter,
+);
+const SPILL_DIR: Flag<PathBuf> = Flag::new(
+    "spill-dir",
+    "DIR",
+    "where spill files go (default: the temp directory)",
+);
 
-/// The delimiter of `--delimiter`: one character (ASCII) or `tab`.
-pub fn delimiter(m: &getopts::Matches) -> Result<Option<u8>, CliError> {
-    let Some(text) = m.opt_str("delimiter") else {
-        return Ok(None);
-    };
-    match text.as_str() {
-        "tab" | "\\t" | "\t" => Ok(Some(b'\t')),
-        t if t.len() == 1 && t.is_ascii() && t != "\n" && t != "\"" => Ok(Some(t.as_bytes()[0])),
-        _ => Err(usage(format!(
-            "invalid value '{text}' for --delimiter: expected one ASCII character or 'tab'"
-        ))),
+/// A `--delimiter`: one character (ASCII) or `tab`.
+pub fn delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        t if t.len() == 1 && t.is_ascii() && t != "\n" && t != "\"" => Ok(t.as_bytes()[0]),
+        _ => Err("expected one ASCII character or 'tab'".to_string()),
     }
 }
 
 fn spec(m: &getopts::Matches) -> Result<JoinSpec, CliError> {
-    let budget = cli::memory_budget(m, join::default_memory_budget())?;
-    let delimiter = delimiter(m)?;
-    let mut spec = match (m.opt_str("left"), m.opt_str("right")) {
+    let budget = cli::MEMORY_BUDGET
+        .get(m)?
+        .unwrap_or_else(join::default_memory_budget);
+    let delimiter = DELIMITER.get(m)?;
+    let mut spec = match (LEFT.get(m)?, RIGHT.get(m)?) {
         (None, None) => {
-            for key in ["left-key", "right-key"] {
-                if m.opt_present(key) {
-                    return Err(usage(format!("--{key} needs --left and --right")));
+            for key in [LEFT_KEY, RIGHT_KEY] {
+                if key.given(m) {
+                    return Err(usage(format!("--{} needs --left and --right", key.long)));
                 }
             }
             join::default_spec(budget)
         }
         (Some(left), Some(right)) => {
-            let side = |path: String, key: &str| -> Result<Side, CliError> {
-                let path = PathBuf::from(path);
+            let side = |path: PathBuf, key: Flag<usize>| -> Result<Side, CliError> {
                 Ok(Side {
                     delimiter: delimiter.unwrap_or_else(|| join::delimiter_for(&path)),
                     input: LineInput::Files(vec![path]),
-                    key: cli::required(m, key)?,
+                    key: key.value(m)?,
                 })
             };
             JoinSpec {
-                left: side(left, "left-key")?,
-                right: side(right, "right-key")?,
+                left: side(left, LEFT_KEY)?,
+                right: side(right, RIGHT_KEY)?,
                 ship: None,
                 local: None,
                 memory_budget: budget,
@@ -136,20 +116,9 @@ fn spec(m: &getopts::Matches) -> Result<JoinSpec, CliError> {
         (Some(_), None) => return Err(usage("--left needs --right")),
         (None, Some(_)) => return Err(usage("--right needs --left")),
     };
-    spec.ship = strategy(
-        m,
-        "ship",
-        &[
-            ("broadcast", Ship::Broadcast),
-            ("repartition", Ship::Repartition),
-        ],
-    )?;
-    spec.local = strategy(
-        m,
-        "local",
-        &[("hash", Local::Hash), ("sort-merge", Local::SortMerge)],
-    )?;
-    spec.spill_dir = m.opt_str("spill-dir").map(PathBuf::from);
+    spec.ship = SHIP.value(m)?;
+    spec.local = LOCAL.value(m)?;
+    spec.spill_dir = SPILL_DIR.get(m)?;
     Ok(spec)
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod cocoa;
 mod demo;
 mod error;
+mod flag;
 mod generate;
 mod graph;
 mod iterative;
@@ -20,42 +21,71 @@ use std::process::ExitCode;
 
 use cli::CliError;
 
-const JOBS: &[(&str, &str)] = &[
-    (
-        "demo",
-        "run every job on its embedded data, with a summary table",
-    ),
-    (
-        "wordcount",
-        "count words of text files (or of generated text)",
-    ),
-    (
-        "join",
-        "inner equi-join of two CSV/TSV files, spilling past a memory budget",
-    ),
-    (
-        "stream",
-        "exactly-once streaming jobs with checkpoints (stream wordcount)",
-    ),
-    (
-        "pagerank",
-        "PageRank of an edge list or R-MAT graph (timely iterations)",
-    ),
-    ("cc", "connected components of an edge list or R-MAT graph"),
-    ("bfs", "breadth-first hop distances from a node"),
-    (
-        "als",
-        "blocked ALS matrix factorisation of ratings (MovieLens or synthetic)",
-    ),
-    (
-        "recommend",
-        "top unrated items for a user from an ALS model",
-    ),
-    (
-        "cocoa",
-        "CoCoA / CoCoA+ linear SVM of LIBSVM data (timely rounds)",
-    ),
-    ("gen", "write seeded generated text or tables"),
+/// A job of the command line: its name, what it does, how it runs.
+struct Job {
+    name: &'static str,
+    about: &'static str,
+    run: fn(&[String]) -> Result<(), CliError>,
+}
+
+/// Every job, in the order `weir --help` lists them; dispatch reads the same
+/// table, so the two cannot drift.
+const JOBS: &[Job] = &[
+    Job {
+        name: "demo",
+        about: "run every job on its embedded data, with a summary table",
+        run: demo::main,
+    },
+    Job {
+        name: "wordcount",
+        about: "count words of text files (or of generated text)",
+        run: wordcount::main,
+    },
+    Job {
+        name: "join",
+        about: "inner equi-join of two CSV/TSV files, spilling past a memory budget",
+        run: join::main,
+    },
+    Job {
+        name: "stream",
+        about: "exactly-once streaming jobs with checkpoints (stream wordcount)",
+        run: stream::main,
+    },
+    Job {
+        name: "pagerank",
+        about: "PageRank of an edge list or R-MAT graph (timely iterations)",
+        run: |args| graph::main("pagerank", args),
+    },
+    Job {
+        name: "cc",
+        about: "connected components of an edge list or R-MAT graph",
+        run: |args| graph::main("cc", args),
+    },
+    Job {
+        name: "bfs",
+        about: "breadth-first hop distances from a node",
+        run: |args| graph::main("bfs", args),
+    },
+    Job {
+        name: "als",
+        about: "blocked ALS matrix factorisation of ratings (MovieLens or synthetic)",
+        run: als::main,
+    },
+    Job {
+        name: "recommend",
+        about: "top unrated items for a user from an ALS model",
+        run: als::recommend,
+    },
+    Job {
+        name: "cocoa",
+        about: "CoCoA / CoCoA+ linear SVM of LIBSVM data (timely rounds)",
+        run: cocoa::main,
+    },
+    Job {
+        name: "gen",
+        about: "write seeded generated text or tables",
+        run: generate::main,
+    },
 ];
 
 fn main() -> ExitCode {
@@ -66,7 +96,7 @@ fn main() -> ExitCode {
         Err(CliError::Usage(message)) => {
             eprintln!("weir: {message}");
             let job = args.first().map(String::as_str).unwrap_or("");
-            if JOBS.iter().any(|(name, _)| *name == job) {
+            if JOBS.iter().any(|j| j.name == job) {
                 eprintln!("Try 'weir {job} --help'.");
             } else {
                 eprintln!("Try 'weir --help'.");
@@ -105,8 +135,8 @@ fn help() -> String {
         "weir: batch, iterative and streaming jobs as timely dataflows\n\n\
          Usage: weir <job> [options] [timely flags]\n       weir <job> --help\n\nJobs:\n",
     );
-    for (name, about) in JOBS {
-        text.push_str(&format!("  {name:<12} {about}\n"));
+    for job in JOBS {
+        text.push_str(&format!("  {:<12} {}\n", job.name, job.about));
     }
     text.push_str(
         "\nEvery job takes timely's flags: -w threads per process, -n processes,\n\
@@ -120,23 +150,71 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         print!("{}", help());
         return Err(cli::usage("no job given"));
     };
-    let rest = &args[1..];
-    match job.as_str() {
-        "--help" | "help" => {
+    match JOBS.iter().find(|j| j.name == job.as_str()) {
+        Some(found) => (found.run)(&args[1..]),
+        None if job == "--help" || job == "help" => {
             print!("{}", help());
             Ok(())
         }
-        "demo" => demo::main(rest),
-        "wordcount" => wordcount::main(rest),
-        "join" => join::main(rest),
-        "gen" => generate::main(rest),
-        "pagerank" => graph::main("pagerank", rest),
-        "cc" => graph::main("cc", rest),
-        "bfs" => graph::main("bfs", rest),
-        "als" => als::main(rest),
-        "recommend" => als::recommend(rest),
-        "cocoa" => cocoa::main(rest),
-        "stream" => stream::main(rest),
-        other => Err(cli::usage(format!("unknown job '{other}'"))),
+        None => Err(cli::usage(format!("unknown job '{job}'"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    /// Every command of the binary.
+    fn commands() -> Vec<crate::cli::Command> {
+        vec![
+            crate::demo::command(),
+            crate::wordcount::command(),
+            crate::join::command(),
+            crate::generate::command(),
+            crate::graph::pagerank_command(),
+            crate::graph::cc_command(),
+            crate::graph::bfs_command(),
+            crate::als::als_command(),
+            crate::als::recommend_command(),
+            crate::cocoa::command(),
+            crate::stream::command(),
+            crate::stream_kafka::produce_command(),
+            crate::stream_kafka::yahoo_command(),
+            crate::stream_kafka::verify_command(),
+        ]
+    }
+
+    #[test]
+    fn every_declared_default_parses_and_no_flag_is_declared_twice() {
+        for command in commands() {
+            let mut seen = HashSet::new();
+            for flag in command.declared() {
+                assert!(
+                    seen.insert(flag.long()),
+                    "{}: --{} declared twice",
+                    command.name,
+                    flag.long()
+                );
+                if let Err(e) = flag.check_default() {
+                    panic!("{}: {e}", command.name);
+                }
+            }
+            // the help is derived from the declarations
+            let help = command.help();
+            for flag in command.declared() {
+                assert!(help.contains(&format!("--{}", flag.long())), "{help}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_listed_job_dispatches() {
+        for job in super::JOBS {
+            assert!(
+                (job.run)(&["--help".to_string()]).is_ok(),
+                "{} --help",
+                job.name
+            );
+        }
     }
 }

@@ -10,6 +10,7 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 use crate::error::{CliError, usage};
+use crate::flag::Flag;
 
 /// One line of a plot: a value per iteration.
 pub struct Curve {
@@ -53,23 +54,20 @@ fn register_font() -> anyhow::Result<()> {
     }
 }
 
-/// Adds `--plot FILE` to an iterative job's options.
-pub fn option(opts: &mut getopts::Options) {
-    opts.optopt(
-        "",
-        "plot",
-        "draw the convergence curve into FILE (.png or .svg)",
-        "FILE",
-    );
-}
+/// An iterative job's `--plot FILE`.
+pub const PLOT: Flag<PathBuf> = Flag::new(
+    "plot",
+    "FILE",
+    "draw the convergence curve into FILE (.png or .svg)",
+);
 
 /// The `--plot` file, checked before the job runs (so a long job does not
 /// fail at its end): a `.png` or `.svg` name in a directory that exists.
 pub fn path(m: &getopts::Matches) -> Result<Option<PathBuf>, CliError> {
-    let Some(text) = m.opt_str("plot") else {
+    let Some(path) = PLOT.get(m)? else {
         return Ok(None);
     };
-    let path = PathBuf::from(&text);
+    let text = path.display();
     match path.extension().and_then(|e| e.to_str()) {
         Some("png" | "svg") => {}
         _ => {

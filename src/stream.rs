@@ -9,7 +9,10 @@ use weir_streaming::kafka::sink::{Guarantee, KafkaSink};
 use weir_streaming::kafka::source::KafkaSource;
 
 use crate::cli::{self, CliError, Command};
-use crate::stream_options::{Checkpointing, checkpoint_options, checkpointing, report};
+use crate::flag::Flag;
+use crate::stream_options::{
+    Checkpointing, checkpoint_flags, checkpointing, interval, report, stop_when_idle,
+};
 
 pub fn command() -> Command {
     let mut c = Command::new(
@@ -26,32 +29,32 @@ pub fn command() -> Command {
          command with --restore latest: nothing visible is lost or repeated.",
         false,
     );
-    c.opts.optopt(
-        "",
-        "source",
-        "where lines come from: dir:PATH or kafka:TOPIC",
-        "SPEC",
-    );
-    c.opts.optopt(
-        "",
-        "sink",
-        "where results go: dir:PATH or kafka:TOPIC",
-        "SPEC",
-    );
-    c.opts.optopt(
-        "",
-        "brokers",
-        "Kafka bootstrap brokers (for kafka: sources and sinks)",
-        "HOST:PORT[,...]",
-    );
-    checkpoint_options(
-        &mut c.opts,
-        "500ms",
-        "exit 0 once no new input has come for this long and all is committed",
-    );
-    timely::Config::install_options(&mut c.opts);
+    c.flags(&[&SOURCE, &SINK, &BROKERS]);
+    checkpoint_flags(&mut c, &INTERVAL, &STOP_WHEN_IDLE);
+    c.timely();
     c
 }
+
+const SOURCE: Flag<Spec> = Flag::parsed(
+    "source",
+    "SPEC",
+    "where lines come from: dir:PATH or kafka:TOPIC",
+    spec,
+);
+const SINK: Flag<Spec> = Flag::parsed(
+    "sink",
+    "SPEC",
+    "where results go: dir:PATH or kafka:TOPIC",
+    spec,
+);
+const BROKERS: Flag<String> = Flag::new(
+    "brokers",
+    "HOST:PORT[,...]",
+    "Kafka bootstrap brokers (for kafka: sources and sinks)",
+);
+const INTERVAL: Flag<Duration> = interval("500ms");
+const STOP_WHEN_IDLE: Flag<Duration> =
+    stop_when_idle("exit 0 once no new input has come for this long and all is committed");
 
 pub fn main(args: &[String]) -> Result<(), CliError> {
     match args.first().map(String::as_str) {
@@ -80,26 +83,25 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
 }
 
 /// A `--source`/`--sink` value.
+#[derive(Clone)]
 enum Spec {
     Dir(PathBuf),
     Kafka(String),
 }
 
 /// `dir:PATH` or `kafka:TOPIC`.
-fn spec(m: &getopts::Matches, name: &str) -> Result<Spec, CliError> {
-    let spec: String = cli::required(m, name)?;
-    match spec.split_once(':') {
+fn spec(text: &str) -> Result<Spec, String> {
+    match text.split_once(':') {
         Some(("dir", path)) if !path.is_empty() => Ok(Spec::Dir(PathBuf::from(path))),
         Some(("kafka", topic)) if !topic.is_empty() => Ok(Spec::Kafka(topic.to_string())),
-        _ => Err(cli::usage(format!(
-            "--{name} '{spec}': expected dir:PATH or kafka:TOPIC"
-        ))),
+        _ => Err("expected dir:PATH or kafka:TOPIC".to_string()),
     }
 }
 
 /// `--brokers`, required where a Kafka source or sink is used.
 fn brokers(m: &getopts::Matches, why: &str) -> Result<String, CliError> {
-    m.opt_str("brokers")
+    BROKERS
+        .get(m)?
         .ok_or_else(|| cli::usage(format!("{why} needs --brokers HOST:PORT")))
 }
 
@@ -109,14 +111,14 @@ fn wordcount_main(args: &[String]) -> Result<(), CliError> {
         return Ok(());
     };
     let config = cli::timely_config(&m)?;
-    let input = spec(&m, "source")?;
-    let output = spec(&m, "sink")?;
+    let input = SOURCE.value(&m)?;
+    let output = SINK.value(&m)?;
     let Checkpointing {
         options,
         interval,
         stop_when_idle,
         broker_timeout,
-    } = checkpointing(&m, Duration::from_millis(500))?;
+    } = checkpointing(&m, &INTERVAL, &STOP_WHEN_IDLE)?;
     let (input, from) = match input {
         Spec::Dir(dir) => {
             let from = dir.display().to_string();

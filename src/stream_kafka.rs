@@ -14,7 +14,10 @@ use weir_streaming::kafka::sink::{Guarantee, KafkaSink};
 use weir_streaming::kafka::source::KafkaSource;
 
 use crate::cli::{self, CliError, Command};
-use crate::stream_options::{Checkpointing, checkpoint_options, checkpointing, duration, report};
+use crate::flag::{self, Flag};
+use crate::stream_options::{
+    Checkpointing, checkpoint_flags, checkpointing, interval, report, stop_when_idle,
+};
 
 pub fn produce_command() -> Command {
     let mut c = Command::new(
@@ -27,54 +30,59 @@ pub fn produce_command() -> Command {
          Unix epoch). --campaigns writes the seed's ad_id,campaign_id table.",
         false,
     );
-    c.opts
-        .optopt("", "brokers", "Kafka bootstrap brokers", "HOST:PORT");
-    c.opts.optopt("", "topic", "topic to write", "T");
-    c.opts
-        .optopt("", "rate", "events per second (e.g. 10000/s)", "N/s");
-    c.opts
-        .optopt("", "duration", "how long to produce", "DURATION");
-    c.opts
-        .optopt("", "count", "how many events to produce", "N");
-    c.opts
-        .optopt("", "seed", "fixes campaigns and events (default 1)", "S");
-    c.opts.optopt(
-        "",
-        "campaigns",
-        "write the ad_id,campaign_id table here",
-        "FILE",
-    );
+    c.flags(&[
+        &BROKERS,
+        &TOPIC,
+        &RATE,
+        &DURATION,
+        &COUNT,
+        &PRODUCE_SEED,
+        &WRITE_CAMPAIGNS,
+    ]);
     c
 }
+
+const BROKERS: Flag<String> = Flag::new("brokers", "HOST:PORT", "Kafka bootstrap brokers");
+const TOPIC: Flag<String> = Flag::new("topic", "T", "topic to write");
+const RATE: Flag<u64> = Flag::parsed("rate", "N/s", "events per second (e.g. 10000/s)", |text| {
+    text.strip_suffix("/s")
+        .unwrap_or(text)
+        .parse()
+        .ok()
+        .filter(|&r| r > 0)
+        .ok_or_else(|| "expected events per second, e.g. 10000/s".to_string())
+});
+const DURATION: Flag<Duration> = Flag::parsed(
+    "duration",
+    "DURATION",
+    "how long to produce",
+    flag::duration,
+);
+const COUNT: Flag<u64> = Flag::new("count", "N", "how many events to produce");
+const PRODUCE_SEED: Flag<u64> = Flag::new("seed", "S", "fixes campaigns and events").default("1");
+const CAMPAIGNS: Flag<PathBuf> = Flag::new("campaigns", "FILE", "CSV of ad_id,campaign_id");
+const WRITE_CAMPAIGNS: Flag<PathBuf> = Flag::new(
+    "campaigns",
+    "FILE",
+    "write the ad_id,campaign_id table here",
+);
 
 pub fn produce_main(args: &[String]) -> Result<(), CliError> {
     let command = produce_command();
     let Some(m) = command.parse(args)? else {
         return Ok(());
     };
-    let brokers: String = cli::required(&m, "brokers")?;
-    let topic: String = cli::required(&m, "topic")?;
-    let rate_text: String = cli::required(&m, "rate")?;
-    let rate: u64 = rate_text
-        .strip_suffix("/s")
-        .unwrap_or(&rate_text)
-        .parse()
-        .ok()
-        .filter(|&r| r > 0)
-        .ok_or_else(|| {
-            cli::usage(format!(
-                "invalid value '{rate_text}' for --rate: expected events per second, e.g. 10000/s"
-            ))
-        })?;
-    let amount = match (duration(&m, "duration")?, cli::opt::<u64>(&m, "count")?) {
+    let brokers = BROKERS.value(&m)?;
+    let topic = TOPIC.value(&m)?;
+    let rate = RATE.value(&m)?;
+    let amount = match (DURATION.get(&m)?, COUNT.get(&m)?) {
         (Some(d), None) => Amount::For(d),
         (None, Some(n)) => Amount::Count(n),
         _ => return Err(cli::usage("give one of --duration and --count")),
     };
-    let seed: u64 = cli::opt_or(&m, "seed", 1)?;
-    let mut generator = EventGenerator::new(seed);
-    if let Some(path) = m.opt_str("campaigns") {
-        generator.write_campaigns(&PathBuf::from(path))?;
+    let mut generator = EventGenerator::new(PRODUCE_SEED.value(&m)?);
+    if let Some(path) = WRITE_CAMPAIGNS.get(&m)? {
+        generator.write_campaigns(&path)?;
     }
     KafkaSource::new(&brokers, &topic).partitions()?;
     let start = std::time::Instant::now();
@@ -107,45 +115,47 @@ pub fn yahoo_command() -> Command {
          is committed, and the job exits 0.",
         false,
     );
-    c.opts
-        .optopt("", "brokers", "Kafka bootstrap brokers", "HOST:PORT");
-    c.opts.optopt("", "input-topic", "events to read", "T");
-    c.opts
-        .optopt("", "output-topic", "window counts to write", "O");
-    c.opts.optopt(
-        "",
-        "dead-letter-topic",
-        "where malformed records go (default <input>.dead)",
-        "T",
-    );
-    c.opts
-        .optopt("", "campaigns", "CSV of ad_id,campaign_id", "FILE");
-    c.opts.optopt(
-        "",
-        "guarantee",
-        "exactly-once (default) or at-least-once",
-        "G",
-    );
-    c.opts.optopt(
-        "",
-        "max-out-of-orderness",
-        "how far behind the newest event time an event may come (default 1s)",
-        "DURATION",
-    );
-    c.opts.optopt(
-        "",
-        "idle-timeout",
-        "a partition without records this long stops holding the watermark back (default 5s)",
-        "DURATION",
-    );
-    checkpoint_options(
-        &mut c.opts,
-        "1s",
-        "fire every window and exit 0 once no input has come for this long",
-    );
-    timely::Config::install_options(&mut c.opts);
+    c.flags(&[
+        &BROKERS,
+        &INPUT_TOPIC,
+        &OUTPUT_TOPIC,
+        &DEAD_LETTER_TOPIC,
+        &CAMPAIGNS,
+        &GUARANTEE,
+        &MAX_OUT_OF_ORDERNESS,
+        &IDLE_TIMEOUT,
+    ]);
+    checkpoint_flags(&mut c, &INTERVAL, &STOP_WHEN_IDLE);
+    c.timely();
     c
 }
+
+const INPUT_TOPIC: Flag<String> = Flag::new("input-topic", "T", "events to read");
+const OUTPUT_TOPIC: Flag<String> = Flag::new("output-topic", "O", "window counts to write");
+const DEAD_LETTER_TOPIC: Flag<String> = Flag::new(
+    "dead-letter-topic",
+    "T",
+    "where malformed records go (default <input>.dead)",
+);
+const GUARANTEE: Flag<Guarantee> =
+    Flag::new("guarantee", "G", "exactly-once or at-least-once").default("exactly-once");
+const MAX_OUT_OF_ORDERNESS: Flag<Duration> = Flag::parsed(
+    "max-out-of-orderness",
+    "DURATION",
+    "how far behind the newest event time an event may come",
+    flag::duration,
+)
+.default("1s");
+const IDLE_TIMEOUT: Flag<Duration> = Flag::parsed(
+    "idle-timeout",
+    "DURATION",
+    "a partition without records this long stops holding the watermark back",
+    flag::positive_duration,
+)
+.default("5s");
+const INTERVAL: Flag<Duration> = interval("1s");
+const STOP_WHEN_IDLE: Flag<Duration> =
+    stop_when_idle("fire every window and exit 0 once no input has come for this long");
 
 pub fn yahoo_main(args: &[String]) -> Result<(), CliError> {
     let command = yahoo_command();
@@ -153,27 +163,22 @@ pub fn yahoo_main(args: &[String]) -> Result<(), CliError> {
         return Ok(());
     };
     let config = cli::timely_config(&m)?;
-    let brokers: String = cli::required(&m, "brokers")?;
-    let input: String = cli::required(&m, "input-topic")?;
-    let output: String = cli::required(&m, "output-topic")?;
-    let campaigns: PathBuf = cli::required(&m, "campaigns")?;
-    let dead = m
-        .opt_str("dead-letter-topic")
+    let brokers = BROKERS.value(&m)?;
+    let input = INPUT_TOPIC.value(&m)?;
+    let output = OUTPUT_TOPIC.value(&m)?;
+    let campaigns = CAMPAIGNS.value(&m)?;
+    let dead = DEAD_LETTER_TOPIC
+        .get(&m)?
         .unwrap_or_else(|| format!("{input}.dead"));
     let Checkpointing {
         options,
         interval,
         stop_when_idle,
         broker_timeout,
-    } = checkpointing(&m, Duration::from_secs(1))?;
-    let guarantee: Guarantee = match m.opt_str("guarantee") {
-        Some(text) => text
-            .parse()
-            .map_err(|e: String| cli::usage(format!("--guarantee: {e}")))?,
-        None => Guarantee::ExactlyOnce,
-    };
-    let disorder = duration(&m, "max-out-of-orderness")?.unwrap_or(Duration::from_secs(1));
-    let idle = duration(&m, "idle-timeout")?.unwrap_or(Duration::from_secs(5));
+    } = checkpointing(&m, &INTERVAL, &STOP_WHEN_IDLE)?;
+    let guarantee = GUARANTEE.value(&m)?;
+    let disorder = MAX_OUT_OF_ORDERNESS.value(&m)?;
+    let idle = IDLE_TIMEOUT.value(&m)?;
     let idle_epochs = (idle.as_millis() / interval.as_millis().max(1)).max(1) as u64;
     let job = Yahoo {
         source: KafkaSource {
@@ -231,39 +236,40 @@ pub fn verify_command() -> Command {
          exactly once); exits 1 on any.",
         false,
     );
-    c.opts
-        .optopt("", "brokers", "Kafka bootstrap brokers", "HOST:PORT");
-    c.opts.optopt("", "topic", "the output topic", "O");
-    c.opts
-        .optopt("", "expect", "expected window counts (JSON lines)", "FILE");
-    c.opts
-        .optopt("", "from-input", "compute the expected counts from T", "T");
-    c.opts
-        .optopt("", "campaigns", "CSV of ad_id,campaign_id", "FILE");
-    c.opts.optopt(
-        "",
-        "dead-letter-topic",
-        "also check the dead letters (default <input>.dead)",
-        "T",
-    );
+    c.flags(&[
+        &BROKERS,
+        &VERIFY_TOPIC,
+        &EXPECT,
+        &FROM_INPUT,
+        &CAMPAIGNS,
+        &VERIFY_DEAD_LETTERS,
+    ]);
     c
 }
+
+const VERIFY_TOPIC: Flag<String> = Flag::new("topic", "O", "the output topic");
+const EXPECT: Flag<PathBuf> = Flag::new("expect", "FILE", "expected window counts (JSON lines)");
+const FROM_INPUT: Flag<String> = Flag::new("from-input", "T", "compute the expected counts from T");
+const VERIFY_DEAD_LETTERS: Flag<String> = Flag::new(
+    "dead-letter-topic",
+    "T",
+    "also check the dead letters (default <input>.dead)",
+);
 
 pub fn verify_main(args: &[String]) -> Result<(), CliError> {
     let command = verify_command();
     let Some(m) = command.parse(args)? else {
         return Ok(());
     };
-    let brokers: String = cli::required(&m, "brokers")?;
-    let topic: String = cli::required(&m, "topic")?;
-    let (expected, malformed, dead) = match (m.opt_str("expect"), m.opt_str("from-input")) {
-        (Some(file), None) => (load_expected(&PathBuf::from(file))?, None, None),
+    let brokers = BROKERS.value(&m)?;
+    let topic = VERIFY_TOPIC.value(&m)?;
+    let (expected, malformed, dead) = match (EXPECT.get(&m)?, FROM_INPUT.get(&m)?) {
+        (Some(file), None) => (load_expected(&file)?, None, None),
         (None, Some(input)) => {
-            let campaigns: PathBuf = cli::required(&m, "campaigns")?;
-            let table = load_campaigns(&campaigns)?;
+            let table = load_campaigns(&CAMPAIGNS.value(&m)?)?;
             let (expected, malformed) = expected_from_input(&brokers, &input, &table)?;
-            let dead = m
-                .opt_str("dead-letter-topic")
+            let dead = VERIFY_DEAD_LETTERS
+                .get(&m)?
                 .unwrap_or_else(|| format!("{input}.dead"));
             (expected, Some(malformed), Some(dead))
         }

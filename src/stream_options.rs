@@ -5,39 +5,65 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use weir_progress::store::Restore;
-use weir_streaming::kafka::source::BROKER_TIMEOUT;
 use weir_streaming::run::{StreamOptions, StreamSummary};
 
-use crate::cli::{self, CliError};
+use crate::cli::{self, CliError, Command};
+use crate::flag::{self, Flag};
 
-/// Declares the options every checkpointed streaming job shares.
-pub fn checkpoint_options(opts: &mut getopts::Options, default_interval: &str, idle: &str) {
-    opts.optopt("", "checkpoint-dir", "where checkpoints go", "DIR");
-    opts.optopt(
-        "",
+/// The checkpoint interval of a job, whose default is the job's.
+pub const fn interval(default: &'static str) -> Flag<Duration> {
+    Flag::parsed(
         "checkpoint-interval",
-        &format!("length of an epoch, each one a checkpoint (default {default_interval})"),
         "DURATION",
-    );
-    opts.optopt(
-        "",
-        "restore",
-        "restore the newest intact checkpoint, or the checkpoint directory PATH",
-        "latest|PATH",
-    );
-    opts.optopt("", "stop-when-idle", idle, "DURATION");
-    opts.optopt(
-        "",
-        "broker-timeout",
-        "how long a Kafka broker may stay unreachable before the job fails (default 30s)",
-        "DURATION",
-    );
-    opts.optopt(
-        "",
-        "retain",
-        "complete checkpoints to keep (default 3)",
-        "N",
-    );
+        "length of an epoch, each one a checkpoint",
+        flag::positive_duration,
+    )
+    .default(default)
+}
+
+/// `--stop-when-idle`, whose help says what the job does then.
+pub const fn stop_when_idle(doc: &'static str) -> Flag<Duration> {
+    Flag::parsed("stop-when-idle", "DURATION", doc, flag::duration)
+}
+
+const CHECKPOINT_DIR: Flag<PathBuf> = Flag::new("checkpoint-dir", "DIR", "where checkpoints go");
+const RESTORE: Flag<RestoreArg> = Flag::parsed(
+    "restore",
+    "latest|PATH",
+    "restore the newest intact checkpoint, or the checkpoint directory PATH",
+    restore_arg,
+);
+/// `--broker-timeout`, also the Kafka commands' own.
+pub const BROKER_TIMEOUT: Flag<Duration> = Flag::parsed(
+    "broker-timeout",
+    "DURATION",
+    "how long a Kafka broker may stay unreachable before the job fails",
+    flag::duration,
+)
+.default("30s");
+const RETAIN: Flag<usize> = Flag::parsed(
+    "retain",
+    "N",
+    "complete checkpoints to keep",
+    flag::at_least_one,
+)
+.default("3");
+
+/// Adds the flags every checkpointed streaming job shares, with the job's
+/// own `interval` and `stop_when_idle` (see [`interval`], [`stop_when_idle`]).
+pub fn checkpoint_flags(
+    c: &mut Command,
+    interval: &'static Flag<Duration>,
+    idle: &'static Flag<Duration>,
+) {
+    c.flags(&[
+        &CHECKPOINT_DIR,
+        interval,
+        &RESTORE,
+        idle,
+        &BROKER_TIMEOUT,
+        &RETAIN,
+    ]);
 }
 
 /// The shared options' values (see [`checkpoint_options`]).
@@ -48,60 +74,55 @@ pub struct Checkpointing {
     pub broker_timeout: Duration,
 }
 
+/// The values of the flags of [`checkpoint_flags`].
 pub fn checkpointing(
     m: &getopts::Matches,
-    default_interval: Duration,
+    interval: &Flag<Duration>,
+    idle: &Flag<Duration>,
 ) -> Result<Checkpointing, CliError> {
-    let checkpoint_dir: PathBuf = cli::required(m, "checkpoint-dir")?;
-    let interval = duration(m, "checkpoint-interval")?.unwrap_or(default_interval);
-    if interval.is_zero() {
-        return Err(cli::usage("--checkpoint-interval must be more than 0"));
-    }
-    let retain: usize = cli::opt_or(m, "retain", 3)?;
-    if retain == 0 {
-        return Err(cli::usage("--retain must be at least 1"));
-    }
+    let checkpoint_dir = CHECKPOINT_DIR.value(m)?;
     Ok(Checkpointing {
-        stop_when_idle: duration(m, "stop-when-idle")?,
-        broker_timeout: duration(m, "broker-timeout")?.unwrap_or(BROKER_TIMEOUT),
-        interval,
+        stop_when_idle: idle.get(m)?,
+        broker_timeout: BROKER_TIMEOUT.value(m)?,
+        interval: interval.value(m)?,
         options: StreamOptions {
-            restore: restore(m, &checkpoint_dir)?,
+            restore: restore(RESTORE.get(m)?, &checkpoint_dir)?,
             checkpoint_dir,
-            retain,
+            retain: RETAIN.value(m)?,
             progress: None,
         },
     })
 }
 
-pub fn duration(m: &getopts::Matches, name: &str) -> Result<Option<Duration>, CliError> {
-    m.opt_str(name)
-        .map(|text| {
-            humantime::parse_duration(&text)
-                .map_err(|e| cli::usage(format!("invalid value '{text}' for --{name}: {e}")))
-        })
-        .transpose()
+/// A `--restore` value before it is checked against `--checkpoint-dir`.
+#[derive(Clone)]
+enum RestoreArg {
+    Latest,
+    Checkpoint { path: PathBuf, epoch: u64 },
 }
 
-/// `latest`, or a checkpoint directory `chk-<epoch>` inside `checkpoints`.
-fn restore(m: &getopts::Matches, checkpoints: &Path) -> Result<Option<Restore>, CliError> {
-    let Some(text) = m.opt_str("restore") else {
-        return Ok(None);
-    };
+fn restore_arg(text: &str) -> Result<RestoreArg, String> {
     if text == "latest" {
-        return Ok(Some(Restore::Latest));
+        return Ok(RestoreArg::Latest);
     }
-    let path = PathBuf::from(&text);
+    let path = PathBuf::from(text);
     let epoch = path
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_prefix("chk-"))
         .and_then(|e| e.parse::<u64>().ok())
-        .ok_or_else(|| {
-            cli::usage(format!(
-                "--restore '{text}': expected 'latest' or a checkpoint directory chk-<epoch>"
-            ))
-        })?;
+        .ok_or("expected 'latest' or a checkpoint directory chk-<epoch>")?;
+    Ok(RestoreArg::Checkpoint { path, epoch })
+}
+
+/// `latest`, or a checkpoint directory `chk-<epoch>` inside `checkpoints`.
+fn restore(arg: Option<RestoreArg>, checkpoints: &Path) -> Result<Option<Restore>, CliError> {
+    let (path, epoch) = match arg {
+        None => return Ok(None),
+        Some(RestoreArg::Latest) => return Ok(Some(Restore::Latest)),
+        Some(RestoreArg::Checkpoint { path, epoch }) => (path, epoch),
+    };
+    let text = path.display();
     let parent = path.parent().unwrap_or(Path::new("."));
     let same = match (parent.canonicalize(), checkpoints.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -135,4 +156,19 @@ pub fn report(job: &str, summary: &StreamSummary) {
         summary.workers,
         if summary.workers == 1 { "" } else { "s" }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BROKER_TIMEOUT;
+
+    /// The flag's default is the library's, written down twice: keep them one.
+    #[test]
+    fn the_broker_timeout_default_is_the_library_default() {
+        let default = BROKER_TIMEOUT.default.map(super::flag::duration);
+        assert_eq!(
+            default,
+            Some(Ok(weir_streaming::kafka::source::BROKER_TIMEOUT))
+        );
+    }
 }

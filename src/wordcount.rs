@@ -6,6 +6,7 @@ use weir_dataflows::jobs::wordcount;
 use weir_runtime::input::LineInput;
 
 use crate::cli::{self, CliError, Command};
+use crate::flag::Flag;
 
 pub fn command() -> Command {
     let mut c = Command::new(
@@ -16,26 +17,27 @@ pub fn command() -> Command {
          Without --input, counts seeded generated text (the embedded default).",
         true,
     );
-    c.opts
-        .optmulti("", "input", "a text file to read (repeatable)", "PATH");
+    c.flags(&[&INPUT]);
     c
 }
 
+const INPUT: Flag<PathBuf> = Flag::new("input", "PATH", "a text file to read").repeat();
+
 /// The input named by `--input`, or the embedded default.
-pub fn input(m: &getopts::Matches) -> LineInput {
-    let files: Vec<PathBuf> = m.opt_strs("input").into_iter().map(PathBuf::from).collect();
-    if files.is_empty() {
+pub fn input(m: &getopts::Matches) -> Result<LineInput, CliError> {
+    let files = INPUT.all(m)?;
+    Ok(if files.is_empty() {
         wordcount::default_input()
     } else {
         LineInput::Files(files)
-    }
+    })
 }
 
 pub fn main(args: &[String]) -> Result<(), CliError> {
     let Some((m, config, options)) = cli::parse_job(&command(), args)? else {
         return Ok(());
     };
-    let input = input(&m);
+    let input = input(&m)?;
     input.validate()?;
     cli::note(&m, format!("wordcount: input {}", input.describe()));
     let summary = wordcount::run(config, input, &options)?;

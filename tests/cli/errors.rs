@@ -83,7 +83,7 @@ fn usage_errors_exit_2_with_one_clear_line() {
     fails(
         &["join", "--memory-budget", "12X"],
         2,
-        "weir: invalid value for --memory-budget: '12X' has an unknown unit (use K, M, G or T)",
+        "weir: invalid value '12X' for --memory-budget: unknown unit (use K, M, G or T)",
     );
     fails(
         &["join", "--delimiter", "ab"],
@@ -286,7 +286,7 @@ fn stream_wordcount_bad_flags_and_inputs_are_named() {
     call(
         with(&["--source", "queue:topic"]),
         2,
-        "weir: --source 'queue:topic': expected dir:PATH or kafka:TOPIC",
+        "weir: invalid value 'queue:topic' for --source: expected dir:PATH or kafka:TOPIC",
     );
     // nothing listens on port 1: the broker is unreachable, named, after retries
     let unreachable = with(&[
@@ -317,7 +317,7 @@ fn stream_wordcount_bad_flags_and_inputs_are_named() {
     call(
         with(&["--source", &input, "--restore", "yesterday"]),
         2,
-        "weir: --restore 'yesterday': expected 'latest' or a checkpoint directory chk-<epoch>",
+        "weir: invalid value 'yesterday' for --restore: expected 'latest' or a checkpoint directory chk-<epoch>",
     );
     call(
         with(&["--source", &input]),
