@@ -62,13 +62,19 @@ pub enum Ack {
         /// Worker index.
         worker: usize,
     },
-    /// A participant failed: the job must stop (see [`ABORT`]).
+    /// A participant failed: the job must stop (see [`Committed::Abort`]).
     Failed(String),
 }
 
-/// Sent on the committed stream (instead of an epoch) when a participant
-/// failed: sources stop reading, sinks stop publishing, and the job drains.
-pub const ABORT: u64 = u64::MAX;
+/// What the committed stream of [`Coordinate::coordinate`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, Serialize)]
+pub enum Committed {
+    /// The manifest of this checkpoint epoch is durable.
+    Checkpoint(u64),
+    /// A participant failed: sources stop reading, sinks stop publishing, and
+    /// the job drains.
+    Abort,
+}
 
 /// Which epochs are checkpoint epochs: every `every`-th (`every - 1`,
 /// `2 * every - 1`, ...) and [`FINAL_EPOCH`].
@@ -395,11 +401,11 @@ pub trait Coordinate<'s> {
     /// frontier has passed it, applies retention, and returns the committed epochs
     /// on every worker. The frontier of the result passes `c` only after `c`'s
     /// manifest is durable (or `c` was skipped).
-    fn coordinate(self, checkpoints: &Checkpoints) -> StreamVec<'s, u64, u64>;
+    fn coordinate(self, checkpoints: &Checkpoints) -> StreamVec<'s, u64, Committed>;
 }
 
 impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
-    fn coordinate(self, checkpoints: &Checkpoints) -> StreamVec<'s, u64, u64> {
+    fn coordinate(self, checkpoints: &Checkpoints) -> StreamVec<'s, u64, Committed> {
         let ckpt = checkpoints.clone();
         let scope = self.scope();
         self.unary_frontier(Exchange::new(|_: &Ack| 0), "Coordinate", move |_, info| {
@@ -432,7 +438,7 @@ impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
                 });
                 if let Some(cap) = abort_at.take() {
                     ckpt.fail(CheckpointError::Aborted);
-                    output.session(&cap).give(ABORT);
+                    output.session(&cap).give(Committed::Abort);
                 }
                 while let Some((&epoch, _)) = acks.first_key_value() {
                     if frontier.less_equal(&epoch) {
@@ -473,7 +479,9 @@ impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
                 for (epoch, result) in committer.iter().flat_map(Committer::completed) {
                     let cap = in_flight.remove(&epoch);
                     match (result, cap) {
-                        (Ok(()), Some(cap)) => output.session(&cap).give(epoch),
+                        (Ok(()), Some(cap)) => {
+                            output.session(&cap).give(Committed::Checkpoint(epoch))
+                        }
                         (Err(e), _) => ckpt.fail(e),
                         (Ok(()), None) => {}
                     }

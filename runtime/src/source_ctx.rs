@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use weir_progress::checkpoint::ABORT;
+use weir_progress::checkpoint::Committed;
 
 use crate::clock::EpochClock;
 use crate::exec::{Failure, RecordCounter};
@@ -23,16 +23,18 @@ pub struct SourceCtx {
 }
 
 impl SourceCtx {
-    /// The newest checkpoint epoch among `committed` epochs (what a sink's
-    /// commit step reads); an [`ABORT`] among them tells the worker's sources
-    /// to stop.
-    pub fn newest_committed<'a>(&self, committed: impl Iterator<Item = &'a u64>) -> Option<u64> {
+    /// The newest checkpoint epoch among `committed` (what a sink's commit
+    /// step reads); a [`Committed::Abort`] among them tells the worker's
+    /// sources to stop.
+    pub fn newest_committed<'a>(
+        &self,
+        committed: impl Iterator<Item = &'a Committed>,
+    ) -> Option<u64> {
         let mut newest = None;
-        for &c in committed {
-            if c == ABORT {
-                self.aborted.set(true);
-            } else {
-                newest = newest.max(Some(c));
+        for c in committed {
+            match *c {
+                Committed::Checkpoint(epoch) => newest = newest.max(Some(epoch)),
+                Committed::Abort => self.aborted.set(true),
             }
         }
         newest

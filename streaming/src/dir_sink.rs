@@ -22,7 +22,7 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder};
-use weir_progress::checkpoint::{Ack, Checkpoints, FINAL_EPOCH};
+use weir_progress::checkpoint::{Ack, Checkpoints, Committed, FINAL_EPOCH};
 use weir_runtime::JobError;
 use weir_runtime::exec::RecordCounter;
 
@@ -205,9 +205,9 @@ pub struct Staged {
 
 impl Staged {
     /// Makes the pending files of epochs `<= c` visible when `committed` brings
-    /// checkpoint `c`; on [`ABORT`](weir_progress::checkpoint::ABORT) tells the worker's sources to stop. The
+    /// checkpoint `c`; on [`Committed::Abort`] tells the worker's sources to stop. The
     /// result's frontier passes an epoch once its files are visible.
-    pub fn publish<'s>(self, committed: StreamVec<'s, u64, u64>) -> StreamVec<'s, u64, ()> {
+    pub fn publish<'s>(self, committed: StreamVec<'s, u64, Committed>) -> StreamVec<'s, u64, ()> {
         let Staged {
             dir,
             worker,

@@ -7,7 +7,7 @@
 //! go to the coordinator, whose committed epochs publish the sinks' files. The
 //! job ends when its sources stop (`--stop-when-idle`) and the last checkpoint
 //! is committed, or when a worker fails (every worker then stops: see
-//! [`weir_progress::checkpoint::ABORT`]).
+//! [`weir_progress::checkpoint::Committed::Abort`]).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::{Concatenate, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use weir_progress::agree::{all_gather, decide_once};
-use weir_progress::checkpoint::{ABORT, Ack, Checkpoints, Coordinate, Schedule};
+use weir_progress::checkpoint::{Ack, Checkpoints, Committed, Coordinate, Schedule};
 use weir_progress::recovery::Recovery;
 use weir_progress::store::{CheckpointStore, Restore};
 use weir_runtime::JobError;
@@ -87,11 +87,15 @@ impl Metrics {
 pub trait Commit<'s> {
     /// Connects to the committed stream; the result's frontier passes an epoch
     /// once its output is visible.
-    fn publish(self: Box<Self>, committed: StreamVec<'s, u64, u64>) -> StreamVec<'s, u64, ()>;
+    fn publish(self: Box<Self>, committed: StreamVec<'s, u64, Committed>)
+    -> StreamVec<'s, u64, ()>;
 }
 
 impl<'s> Commit<'s> for Staged {
-    fn publish(self: Box<Self>, committed: StreamVec<'s, u64, u64>) -> StreamVec<'s, u64, ()> {
+    fn publish(
+        self: Box<Self>,
+        committed: StreamVec<'s, u64, Committed>,
+    ) -> StreamVec<'s, u64, ()> {
         Staged::publish(*self, committed)
     }
 }
@@ -192,8 +196,8 @@ where
             let built = build(scope, &ctx);
             let committed = scope.concatenate(built.acks).coordinate(&ctx.checkpoints);
             let count = std::rc::Rc::clone(&committed_count);
-            let committed = committed.inspect(move |&c| {
-                if c != ABORT {
+            let committed = committed.inspect(move |c| {
+                if let Committed::Checkpoint(_) = c {
                     count.set(count.get() + 1);
                 }
             });

@@ -3,7 +3,9 @@ use std::collections::BTreeMap;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::{Input, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
-use weir_progress::checkpoint::{Checkpoints, Coordinate, FINAL_EPOCH, Schedule, StatefulUnary};
+use weir_progress::checkpoint::{
+    Checkpoints, Committed, Coordinate, FINAL_EPOCH, Schedule, StatefulUnary,
+};
 use weir_progress::route::key_hash;
 use weir_progress::state::restore;
 use weir_progress::store::CheckpointStore;
@@ -69,7 +71,11 @@ fn run(config: timely::Config, dir: std::path::PathBuf) -> Vec<u64> {
         drop(input);
         worker.step_while(|| !probe.done());
         assert!(ckpt.failure().is_none(), "{:?}", ckpt.failure());
-        committed.take()
+        let epochs = committed.take().into_iter().map(|c| match c {
+            Committed::Checkpoint(epoch) => epoch,
+            Committed::Abort => panic!("a checkpoint was aborted"),
+        });
+        epochs.collect::<Vec<u64>>()
     })
     .unwrap();
     guards.join().into_iter().next().unwrap().unwrap()

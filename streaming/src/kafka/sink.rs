@@ -42,7 +42,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use timely::scheduling::Activator;
-use weir_progress::checkpoint::{Ack, Checkpoints, Schedule};
+use weir_progress::checkpoint::{Ack, Checkpoints, Committed, Schedule};
 use weir_runtime::JobError;
 use weir_runtime::exec::RecordCounter;
 
@@ -405,7 +405,10 @@ struct KafkaCommit {
 }
 
 impl<'s> Commit<'s> for KafkaCommit {
-    fn publish(self: Box<Self>, committed: StreamVec<'s, u64, u64>) -> StreamVec<'s, u64, ()> {
+    fn publish(
+        self: Box<Self>,
+        committed: StreamVec<'s, u64, Committed>,
+    ) -> StreamVec<'s, u64, ()> {
         let KafkaCommit { shared, ctx } = *self;
         let scope = committed.scope();
         committed.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
