@@ -16,6 +16,7 @@ use weir_runtime::input::{LineInput, LinePos};
 use weir_runtime::operators::{GenerateChunks, ReadLines};
 
 use crate::ratings::splitmix;
+use weir_runtime::time::BatchTime;
 
 /// One labelled example.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -241,9 +242,9 @@ impl SvmInput {
     /// This worker's share of the examples as a stream.
     pub fn examples<'s>(
         &self,
-        scope: Scope<'s, u64>,
+        scope: Scope<'s, BatchTime>,
         ctx: &WorkerCtx,
-    ) -> StreamVec<'s, u64, Example> {
+    ) -> StreamVec<'s, BatchTime, Example> {
         match self {
             SvmInput::Files(lines) => {
                 scope.read_lines(lines, ctx, 0, |line, pos| parse_libsvm(line, line_key(pos)))

@@ -11,6 +11,7 @@ use weir_runtime::JobError;
 use weir_runtime::exec::WorkerCtx;
 use weir_runtime::input::{LineInput, LinePos};
 use weir_runtime::operators::{GenerateChunks, ReadLines};
+use weir_runtime::time::BatchTime;
 
 /// One rating.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -233,9 +234,9 @@ impl RatingsInput {
     /// with file and line).
     pub fn ratings<'s>(
         &self,
-        scope: Scope<'s, u64>,
+        scope: Scope<'s, BatchTime>,
         ctx: &WorkerCtx,
-    ) -> StreamVec<'s, u64, Rating> {
+    ) -> StreamVec<'s, BatchTime, Rating> {
         match self {
             RatingsInput::Files(lines, format) => {
                 let format = *format;

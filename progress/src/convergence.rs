@@ -19,9 +19,10 @@ use timely::dataflow::operators::CapabilitySet;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::order::Product;
+use timely::progress::Timestamp;
 
-/// A time inside an iterative scope: (epoch, iteration).
-pub type Iteration = Product<u64, u64>;
+/// A time inside an iterative scope: (the outer time, the iteration).
+pub type Iteration<T = u64> = Product<T, u64>;
 
 /// A per-iteration value that workers contribute and the gate sums: a plain
 /// `f64` (a change, a residual), or a struct of several sums (errors and
@@ -36,8 +37,6 @@ pub type Report<V = f64> = std::sync::Arc<dyn Fn(Round<V>) + Send + Sync>;
 /// One iteration's aggregated value, as reported to the user.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Round<V = f64> {
-    /// The outer epoch.
-    pub epoch: u64,
     /// The iteration, from 0.
     pub iteration: u64,
     /// The sum of all workers' values at this iteration.
@@ -59,7 +58,7 @@ pub struct Convergence<F> {
 }
 
 /// Gates a loop's feedback on the aggregated per-iteration value.
-pub trait Converge<'s, D> {
+pub trait Converge<'s, T: Timestamp, D> {
     /// Passes this stream (the records about to re-enter the loop) only while the
     /// loop has not converged. `values` are the workers' contributions at each
     /// iteration; `report` is called on every worker with each iteration's total
@@ -90,23 +89,25 @@ pub trait Converge<'s, D> {
     /// ```
     fn converge<V, F, R>(
         self,
-        values: StreamVec<'s, Iteration, V>,
+        values: StreamVec<'s, Iteration<T>, V>,
         convergence: Convergence<F>,
         report: R,
-    ) -> StreamVec<'s, Iteration, D>
+    ) -> StreamVec<'s, Iteration<T>, D>
     where
         V: Total,
         F: Fn(u64, V) -> bool + 'static,
         R: FnMut(Round<V>) + 'static;
 }
 
-impl<'s, D: Clone + 'static> Converge<'s, D> for StreamVec<'s, Iteration, D> {
+impl<'s, T: Timestamp + Copy, D: Clone + 'static> Converge<'s, T, D>
+    for StreamVec<'s, Iteration<T>, D>
+{
     fn converge<V, F, R>(
         self,
-        values: StreamVec<'s, Iteration, V>,
+        values: StreamVec<'s, Iteration<T>, V>,
         convergence: Convergence<F>,
         mut report: R,
-    ) -> StreamVec<'s, Iteration, D>
+    ) -> StreamVec<'s, Iteration<T>, D>
     where
         V: Total,
         F: Fn(u64, V) -> bool + 'static,
@@ -114,7 +115,8 @@ impl<'s, D: Clone + 'static> Converge<'s, D> for StreamVec<'s, Iteration, D> {
     {
         let totals = values
             .unary_frontier(Exchange::new(|_: &V| 0), "IterationSum", |_, _| {
-                let mut sums: BTreeMap<Iteration, (CapabilitySet<Iteration>, V)> = BTreeMap::new();
+                let mut sums: BTreeMap<Iteration<T>, (CapabilitySet<Iteration<T>>, V)> =
+                    BTreeMap::new();
                 move |(input, frontier), output| {
                     let port = output.output_index();
                     input.for_each_stamp(|cap, data| {
@@ -143,8 +145,9 @@ impl<'s, D: Clone + 'static> Converge<'s, D> for StreamVec<'s, Iteration, D> {
             })
             .broadcast();
         self.binary_frontier(totals, Pipeline, Pipeline, "ConvergeGate", move |_, _| {
-            let mut held: BTreeMap<Iteration, (CapabilitySet<Iteration>, Vec<D>)> = BTreeMap::new();
-            let mut known: BTreeMap<Iteration, bool> = BTreeMap::new();
+            type Held<T, D> = BTreeMap<Iteration<T>, (CapabilitySet<Iteration<T>>, Vec<D>)>;
+            let mut held: Held<T, D> = BTreeMap::new();
+            let mut known: BTreeMap<Iteration<T>, bool> = BTreeMap::new();
             move |(data, data_frontier), (sums, sums_frontier), output| {
                 let port = output.output_index();
                 data.for_each_stamp(|cap, batches| {
@@ -175,7 +178,6 @@ impl<'s, D: Clone + 'static> Converge<'s, D> for StreamVec<'s, Iteration, D> {
                             let last = iteration + 1 >= convergence.max_iterations
                                 || (convergence.stop)(iteration, value);
                             report(Round {
-                                epoch: time.outer,
                                 iteration,
                                 value,
                                 last,

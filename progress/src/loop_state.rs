@@ -23,6 +23,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Capability, ConnectLoop};
+use timely::progress::Timestamp;
 
 use crate::convergence::{Converge, Convergence, Iteration, Report, Round, Total};
 use crate::error::CheckpointError;
@@ -89,17 +90,17 @@ pub fn resume<D: DeserializeOwned>(
 }
 
 /// Checkpoints the records going around a loop.
-pub trait CheckpointLoop<'s, D> {
+pub trait CheckpointLoop<'s, T: Timestamp, D> {
     /// Passes the stream through unchanged and checkpoints it as described in
     /// the module doc.
-    fn checkpoint_loop(self, checkpoints: &LoopCheckpoints) -> StreamVec<'s, Iteration, D>;
+    fn checkpoint_loop(self, checkpoints: &LoopCheckpoints) -> StreamVec<'s, Iteration<T>, D>;
 }
 
-impl<'s, D> CheckpointLoop<'s, D> for StreamVec<'s, Iteration, D>
+impl<'s, T: Timestamp + Copy, D> CheckpointLoop<'s, T, D> for StreamVec<'s, Iteration<T>, D>
 where
     D: Serialize + Clone + 'static,
 {
-    fn checkpoint_loop(self, checkpoints: &LoopCheckpoints) -> StreamVec<'s, Iteration, D> {
+    fn checkpoint_loop(self, checkpoints: &LoopCheckpoints) -> StreamVec<'s, Iteration<T>, D> {
         let ckpt = checkpoints.clone();
         let scope = self.scope();
         let mut builder = OperatorBuilder::new("CheckpointLoop".to_string(), scope);
@@ -107,13 +108,14 @@ where
         let (data_out, data) = builder.new_output();
         let (ack_out, acks) = builder.new_output();
         let mut data_out =
-            OutputBuilder::<Iteration, CapacityContainerBuilder<Vec<D>>>::from(data_out);
+            OutputBuilder::<Iteration<T>, CapacityContainerBuilder<Vec<D>>>::from(data_out);
         let mut ack_out = OutputBuilder::<
-            Iteration,
+            Iteration<T>,
             CapacityContainerBuilder<Vec<Result<PartChain, String>>>,
         >::from(ack_out);
         builder.build(move |_caps| {
-            let mut copies: BTreeMap<Iteration, (Capability<Iteration>, Vec<D>)> = BTreeMap::new();
+            type Copies<T, D> = BTreeMap<Iteration<T>, (Capability<Iteration<T>>, Vec<D>)>;
+            let mut copies: Copies<T, D> = BTreeMap::new();
             move |frontiers| {
                 let mut out = data_out.activate();
                 input.for_each_stamp(|cap, data| {
@@ -133,7 +135,7 @@ where
                 drop(out);
                 let frontier = frontiers[0].frontier();
                 let mut acks = ack_out.activate();
-                let ready: Vec<Iteration> = copies
+                let ready: Vec<Iteration<T>> = copies
                     .keys()
                     .filter(|t| !frontier.less_equal(t))
                     .copied()
@@ -170,7 +172,7 @@ where
             Exchange::new(|_: &Result<PartChain, String>| 0),
             "CommitLoop",
             {
-                let mut received: BTreeMap<Iteration, Vec<Result<PartChain, String>>> =
+                let mut received: BTreeMap<Iteration<T>, Vec<Result<PartChain, String>>> =
                     BTreeMap::new();
                 move |(input, frontier)| {
                     input.for_each_stamp(|cap, data| {
@@ -181,7 +183,7 @@ where
                             }
                         }
                     });
-                    let ready: Vec<Iteration> = received
+                    let ready: Vec<Iteration<T>> = received
                         .keys()
                         .filter(|t| !frontier.less_equal(t))
                         .copied()
@@ -223,14 +225,14 @@ where
 /// `handle` past the convergence gate (and the loop checkpoints, if any), and
 /// `report` hears every total on the `leader`. Returns the totals, whose
 /// frontier, once left out of the loop, says when the loop is over.
-pub fn close_loop<'s, D, V, F>(
-    results: StreamVec<'s, Iteration, Result<D, V>>,
-    handle: Handle<'s, Iteration, Vec<D>>,
+pub fn close_loop<'s, T: Timestamp + Copy, D, V, F>(
+    results: StreamVec<'s, Iteration<T>, Result<D, V>>,
+    handle: Handle<'s, Iteration<T>, Vec<D>>,
     convergence: Convergence<F>,
     report: Option<Report<V>>,
     leader: bool,
     checkpoints: Option<&LoopCheckpoints>,
-) -> StreamVec<'s, Iteration, V>
+) -> StreamVec<'s, Iteration<T>, V>
 where
     D: Serialize + Clone + 'static,
     V: Total,

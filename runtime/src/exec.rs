@@ -27,6 +27,7 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use timely::worker::Worker;
 
 use crate::error::JobError;
+use crate::time::BatchTime;
 pub use weir_progress::agree::all_gather;
 
 /// How a job delivers its result.
@@ -77,7 +78,7 @@ pub struct WorkerCtx {
     /// Frontier of the operator that consumes input: sources read ahead of it by at
     /// most a few chunks, which bounds the data in flight (flow control by progress
     /// tracking). Jobs attach it with `probe_with(&ctx.flow)`.
-    pub flow: ProbeHandle<u64>,
+    pub flow: ProbeHandle<BatchTime>,
     /// Bytes this worker wrote to spill files.
     pub spilled: Rc<Cell<u64>>,
 }
@@ -253,7 +254,10 @@ pub fn run_job<F>(
     build: F,
 ) -> Result<JobSummary, JobError>
 where
-    F: for<'s> Fn(Scope<'s, u64>, &WorkerCtx) -> StreamVec<'s, u64, String> + Send + Sync + 'static,
+    F: for<'s> Fn(Scope<'s, BatchTime>, &WorkerCtx) -> StreamVec<'s, BatchTime, String>
+        + Send
+        + Sync
+        + 'static,
 {
     if let Some(dir) = &options.output {
         prepare_output(dir)?;
@@ -293,7 +297,7 @@ fn run_worker<F>(
     build: &F,
 ) -> Result<JobSummary, JobError>
 where
-    F: for<'s> Fn(Scope<'s, u64>, &WorkerCtx) -> StreamVec<'s, u64, String>,
+    F: for<'s> Fn(Scope<'s, BatchTime>, &WorkerCtx) -> StreamVec<'s, BatchTime, String>,
 {
     let ctx = WorkerCtx {
         index: worker.index(),
@@ -317,7 +321,7 @@ where
     };
     let sink = Rc::new(RefCell::new(sink));
     let done = ProbeHandle::new();
-    worker.dataflow::<u64, _, _>(|scope| {
+    worker.dataflow::<BatchTime, _, _>(|scope| {
         let failure = ctx.failure.clone();
         let sink = Rc::clone(&sink);
         build(scope, &ctx)

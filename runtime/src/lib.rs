@@ -14,6 +14,8 @@
 //!   [`local_index`]: the bound on `u32` indices of per-worker layouts.
 //! - [`clock`] and [`source_ctx`]: when a streaming job's live epochs end, and
 //!   what the sources and sinks of one worker share.
+//! - [`time`]: the timestamp of batch dataflows (chunks in phases, then the
+//!   end), which [`exec`] and [`operators`] run on.
 //! - [`text`]: the tokenizer the word counts share; [`units`]: byte counts
 //!   for people, 1024-based like the size options.
 //! - [`testing`] (from `weir-progress`) runs jobs at several worker counts and
@@ -31,6 +33,7 @@ pub mod loops;
 pub mod operators;
 pub mod source_ctx;
 pub mod text;
+pub mod time;
 pub mod units;
 
 pub use error::JobError;

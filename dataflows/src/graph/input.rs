@@ -10,6 +10,7 @@ use weir_runtime::error::JobError;
 use weir_runtime::exec::WorkerCtx;
 use weir_runtime::input::LineInput;
 use weir_runtime::operators::{GenerateChunks, ReadLines};
+use weir_runtime::time::BatchTime;
 
 /// A directed edge `(src, dst)`.
 pub type Edge<N = Node> = (N, N);
@@ -131,9 +132,9 @@ impl GraphInput {
     /// with file and line).
     pub fn edges<'s, N: NodeId>(
         &self,
-        scope: Scope<'s, u64>,
+        scope: Scope<'s, BatchTime>,
         ctx: &WorkerCtx,
-    ) -> StreamVec<'s, u64, Edge<N>> {
+    ) -> StreamVec<'s, BatchTime, Edge<N>> {
         match self {
             GraphInput::Edges(lines) => scope.read_lines(lines, ctx, 0, |line, _| parse_edge(line)),
             GraphInput::Rmat(rmat) => {

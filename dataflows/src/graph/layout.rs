@@ -25,6 +25,7 @@ use weir_runtime::local_index::fits_u32;
 
 use super::input::Edge;
 use super::{Node, NodeId};
+use weir_runtime::time::BatchTime;
 
 /// A worker's values of its nodes, in the order of [`Graph::nodes`].
 pub type Block<S, N = Node> = Vec<(N, S)>;
@@ -168,13 +169,13 @@ enum Start<S, N> {
 /// block is emitted and the loop does not run: the job fails with that
 /// error, not after iterating over the part that parsed.
 pub fn build_and_start<'s, N, S, F>(
-    edges: StreamVec<'s, u64, Edge<N>>,
+    edges: StreamVec<'s, BatchTime, Edge<N>>,
     direction: Direction,
     peers: usize,
     resumed: Option<Vec<(N, S)>>,
     failure: &Failure,
     fresh: F,
-) -> (SharedGraph<N>, StreamVec<'s, u64, Block<S, N>>)
+) -> (SharedGraph<N>, StreamVec<'s, BatchTime, Block<S, N>>)
 where
     N: NodeId,
     S: timely::ExchangeData,

@@ -17,6 +17,7 @@ use weir_runtime::generate::{Generator, TextSpec};
 use weir_runtime::input::LineInput;
 use weir_runtime::operators::{FoldByKey, ReadLines, SumByKey};
 use weir_runtime::text::for_each_word;
+use weir_runtime::time::BatchTime;
 
 /// The embedded default input: seeded generated text.
 pub fn default_input() -> LineInput {
@@ -30,10 +31,10 @@ pub fn default_input() -> LineInput {
 
 /// The word-count dataflow of one worker.
 pub fn dataflow<'s>(
-    scope: Scope<'s, u64>,
+    scope: Scope<'s, BatchTime>,
     ctx: &WorkerCtx,
     input: &LineInput,
-) -> StreamVec<'s, u64, String> {
+) -> StreamVec<'s, BatchTime, String> {
     scope
         .read_lines(input, ctx, 0, |line, _| Ok(Some(line.to_owned())))
         .fold_by_key("CountWords", |counts: &mut HashMap<String, u64>, line| {

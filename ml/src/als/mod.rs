@@ -38,7 +38,7 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Map, ToStream};
 use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
-use weir_progress::convergence::{Convergence, Iteration};
+use weir_progress::convergence::Convergence;
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 use weir_runtime::exec::Failure;
 use weir_runtime::operators::WhenDone;
@@ -46,6 +46,7 @@ use weir_runtime::operators::WhenDone;
 use self::layout::{Layout, Partition, Placed, Placement, Side};
 use self::solve::{Solver, dot};
 use crate::ratings::Rating;
+use weir_runtime::time::{BatchTime, Iteration};
 
 /// The model's parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -369,14 +370,14 @@ struct Kept {
 /// checkpoint's next iteration). A failed solve is set in `failure`. The
 /// loop starts once every worker of the partition has built its share.
 pub fn als<'s>(
-    ratings: StreamVec<'s, u64, (Rating, bool)>,
+    ratings: StreamVec<'s, BatchTime, (Rating, bool)>,
     params: AlsParams,
     partition: Partition,
     options: AlsLoop,
     resumed: Option<Vec<ItemBlock>>,
     failure: Failure,
     index: usize,
-) -> StreamVec<'s, u64, String> {
+) -> StreamVec<'s, BatchTime, String> {
     let scope = ratings.scope();
     let peers = partition.peers;
     let rank = params.rank;

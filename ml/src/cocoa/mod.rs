@@ -27,12 +27,13 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
-use weir_progress::convergence::{Convergence, Iteration};
+use weir_progress::convergence::Convergence;
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 use weir_runtime::operators::WhenDone;
 
 use self::sdca::{CocoaParams, Duality, duality, half_lambda_norm2, local_sdca, partition_of};
 use crate::libsvm::Example;
+use weir_runtime::time::{BatchTime, Iteration};
 
 /// A worker's loop record: its duals (by example key) and its replica of `w`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -91,13 +92,13 @@ enum Flow {
 /// `index<TAB>weight` (1-based indices) from worker 0, once the loop is over.
 /// `resumed` holds a loop checkpoint's states for this worker.
 pub fn cocoa<'s>(
-    examples: StreamVec<'s, u64, Example>,
+    examples: StreamVec<'s, BatchTime, Example>,
     params: CocoaParams,
     options: CocoaLoop,
     resumed: Option<Vec<CocoaState>>,
     index: usize,
     peers: usize,
-) -> StreamVec<'s, u64, String> {
+) -> StreamVec<'s, BatchTime, String> {
     let scope = examples.scope();
     let part: Rc<RefCell<Part>> = Rc::default();
     let kept: Rc<RefCell<Option<CocoaState>>> = Rc::default();

@@ -7,9 +7,10 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 
-use super::{EMIT_BATCH, FINAL, key_hash};
+use super::{EMIT_BATCH, key_hash};
+use crate::time::BatchTime;
 
-/// Folds records into a per-key map and emits its entries at [`FINAL`].
+/// Folds records into a per-key map and emits its entries at [`BatchTime::End`].
 pub trait FoldByKey<'s, D> {
     /// Folds every record of this worker (no exchange) into a map with `fold`, and
     /// emits the map's entries once the input is complete. Use it as a combiner
@@ -19,20 +20,21 @@ pub trait FoldByKey<'s, D> {
     /// use timely::dataflow::operators::{ToStream, Capture};
     /// use timely::dataflow::operators::capture::Extract;
     /// use weir_runtime::operators::FoldByKey;
+    /// use weir_runtime::time::BatchTime;
     ///
-    /// let captured = timely::example(|scope| {
+    /// let captured = timely::execute_directly(|worker| worker.dataflow::<BatchTime, _, _>(|scope| {
     ///     ["a b", "b"].into_iter().map(String::from).to_stream(scope)
     ///         .container::<Vec<String>>()
     ///         .fold_by_key("Words", |map, line: String| {
     ///             for w in line.split(' ') { *map.entry(w.to_string()).or_insert(0u64) += 1; }
     ///         })
     ///         .capture()
-    /// });
+    /// }));
     /// let mut out: Vec<_> = captured.extract().into_iter().flat_map(|(_, v)| v).collect();
     /// out.sort();
     /// assert_eq!(out, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
     /// ```
-    fn fold_by_key<K, V, F>(self, name: &str, fold: F) -> StreamVec<'s, u64, (K, V)>
+    fn fold_by_key<K, V, F>(self, name: &str, fold: F) -> StreamVec<'s, BatchTime, (K, V)>
     where
         K: Eq + Hash + Clone + 'static,
         V: Clone + 'static,
@@ -48,37 +50,38 @@ pub trait SumByKey<'s, K, V> {
     /// use timely::dataflow::operators::{ToStream, Capture};
     /// use timely::dataflow::operators::capture::Extract;
     /// use weir_runtime::operators::SumByKey;
+    /// use weir_runtime::time::BatchTime;
     ///
-    /// let captured = timely::example(|scope| {
+    /// let captured = timely::execute_directly(|worker| worker.dataflow::<BatchTime, _, _>(|scope| {
     ///     [("x", 1u64), ("y", 2), ("x", 3)].map(|(k, v)| (k.to_string(), v)).to_stream(scope)
     ///         .container::<Vec<(String, u64)>>()
     ///         .sum_by_key()
     ///         .capture()
-    /// });
+    /// }));
     /// let mut out: Vec<_> = captured.extract().into_iter().flat_map(|(_, v)| v).collect();
     /// out.sort();
     /// assert_eq!(out, vec![("x".to_string(), 4), ("y".to_string(), 2)]);
     /// ```
-    fn sum_by_key(self) -> StreamVec<'s, u64, (K, V)>;
+    fn sum_by_key(self) -> StreamVec<'s, BatchTime, (K, V)>;
 }
 
 fn fold_with<'s, D, K, V, F, P>(
-    stream: StreamVec<'s, u64, D>,
+    stream: StreamVec<'s, BatchTime, D>,
     pact: P,
     name: &str,
     mut fold: F,
-) -> StreamVec<'s, u64, (K, V)>
+) -> StreamVec<'s, BatchTime, (K, V)>
 where
     D: 'static,
     K: Eq + Hash + Clone + 'static,
     V: Clone + 'static,
     F: FnMut(&mut HashMap<K, V>, D) + 'static,
-    P: ParallelizationContract<u64, Vec<D>>,
+    P: ParallelizationContract<BatchTime, Vec<D>>,
 {
     let scope = stream.scope();
     stream.unary_frontier(pact, name, move |cap, info| {
         let activator = scope.activator_for(info.address);
-        let mut cap = Some(cap.delayed(&FINAL));
+        let mut cap = Some(cap.delayed(&BatchTime::End));
         let mut map = HashMap::new();
         let mut draining: Option<std::collections::hash_map::IntoIter<K, V>> = None;
         move |(input, frontier), output| {
@@ -107,8 +110,8 @@ where
     })
 }
 
-impl<'s, D: 'static> FoldByKey<'s, D> for StreamVec<'s, u64, D> {
-    fn fold_by_key<K, V, F>(self, name: &str, fold: F) -> StreamVec<'s, u64, (K, V)>
+impl<'s, D: 'static> FoldByKey<'s, D> for StreamVec<'s, BatchTime, D> {
+    fn fold_by_key<K, V, F>(self, name: &str, fold: F) -> StreamVec<'s, BatchTime, (K, V)>
     where
         K: Eq + Hash + Clone + 'static,
         V: Clone + 'static,
@@ -118,12 +121,12 @@ impl<'s, D: 'static> FoldByKey<'s, D> for StreamVec<'s, u64, D> {
     }
 }
 
-impl<'s, K, V> SumByKey<'s, K, V> for StreamVec<'s, u64, (K, V)>
+impl<'s, K, V> SumByKey<'s, K, V> for StreamVec<'s, BatchTime, (K, V)>
 where
     K: timely::ExchangeData + Eq + Hash + Clone,
     V: timely::ExchangeData + Clone + std::ops::AddAssign + Default,
 {
-    fn sum_by_key(self) -> StreamVec<'s, u64, (K, V)> {
+    fn sum_by_key(self) -> StreamVec<'s, BatchTime, (K, V)> {
         let pact = Exchange::new(|(k, _): &(K, V)| key_hash(k));
         fold_with(self, pact, "SumByKey", |map, (k, v)| {
             *map.entry(k).or_default() += v;

@@ -4,6 +4,7 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::exec::WorkerCtx;
+use crate::time::BatchTime;
 
 /// Generates records in numbered chunks on the workers.
 pub trait GenerateChunks<'s> {
@@ -33,20 +34,20 @@ pub trait GenerateChunks<'s> {
         name: &str,
         chunks: u64,
         fill: F,
-    ) -> StreamVec<'s, u64, T>
+    ) -> StreamVec<'s, BatchTime, T>
     where
         T: Clone + 'static,
         F: FnMut(u64, &mut Vec<T>) + 'static;
 }
 
-impl<'s> GenerateChunks<'s> for Scope<'s, u64> {
+impl<'s> GenerateChunks<'s> for Scope<'s, BatchTime> {
     fn generate_chunks<T, F>(
         self,
         ctx: &WorkerCtx,
         name: &str,
         chunks: u64,
         mut fill: F,
-    ) -> StreamVec<'s, u64, T>
+    ) -> StreamVec<'s, BatchTime, T>
     where
         T: Clone + 'static,
         F: FnMut(u64, &mut Vec<T>) + 'static,

@@ -7,7 +7,7 @@
 //! Time in a batch dataflow: sources stamp each chunk of input with its own time
 //! (0, 1, 2, ...), which lets them read ahead of the consuming operator by a
 //! bounded number of chunks (see [`crate::exec::WorkerCtx::flow`]). Operators whose
-//! result depends on the whole input emit it at [`FINAL`], once their input
+//! result depends on the whole input emit it at [`BatchTime::End`](crate::time::BatchTime::End), once their input
 //! frontier is empty.
 
 pub mod fold_by_key;
@@ -19,9 +19,6 @@ pub use fold_by_key::{FoldByKey, SumByKey};
 pub use generate_chunks::GenerateChunks;
 pub use read_lines::ReadLines;
 pub use when_done::WhenDone;
-
-/// The time at which batch operators emit results that depend on their whole input.
-pub const FINAL: u64 = u64::MAX;
 
 pub use weir_progress::route::key_hash;
 

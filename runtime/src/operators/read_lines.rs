@@ -8,6 +8,7 @@ use timely::dataflow::{Scope, StreamVec};
 use crate::error::JobError;
 use crate::exec::WorkerCtx;
 use crate::input::{LineInput, LinePos};
+use crate::time::BatchTime;
 
 /// Bytes of input per chunk (one timestamp).
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -16,13 +17,13 @@ pub const READ_AHEAD: u64 = 2;
 
 /// Reads lines into a stream, parsing each.
 pub trait ReadLines<'s> {
-    /// Reads this worker's share of `input`, chunk `k` at time `start + k`, passing
+    /// Reads this worker's share of `input`, chunk `k` at time `(phase, k)`, passing
     /// each line and its position to `parse` (`Ok(None)` skips the line;
     /// `Err(message)` fails the job with the line's `file:line`; a position
     /// with offset 0 is the first line of its file, e.g. a header).
     ///
     /// The source reads chunk `k` only once the frontier of `ctx.flow` has reached
-    /// `start + k - READ_AHEAD` (and `start` itself for the first chunk): attach
+    /// `(phase, k - READ_AHEAD)` (and `(phase, 0)` for the first chunk): attach
     /// `ctx.flow` after the operator that absorbs the input to bound the data in
     /// flight, or to start reading only once an earlier phase is complete.
     ///
@@ -49,22 +50,22 @@ pub trait ReadLines<'s> {
         self,
         input: &LineInput,
         ctx: &WorkerCtx,
-        start: u64,
+        phase: u32,
         parse: P,
-    ) -> StreamVec<'s, u64, T>
+    ) -> StreamVec<'s, BatchTime, T>
     where
         T: Clone + 'static,
         P: FnMut(&str, LinePos) -> Result<Option<T>, String> + 'static;
 }
 
-impl<'s> ReadLines<'s> for Scope<'s, u64> {
+impl<'s> ReadLines<'s> for Scope<'s, BatchTime> {
     fn read_lines<T, P>(
         self,
         input: &LineInput,
         ctx: &WorkerCtx,
-        start: u64,
+        phase: u32,
         mut parse: P,
-    ) -> StreamVec<'s, u64, T>
+    ) -> StreamVec<'s, BatchTime, T>
     where
         T: Clone + 'static,
         P: FnMut(&str, LinePos) -> Result<Option<T>, String> + 'static,
@@ -83,7 +84,7 @@ impl<'s> ReadLines<'s> for Scope<'s, u64> {
             let activator = self.activator_for(info.address);
             let mut cap = Some(cap);
             if let Some(cap) = cap.as_mut() {
-                cap.downgrade(&start);
+                cap.downgrade(&BatchTime::phase(phase));
             }
             let mut chunk = 0u64;
             let mut line = String::new();
@@ -96,7 +97,7 @@ impl<'s> ReadLines<'s> for Scope<'s, u64> {
                     cap = None;
                     return;
                 }
-                if flow.less_than(&(start + chunk.saturating_sub(READ_AHEAD))) {
+                if flow.less_than(&BatchTime::chunk(phase, chunk.saturating_sub(READ_AHEAD))) {
                     activator.activate_after(Duration::from_micros(100));
                     return;
                 }
@@ -139,7 +140,7 @@ impl<'s> ReadLines<'s> for Scope<'s, u64> {
                     cap = None;
                 } else {
                     chunk += 1;
-                    time.downgrade(&(start + chunk));
+                    time.downgrade(&BatchTime::chunk(phase, chunk));
                     activator.activate();
                 }
             }

@@ -10,18 +10,19 @@ use super::superstep::{LoopOptions, emit, iterate};
 use crate::graph::NodeId;
 use crate::graph::input::Edge;
 use crate::graph::layout::{Direction, build_and_start};
+use weir_runtime::time::BatchTime;
 
 /// Distances from `source` in the graph of `edges`: lines `node<TAB>distance`
 /// for the reachable nodes once the loop is over (none when the source is not
 /// in the graph). `resumed` are the values of a loop checkpoint.
 pub fn bfs<'s, N: NodeId>(
-    edges: StreamVec<'s, u64, Edge<N>>,
+    edges: StreamVec<'s, BatchTime, Edge<N>>,
     source: N,
     options: LoopOptions,
     resumed: Option<Vec<(N, (N, bool))>>,
     index: usize,
     peers: usize,
-) -> StreamVec<'s, u64, String> {
+) -> StreamVec<'s, BatchTime, String> {
     let (graph, start) = build_and_start(
         edges,
         Direction::Out,

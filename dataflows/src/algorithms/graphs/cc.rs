@@ -10,17 +10,18 @@ use super::superstep::{LoopOptions, emit, iterate};
 use crate::graph::NodeId;
 use crate::graph::input::Edge;
 use crate::graph::layout::{Direction, build_and_start};
+use weir_runtime::time::BatchTime;
 
 /// Components of the graph of `edges`: lines `node<TAB>smallest id in its
 /// component` once the loop is over. `resumed` are the values of a loop
 /// checkpoint.
 pub fn cc<'s, N: NodeId>(
-    edges: StreamVec<'s, u64, Edge<N>>,
+    edges: StreamVec<'s, BatchTime, Edge<N>>,
     options: LoopOptions,
     resumed: Option<Vec<(N, (N, bool))>>,
     index: usize,
     peers: usize,
-) -> StreamVec<'s, u64, String> {
+) -> StreamVec<'s, BatchTime, String> {
     let (graph, start) = build_and_start(
         edges,
         Direction::Undirected,

@@ -12,6 +12,7 @@ use super::superstep::{Combiner, LoopOptions, Step, emit, iterate};
 use crate::graph::NodeId;
 use crate::graph::input::Edge;
 use crate::graph::layout::{Block, Direction, Graph, build_and_start};
+use weir_runtime::time::BatchTime;
 
 /// PageRank's parameter.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,13 +71,13 @@ impl<N: NodeId> Step<N> for PageRank {
 /// `node<TAB>rank` once the loop is over. `resumed` are the ranks of a loop
 /// checkpoint (`options.first` is then its next iteration).
 pub fn pagerank<'s, N: NodeId>(
-    edges: StreamVec<'s, u64, Edge<N>>,
+    edges: StreamVec<'s, BatchTime, Edge<N>>,
     params: PageRank,
     options: LoopOptions,
     resumed: Option<Vec<(N, f64)>>,
     index: usize,
     peers: usize,
-) -> StreamVec<'s, u64, String> {
+) -> StreamVec<'s, BatchTime, String> {
     let (graph, start) = build_and_start(
         edges,
         Direction::Out,

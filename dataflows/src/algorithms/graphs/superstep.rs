@@ -13,13 +13,14 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
-use weir_progress::convergence::{Convergence, Iteration};
+use weir_progress::convergence::Convergence;
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 use weir_runtime::exec::Failure;
 
 use crate::graph::layout::{Block, Graph, SharedGraph};
 use crate::graph::{Node, NodeId, owner};
 use weir_runtime::operators::WhenDone;
+use weir_runtime::time::{BatchTime, Iteration};
 
 pub use weir_progress::convergence::Report;
 
@@ -157,13 +158,13 @@ pub struct LoopOptions {
 /// stream's frontier is empty, i.e. the loop is over. (The loop runs at least
 /// one iteration: the convergence gate decides after each.)
 pub fn iterate<'s, N: NodeId, St: Step<N>>(
-    start: StreamVec<'s, u64, Block<St::Value, N>>,
+    start: StreamVec<'s, BatchTime, Block<St::Value, N>>,
     graph: SharedGraph<N>,
     step: St,
     options: LoopOptions,
     index: usize,
     peers: usize,
-) -> (Kept<St::Value, N>, StreamVec<'s, u64, f64>) {
+) -> (Kept<St::Value, N>, StreamVec<'s, BatchTime, f64>) {
     let last: Kept<St::Value, N> = Rc::default();
     let scope = start.scope();
     let step = Rc::new(step);
@@ -273,10 +274,10 @@ pub fn iterate<'s, N: NodeId, St: Step<N>>(
 /// Emits lines from this worker's final block once the loop is over
 /// (`done`'s frontier is empty): `format(node, value)` per node, `None` skips it.
 pub fn emit<'s, N: NodeId, S: Clone + 'static>(
-    done: StreamVec<'s, u64, f64>,
+    done: StreamVec<'s, BatchTime, f64>,
     last: Kept<S, N>,
     format: impl Fn(N, &S) -> Option<String> + 'static,
-) -> StreamVec<'s, u64, String> {
+) -> StreamVec<'s, BatchTime, String> {
     done.when_done("Emit", last, move |block| {
         block
             .into_iter()

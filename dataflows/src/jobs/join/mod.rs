@@ -30,6 +30,7 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::{Scope, StreamVec};
+use weir_runtime::time::BatchTime;
 
 pub use hash::HybridHash;
 pub use operator::LocalJoin;
@@ -47,8 +48,10 @@ pub type Row = (String, String);
 /// Receives each joined pair as (build row, probe row).
 pub type Emit<'a> = dyn FnMut(&str, &str) + 'a;
 
-/// The time at which the probe side's chunks start.
-pub const PROBE_PHASE: u64 = 1 << 40;
+/// The phase of the build side's chunks; the probe side's come after them.
+pub const BUILD_PHASE: u32 = 0;
+/// The phase of the probe side's chunks, read once the build side is in.
+pub const PROBE_PHASE: u32 = 1;
 
 /// How rows move between workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,11 +142,11 @@ pub fn default_spec(memory_budget: u64) -> JoinSpec {
 
 /// The join dataflow of one worker.
 pub fn dataflow<'s>(
-    scope: Scope<'s, u64>,
+    scope: Scope<'s, BatchTime>,
     ctx: &WorkerCtx,
     spec: &JoinSpec,
     plan: &Plan,
-) -> StreamVec<'s, u64, String> {
+) -> StreamVec<'s, BatchTime, String> {
     let (build_side, probe_side) = if plan.build_left {
         (&spec.left, &spec.right)
     } else {
@@ -154,7 +157,7 @@ pub fn dataflow<'s>(
         let key = side.key;
         move |line: &str, _| splitter.row(line, key)
     };
-    let build = scope.read_lines(&build_side.input, ctx, 0, parser(build_side));
+    let build = scope.read_lines(&build_side.input, ctx, BUILD_PHASE, parser(build_side));
     let probe = scope.read_lines(&probe_side.input, ctx, PROBE_PHASE, parser(probe_side));
     let budget = (spec.memory_budget / ctx.local_peers.max(1) as u64).max(1) as usize;
     let strategy: Box<dyn LocalStrategy> = match plan.local {

@@ -9,7 +9,8 @@ use timely::dataflow::operators::generic::Operator;
 
 use super::{LocalStrategy, Row};
 use weir_runtime::exec::WorkerCtx;
-use weir_runtime::operators::{EMIT_BATCH, FINAL};
+use weir_runtime::operators::EMIT_BATCH;
+use weir_runtime::time::BatchTime;
 
 /// Joins a build stream with a probe stream.
 pub trait LocalJoin<'s> {
@@ -20,7 +21,7 @@ pub trait LocalJoin<'s> {
     /// is complete. A probe chunk's capability is held until its rows are joined,
     /// so the output frontier says how far the join has really got (the sources
     /// read ahead of it by a bounded amount). Work the strategy put aside is
-    /// finished at [`FINAL`], a bounded batch per activation.
+    /// finished at [`BatchTime::End`], a bounded batch per activation.
     ///
     /// ```
     /// use std::rc::Rc;
@@ -42,16 +43,16 @@ pub trait LocalJoin<'s> {
     /// ```
     fn local_join<P1, P2>(
         self,
-        probe: StreamVec<'s, u64, Row>,
+        probe: StreamVec<'s, BatchTime, Row>,
         build_pact: P1,
         probe_pact: P2,
         strategy: Box<dyn LocalStrategy>,
         build_left: bool,
         ctx: &WorkerCtx,
-    ) -> StreamVec<'s, u64, String>
+    ) -> StreamVec<'s, BatchTime, String>
     where
-        P1: ParallelizationContract<u64, Vec<Row>>,
-        P2: ParallelizationContract<u64, Vec<Row>>;
+        P1: ParallelizationContract<BatchTime, Vec<Row>>,
+        P2: ParallelizationContract<BatchTime, Vec<Row>>;
 }
 
 fn line(build_left: bool, build: &str, probe: &str) -> String {
@@ -62,19 +63,19 @@ fn line(build_left: bool, build: &str, probe: &str) -> String {
     }
 }
 
-impl<'s> LocalJoin<'s> for StreamVec<'s, u64, Row> {
+impl<'s> LocalJoin<'s> for StreamVec<'s, BatchTime, Row> {
     fn local_join<P1, P2>(
         self,
-        probe: StreamVec<'s, u64, Row>,
+        probe: StreamVec<'s, BatchTime, Row>,
         build_pact: P1,
         probe_pact: P2,
         strategy: Box<dyn LocalStrategy>,
         build_left: bool,
         ctx: &WorkerCtx,
-    ) -> StreamVec<'s, u64, String>
+    ) -> StreamVec<'s, BatchTime, String>
     where
-        P1: ParallelizationContract<u64, Vec<Row>>,
-        P2: ParallelizationContract<u64, Vec<Row>>,
+        P1: ParallelizationContract<BatchTime, Vec<Row>>,
+        P2: ParallelizationContract<BatchTime, Vec<Row>>,
     {
         let scope = self.scope();
         let failure = ctx.failure.clone();
@@ -85,10 +86,10 @@ impl<'s> LocalJoin<'s> for StreamVec<'s, u64, Row> {
             "LocalJoin",
             move |cap, info| {
                 let activator = scope.activator_for(info.address);
-                let mut final_cap = Some(cap.delayed(&FINAL));
+                let mut final_cap = Some(cap.delayed(&BatchTime::End));
                 let mut strategy = Some(strategy);
                 let mut build_done = false;
-                let mut pending: VecDeque<(Capability<u64>, Vec<Row>)> = VecDeque::new();
+                let mut pending: VecDeque<(Capability<BatchTime>, Vec<Row>)> = VecDeque::new();
                 move |(build_in, build_frontier), (probe_in, probe_frontier), output| {
                     let Some(join) = strategy.as_mut().filter(|_| !failure.is_set()) else {
                         // failed (or done): drop everything, keep inputs drained
