@@ -207,6 +207,23 @@ mod tests {
         }
     }
 
+    /// Library errors name settings; the command line names their flags.
+    #[test]
+    fn every_setting_a_job_can_refuse_is_a_flag_of_some_command() {
+        let declared: HashSet<&str> = commands()
+            .iter()
+            .flat_map(|c| c.declared().map(|f| f.long()).collect::<Vec<_>>())
+            .collect();
+        for setting in weir_runtime::error::Setting::ALL {
+            let flag = crate::error::flag(setting);
+            let long = flag.split(' ').next().and_then(|f| f.strip_prefix("--"));
+            assert!(
+                long.is_some_and(|l| declared.contains(l)),
+                "{setting}: {flag} is no command's flag"
+            );
+        }
+    }
+
     #[test]
     fn every_listed_job_dispatches() {
         for job in super::JOBS {

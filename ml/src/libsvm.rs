@@ -225,6 +225,7 @@ impl SvmInput {
                             return Err(JobError::Malformed {
                                 position: reader.locate(pos),
                                 message,
+                                remedy: None,
                             });
                         }
                     }

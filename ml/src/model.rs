@@ -133,6 +133,7 @@ impl Model {
                 parse_factor_line(rest, rank).map_err(|message| JobError::Malformed {
                     position: format!("output line {}", n + 1),
                     message,
+                    remedy: None,
                 })?;
             match side {
                 "user" => model.users.insert(id, factor),
@@ -167,6 +168,7 @@ impl Model {
         let info: ModelInfo = serde_json::from_str(&text).map_err(|e| JobError::Malformed {
             position: format!("{}:{}", path.display(), e.line()),
             message: e.to_string(),
+            remedy: None,
         })?;
         let mut model = Model {
             rank: info.rank,
@@ -180,6 +182,7 @@ impl Model {
                     parse_factor_line(line, info.rank).map_err(|message| JobError::Malformed {
                         position: format!("{}:{}", path.display(), n + 1),
                         message,
+                        remedy: None,
                     })?;
                 factors.insert(id, f);
             }

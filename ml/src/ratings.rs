@@ -8,6 +8,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::{Scope, StreamVec};
 use weir_runtime::JobError;
+use weir_runtime::error::Setting;
 use weir_runtime::exec::WorkerCtx;
 use weir_runtime::input::{LineInput, LinePos};
 use weir_runtime::operators::{GenerateChunks, ReadLines};
@@ -216,6 +217,7 @@ impl RatingsInput {
                             return Err(JobError::Malformed {
                                 position: reader.locate(pos),
                                 message,
+                                remedy: None,
                             });
                         }
                     }
@@ -295,9 +297,10 @@ impl Split {
                 if (0.0..1.0).contains(fraction) {
                     Ok(())
                 } else {
-                    Err(JobError::Invalid(format!(
-                        "--test-fraction must be in [0, 1), not {fraction}"
-                    )))
+                    Err(JobError::setting(
+                        Setting::TestFraction,
+                        format!("must be in [0, 1), not {fraction}"),
+                    ))
                 }
             }
             Split::File(input) => input.validate(),

@@ -239,6 +239,7 @@ impl LineReader {
                                 "invalid UTF-8 at byte {} of the line",
                                 e.valid_up_to() + 1
                             ),
+                            remedy: None,
                         });
                     }
                 }

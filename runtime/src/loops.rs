@@ -11,7 +11,7 @@ use weir_progress::convergence::{Report, Round};
 use weir_progress::loop_state::{LoopCheckpoints, resume};
 use weir_progress::store::{CheckpointStore, Restore};
 
-use crate::error::JobError;
+use crate::error::{JobError, Remedy, Setting};
 use crate::exec::WorkerCtx;
 
 /// Loop checkpoints as a user asks for them.
@@ -41,8 +41,9 @@ impl LoopCheckpointing {
     /// checkpoint; without, refuses one that holds an earlier run's.
     pub fn open(&self) -> Result<OpenLoop, JobError> {
         if self.every == 0 {
-            return Err(JobError::Invalid(
-                "--checkpoint-every must be at least 1".into(),
+            return Err(JobError::setting(
+                Setting::CheckpointEvery,
+                "must be at least 1",
             ));
         }
         let store = CheckpointStore::local(&self.dir)?;
@@ -50,10 +51,13 @@ impl LoopCheckpointing {
             let (manifest, _) = store.restore_point(&Restore::Latest)?;
             manifest.epoch + 1
         } else if !store.complete()?.is_empty() {
-            return Err(JobError::Invalid(format!(
-                "{} holds loop checkpoints of an earlier run: resume with --restore latest, or use another directory",
-                self.dir.display()
-            )));
+            return Err(JobError::Remedy {
+                message: format!(
+                    "{} holds loop checkpoints of an earlier run (or use another directory)",
+                    self.dir.display()
+                ),
+                remedy: Remedy::Set(Setting::RestoreLatest),
+            });
         } else {
             0
         };

@@ -390,6 +390,7 @@ fn read_lines(
             position + e.valid_up_to() as u64
         ),
         message: "not UTF-8 text".into(),
+        remedy: None,
     })?;
     lines.extend(
         text.lines()

@@ -221,7 +221,7 @@ fn graph_jobs_reject_bad_input_with_the_position() {
     let out = run(&[&args[..], &["--restore", "latest", "--wide-ids"]].concat());
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("32-bit node ids: resume without --wide-ids"),
+        stderr(&out).contains("32-bit node ids: run without --wide-ids"),
         "{}",
         stderr(&out)
     );

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use timely::dataflow::{Scope, StreamVec};
 
 use super::{Node, NodeId};
-use weir_runtime::error::JobError;
+use weir_runtime::error::{JobError, Rejected, Remedy, Setting};
 use weir_runtime::exec::WorkerCtx;
 use weir_runtime::input::LineInput;
 use weir_runtime::operators::{GenerateChunks, ReadLines};
@@ -35,10 +35,10 @@ impl Rmat {
     /// Checks the scale.
     pub fn validate(&self) -> Result<(), JobError> {
         if !(1..=31).contains(&self.scale) {
-            return Err(JobError::Invalid(format!(
-                "--rmat {}: the scale must be between 1 and 31",
-                self.scale
-            )));
+            return Err(JobError::setting(
+                Setting::RmatScale,
+                format!("{}: the scale must be between 1 and 31", self.scale),
+            ));
         }
         Ok(())
     }
@@ -110,10 +110,11 @@ impl GraphInput {
                     match parse_edge(&line) {
                         Ok(Some(edge)) => edges.push(edge),
                         Ok(None) => {}
-                        Err(message) => {
+                        Err(Rejected { message, remedy }) => {
                             return Err(JobError::Malformed {
                                 position: reader.locate(pos),
                                 message,
+                                remedy,
                             });
                         }
                     }
@@ -150,38 +151,39 @@ impl GraphInput {
 /// Parses an edge line: `src dst` or `src dst weight` (the weight is checked
 /// and ignored), separated by spaces or tabs; blank lines and `#` comments
 /// give `None`.
-pub fn parse_edge<N: NodeId>(line: &str) -> Result<Option<Edge<N>>, String> {
+pub fn parse_edge<N: NodeId>(line: &str) -> Result<Option<Edge<N>>, Rejected> {
     let text = line.trim();
     if text.is_empty() || text.starts_with('#') {
         return Ok(None);
     }
     let mut fields = text.split_whitespace();
     let (Some(src), Some(dst)) = (fields.next(), fields.next()) else {
-        return Err(format!("expected `src dst [weight]`, found {line:?}"));
+        return Err(format!("expected `src dst [weight]`, found {line:?}").into());
     };
     if let Some(weight) = fields.next()
         && weight.parse::<f64>().is_err()
     {
-        return Err(format!("weight {weight:?} is not a number"));
+        return Err(format!("weight {weight:?} is not a number").into());
     }
     if fields.next().is_some() {
-        return Err(format!(
-            "expected `src dst [weight]`, found more fields: {line:?}"
-        ));
+        return Err(format!("expected `src dst [weight]`, found more fields: {line:?}").into());
     }
     Ok(Some((node(src)?, node(dst)?)))
 }
 
-fn node<N: NodeId>(text: &str) -> Result<N, String> {
+fn node<N: NodeId>(text: &str) -> Result<N, Rejected> {
     let Ok(id) = text.parse::<u64>() else {
-        return Err(format!("node id {text:?} is not a non-negative integer"));
+        return Err(format!("node id {text:?} is not a non-negative integer").into());
     };
     N::from_u64(id).ok_or_else(|| match N::BITS {
-        32 => format!(
-            "node id {id} is too large for 32-bit ids (below {}): run with --wide-ids",
-            u32::MAX
-        ),
-        _ => format!("node id {id} is too large (ids must be below {})", u64::MAX),
+        32 => Rejected {
+            message: format!(
+                "node id {id} is too large for 32-bit ids (below {})",
+                u32::MAX
+            ),
+            remedy: Some(Remedy::Set(Setting::WideIds)),
+        },
+        _ => format!("node id {id} is too large (ids must be below {})", u64::MAX).into(),
     })
 }
 
@@ -196,11 +198,15 @@ mod tests {
         assert_eq!(parse("1\t2\t0.5"), Ok(Some((1, 2))));
         assert_eq!(parse("  # a comment"), Ok(None));
         assert_eq!(parse(""), Ok(None));
-        assert!(parse("1").unwrap_err().contains("expected"));
-        assert!(parse("1 x").unwrap_err().contains("\"x\""));
-        assert!(parse("1 2 heavy").unwrap_err().contains("weight"));
-        assert!(parse("1 2 3 4").unwrap_err().contains("more fields"));
-        assert!(parse("1 4294967295").unwrap_err().contains("--wide-ids"));
+        let message = |line| parse(line).unwrap_err().message;
+        assert!(message("1").contains("expected"));
+        assert!(message("1 x").contains("\"x\""));
+        assert!(message("1 2 heavy").contains("weight"));
+        assert!(message("1 2 3 4").contains("more fields"));
+        assert_eq!(
+            parse("1 4294967295").unwrap_err().remedy,
+            Some(Remedy::Set(Setting::WideIds))
+        );
         assert_eq!(
             parse_edge::<u64>("1 4294967295"),
             Ok(Some((1, 4_294_967_295)))
@@ -208,6 +214,7 @@ mod tests {
         assert!(
             parse_edge::<u64>("18446744073709551615 1")
                 .unwrap_err()
+                .message
                 .contains("too large")
         );
     }

@@ -14,7 +14,7 @@ use crate::algorithms::graphs::{bfs, cc, pagerank};
 use crate::graph::NodeId;
 use crate::graph::input::GraphInput;
 use crate::graph::layout::Block;
-use weir_runtime::error::JobError;
+use weir_runtime::error::{JobError, Remedy, Setting};
 use weir_runtime::exec::{JobOptions, JobSummary, WorkerCtx, run_job};
 use weir_runtime::loops::{LoopCheckpointing, OpenLoop, Rounds, iterations_run, resumed};
 
@@ -102,7 +102,7 @@ pub fn run(
 ) -> Result<GraphSummary, JobError> {
     job.input.validate()?;
     if let Algorithm::PageRank { iterations: 0, .. } = job.algorithm {
-        return Err(JobError::Invalid("--iterations must be at least 1".into()));
+        return Err(JobError::setting(Setting::Iterations, "must be at least 1"));
     }
     let open = job
         .checkpoints
@@ -121,9 +121,10 @@ pub fn run(
         if let Algorithm::Bfs { source } = job.algorithm
             && u32::from_u64(source).is_none()
         {
-            return Err(JobError::Invalid(format!(
-                "--source {source} does not fit in 32-bit node ids: run with --wide-ids"
-            )));
+            return Err(JobError::Remedy {
+                message: format!("source {source} does not fit in 32-bit node ids"),
+                remedy: Remedy::Set(Setting::WideIds),
+            });
         }
         run_with::<u32>(config, &job, options, open, first, report)?
     };
@@ -157,11 +158,17 @@ fn check_id_width(
     if found == want {
         return Ok(());
     }
-    Err(JobError::Invalid(format!(
-        "{}: the loop checkpoints hold {found}-bit node ids: resume {} --wide-ids",
-        checkpointing.dir.display(),
-        if found == "64" { "with" } else { "without" }
-    )))
+    Err(JobError::Remedy {
+        message: format!(
+            "{}: the loop checkpoints hold {found}-bit node ids",
+            checkpointing.dir.display()
+        ),
+        remedy: if found == "64" {
+            Remedy::Set(Setting::WideIds)
+        } else {
+            Remedy::Unset(Setting::WideIds)
+        },
+    })
 }
 
 fn run_with<N: NodeId>(

@@ -36,7 +36,9 @@ pub fn dataflow<'s>(
     input: &LineInput,
 ) -> StreamVec<'s, BatchTime, String> {
     scope
-        .read_lines(input, ctx, 0, |line, _| Ok(Some(line.to_owned())))
+        .read_lines(input, ctx, 0, |line, _| {
+            Ok::<_, String>(Some(line.to_owned()))
+        })
         .fold_by_key("CountWords", |counts: &mut HashMap<String, u64>, line| {
             for_each_word(&line, |word| match counts.get_mut(word) {
                 Some(count) => *count += 1,

@@ -8,6 +8,7 @@ use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::{Filter, Map};
 use weir_progress::convergence::Round;
 use weir_runtime::JobError;
+use weir_runtime::error::Setting;
 use weir_runtime::exec::{JobOptions, JobSummary, run_job};
 use weir_runtime::loops::{LoopCheckpointing, Rounds, iterations_run, resumed};
 
@@ -68,19 +69,19 @@ pub fn run(
     job.input.validate()?;
     job.split.validate()?;
     if job.iterations == 0 {
-        return Err(JobError::Invalid("--iterations must be at least 1".into()));
+        return Err(JobError::setting(Setting::Iterations, "must be at least 1"));
     }
     if job.params.rank == 0 {
-        return Err(JobError::Invalid("--rank must be at least 1".into()));
+        return Err(JobError::setting(Setting::Rank, "must be at least 1"));
     }
     if !(job.params.lambda >= 0.0 && job.params.lambda.is_finite()) {
-        return Err(JobError::Invalid(format!(
-            "--lambda must be a non-negative number, not {}",
-            job.params.lambda
-        )));
+        return Err(JobError::setting(
+            Setting::Lambda,
+            format!("must be a non-negative number, not {}", job.params.lambda),
+        ));
     }
     if job.blocks == Some(0) {
-        return Err(JobError::Invalid("--blocks must be at least 1".into()));
+        return Err(JobError::setting(Setting::Blocks, "must be at least 1"));
     }
     let open = job
         .checkpoints

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use weir_progress::convergence::Round;
 use weir_runtime::JobError;
+use weir_runtime::error::Setting;
 use weir_runtime::exec::{JobOptions, JobSummary, run_job};
 use weir_runtime::loops::{LoopCheckpointing, Rounds, iterations_run, resumed};
 
@@ -65,13 +66,13 @@ pub fn run(
         test.validate()?;
     }
     if job.rounds == 0 {
-        return Err(JobError::Invalid("--rounds must be at least 1".into()));
+        return Err(JobError::setting(Setting::Rounds, "must be at least 1"));
     }
     if !(job.params.lambda > 0.0 && job.params.lambda.is_finite()) {
-        return Err(JobError::Invalid(format!(
-            "--lambda must be a positive number, not {}",
-            job.params.lambda
-        )));
+        return Err(JobError::setting(
+            Setting::Lambda,
+            format!("must be a positive number, not {}", job.params.lambda),
+        ));
     }
     let open = job
         .checkpoints

@@ -9,6 +9,7 @@ use weir_ml::jobs::als::{self, AlsJob, AlsSummary};
 use weir_ml::model::Model;
 use weir_ml::ratings::{Format, RatingsInput, Split, Synthetic, split_all};
 use weir_runtime::JobError;
+use weir_runtime::error::{Remedy, Setting};
 use weir_runtime::exec::JobOptions;
 use weir_runtime::input::LineInput;
 use weir_runtime::loops::LoopCheckpointing;
@@ -234,7 +235,16 @@ fn a_resumed_run_ends_with_the_uninterrupted_factors_at_another_worker_count() {
         &JobOptions::default(),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("--restore latest"), "{err}");
+    assert!(
+        matches!(
+            err,
+            JobError::Remedy {
+                remedy: Remedy::Set(Setting::RestoreLatest),
+                ..
+            }
+        ),
+        "{err}"
+    );
     // ... and the resume on 3 workers runs iterations 4..7
     let mut resume = job(input, split, 7);
     resume.checkpoints = Some(LoopCheckpointing {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
 
-use crate::error::JobError;
+use crate::error::{JobError, Rejected};
 use crate::exec::WorkerCtx;
 use crate::input::{LineInput, LinePos};
 use crate::time::BatchTime;
@@ -19,7 +19,8 @@ pub const READ_AHEAD: u64 = 2;
 pub trait ReadLines<'s> {
     /// Reads this worker's share of `input`, chunk `k` at time `(phase, k)`, passing
     /// each line and its position to `parse` (`Ok(None)` skips the line;
-    /// `Err(message)` fails the job with the line's `file:line`; a position
+    /// `Err(why)` (a message, or a [`Rejected`] with a remedy) fails the job
+    /// with the line's `file:line`; a position
     /// with offset 0 is the first line of its file, e.g. a header).
     ///
     /// The source reads chunk `k` only once the frontier of `ctx.flow` has reached
@@ -46,7 +47,7 @@ pub trait ReadLines<'s> {
     /// .unwrap();
     /// assert_eq!(summary.records, Some(vec!["10".into(), "20".into(), "30".into()]));
     /// ```
-    fn read_lines<T, P>(
+    fn read_lines<T, E, P>(
         self,
         input: &LineInput,
         ctx: &WorkerCtx,
@@ -55,11 +56,12 @@ pub trait ReadLines<'s> {
     ) -> StreamVec<'s, BatchTime, T>
     where
         T: Clone + 'static,
-        P: FnMut(&str, LinePos) -> Result<Option<T>, String> + 'static;
+        E: Into<Rejected>,
+        P: FnMut(&str, LinePos) -> Result<Option<T>, E> + 'static;
 }
 
 impl<'s> ReadLines<'s> for Scope<'s, BatchTime> {
-    fn read_lines<T, P>(
+    fn read_lines<T, E, P>(
         self,
         input: &LineInput,
         ctx: &WorkerCtx,
@@ -68,7 +70,8 @@ impl<'s> ReadLines<'s> for Scope<'s, BatchTime> {
     ) -> StreamVec<'s, BatchTime, T>
     where
         T: Clone + 'static,
-        P: FnMut(&str, LinePos) -> Result<Option<T>, String> + 'static,
+        E: Into<Rejected>,
+        P: FnMut(&str, LinePos) -> Result<Option<T>, E> + 'static,
     {
         let mut reader = match input.reader(ctx.index, ctx.peers) {
             Ok(reader) => Some(reader),
@@ -113,10 +116,12 @@ impl<'s> ReadLines<'s> for Scope<'s, BatchTime> {
                                     records += 1;
                                 }
                                 Ok(None) => {}
-                                Err(message) => {
+                                Err(why) => {
+                                    let Rejected { message, remedy } = why.into();
                                     failure.set(JobError::Malformed {
                                         position: lines.locate(pos),
                                         message,
+                                        remedy,
                                     });
                                     finished = true;
                                     break;

@@ -139,6 +139,7 @@ fn read<'s>(
                                                 "not UTF-8 text (byte {})",
                                                 e.utf8_error().valid_up_to()
                                             ),
+                                            remedy: None,
                                         }),
                                     }
                                 }

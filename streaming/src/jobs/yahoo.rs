@@ -80,6 +80,7 @@ pub fn load_campaigns(path: &Path) -> Result<Campaigns, JobError> {
             return Err(JobError::Malformed {
                 position: format!("{}:{}", path.display(), n + 1),
                 message: format!("expected ad_id,campaign_id, found {line:?}"),
+                remedy: None,
             });
         };
         table.insert(ad.trim().to_string(), campaign.trim().to_string());
@@ -88,6 +89,7 @@ pub fn load_campaigns(path: &Path) -> Result<Campaigns, JobError> {
         return Err(JobError::Malformed {
             position: path.display().to_string(),
             message: "no ad_id,campaign_id lines".into(),
+            remedy: None,
         });
     }
     Ok(table)

@@ -139,6 +139,7 @@ pub fn load_expected(path: &Path) -> Result<WindowCounts, JobError> {
         let w: WindowCount = serde_json::from_str(line).map_err(|e| JobError::Malformed {
             position: format!("{}:{}", path.display(), n + 1),
             message: e.to_string(),
+            remedy: None,
         })?;
         expected.insert((w.campaign_id, w.window_start), w.count);
     }

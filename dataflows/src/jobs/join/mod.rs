@@ -239,6 +239,7 @@ pub fn reference(spec: &JoinSpec) -> Result<Vec<String>, JobError> {
                     return Err(JobError::Malformed {
                         position: reader.locate(pos),
                         message,
+                        remedy: None,
                     });
                 }
             }
