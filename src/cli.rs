@@ -173,6 +173,17 @@ pub fn timely_config(m: &getopts::Matches) -> Result<timely::Config, CliError> {
     timely::Config::from_matches(m).map_err(|e| usage(format!("timely flags: {e}")))
 }
 
+/// Timely's configuration from its flags; with none of them, one process
+/// with a worker per core.
+pub fn timely_config_or_all_cores(m: &getopts::Matches) -> Result<timely::Config, CliError> {
+    let given = [&THREADS, &PROCESSES, &PROCESS].iter().any(|f| f.given(m)) || HOSTFILE.given(m);
+    if given {
+        return timely_config(m);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(timely::Config::process(cores))
+}
+
 /// Parses a job's arguments into its matches, timely configuration and output
 /// options; `Ok(None)` when `--help` was printed.
 pub fn parse_job(

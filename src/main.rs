@@ -5,6 +5,7 @@ mod als;
 mod cli;
 mod cocoa;
 mod demo;
+mod demo_stream;
 mod error;
 mod flag;
 mod generate;

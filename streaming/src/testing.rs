@@ -1,5 +1,5 @@
 //! Inputs and checks for the tests of streaming jobs (this crate's and the
-//! command line's): seeded input files written the way writers must write them,
+//! command line's, and the demo's exactly-once check): seeded input files written the way writers must write them,
 //! their true word totals, and a check of committed output.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -212,4 +212,41 @@ fn demo_runs_every_job_and_prints_the_table() {
         assert!(cols[2].parse::<u64>().unwrap() > 0, "{row}");
         assert_eq!(cols[5], "2", "{row}");
     }
+    // iterations, convergence, test RMSE, and the streaming kill and restore
+    let result = |job: &str| {
+        let row = lines.iter().find(|l| l.starts_with(job)).unwrap();
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[5], "2", "{row}");
+        cols[6..].join(" ")
+    };
+    assert!(result("pagerank").starts_with("converged:"), "{table}");
+    assert!(result("cc").starts_with("fixed point after"), "{table}");
+    assert!(result("als").starts_with("test RMSE 0."), "{table}");
+    assert!(result("cocoa").starts_with("duality gap"), "{table}");
+    assert!(result("stream").contains("exactly once"), "{table}");
+    assert!(
+        table.contains("killed with kill -9 after checkpoint")
+            && table.contains("--restore latest")
+            && table.contains("stream: exactly once:"),
+        "{table}"
+    );
+}
+
+/// The demo runs on every core unless timely's flags say otherwise.
+#[test]
+fn demo_runs_on_every_core_by_default() {
+    let o = run(&["demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let table = String::from_utf8_lossy(&o.stdout);
+    let rows: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(rows.len(), 7, "{table}");
+    for row in rows {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[5], cores.to_string(), "{row}");
+    }
 }
