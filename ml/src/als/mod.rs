@@ -18,13 +18,18 @@
 //! tolerance, at the same iteration for every worker count; loop checkpoints
 //! save the item blocks. [`reference`](mod@reference) is the sequential version the tests
 //! compare against: the same solves in the same order give the same factors.
+//!
+//! Inside: `setup` places the ratings, builds each worker's layout and
+//! releases the first item blocks once every worker is ready; `inbox` holds
+//! what a half-iteration receives until the frontier passes it.
 
+mod inbox;
 pub mod layout;
 pub mod reference;
+mod setup;
 pub mod solve;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
 use std::ops::AddAssign;
 use std::rc::Rc;
 
@@ -36,17 +41,17 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::{Map, ToStream};
-use timely::dataflow::operators::{Capability, Concat, Enter, Leave, LoopVariable};
+use timely::dataflow::operators::{Concat, Enter, Leave, LoopVariable};
 use weir_progress::convergence::Convergence;
 use weir_progress::loop_state::{LoopCheckpoints, close_loop};
 use weir_runtime::exec::Failure;
 use weir_runtime::operators::WhenDone;
 
-use self::layout::{Layout, Partition, Placed, Placement, Side};
+use self::inbox::{Flow, Inbox, Table};
+use self::layout::{Layout, Partition, Side};
 use self::solve::{Solver, dot};
 use crate::ratings::Rating;
-use weir_runtime::time::{BatchTime, Iteration};
+use weir_runtime::time::BatchTime;
 
 /// The model's parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -129,18 +134,6 @@ impl Errors {
     }
 }
 
-/// What a worker tells the others once it has built its share of the ratings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-enum Built {
-    /// Built; `clean`: its input had no malformed record.
-    Ready {
-        /// Whether its input parsed without error.
-        clean: bool,
-    },
-    /// Its first item block (to itself).
-    Block(ItemBlock),
-}
-
 /// A worker's item factors: the record that goes around the loop (and into
 /// loop checkpoints, with ids, so a resume can re-partition them).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -168,123 +161,6 @@ pub struct AlsLoop {
     pub report: Option<Report>,
     /// Loop checkpoints, if any.
     pub checkpoints: Option<LoopCheckpoints>,
-}
-
-/// What goes into a worker's setup: its ratings, and resumed factors.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-enum Setup {
-    Place(Placed),
-    Resume(u64, Vec<f64>),
-    Sse(f64),
-}
-
-/// What a worker sends to a worker within an iteration.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-enum Flow {
-    /// The receiver's own item block, passed along to the items' half.
-    State(ItemBlock),
-    /// Factors of the sender's entities that the receiver needs.
-    Factors { ids: Vec<u64>, values: Vec<f64> },
-}
-
-/// The other side's factors a worker has received for an iteration.
-struct Table {
-    rank: usize,
-    values: Vec<f64>,
-    filled: Vec<bool>,
-}
-
-impl Table {
-    fn new(side: &Side, rank: usize) -> Table {
-        Table {
-            rank,
-            values: vec![0.0; side.remote.len() * rank],
-            filled: vec![false; side.remote.len()],
-        }
-    }
-
-    fn fill(&mut self, side: &Side, ids: &[u64], values: &[f64]) {
-        for (j, &id) in ids.iter().enumerate() {
-            if let Some(slot) = side.slot(id) {
-                let k = self.rank;
-                self.values[slot * k..(slot + 1) * k].copy_from_slice(&values[j * k..(j + 1) * k]);
-                self.filled[slot] = true;
-            }
-        }
-    }
-
-    #[inline]
-    fn get(&self, slot: usize) -> &[f64] {
-        &self.values[slot * self.rank..(slot + 1) * self.rank]
-    }
-
-    fn reset(&mut self) {
-        self.filled.iter_mut().for_each(|f| *f = false);
-    }
-}
-
-/// What a half-iteration has received for each iteration, until the
-/// frontier passes it: this worker's item block and a table of the other
-/// side's factors (one table is reused from iteration to iteration).
-struct Inbox {
-    pending: BTreeMap<Iteration, (Capability<Iteration>, Option<ItemBlock>, Table)>,
-    spare: Option<Table>,
-    rank: usize,
-}
-
-impl Inbox {
-    fn new(rank: usize) -> Inbox {
-        Inbox {
-            pending: BTreeMap::new(),
-            spare: None,
-            rank,
-        }
-    }
-
-    /// Takes in `flows` of iteration `time`; `cap` makes its capability.
-    fn take(
-        &mut self,
-        time: Iteration,
-        cap: impl FnOnce() -> Capability<Iteration>,
-        side: &Side,
-        flows: impl Iterator<Item = Flow>,
-    ) {
-        let (spare, rank) = (&mut self.spare, self.rank);
-        let entry = self.pending.entry(time).or_insert_with(|| {
-            let table = spare.take().unwrap_or_else(|| Table::new(side, rank));
-            (cap(), None, table)
-        });
-        for flow in flows {
-            match flow {
-                Flow::State(block) => entry.1 = Some(block),
-                Flow::Factors { ids, values } => entry.2.fill(side, &ids, &values),
-            }
-        }
-    }
-
-    /// The iterations that are `complete`, with their block and table (give
-    /// the table back with [`Inbox::recycle`]).
-    fn ready(
-        &mut self,
-        complete: impl Fn(&Iteration) -> bool,
-    ) -> Vec<(Capability<Iteration>, ItemBlock, Table)> {
-        let times: Vec<Iteration> = self
-            .pending
-            .keys()
-            .filter(|t| complete(t))
-            .copied()
-            .collect();
-        times
-            .into_iter()
-            .filter_map(|t| self.pending.remove(&t))
-            .map(|(cap, block, table)| (cap, block.unwrap_or_default(), table))
-            .collect()
-    }
-
-    fn recycle(&mut self, mut table: Table) {
-        table.reset();
-        self.spare = Some(table);
-    }
 }
 
 /// Solves every entity of `side` from the received `table`; the factors in
@@ -379,139 +255,12 @@ pub fn als<'s>(
     index: usize,
 ) -> StreamVec<'s, BatchTime, String> {
     let scope = ratings.scope();
-    let peers = partition.peers;
     let rank = params.rank;
     let layout: Rc<RefCell<Layout>> = Rc::default();
     let kept: Rc<RefCell<Kept>> = Rc::default();
-
-    // 1. place every rating at its user's and its item's owner; resumed
-    //    factors at their item's (new) owner
-    let placed = ratings.flat_map(move |(r, test)| {
-        let (user_side, item_side) = if test {
-            (Placed::UserTest(r), Placed::ItemTest(r))
-        } else {
-            (Placed::UserTrain(r), Placed::ItemTrain(r))
-        };
-        [
-            (partition.owner(r.user) as u64, Setup::Place(user_side)),
-            (partition.owner(r.item) as u64, Setup::Place(item_side)),
-        ]
-    });
-    let resuming = resumed.is_some();
-    let resumed = resumed
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(move |block| {
-            let sse = (0u64, Setup::Sse(block.train_sse));
-            let k = rank.max(1);
-            let factors: Vec<(u64, Setup)> = block
-                .ids
-                .iter()
-                .zip(block.factors.chunks_exact(k))
-                .map(|(&id, f)| (partition.owner(id) as u64, Setup::Resume(id, f.to_vec())))
-                .collect();
-            factors.into_iter().chain(std::iter::once(sse))
-        })
-        .to_stream(scope);
-    let built = Rc::clone(&layout);
-    let build_failure = failure.clone();
-    let built_blocks = placed
-        .concat(resumed)
-        .unary_frontier::<CapacityContainerBuilder<Vec<(u64, Built)>>, _, _, _>(
-            Exchange::new(|(to, _): &(u64, Setup)| *to),
-            "BuildRatings",
-            move |cap, _| {
-                let mut cap = Some(cap);
-                let mut placed = Placement::default();
-                let mut factors: HashMap<u64, Vec<f64>> = HashMap::new();
-                let mut sse: Option<f64> = None;
-                move |(input, frontier), output| {
-                    input.for_each(|_, data| {
-                        for (_, setup) in data.drain(..) {
-                            match setup {
-                                Setup::Place(p) => placed.push(p),
-                                Setup::Resume(id, f) => {
-                                    factors.insert(id, f);
-                                }
-                                Setup::Sse(s) => *sse.get_or_insert(0.0) += s,
-                            }
-                        }
-                    });
-                    if frontier.is_empty()
-                        && let Some(cap) = cap.take()
-                    {
-                        let built_layout =
-                            match Layout::build(std::mem::take(&mut placed), partition) {
-                                Ok(layout) => layout,
-                                Err(error) => {
-                                    build_failure.set(error);
-                                    Layout::default()
-                                }
-                            };
-                        let ids = built_layout.items.ids.clone();
-                        let mut block = ItemBlock {
-                            factors: vec![0.0; ids.len() * rank],
-                            ids,
-                            // a resumed loop knows the error before it; a fresh one does not
-                            train_sse: if resuming {
-                                sse.unwrap_or(0.0)
-                            } else {
-                                f64::NAN
-                            },
-                        };
-                        for (l, f) in block.factors.chunks_exact_mut(rank.max(1)).enumerate() {
-                            let id = block.ids[l];
-                            match factors.remove(&id) {
-                                Some(old) if old.len() == f.len() => f.copy_from_slice(&old),
-                                _ => initial_factor(params.seed, id, f),
-                            }
-                        }
-                        *built.borrow_mut() = built_layout;
-                        // every worker learns that this one is ready, and
-                        // whether its input was clean (a worker's own input
-                        // errors are in its failure slot by now)
-                        let clean = !build_failure.is_set();
-                        let mut session = output.session(&cap);
-                        for to in 0..peers as u64 {
-                            session.give((to, Built::Ready { clean }));
-                        }
-                        session.give((index as u64, Built::Block(block)));
-                    }
-                }
-            },
-        );
-    // the loop starts once every worker has built its layout: a worker
-    // that ships factors to one that has not would find no table for them
-    let start = built_blocks.unary_frontier::<CapacityContainerBuilder<Vec<ItemBlock>>, _, _, _>(
-        Exchange::new(|(to, _): &(u64, Built)| *to),
-        "AllBuilt",
-        move |cap, _| {
-            let mut cap = Some(cap);
-            let mut block = None;
-            let mut clean = true;
-            move |(input, frontier), output| {
-                input.for_each(|_, data| {
-                    for (_, b) in data.drain(..) {
-                        match b {
-                            Built::Ready { clean: c } => clean &= c,
-                            Built::Block(b) => block = Some(b),
-                        }
-                    }
-                });
-                // a malformed input anywhere: no iteration runs (the job
-                // fails with the input's error, not after a loop over part
-                // of the ratings)
-                if frontier.is_empty()
-                    && let Some(cap) = cap.take()
-                    && let Some(block) = block.take()
-                    && clean
-                {
-                    output.session(&cap).give(block);
-                }
-            }
-        },
+    let start = setup::start(
+        ratings, params, partition, resumed, &layout, &failure, index,
     );
-
     let AlsLoop {
         first,
         max_iterations,
