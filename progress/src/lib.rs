@@ -13,14 +13,16 @@
 //!   implement [`backend::Backend`] too).
 //! - [`background`]: a thread working through jobs in order, off the data
 //!   path (snapshot writes, manifest commits).
-//! - [`store`]: checkpoints on a backend: part files, manifests with checksums,
-//!   validation and fallback on restore, retention.
+//! - [`store`]: checkpoints on a backend: part files, manifests with checksums
+//!   ([`manifest`]), validation and fallback on restore, retention.
 //! - [`route`]: the key hash shared by exchange routing and rescaling.
-//! - [`state`]: keyed state with incremental snapshots written by a background
-//!   thread, and its restore (with repartitioning) from a [`store::Manifest`].
+//! - [`state`]: keyed state with incremental snapshots, and its restore (with
+//!   repartitioning) from a [`store::Manifest`]; [`snapshot`]: the background
+//!   thread that writes them.
 //! - [`checkpoint`]: the timely side: stateful operators that snapshot when their
-//!   frontier passes a checkpoint epoch, and the coordinator that commits a
-//!   checkpoint when the frontier of the acknowledgements passes it.
+//!   frontier passes a checkpoint epoch, and what they acknowledge;
+//!   [`coordinate`]: the coordinator that commits a checkpoint when the
+//!   frontier of the acknowledgements passes it.
 //! - [`loop_state`]: checkpoints of an iterative loop's records every K
 //!   iterations, and resuming mid-loop at any worker count.
 //! - [`convergence`]: the gate that ends a loop once the frontier has passed
@@ -42,10 +44,13 @@ pub mod backend;
 pub mod background;
 pub mod checkpoint;
 pub mod convergence;
+pub mod coordinate;
 pub mod error;
 pub mod loop_state;
+pub mod manifest;
 pub mod recovery;
 pub mod route;
+pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod testing;

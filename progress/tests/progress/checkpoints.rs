@@ -3,9 +3,8 @@ use std::collections::BTreeMap;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::{Input, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
-use weir_progress::checkpoint::{
-    Checkpoints, Committed, Coordinate, FINAL_EPOCH, Schedule, StatefulUnary,
-};
+use weir_progress::checkpoint::{Checkpoints, Committed, FINAL_EPOCH, Schedule, StatefulUnary};
+use weir_progress::coordinate::Coordinate;
 use weir_progress::route::key_hash;
 use weir_progress::state::restore;
 use weir_progress::store::CheckpointStore;
