@@ -66,7 +66,7 @@ pub fn checkpoint_flags(
     ]);
 }
 
-/// The shared options' values (see [`checkpoint_options`]).
+/// The shared options' values (see [`checkpoint_flags`]).
 pub struct Checkpointing {
     pub options: StreamOptions,
     pub interval: Duration,

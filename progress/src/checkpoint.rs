@@ -239,7 +239,7 @@ pub trait StatefulUnary<'s, D> {
     /// (so `logic` sees the whole epoch: what changed in it), and emits the
     /// output at that epoch. Snapshots the state at checkpoint epochs (see the
     /// module doc). Returns the output and the acknowledgement stream, which goes
-    /// to [`Coordinate::coordinate`].
+    /// to [`Coordinate::coordinate`](crate::coordinate::Coordinate::coordinate).
     fn stateful_unary<K, V, D2, P, L>(
         self,
         pact: P,

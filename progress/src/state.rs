@@ -12,7 +12,7 @@
 //!
 //! Besides its keys, an operator may keep a few *shared* values that every
 //! worker holds alike (a window operator's event-time watermark): they go into
-//! each snapshot's [`PartChain`], and a restore at any worker count gives every
+//! each snapshot's [`PartChain`](crate::store::PartChain), and a restore at any worker count gives every
 //! worker the largest value of each over all the operator's parts.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
