@@ -13,6 +13,8 @@ use crate::error::{CliError, usage};
 pub struct Flag<T> {
     /// The long name, without `--`.
     pub long: &'static str,
+    /// A one-letter name, without `-` (empty: none).
+    pub short: &'static str,
     /// The value's name in the help (`N`, `PATH`); empty for a switch.
     pub value: &'static str,
     /// The help text, without the default.
@@ -66,6 +68,7 @@ impl<T> Flag<T> {
     ) -> Self {
         Flag {
             long,
+            short: "",
             value,
             doc,
             default: None,
@@ -80,6 +83,11 @@ impl<T> Flag<T> {
             default: Some(default),
             ..self
         }
+    }
+
+    /// The same flag, also called `-short`.
+    pub const fn short(self, short: &'static str) -> Self {
+        Flag { short, ..self }
     }
 
     /// The same flag, repeatable.
@@ -147,11 +155,11 @@ impl<T> Declared for Flag<T> {
             doc.push_str(&format!(" (default {default})"));
         }
         if self.value.is_empty() {
-            opts.optflag("", self.long, &doc);
+            opts.optflag(self.short, self.long, &doc);
         } else if self.repeat {
-            opts.optmulti("", self.long, &doc, self.value);
+            opts.optmulti(self.short, self.long, &doc, self.value);
         } else {
-            opts.optopt("", self.long, &doc, self.value);
+            opts.optopt(self.short, self.long, &doc, self.value);
         }
     }
 

@@ -13,6 +13,7 @@ mod graph;
 mod iterative;
 mod join;
 mod plot;
+mod sql;
 mod stream;
 mod stream_kafka;
 mod stream_options;
@@ -81,6 +82,11 @@ const JOBS: &[Job] = &[
         name: "cocoa",
         about: "CoCoA / CoCoA+ linear SVM of LIBSVM data (timely rounds)",
         run: cocoa::main,
+    },
+    Job {
+        name: "sql",
+        about: "SQL over CSV, JSON and Parquet files (DataFusion plans, timely runs)",
+        run: sql::main,
     },
     Job {
         name: "gen",
@@ -182,6 +188,7 @@ mod tests {
             crate::stream_kafka::produce_command(),
             crate::stream_kafka::yahoo_command(),
             crate::stream_kafka::verify_command(),
+            crate::sql::command(),
         ]
     }
 

@@ -1,0 +1,207 @@
+//! Tables the user declared with `CREATE EXTERNAL TABLE`: their files, their
+//! format and their schema (declared, or inferred from the first file).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion_expr::CreateExternalTable;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::{Result, SqlError};
+
+/// Rows read to infer the schema of a CSV or JSON table.
+const INFER_ROWS: usize = 1000;
+
+/// How a table's files are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Delimited text.
+    Csv {
+        /// Whether each file's first line names the columns.
+        has_header: bool,
+        /// The field delimiter.
+        delimiter: u8,
+    },
+    /// Newline-delimited JSON objects.
+    Json,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl Format {
+    /// The extension of the files a directory location holds.
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Csv { .. } => "csv",
+            Format::Json => "json",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+/// A declared table.
+#[derive(Clone, Debug)]
+pub struct Table {
+    /// Its name in queries.
+    pub name: String,
+    /// How its files are written.
+    pub format: Format,
+    /// Its files, in order.
+    pub files: Vec<PathBuf>,
+    /// Its columns.
+    pub schema: SchemaRef,
+}
+
+fn input(location: &Path, message: impl std::fmt::Display) -> SqlError {
+    SqlError::Input {
+        location: location.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+impl Table {
+    /// The table a `CREATE EXTERNAL TABLE` statement declares.
+    pub fn declare(cmd: &CreateExternalTable) -> Result<Table> {
+        let name = cmd.name.table().to_string();
+        let format = match cmd.file_type.to_ascii_uppercase().as_str() {
+            "CSV" => Format::Csv {
+                has_header: option(cmd, "has_header")
+                    .map(|v| v.eq_ignore_ascii_case("true"))
+                    .unwrap_or(false),
+                delimiter: match option(cmd, "delimiter") {
+                    None => b',',
+                    Some(d) if d.len() == 1 && d.is_ascii() => d.as_bytes()[0],
+                    Some(d) if d == "\\t" || d == "tab" => b'\t',
+                    Some(d) => {
+                        return Err(SqlError::Plan(format!(
+                            "table {name}: the delimiter must be one ASCII character, not '{d}'"
+                        )));
+                    }
+                },
+            },
+            "JSON" | "NDJSON" => Format::Json,
+            "PARQUET" => Format::Parquet,
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "table {name}: files STORED AS {other} (CSV, JSON and PARQUET are)"
+                )));
+            }
+        };
+        let mut files = Vec::new();
+        for location in &cmd.locations {
+            files.extend(list(Path::new(location), format)?);
+        }
+        let Some(first) = files.first() else {
+            return Err(SqlError::Input {
+                location: cmd.locations.join(", "),
+                message: format!("no .{} files", format.extension()),
+            });
+        };
+        let schema = if cmd.schema.fields().is_empty() {
+            infer(first, format)?
+        } else {
+            Arc::new(cmd.schema.as_arrow().clone())
+        };
+        Ok(Table {
+            name,
+            format,
+            files,
+            schema,
+        })
+    }
+}
+
+/// A table option, with or without DataFusion's `format.` prefix.
+fn option<'a>(cmd: &'a CreateExternalTable, key: &str) -> Option<&'a String> {
+    cmd.options
+        .get(&format!("format.{key}"))
+        .or_else(|| cmd.options.get(key))
+}
+
+/// The files of a location: the file itself, or a directory's files with
+/// the format's extension, in name order (hidden files left out).
+fn list(location: &Path, format: Format) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(location).map_err(|e| input(location, e))?;
+    if meta.is_file() {
+        return Ok(vec![location.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(location).map_err(|e| input(location, e))? {
+        let path = entry.map_err(|e| input(location, e))?.path();
+        let visible = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| !n.starts_with('.'));
+        let fits = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case(format.extension()));
+        if visible && fits && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The schema of `file`.
+fn infer(file: &Path, format: Format) -> Result<SchemaRef> {
+    let open = || File::open(file).map_err(|e| input(file, e));
+    let schema: Schema = match format {
+        Format::Csv {
+            has_header,
+            delimiter,
+        } => {
+            arrow::csv::reader::Format::default()
+                .with_header(has_header)
+                .with_delimiter(delimiter)
+                .infer_schema(open()?, Some(INFER_ROWS))
+                .map_err(|e| input(file, e))?
+                .0
+        }
+        Format::Json => {
+            arrow::json::reader::infer_json_schema(BufReader::new(open()?), Some(INFER_ROWS))
+                .map_err(|e| input(file, e))?
+                .0
+        }
+        Format::Parquet => {
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(open()?).map_err(|e| input(file, e))?;
+            builder.schema().as_ref().clone()
+        }
+    };
+    Ok(Arc::new(schema))
+}
+
+/// The declared tables, by name.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    tables: BTreeMap<String, Table>,
+}
+
+impl Catalog {
+    /// Adds `table`; a table of the same name is an error unless `replace`.
+    pub fn add(&mut self, table: Table, replace: bool) -> Result<()> {
+        if !replace && self.tables.contains_key(&table.name) {
+            return Err(SqlError::Plan(format!(
+                "table {} is already declared",
+                table.name
+            )));
+        }
+        self.tables.insert(table.name.clone(), table);
+        Ok(())
+    }
+
+    /// The table called `name`.
+    pub fn get(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    /// Every table.
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.values()
+    }
+}

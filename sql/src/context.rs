@@ -1,0 +1,145 @@
+//! What DataFusion's SQL planner asks of weir: the declared tables, and the
+//! scalar and aggregate functions DataFusion brings.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion_common::config::ConfigOptions;
+use datafusion_common::{Result, TableReference, plan_err};
+use datafusion_expr::TableProviderFilterPushDown;
+use datafusion_expr::planner::{ContextProvider, ExprPlanner};
+use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
+
+use crate::catalog::Catalog;
+
+/// DataFusion's functions, by every name they answer to.
+pub struct Functions {
+    scalar: HashMap<String, Arc<ScalarUDF>>,
+    aggregate: HashMap<String, Arc<AggregateUDF>>,
+    planners: Vec<Arc<dyn ExprPlanner>>,
+}
+
+impl Default for Functions {
+    fn default() -> Self {
+        let mut scalar = HashMap::new();
+        for f in datafusion_functions::all_default_functions() {
+            for alias in f.aliases() {
+                scalar.insert(alias.clone(), Arc::clone(&f));
+            }
+            scalar.insert(f.name().to_string(), f);
+        }
+        let mut aggregate = HashMap::new();
+        for f in datafusion_functions_aggregate::all_default_aggregate_functions() {
+            for alias in f.aliases() {
+                aggregate.insert(alias.clone(), Arc::clone(&f));
+            }
+            aggregate.insert(f.name().to_string(), f);
+        }
+        // SQL syntax that plans into functions: EXTRACT, SUBSTRING ... FROM,
+        // POSITION, OVERLAY, struct and map literals
+        let planners: Vec<Arc<dyn ExprPlanner>> = vec![
+            Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
+            Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
+            Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
+            // count(*) as count(1)
+            Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
+        ];
+        Functions {
+            scalar,
+            aggregate,
+            planners,
+        }
+    }
+}
+
+/// The planner's view of a session: its tables and the functions.
+pub struct Provider<'a> {
+    /// The declared tables.
+    pub catalog: &'a Catalog,
+    /// DataFusion's functions.
+    pub functions: &'a Functions,
+    /// DataFusion's configuration.
+    pub options: &'a ConfigOptions,
+}
+
+impl ContextProvider for Provider<'_> {
+    fn get_table_source(&self, name: TableReference) -> Result<Arc<dyn TableSource>> {
+        match self.catalog.get(name.table()) {
+            Some(table) => Ok(Arc::new(Source(Arc::clone(&table.schema)))),
+            None => {
+                let known: Vec<&str> = self.catalog.tables().map(|t| t.name.as_str()).collect();
+                let known = if known.is_empty() {
+                    "no table is declared: CREATE EXTERNAL TABLE first".to_string()
+                } else {
+                    format!("tables: {}", known.join(", "))
+                };
+                plan_err!("table '{}' not found ({known})", name.table())
+            }
+        }
+    }
+
+    fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
+        self.functions.scalar.get(name).cloned()
+    }
+
+    fn get_higher_order_meta(&self, _name: &str) -> Option<Arc<HigherOrderUDF>> {
+        None
+    }
+
+    fn get_aggregate_meta(&self, name: &str) -> Option<Arc<AggregateUDF>> {
+        self.functions.aggregate.get(name).cloned()
+    }
+
+    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
+        None
+    }
+
+    fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
+        None
+    }
+
+    fn options(&self) -> &ConfigOptions {
+        self.options
+    }
+
+    fn udf_names(&self) -> Vec<String> {
+        self.functions.scalar.keys().cloned().collect()
+    }
+
+    fn higher_order_function_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn udaf_names(&self) -> Vec<String> {
+        self.functions.aggregate.keys().cloned().collect()
+    }
+
+    fn udwf_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
+        &self.functions.planners
+    }
+}
+
+/// A table as the planner sees it: its schema. Filters stay in the plan's
+/// Filter nodes (weir's scans read the columns they need and filter after).
+struct Source(SchemaRef);
+
+impl TableSource for Source {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.0)
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion_expr::Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![
+            TableProviderFilterPushDown::Unsupported;
+            filters.len()
+        ])
+    }
+}

@@ -1,0 +1,373 @@
+//! Runs a [`Plan`] as a timely dataflow on every worker of a configuration:
+//! each node becomes operators on streams of Arrow batches, rows move between
+//! workers by the hash of their keys ([`route`]) or to worker 0 ([`gather`]),
+//! and timely's frontiers say when an operator's input is complete (a final
+//! aggregate, a sort).
+
+mod aggregate;
+mod scan;
+mod sort;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::compute::{filter_record_batch, take};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use datafusion_physical_expr::PhysicalExpr;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::{Concatenate, Probe};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+use timely::worker::Worker;
+use weir_progress::agree::all_gather;
+use weir_runtime::JobError;
+use weir_runtime::exec::{Failure, RecordCounter, WorkerCtx};
+use weir_runtime::time::BatchTime;
+
+use crate::batch::Batch;
+use crate::error::{Result, SqlError};
+use crate::plan::{Node, Plan};
+
+/// What a query produced, in the process that hosts worker 0.
+#[derive(Debug)]
+pub struct Output {
+    /// The result's batches, in order (empty in other processes).
+    pub batches: Vec<RecordBatch>,
+    /// The result's schema.
+    pub schema: SchemaRef,
+    /// Rows read by all workers.
+    pub rows_in: u64,
+    /// Whether this process hosts worker 0.
+    pub leader: bool,
+    /// Workers in all processes.
+    pub workers: usize,
+    /// Wall-clock time in this process.
+    pub elapsed: Duration,
+}
+
+impl Output {
+    /// Rows in the result.
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// What each worker tells the others at the end.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Report {
+    rows_in: u64,
+    error: Option<JobError>,
+}
+
+/// Runs `plan` on this worker; every worker of the configuration runs it
+/// alongside. Every worker returns the same error if any worker failed.
+pub fn run_on(worker: &mut Worker, plan: &Plan) -> Result<Output, JobError> {
+    let start = Instant::now();
+    let ctx = WorkerCtx {
+        index: worker.index(),
+        peers: worker.peers(),
+        local_peers: 0,
+        failure: Failure::default(),
+        records_in: RecordCounter::default(),
+        flow: ProbeHandle::new(),
+        spilled: Rc::default(),
+    };
+    let collected: Rc<RefCell<Vec<RecordBatch>>> = Rc::default();
+    let done = ProbeHandle::new();
+    worker.dataflow::<BatchTime, _, _>(|scope| {
+        let root = build(&plan.root, scope, &ctx);
+        let root = if ordered(&plan.root) {
+            root
+        } else {
+            gather(root)
+        };
+        let sink = Rc::clone(&collected);
+        root.unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+            Pipeline,
+            "Collect",
+            move |_, _| {
+                move |input, _output| {
+                    input.for_each(|_, data| {
+                        sink.borrow_mut().extend(data.drain(..).map(|b| b.0));
+                    });
+                }
+            },
+        )
+        .probe_with(&done);
+    });
+    worker.step_or_park_while(None, || !done.done());
+    let report = Report {
+        rows_in: ctx.records_in.get(),
+        error: ctx.failure.take(),
+    };
+    let reports = all_gather(worker, report);
+    if let Some(error) = reports.iter().find_map(|r| r.error.clone()) {
+        return Err(error);
+    }
+    let batches = std::mem::take(&mut *collected.borrow_mut());
+    Ok(Output {
+        batches,
+        schema: Arc::clone(&plan.schema),
+        rows_in: reports.iter().map(|r| r.rows_in).sum(),
+        leader: ctx.index == 0,
+        workers: ctx.peers,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Whether `node` leaves its rows in order at worker 0 already.
+fn ordered(node: &Node) -> bool {
+    matches!(node, Node::Sort { .. } | Node::Limit { .. })
+}
+
+/// Fails the worker's job with `e` (the first error wins).
+pub(crate) fn fail(failure: &Failure, e: impl Into<SqlError>) {
+    failure.set(JobError::from(e.into()));
+}
+
+/// Evaluates `expr` on `batch` as an array of its rows.
+pub(crate) fn evaluate(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<ArrayRef> {
+    Ok(expr.evaluate(batch)?.into_array(batch.num_rows())?)
+}
+
+/// Sends each row to the worker that owns the hash of its `keys` columns
+/// (XXH3-64 of their Arrow row encoding); with no keys, everything to
+/// worker 0.
+pub(crate) fn route<'s>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    failure: &Failure,
+    peers: usize,
+    keys: Vec<usize>,
+) -> StreamVec<'s, BatchTime, (u64, Batch)> {
+    let failure = failure.clone();
+    input.unary::<CapacityContainerBuilder<Vec<(u64, Batch)>>, _, _, _>(
+        Pipeline,
+        "Route",
+        move |_, _| {
+            move |input, output| {
+                input.for_each_stamp(|cap, data| {
+                    let mut session = output.session(&cap);
+                    for Batch(batch) in data.flat_map(|d| d.drain(..)) {
+                        if keys.is_empty() || peers == 1 {
+                            session.give((0, Batch(batch)));
+                            continue;
+                        }
+                        match split(&batch, &keys, peers) {
+                            Ok(parts) => session.give_iterator(parts.into_iter()),
+                            Err(e) => fail(&failure, e),
+                        }
+                    }
+                });
+            }
+        },
+    )
+}
+
+/// `batch`'s rows by the worker that owns their key.
+fn split(batch: &RecordBatch, keys: &[usize], peers: usize) -> Result<Vec<(u64, Batch)>> {
+    let columns: Vec<ArrayRef> = keys.iter().map(|&k| Arc::clone(batch.column(k))).collect();
+    let converter = RowConverter::new(
+        columns
+            .iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
+    let rows = converter.convert_columns(&columns)?;
+    let mut parts: Vec<Vec<u32>> = vec![Vec::new(); peers];
+    for (i, row) in rows.iter().enumerate() {
+        let to = twox_hash::XxHash3_64::oneshot(row.as_ref()) % peers as u64;
+        parts[to as usize].push(i as u32);
+    }
+    let mut out = Vec::new();
+    for (to, indices) in parts.into_iter().enumerate() {
+        if indices.is_empty() {
+            continue;
+        }
+        let indices = UInt32Array::from(indices);
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|c| Ok(take(c, &indices, None)?))
+            .collect::<Result<Vec<_>>>()?;
+        out.push((
+            to as u64,
+            Batch(RecordBatch::try_new(batch.schema(), columns)?),
+        ));
+    }
+    Ok(out)
+}
+
+/// Every batch to worker 0.
+pub(crate) fn gather<'s>(
+    input: StreamVec<'s, BatchTime, Batch>,
+) -> StreamVec<'s, BatchTime, Batch> {
+    input.unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+        Exchange::new(|_: &Batch| 0),
+        "Gather",
+        |_, _| {
+            |input, output| {
+                input.for_each_stamp(|cap, data| {
+                    let mut session = output.session(&cap);
+                    for batch in data.flat_map(|d| d.drain(..)) {
+                        session.give(batch);
+                    }
+                });
+            }
+        },
+    )
+}
+
+/// Applies `f` to every batch (a failure is set, and the batch dropped).
+fn map<'s>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    failure: &Failure,
+    name: &str,
+    f: impl Fn(&RecordBatch) -> Result<RecordBatch> + 'static,
+) -> StreamVec<'s, BatchTime, Batch> {
+    let failure = failure.clone();
+    input.unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(Pipeline, name, move |_, _| {
+        move |input, output| {
+            input.for_each_stamp(|cap, data| {
+                let mut session = output.session(&cap);
+                for Batch(batch) in data.flat_map(|d| d.drain(..)) {
+                    if failure.is_set() {
+                        continue;
+                    }
+                    match f(&batch) {
+                        Ok(out) if out.num_rows() > 0 => session.give(Batch(out)),
+                        Ok(_) => {}
+                        Err(e) => fail(&failure, e),
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// The dataflow of `node` on one worker.
+fn build<'s>(
+    node: &Node,
+    scope: Scope<'s, BatchTime>,
+    ctx: &WorkerCtx,
+) -> StreamVec<'s, BatchTime, Batch> {
+    match node {
+        Node::Scan { table, projection } => scan::scan(scope, ctx, table, projection),
+        Node::Filter { input, predicate } => {
+            let predicate = Arc::clone(predicate);
+            map(
+                build(input, scope, ctx),
+                &ctx.failure,
+                "Filter",
+                move |batch| {
+                    let mask = evaluate(&predicate, batch)?;
+                    Ok(filter_record_batch(batch, mask.as_boolean())?)
+                },
+            )
+        }
+        Node::Project {
+            input,
+            exprs,
+            schema,
+        } => {
+            let exprs = exprs.clone();
+            let out = Arc::clone(schema);
+            map(
+                build(input, scope, ctx),
+                &ctx.failure,
+                "Project",
+                move |batch| {
+                    let columns = exprs
+                        .iter()
+                        .map(|e| evaluate(e, batch))
+                        .collect::<Result<Vec<_>>>()?;
+                    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+                    Ok(RecordBatch::try_new_with_options(
+                        Arc::clone(&out),
+                        columns,
+                        &options,
+                    )?)
+                },
+            )
+        }
+        Node::Aggregate {
+            input,
+            group,
+            aggregates,
+            schema,
+        } => {
+            let key_fields: Vec<Field> = schema.fields()[..group.len()]
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            aggregate::aggregate(
+                build(input, scope, ctx),
+                ctx,
+                group.clone(),
+                Arc::clone(aggregates),
+                key_fields,
+                Arc::clone(schema),
+            )
+        }
+        Node::Sort {
+            input,
+            order,
+            fetch,
+        } => sort::sort(
+            build(input, scope, ctx),
+            &ctx.failure,
+            order.clone(),
+            *fetch,
+        ),
+        Node::Limit { input, skip, fetch } => {
+            sort::limit(build(input, scope, ctx), &ctx.failure, *skip, *fetch)
+        }
+        Node::Union { inputs, schema } => {
+            let out = Arc::clone(schema);
+            let streams: Vec<_> = inputs.iter().map(|i| build(i, scope, ctx)).collect();
+            map(
+                scope.concatenate(streams),
+                &ctx.failure,
+                "Union",
+                move |batch| {
+                    Ok(RecordBatch::try_new(
+                        Arc::clone(&out),
+                        batch.columns().to_vec(),
+                    )?)
+                },
+            )
+        }
+        Node::Empty { one_row } => empty(scope, ctx, *one_row && ctx.index == 0),
+    }
+}
+
+/// No rows, or (on one worker) a row of no columns.
+fn empty<'s>(
+    scope: Scope<'s, BatchTime>,
+    _ctx: &WorkerCtx,
+    one_row: bool,
+) -> StreamVec<'s, BatchTime, Batch> {
+    source(scope, "Empty", move |cap, _| {
+        let mut cap = Some(cap);
+        move |output| {
+            if let Some(cap) = cap.take()
+                && one_row
+            {
+                let options = RecordBatchOptions::new().with_row_count(Some(1));
+                if let Ok(batch) = RecordBatch::try_new_with_options(
+                    Arc::new(Schema::empty()),
+                    Vec::new(),
+                    &options,
+                ) {
+                    output.session(&cap).give(Batch(batch));
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,307 @@
+//! Reading a table: every worker of every process reads its share. Parquet
+//! files are shared by row groups, CSV and JSON files by byte ranges (the
+//! lines that start in a worker's range are its own, as for `weir wordcount`).
+
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::{Scope, StreamVec};
+use weir_runtime::JobError;
+use weir_runtime::exec::WorkerCtx;
+use weir_runtime::input::{LineInput, LinePos, LineReader};
+use weir_runtime::time::BatchTime;
+
+use crate::batch::Batch;
+use crate::catalog::{Format, Table};
+
+/// Rows per batch read.
+const BATCH_ROWS: usize = 8192;
+/// Bytes of text decoded at a time.
+const TEXT_BYTES: usize = 1 << 20;
+
+/// What produces a worker's batches, one per call.
+trait Reader {
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, JobError>;
+}
+
+/// Reads this worker's share of `table`, its columns `projection`.
+pub fn scan<'s>(
+    scope: Scope<'s, BatchTime>,
+    ctx: &WorkerCtx,
+    table: &Table,
+    projection: &[usize],
+) -> StreamVec<'s, BatchTime, Batch> {
+    let mut reader: Option<Box<dyn Reader>> = match open(table, projection, ctx) {
+        Ok(reader) => Some(reader),
+        Err(e) => {
+            ctx.failure.set(e);
+            None
+        }
+    };
+    let failure = ctx.failure.clone();
+    let records_in = ctx.records_in.clone();
+    source(scope, "Scan", move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut cap = Some(cap);
+        move |output| {
+            let (Some(time), Some(read)) = (cap.as_ref(), reader.as_mut()) else {
+                cap = None;
+                return;
+            };
+            if failure.is_set() {
+                cap = None;
+                return;
+            }
+            match read.next_batch() {
+                Ok(Some(batch)) => {
+                    records_in.add(batch.num_rows() as u64);
+                    output.session(time).give(Batch(batch));
+                    activator.activate();
+                }
+                Ok(None) => cap = None,
+                Err(e) => {
+                    failure.set(e);
+                    cap = None;
+                }
+            }
+        }
+    })
+}
+
+fn open(table: &Table, projection: &[usize], ctx: &WorkerCtx) -> Result<Box<dyn Reader>, JobError> {
+    let projected = Arc::new(table.schema.project(projection).map_err(|e| JobError::Io {
+        path: table.name.clone(),
+        message: e.to_string(),
+    })?);
+    Ok(match table.format {
+        Format::Parquet => Box::new(ParquetShare::open(table, projection, ctx)?),
+        Format::Csv { .. } | Format::Json => Box::new(TextShare {
+            lines: LineInput::Files(table.files.clone()).reader(ctx.index, ctx.peers)?,
+            table: table.clone(),
+            projection: projection.to_vec(),
+            projected,
+            text: Vec::new(),
+            positions: Vec::new(),
+            line: String::new(),
+            done: false,
+        }),
+    })
+}
+
+/// The row groups of a table's Parquet files that one worker reads.
+struct ParquetShare {
+    /// (file, row group), in order, this worker's.
+    groups: Vec<(usize, usize)>,
+    files: Vec<std::path::PathBuf>,
+    projection: Vec<usize>,
+    current: Option<ParquetRecordBatchReader>,
+}
+
+impl ParquetShare {
+    fn open(table: &Table, projection: &[usize], ctx: &WorkerCtx) -> Result<Self, JobError> {
+        let mut groups = Vec::new();
+        let mut k = 0usize;
+        for (f, path) in table.files.iter().enumerate() {
+            let file = File::open(path).map_err(|e| JobError::io(path, &e))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| parquet_error(path, e))?;
+            for g in 0..builder.metadata().num_row_groups() {
+                if k % ctx.peers == ctx.index {
+                    groups.push((f, g));
+                }
+                k += 1;
+            }
+        }
+        groups.reverse();
+        Ok(ParquetShare {
+            groups,
+            files: table.files.clone(),
+            projection: projection.to_vec(),
+            current: None,
+        })
+    }
+}
+
+fn parquet_error(path: &std::path::Path, e: impl std::fmt::Display) -> JobError {
+    JobError::Malformed {
+        position: path.display().to_string(),
+        message: format!("not a readable Parquet file: {e}"),
+        remedy: None,
+    }
+}
+
+impl Reader for ParquetShare {
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, JobError> {
+        loop {
+            if let Some(reader) = self.current.as_mut() {
+                match reader.next() {
+                    Some(batch) => {
+                        return batch.map(Some).map_err(|e| JobError::Malformed {
+                            position: "parquet".into(),
+                            message: e.to_string(),
+                            remedy: None,
+                        });
+                    }
+                    None => self.current = None,
+                }
+            }
+            let Some((f, g)) = self.groups.pop() else {
+                return Ok(None);
+            };
+            let path = &self.files[f];
+            let file = File::open(path).map_err(|e| JobError::io(path, &e))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| parquet_error(path, e))?;
+            let mask =
+                ProjectionMask::roots(builder.parquet_schema(), self.projection.iter().copied());
+            let reader = builder
+                .with_row_groups(vec![g])
+                .with_projection(mask)
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| parquet_error(path, e))?;
+            self.current = Some(reader);
+        }
+    }
+}
+
+/// One worker's lines of a table's CSV or JSON files, decoded a megabyte at
+/// a time.
+struct TextShare {
+    lines: LineReader,
+    table: Table,
+    projection: Vec<usize>,
+    projected: SchemaRef,
+    text: Vec<u8>,
+    /// Where each line of `text` came from (for errors).
+    positions: Vec<LinePos>,
+    line: String,
+    done: bool,
+}
+
+impl TextShare {
+    /// Reads up to [`TEXT_BYTES`] of lines into `text`; header lines of CSV
+    /// files with headers are left out.
+    fn fill(&mut self) -> Result<(), JobError> {
+        self.text.clear();
+        self.positions.clear();
+        let header = matches!(
+            self.table.format,
+            Format::Csv {
+                has_header: true,
+                ..
+            }
+        );
+        while self.text.len() < TEXT_BYTES {
+            let Some(pos) = self.lines.next_line(&mut self.line)? else {
+                self.done = true;
+                break;
+            };
+            if (header && pos.offset == 0) || self.line.trim().is_empty() {
+                continue;
+            }
+            self.text.extend_from_slice(self.line.as_bytes());
+            self.text.push(b'\n');
+            self.positions.push(pos);
+        }
+        Ok(())
+    }
+
+    /// Decodes `text` (lines `positions`) into one batch of the table's schema.
+    fn decode(&self, text: &[u8]) -> Result<Option<RecordBatch>, arrow::error::ArrowError> {
+        let schema = Arc::clone(&self.table.schema);
+        // every line in one batch
+        let rows = text.iter().filter(|&&b| b == b'\n').count().max(1);
+        match self.table.format {
+            Format::Csv { delimiter, .. } => {
+                let mut decoder = arrow::csv::ReaderBuilder::new(schema)
+                    .with_header(false)
+                    .with_delimiter(delimiter)
+                    .with_batch_size(rows)
+                    .build_decoder();
+                let mut rest = text;
+                while !rest.is_empty() {
+                    let used = decoder.decode(rest)?;
+                    if used == 0 {
+                        break;
+                    }
+                    rest = &rest[used..];
+                }
+                decoder.decode(&[])?;
+                decoder.flush()
+            }
+            _ => {
+                let mut decoder = arrow::json::ReaderBuilder::new(schema)
+                    .with_batch_size(rows)
+                    .build_decoder()?;
+                let mut rest = text;
+                while !rest.is_empty() {
+                    let used = decoder.decode(rest)?;
+                    if used == 0 {
+                        break;
+                    }
+                    rest = &rest[used..];
+                }
+                decoder.flush()
+            }
+        }
+    }
+
+    /// The first line of `text` that does not decode, with the reason.
+    fn culprit(&self) -> JobError {
+        let mut start = 0;
+        for (i, end) in self
+            .text
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i + 1)
+            .enumerate()
+        {
+            if let Err(e) = self.decode(&self.text[start..end]) {
+                let position = self.lines.locate(self.positions[i]);
+                return JobError::Malformed {
+                    position,
+                    message: e.to_string(),
+                    remedy: None,
+                };
+            }
+            start = end;
+        }
+        JobError::Malformed {
+            position: self.table.name.clone(),
+            message: "rows that do not decode together".into(),
+            remedy: None,
+        }
+    }
+}
+
+impl Reader for TextShare {
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, JobError> {
+        loop {
+            if self.done && self.text.is_empty() {
+                return Ok(None);
+            }
+            self.fill()?;
+            if self.text.is_empty() {
+                continue;
+            }
+            let batch = match self.decode(&self.text) {
+                Ok(Some(batch)) => batch,
+                Ok(None) => continue,
+                Err(_) => return Err(self.culprit()),
+            };
+            self.text.clear();
+            let batch = batch
+                .project(&self.projection)
+                .map_err(|e| JobError::Internal(e.to_string()))?;
+            debug_assert_eq!(batch.schema().fields().len(), self.projected.fields().len());
+            return Ok(Some(batch));
+        }
+    }
+}

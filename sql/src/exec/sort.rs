@@ -1,0 +1,122 @@
+//! ORDER BY and LIMIT: every worker sorts its rows (and keeps only the first
+//! `fetch`), worker 0 sorts what they send once every worker's rows are in.
+
+use arrow::array::RecordBatch;
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use datafusion_physical_expr::PhysicalSortExpr;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use weir_runtime::exec::Failure;
+use weir_runtime::time::BatchTime;
+
+use super::{evaluate, fail};
+use crate::batch::Batch;
+use crate::error::Result;
+
+/// The rows of `batches` sorted by `order`, the first `fetch` of them.
+fn sorted(
+    batches: &[RecordBatch],
+    order: &[PhysicalSortExpr],
+    fetch: Option<usize>,
+) -> Result<Option<RecordBatch>> {
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let all = concat_batches(&first.schema(), batches)?;
+    let columns = order
+        .iter()
+        .map(|o| {
+            Ok(SortColumn {
+                values: evaluate(&o.expr, &all)?,
+                options: Some(o.options),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let indices = lexsort_to_indices(&columns, fetch)?;
+    Ok(Some(take_record_batch(&all, &indices)?))
+}
+
+/// Collects its input until the frontier is empty, then emits `finish` of it.
+fn at_end<'s, P>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    pact: P,
+    name: &str,
+    failure: &Failure,
+    finish: impl Fn(&[RecordBatch]) -> Result<Option<RecordBatch>> + 'static,
+) -> StreamVec<'s, BatchTime, Batch>
+where
+    P: timely::dataflow::channels::pact::ParallelizationContract<BatchTime, Vec<Batch>>,
+{
+    let failure = failure.clone();
+    input.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+        pact,
+        name,
+        move |cap, _| {
+            let mut cap = Some(cap.delayed(&BatchTime::End));
+            let mut held: Vec<RecordBatch> = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each(|_, data| held.extend(data.drain(..).map(|b| b.0)));
+                if !frontier.is_empty() {
+                    return;
+                }
+                let Some(cap) = cap.take() else { return };
+                if failure.is_set() {
+                    return;
+                }
+                match finish(&std::mem::take(&mut held)) {
+                    Ok(Some(batch)) if batch.num_rows() > 0 => {
+                        output.session(&cap).give(Batch(batch))
+                    }
+                    Ok(_) => {}
+                    Err(e) => fail(&failure, e),
+                }
+            }
+        },
+    )
+}
+
+/// Sorts at every worker, then at worker 0.
+pub fn sort<'s>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    failure: &Failure,
+    order: Vec<PhysicalSortExpr>,
+    fetch: Option<usize>,
+) -> StreamVec<'s, BatchTime, Batch> {
+    let local_order = order.clone();
+    let local = at_end(input, Pipeline, "SortLocal", failure, move |batches| {
+        sorted(batches, &local_order, fetch)
+    });
+    at_end(
+        local,
+        Exchange::new(|_: &Batch| 0),
+        "Sort",
+        failure,
+        move |batches| sorted(batches, &order, fetch),
+    )
+}
+
+/// Skips `skip` rows and keeps `fetch`, at worker 0.
+pub fn limit<'s>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    failure: &Failure,
+    skip: usize,
+    fetch: Option<usize>,
+) -> StreamVec<'s, BatchTime, Batch> {
+    at_end(
+        input,
+        Exchange::new(|_: &Batch| 0),
+        "Limit",
+        failure,
+        move |batches| {
+            let Some(first) = batches.first() else {
+                return Ok(None);
+            };
+            let all = concat_batches(&first.schema(), batches)?;
+            let start = skip.min(all.num_rows());
+            let len = fetch.map_or(all.num_rows() - start, |f| f.min(all.num_rows() - start));
+            Ok(Some(all.slice(start, len)))
+        },
+    )
+}

@@ -1,0 +1,28 @@
+//! weir's SQL: Apache DataFusion parses, plans and optimizes; weir runs the
+//! plan as a timely dataflow on every worker of every process.
+//!
+//! How the modules depend on each other:
+//! - [`error`]: the error kinds of planning and running.
+//! - [`catalog`]: tables declared with `CREATE EXTERNAL TABLE` (CSV, JSON,
+//!   Parquet), their files and schemas; [`context`] shows them, and
+//!   DataFusion's functions, to DataFusion's SQL planner.
+//! - [`plan`]: DataFusion's optimized logical plan translated into weir's
+//!   operators, with DataFusion's physical expressions and aggregates inside.
+//! - [`batch`]: Arrow record batches as timely data (Arrow IPC between
+//!   processes).
+//! - [`exec`]: the operators (scan, filter, project, two-phase aggregate,
+//!   sort, limit) and the run of a plan on a worker.
+//! - [`session`]: statements one after another on one timely execution.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod batch;
+pub mod catalog;
+pub mod context;
+pub mod error;
+pub mod exec;
+pub mod plan;
+pub mod session;
+
+pub use error::SqlError;
+pub use session::{Outcome, Session, run_script};

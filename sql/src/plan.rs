@@ -1,0 +1,384 @@
+//! weir's plan of a query: DataFusion's optimized logical plan translated into
+//! the operators weir runs, with DataFusion's physical expressions and
+//! aggregate functions inside them. Each node produces batches whose columns
+//! are those of its logical schema, in order.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion_common::DFSchema;
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::logical_plan::{FetchType, SkipType};
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::{Expr, LogicalPlan};
+use datafusion_physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
+use datafusion_physical_expr::{PhysicalExpr, PhysicalSortExpr, create_physical_expr};
+
+use crate::catalog::{Catalog, Table};
+use crate::error::{Result, SqlError};
+
+/// An aggregate of an [`Node::Aggregate`]: the function, and its FILTER.
+#[derive(Debug)]
+pub struct Aggregate {
+    /// The function, its arguments and output name.
+    pub function: Arc<AggregateFunctionExpr>,
+    /// Only rows where this holds are aggregated.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+/// A node of weir's plan.
+#[derive(Debug)]
+pub enum Node {
+    /// Every worker reads its share of a table's files.
+    Scan {
+        /// The table.
+        table: Table,
+        /// The table's columns to read, in output order.
+        projection: Vec<usize>,
+    },
+    /// Keeps the rows for which `predicate` holds.
+    Filter {
+        /// Its rows.
+        input: Box<Node>,
+        /// What a kept row satisfies.
+        predicate: Arc<dyn PhysicalExpr>,
+    },
+    /// Computes `exprs`, one column each.
+    Project {
+        /// Its rows.
+        input: Box<Node>,
+        /// One per output column.
+        exprs: Vec<Arc<dyn PhysicalExpr>>,
+        /// The output columns.
+        schema: SchemaRef,
+    },
+    /// Groups by `group` and aggregates: partially on every worker, then
+    /// finally at the worker that owns each group (by its key's hash).
+    Aggregate {
+        /// Its rows.
+        input: Box<Node>,
+        /// The group key's columns.
+        group: Vec<Arc<dyn PhysicalExpr>>,
+        /// The aggregates, one output column each after the keys.
+        aggregates: Arc<Vec<Aggregate>>,
+        /// The output columns: keys, then aggregates.
+        schema: SchemaRef,
+    },
+    /// Sorts every row at worker 0 (each worker sorts and cuts its own
+    /// first); `fetch` keeps the first rows only.
+    Sort {
+        /// Its rows.
+        input: Box<Node>,
+        /// The sort keys, most significant first.
+        order: Vec<PhysicalSortExpr>,
+        /// Rows kept from the start, if not all.
+        fetch: Option<usize>,
+    },
+    /// Skips and keeps rows, at worker 0.
+    Limit {
+        /// Its rows.
+        input: Box<Node>,
+        /// Rows skipped.
+        skip: usize,
+        /// Rows kept after those, if not all.
+        fetch: Option<usize>,
+    },
+    /// Every input's rows.
+    Union {
+        /// The inputs, of the same column types.
+        inputs: Vec<Node>,
+        /// The output columns.
+        schema: SchemaRef,
+    },
+    /// No rows, or one row of no columns (a SELECT without FROM).
+    Empty {
+        /// Whether there is one row.
+        one_row: bool,
+    },
+}
+
+/// A plan: its root, and the schema of what it produces.
+#[derive(Debug)]
+pub struct Plan {
+    /// The node that produces the result.
+    pub root: Node,
+    /// The result's columns.
+    pub schema: SchemaRef,
+}
+
+/// The output schema of `plan`, its fields nullable (evaluated columns may
+/// hold nulls that DataFusion's planner did not foresee).
+fn output_schema(plan: &LogicalPlan) -> SchemaRef {
+    let fields: Vec<Field> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Translates DataFusion's optimized logical plan.
+pub fn translate(plan: &LogicalPlan, catalog: &Catalog) -> Result<Plan> {
+    let props = ExecutionProps::new();
+    let translator = Translator {
+        catalog,
+        props: &props,
+        ctx: PhysicalPlanningContext::default(),
+    };
+    Ok(Plan {
+        root: translator.node(plan)?,
+        schema: output_schema(plan),
+    })
+}
+
+struct Translator<'a> {
+    catalog: &'a Catalog,
+    props: &'a ExecutionProps,
+    ctx: PhysicalPlanningContext,
+}
+
+impl Translator<'_> {
+    fn expr(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(create_physical_expr(e, schema, self.props, &self.ctx)?)
+    }
+
+    fn node(&self, plan: &LogicalPlan) -> Result<Node> {
+        Ok(match plan {
+            LogicalPlan::TableScan(scan) => {
+                let name = scan.table_name.table();
+                let table = self
+                    .catalog
+                    .get(name)
+                    .ok_or_else(|| SqlError::Plan(format!("table '{name}' is not declared")))?;
+                let projection = match &scan.projection {
+                    Some(p) => p.clone(),
+                    None => (0..table.schema.fields().len()).collect(),
+                };
+                let node = Node::Scan {
+                    table: table.clone(),
+                    projection,
+                };
+                let mut node = node;
+                if let Some(predicate) = scan.filters.iter().cloned().reduce(Expr::and) {
+                    let predicate = self.expr(&predicate, &scan.projected_schema)?;
+                    node = Node::Filter {
+                        input: Box::new(node),
+                        predicate,
+                    };
+                }
+                match scan.fetch {
+                    Some(fetch) => Node::Limit {
+                        input: Box::new(node),
+                        skip: 0,
+                        fetch: Some(fetch),
+                    },
+                    None => node,
+                }
+            }
+            LogicalPlan::Filter(filter) => Node::Filter {
+                predicate: self.expr(&filter.predicate, filter.input.schema())?,
+                input: Box::new(self.node(&filter.input)?),
+            },
+            LogicalPlan::Projection(projection) => Node::Project {
+                schema: output_schema(plan),
+                exprs: projection
+                    .expr
+                    .iter()
+                    .map(|e| self.expr(e, projection.input.schema()))
+                    .collect::<Result<_>>()?,
+                input: Box::new(self.node(&projection.input)?),
+            },
+            LogicalPlan::Aggregate(aggregate) => {
+                let schema = aggregate.input.schema();
+                let group = aggregate
+                    .group_expr
+                    .iter()
+                    .map(|e| match e {
+                        Expr::GroupingSet(_) => Err(SqlError::Unsupported(
+                            "GROUPING SETS, CUBE and ROLLUP".into(),
+                        )),
+                        e => self.expr(e, schema),
+                    })
+                    .collect::<Result<_>>()?;
+                let aggregates = aggregate
+                    .aggr_expr
+                    .iter()
+                    .map(|e| self.aggregate(e, schema))
+                    .collect::<Result<_>>()?;
+                Node::Aggregate {
+                    input: Box::new(self.node(&aggregate.input)?),
+                    group,
+                    aggregates: Arc::new(aggregates),
+                    schema: output_schema(plan),
+                }
+            }
+            LogicalPlan::Sort(sort) => Node::Sort {
+                order: sort
+                    .expr
+                    .iter()
+                    .map(|s| {
+                        Ok(datafusion_physical_expr::create_physical_sort_expr(
+                            s,
+                            sort.input.schema(),
+                            self.props,
+                            &self.ctx,
+                        )?)
+                    })
+                    .collect::<Result<_>>()?,
+                fetch: sort.fetch,
+                input: Box::new(self.node(&sort.input)?),
+            },
+            LogicalPlan::Limit(limit) => {
+                let skip = match limit.get_skip_type()? {
+                    SkipType::Literal(skip) => skip,
+                    SkipType::UnsupportedExpr => {
+                        return Err(SqlError::Unsupported(
+                            "an OFFSET that is not a constant".into(),
+                        ));
+                    }
+                };
+                let fetch = match limit.get_fetch_type()? {
+                    FetchType::Literal(fetch) => fetch,
+                    FetchType::UnsupportedExpr => {
+                        return Err(SqlError::Unsupported(
+                            "a LIMIT that is not a constant".into(),
+                        ));
+                    }
+                };
+                Node::Limit {
+                    input: Box::new(self.node(&limit.input)?),
+                    skip,
+                    fetch,
+                }
+            }
+            LogicalPlan::SubqueryAlias(alias) => self.node(&alias.input)?,
+            LogicalPlan::Union(union) => Node::Union {
+                schema: output_schema(plan),
+                inputs: union
+                    .inputs
+                    .iter()
+                    .map(|i| self.node(i))
+                    .collect::<Result<_>>()?,
+            },
+            LogicalPlan::EmptyRelation(empty) => Node::Empty {
+                one_row: empty.produce_one_row,
+            },
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "the plan node {} (yet)",
+                    other.display()
+                )));
+            }
+        })
+    }
+
+    /// An aggregate function with its (physical) arguments and filter.
+    fn aggregate(&self, e: &Expr, schema: &DFSchema) -> Result<Aggregate> {
+        let (e, name) = match e {
+            Expr::Alias(alias) => (alias.expr.as_ref(), alias.name.clone()),
+            e => (e, e.schema_name().to_string()),
+        };
+        let Expr::AggregateFunction(f) = e else {
+            return Err(SqlError::Plan(format!("{e} is not an aggregate")));
+        };
+        let params = &f.params;
+        if !params.order_by.is_empty() {
+            return Err(SqlError::Unsupported(format!(
+                "ORDER BY inside an aggregate ({name})"
+            )));
+        }
+        let args = params
+            .args
+            .iter()
+            .map(|a| self.expr(a, schema))
+            .collect::<Result<Vec<_>>>()?;
+        let function = AggregateExprBuilder::new(Arc::clone(&f.func), args)
+            .schema(Arc::new(schema.as_arrow().clone()))
+            .alias(name)
+            .with_distinct(params.distinct)
+            .build()?;
+        let filter = params
+            .filter
+            .as_deref()
+            .map(|f| self.expr(f, schema))
+            .transpose()?;
+        Ok(Aggregate {
+            function: Arc::new(function),
+            filter,
+        })
+    }
+}
+
+impl Node {
+    /// The plan as weir runs it, one operator per line, with where rows
+    /// move between workers.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        self.explain_into(&mut out, 0);
+        out
+    }
+
+    fn explain_into(&self, out: &mut String, depth: usize) {
+        let pad = "  ".repeat(depth);
+        let list = |exprs: &[Arc<dyn PhysicalExpr>]| {
+            exprs
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = match self {
+            Node::Scan { table, projection } => writeln!(
+                out,
+                "{pad}Scan {} ({} files, {:?}), columns {:?}: each worker reads its share",
+                table.name,
+                table.files.len(),
+                table.format,
+                projection
+            ),
+            Node::Filter { predicate, .. } => writeln!(out, "{pad}Filter {predicate}"),
+            Node::Project { exprs, .. } => writeln!(out, "{pad}Project {}", list(exprs)),
+            Node::Aggregate {
+                group, aggregates, ..
+            } => {
+                let names: Vec<&str> = aggregates.iter().map(|a| a.function.name()).collect();
+                writeln!(
+                    out,
+                    "{pad}Aggregate final [{}]: {} <- exchange by group key hash\n{pad}Aggregate partial, on every worker",
+                    list(group),
+                    names.join(", ")
+                )
+            }
+            Node::Sort { order, fetch, .. } => {
+                let order: Vec<String> = order.iter().map(|o| o.to_string()).collect();
+                writeln!(
+                    out,
+                    "{pad}Sort [{}]{} <- gather at worker 0\n{pad}Sort, on every worker",
+                    order.join(", "),
+                    fetch.map(|f| format!(" fetch {f}")).unwrap_or_default()
+                )
+            }
+            Node::Limit { skip, fetch, .. } => writeln!(
+                out,
+                "{pad}Limit skip {skip} fetch {fetch:?} <- gather at worker 0"
+            ),
+            Node::Union { .. } => writeln!(out, "{pad}Union"),
+            Node::Empty { one_row } => writeln!(out, "{pad}Empty (one row: {one_row})"),
+        };
+        match self {
+            Node::Scan { .. } | Node::Empty { .. } => {}
+            Node::Filter { input, .. }
+            | Node::Project { input, .. }
+            | Node::Aggregate { input, .. }
+            | Node::Sort { input, .. }
+            | Node::Limit { input, .. } => input.explain_into(out, depth + 1),
+            Node::Union { inputs, .. } => {
+                for input in inputs {
+                    input.explain_into(out, depth + 1);
+                }
+            }
+        }
+    }
+}
