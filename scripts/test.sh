@@ -33,6 +33,9 @@ log "data (MovieLens 100K for ALS, breast cancer for CoCoA; fetched, never commi
 scripts/data.sh movielens
 scripts/data.sh breast-cancer
 
+log "DataFusion's Python package (the oracle of the SQL tests)"
+scripts/sql-oracle.sh install
+
 log "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -68,8 +68,10 @@ impl Groups {
     /// The group of each row of `keys` (new groups are added).
     fn assign(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
         if keys.is_empty() {
-            // without GROUP BY: one group, whatever the rows
-            self.count = 1;
+            // without GROUP BY: one group, once a row came
+            if rows > 0 {
+                self.count = 1;
+            }
             return Ok(vec![0; rows]);
         }
         let converted = self.converter.convert_columns(keys)?;
@@ -143,7 +145,14 @@ pub fn aggregate<'s>(
         Vec::new()
     };
     let routed = route(partial, &ctx.failure, ctx.peers, keys);
-    finish(routed, &ctx.failure, aggregates, key_fields, output)
+    finish(
+        routed,
+        &ctx.failure,
+        aggregates,
+        key_fields,
+        output,
+        ctx.index == 0,
+    )
 }
 
 fn partial<'s>(
@@ -226,13 +235,10 @@ fn update(
     Ok(())
 }
 
-/// The groups' keys and states as one batch (`None`: no groups).
+/// The groups' keys and states as one batch (`None`: no rows came).
 fn emit_states(g: &mut Groups, grouped: bool, states: &SchemaRef) -> Result<Option<RecordBatch>> {
-    if grouped && g.count == 0 {
+    if g.count == 0 {
         return Ok(None);
-    }
-    if !grouped {
-        g.assign(&[], 0)?;
     }
     let mut columns = g.key_columns(grouped)?;
     for acc in g.accumulators.iter_mut() {
@@ -241,12 +247,16 @@ fn emit_states(g: &mut Groups, grouped: bool, states: &SchemaRef) -> Result<Opti
     Ok(Some(RecordBatch::try_new(Arc::clone(states), columns)?))
 }
 
+/// The final phase. Without GROUP BY, worker 0 (where every state goes)
+/// emits the one row even when no worker saw a row (`count(*)` 0, `sum`
+/// null).
 fn finish<'s>(
     input: StreamVec<'s, BatchTime, (u64, Batch)>,
     failure: &Failure,
     aggregates: Arc<Vec<Aggregate>>,
     key_fields: Vec<Field>,
     schema: SchemaRef,
+    worker_zero: bool,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let failure = failure.clone();
     let keys = key_fields.len();
@@ -262,11 +272,9 @@ fn finish<'s>(
                     None
                 }
             };
-            let mut received = false;
             move |(input, frontier), output| {
                 input.for_each(|_, data| {
                     for (_, Batch(batch)) in data.drain(..) {
-                        received = true;
                         let Some(g) = groups.as_mut().filter(|_| !failure.is_set()) else {
                             continue;
                         };
@@ -279,23 +287,49 @@ fn finish<'s>(
                     return;
                 }
                 let Some(cap) = cap.take() else { return };
-                let Some(mut g) = groups.take().filter(|_| !failure.is_set() && received) else {
+                let Some(mut g) = groups.take().filter(|_| !failure.is_set()) else {
                     return;
                 };
-                let result = (|| -> Result<RecordBatch> {
+                let result = (|| -> Result<Option<RecordBatch>> {
+                    if keys == 0 && g.count == 0 {
+                        return if worker_zero {
+                            no_rows(&aggregates, &schema).map(Some)
+                        } else {
+                            Ok(None)
+                        };
+                    }
+                    if g.count == 0 {
+                        return Ok(None);
+                    }
                     let mut columns = g.key_columns(keys > 0)?;
                     for acc in g.accumulators.iter_mut() {
                         columns.push(acc.evaluate(EmitTo::All)?);
                     }
-                    Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
+                    Ok(Some(RecordBatch::try_new(Arc::clone(&schema), columns)?))
                 })();
                 match result {
-                    Ok(batch) => output.session(&cap).give(Batch(batch)),
+                    Ok(Some(batch)) => output.session(&cap).give(Batch(batch)),
+                    Ok(None) => {}
                     Err(e) => fail(&failure, e),
                 }
             }
         },
     )
+}
+
+/// The one row of an aggregate without GROUP BY over no rows: what fresh
+/// accumulators say (`count` 0, `sum` null), as DataFusion answers.
+fn no_rows(aggregates: &[Aggregate], schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = aggregates
+        .iter()
+        .map(|a| {
+            Ok(a.function
+                .create_accumulator()?
+                .evaluate()?
+                .to_array_of_size(1)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// Merges a batch of partial states into the groups.

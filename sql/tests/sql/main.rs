@@ -1,0 +1,5 @@
+//! Integration tests of weir's SQL: one module per topic.
+#![allow(clippy::unwrap_used)]
+
+mod oracle;
+mod queries;

@@ -1,0 +1,203 @@
+//! Query shapes against DataFusion's single-process answer, on 1, 2 and 3
+//! workers, over Parquet (many row groups), CSV and JSON files.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use weir_sql::{Outcome, run_script};
+
+use crate::oracle::{Row, canonical, datafusion};
+
+const ROWS: usize = 12_000;
+const FILES: usize = 3;
+
+/// A seeded table of sales: ids, regions, amounts and prices with nulls,
+/// quantities and days; part `part` of `FILES`.
+fn sales(part: usize) -> RecordBatch {
+    let ids: Vec<i64> = (part * ROWS / FILES..(part + 1) * ROWS / FILES)
+        .map(|i| i as i64)
+        .collect();
+    let mix = |i: i64, m: i64| (i.wrapping_mul(2_654_435_761) >> 7).rem_euclid(m);
+    let regions = ["north", "south", "east", "west", "centre"];
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("region", DataType::Utf8, true),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("qty", DataType::Int32, false),
+        Field::new("day", DataType::Date32, false),
+        Field::new("price", DataType::Decimal128(12, 2), true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids.clone())),
+            Arc::new(StringArray::from(
+                ids.iter()
+                    .map(|&i| (mix(i, 17) != 0).then(|| regions[mix(i, 5) as usize]))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                ids.iter()
+                    .map(|&i| (mix(i, 11) != 0).then(|| mix(i, 100_000) as f64 / 7.0))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Int32Array::from(
+                ids.iter().map(|&i| mix(i, 12) as i32).collect::<Vec<_>>(),
+            )),
+            Arc::new(Date32Array::from(
+                ids.iter()
+                    .map(|&i| 19_000 + mix(i, 365) as i32)
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(
+                Decimal128Array::from(
+                    ids.iter()
+                        .map(|&i| (mix(i, 13) != 0).then(|| i128::from(mix(i, 50_000))))
+                        .collect::<Vec<_>>(),
+                )
+                .with_precision_and_scale(12, 2)
+                .unwrap(),
+            ),
+        ],
+    )
+    .unwrap()
+}
+
+/// The sales table as Parquet (row groups of 500 rows), CSV and JSON files.
+fn write_tables(dir: &Path) {
+    for format in ["parquet", "csv", "json"] {
+        std::fs::create_dir(dir.join(format)).unwrap();
+    }
+    for part in 0..FILES {
+        let batch = sales(part);
+        let file = File::create(dir.join(format!("parquet/part-{part}.parquet"))).unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(500))
+            .build();
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let file = File::create(dir.join(format!("csv/part-{part}.csv"))).unwrap();
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(file);
+        writer.write(&batch).unwrap();
+        let file = File::create(dir.join(format!("json/part-{part}.json"))).unwrap();
+        let mut writer = arrow::json::LineDelimitedWriter::new(file);
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+    }
+}
+
+fn ddl(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "CREATE EXTERNAL TABLE sales STORED AS PARQUET LOCATION '{d}/parquet/';\n\
+         CREATE EXTERNAL TABLE sales_csv STORED AS CSV LOCATION '{d}/csv/' OPTIONS ('has_header' 'true');\n\
+         CREATE EXTERNAL TABLE sales_json STORED AS JSON LOCATION '{d}/json/';\n"
+    )
+}
+
+/// Each query, and whether its order is part of its answer.
+const QUERIES: &[(&str, bool)] = &[
+    (
+        "SELECT id, amount * 2 AS a2, upper(region) AS r FROM sales WHERE qty > 5 AND region <> 'north'",
+        false,
+    ),
+    (
+        "SELECT region, count(*) AS n, count(amount) AS na, sum(amount) AS s, avg(amount) AS a, \
+         min(day) AS first, max(price) AS top, sum(price) AS total FROM sales GROUP BY region ORDER BY region",
+        true,
+    ),
+    ("SELECT count(*), sum(qty), avg(price) FROM sales", false),
+    (
+        "SELECT count(*), sum(qty) FROM sales WHERE qty > 1000",
+        false,
+    ),
+    (
+        "SELECT id, amount FROM sales ORDER BY amount DESC NULLS LAST, id LIMIT 7",
+        true,
+    ),
+    ("SELECT DISTINCT region FROM sales ORDER BY region", true),
+    (
+        "SELECT extract(month FROM day) AS m, sum(qty) AS q FROM sales \
+         GROUP BY extract(month FROM day) HAVING sum(qty) > 100 ORDER BY m",
+        true,
+    ),
+    (
+        "SELECT region FROM sales WHERE qty = 1 UNION ALL SELECT region FROM sales WHERE qty = 2",
+        false,
+    ),
+    ("SELECT 1 + 1 AS two", false),
+    (
+        "SELECT region, count(DISTINCT qty) AS kinds FROM sales GROUP BY region",
+        false,
+    ),
+    ("SELECT id FROM sales ORDER BY id LIMIT 5 OFFSET 10", true),
+    (
+        "SELECT substring(region FROM 1 FOR 2) AS r2, sum(CASE WHEN qty > 5 THEN 1 ELSE 0 END) AS big, \
+         coalesce(max(amount), -1) AS m FROM sales GROUP BY 1 ORDER BY 1",
+        true,
+    ),
+    (
+        "SELECT region, sum(qty) AS q, count(*) AS n FROM sales_csv GROUP BY region",
+        false,
+    ),
+    (
+        "SELECT region, sum(qty) AS q, min(id) AS first FROM sales_json WHERE amount > 100 GROUP BY region",
+        false,
+    ),
+];
+
+fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort();
+    rows
+}
+
+#[test]
+fn every_query_shape_matches_datafusion_on_1_2_and_3_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables(dir.path());
+    let script: String = ddl(dir.path())
+        + &QUERIES
+            .iter()
+            .map(|(q, _)| format!("{q};\n"))
+            .collect::<String>();
+    let expected = datafusion(&script);
+    assert_eq!(expected.len(), QUERIES.len());
+    for workers in 1..=3 {
+        let outcomes = run_script(timely::Config::process(workers), &script).unwrap();
+        let results: Vec<&RecordBatch> = Vec::new();
+        let _ = results;
+        let rows: Vec<Vec<Row>> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Rows(output) => Some(canonical(&output.batches)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rows.len(), QUERIES.len());
+        for (((query, ordered), got), want) in QUERIES.iter().zip(rows).zip(&expected) {
+            let (got, want) = if *ordered {
+                (got, want.clone())
+            } else {
+                (sorted(got), sorted(want.clone()))
+            };
+            assert!(
+                got == want,
+                "{workers} workers: {query}\nweir ({} rows): {:?}\nDataFusion ({} rows): {:?}",
+                got.len(),
+                &got[..got.len().min(5)],
+                want.len(),
+                &want[..want.len().min(5)]
+            );
+        }
+    }
+}
