@@ -32,18 +32,31 @@ pub enum SqlError {
     Job(#[from] JobError),
 }
 
+/// DataFusion's message on one line, without its advice to file a bug
+/// report (a planning error of the user's query is not DataFusion's bug).
+pub fn one_line(message: &str) -> String {
+    let message = message
+        .split("This issue was likely caused by a bug")
+        .next()
+        .unwrap_or(message);
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl From<DataFusionError> for SqlError {
     fn from(e: DataFusionError) -> Self {
+        let message = one_line(&e.strip_backtrace());
         match e.find_root() {
-            DataFusionError::SQL(parse, _) => SqlError::Syntax(parse.to_string()),
-            DataFusionError::NotImplemented(what) => SqlError::Unsupported(what.clone()),
-            DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
-                SqlError::Plan(e.strip_backtrace())
-            }
+            DataFusionError::SQL(parse, _) => SqlError::Syntax(one_line(&parse.to_string())),
+            DataFusionError::NotImplemented(what) => SqlError::Unsupported(one_line(what)),
             DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
-                SqlError::Execution(e.strip_backtrace())
+                SqlError::Execution(message)
             }
-            _ => SqlError::Plan(e.strip_backtrace()),
+            _ => SqlError::Plan(message),
         }
     }
 }

@@ -9,5 +9,6 @@ mod jobs;
 mod kafka_chaos;
 mod ml;
 mod plots;
+mod sql;
 mod support;
 mod yahoo;

@@ -267,7 +267,7 @@ impl TextShare {
                 let position = self.lines.locate(self.positions[i]);
                 return JobError::Malformed {
                     position,
-                    message: e.to_string(),
+                    message: without_relative_line(&e.to_string()),
                     remedy: None,
                 };
             }
@@ -278,6 +278,21 @@ impl TextShare {
             message: "rows that do not decode together".into(),
             remedy: None,
         }
+    }
+}
+
+/// Arrow's message without its line number within the decoded text (the
+/// position names the line in the file).
+fn without_relative_line(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(at) => {
+            let rest = &message[at + " at line ".len()..];
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            format!("{}{}", &message[..at], &rest[digits..])
+        }
+        None => message.to_string(),
     }
 }
 

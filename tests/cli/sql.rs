@@ -1,0 +1,123 @@
+//! `weir sql`: the same results on one worker and across two processes, and
+//! bad input named with its position, one line, exit 1.
+
+use std::path::Path;
+
+use crate::support::{path, run, run_two_processes, stderr};
+
+/// Seeded orders as two CSV files: id, customer, amount, status (amounts
+/// are declared DECIMAL, so that sums are exact in any order).
+fn write_orders(dir: &Path) {
+    std::fs::create_dir(dir.join("orders")).unwrap();
+    for part in 0..2 {
+        let mut text = String::from("id,customer,amount,status\n");
+        for i in (part * 3000)..((part + 1) * 3000) {
+            let status = ["open", "paid", "shipped"][i % 3];
+            text.push_str(&format!(
+                "{i},c{},{}.{:02},{status}\n",
+                i % 97,
+                i % 500,
+                i % 100
+            ));
+        }
+        std::fs::write(dir.join(format!("orders/part-{part}.csv")), text).unwrap();
+    }
+}
+
+fn script(dir: &Path) -> String {
+    format!(
+        "CREATE EXTERNAL TABLE orders (id BIGINT, customer VARCHAR, amount DECIMAL(10, 2), status VARCHAR)\n\
+         STORED AS CSV LOCATION '{}/orders/' OPTIONS ('has_header' 'true');\n\
+         SELECT status, count(*) AS n, sum(amount) AS total, max(customer) AS last FROM orders GROUP BY status ORDER BY status;\n\
+         SELECT customer, sum(amount) AS spent FROM orders WHERE status <> 'open' GROUP BY customer ORDER BY spent DESC, customer LIMIT 5;\n\
+         SELECT count(*) FROM orders WHERE amount > 250;\n",
+        path(dir)
+    )
+}
+
+/// The result tables of `weir sql`'s output (the timing lines, and timely's
+/// "awaiting connections", left out).
+fn tables(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('|') || l.starts_with('+'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn sql_gives_the_same_tables_on_one_worker_three_workers_and_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_orders(dir.path());
+    let file = dir.path().join("q.sql");
+    std::fs::write(&file, script(dir.path())).unwrap();
+    let one = run(&["sql", "-f", path(&file)]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    let expected = tables(&one);
+    assert!(expected.contains("| paid"), "{expected}");
+    let borders = expected.lines().filter(|l| l.starts_with('+')).count();
+    assert_eq!(borders, 9, "three tables:\n{expected}");
+    let three = run(&["sql", "-f", path(&file), "-w", "3"]);
+    assert!(three.status.success(), "{}", stderr(&three));
+    assert_eq!(tables(&three), expected);
+    let (zero, other) = run_two_processes(dir.path(), &["sql", "-f", path(&file)]);
+    assert_eq!(tables(&zero), expected);
+    assert_eq!(tables(&other), "", "only process 0 prints");
+}
+
+/// Runs `sql` in `dir`; it must fail with exit 1 and one line on stderr
+/// that contains `needle`.
+fn fails(dir: &Path, sql: &str, needle: &str) {
+    let out = crate::support::weir()
+        .current_dir(dir)
+        .args(["sql", "-e", sql])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{sql}: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "{sql}: {err} lacks {needle}");
+    assert!(out.stdout.is_empty(), "no output before the error: {sql}");
+}
+
+#[test]
+fn sql_bad_input_is_named_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    write_orders(dir.path());
+    std::fs::write(
+        dir.path().join("bad.csv"),
+        "id,amount\n1,2.5\n2,3.5\n3,lots\n4,1.0\n",
+    )
+    .unwrap();
+    let declare = "CREATE EXTERNAL TABLE orders STORED AS CSV LOCATION 'orders/' OPTIONS ('has_header' 'true');";
+    fails(
+        dir.path(),
+        "SELECT 1;\nSELEC id FROM orders",
+        "Line: 2, Column: 1",
+    );
+    fails(
+        dir.path(),
+        "SELECT * FROM nowhere",
+        "table 'nowhere' not found",
+    );
+    fails(
+        dir.path(),
+        &format!("{declare} SELECT custmer FROM orders"),
+        "Did you mean 'orders.customer'?",
+    );
+    fails(
+        dir.path(),
+        "CREATE EXTERNAL TABLE b (id INT, amount DOUBLE) STORED AS CSV LOCATION 'bad.csv' \
+         OPTIONS ('has_header' 'true'); SELECT sum(amount) FROM b",
+        "bad.csv:4: ",
+    );
+    fails(
+        dir.path(),
+        "CREATE EXTERNAL TABLE m STORED AS PARQUET LOCATION 'missing/'",
+        "missing/",
+    );
+    // usage errors exit 2
+    let out = run(&["sql"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
