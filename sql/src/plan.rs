@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion_common::DFSchema;
+use datafusion_common::{DFSchema, JoinType, NullEquality};
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::logical_plan::{FetchType, SkipType};
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
@@ -84,6 +84,27 @@ pub enum Node {
         /// Rows kept after those, if not all.
         fetch: Option<usize>,
     },
+    /// A hash join: both sides routed by the hash of their keys (or all to
+    /// worker 0 without keys, or for NOT IN), the left side built once it is
+    /// complete, the right side probed.
+    Join {
+        /// The build side.
+        left: Box<Node>,
+        /// The probe side.
+        right: Box<Node>,
+        /// The equi-join keys.
+        on: Arc<JoinKeys>,
+        /// What a joined pair must also satisfy, over left then right columns.
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        /// Inner, outer, semi, anti or mark.
+        join_type: JoinType,
+        /// Whether null keys equal each other.
+        nulls_equal: bool,
+        /// NOT IN: no row if the right side has a null key.
+        null_aware: bool,
+        /// The output columns.
+        schema: SchemaRef,
+    },
     /// Every input's rows.
     Union {
         /// The inputs, of the same column types.
@@ -96,6 +117,15 @@ pub enum Node {
         /// Whether there is one row.
         one_row: bool,
     },
+}
+
+/// The keys of a join: expressions over each side's columns, pairwise equal.
+#[derive(Debug)]
+pub struct JoinKeys {
+    /// Over the left side.
+    pub left: Vec<Arc<dyn PhysicalExpr>>,
+    /// Over the right side.
+    pub right: Vec<Arc<dyn PhysicalExpr>>,
 }
 
 /// A plan: its root, and the schema of what it produces.
@@ -253,6 +283,36 @@ impl Translator<'_> {
                     fetch,
                 }
             }
+            LogicalPlan::Join(join) => {
+                let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
+                let mut keys = JoinKeys {
+                    left: Vec::new(),
+                    right: Vec::new(),
+                };
+                for (l, r) in &join.on {
+                    keys.left.push(self.expr(l, left_schema)?);
+                    keys.right.push(self.expr(r, right_schema)?);
+                }
+                let both = left_schema.join(right_schema)?;
+                let filter = join
+                    .filter
+                    .as_ref()
+                    .map(|f| self.expr(f, &both))
+                    .transpose()?;
+                if matches!(join.join_type, JoinType::RightMark) {
+                    return Err(SqlError::Unsupported("a right mark join".into()));
+                }
+                Node::Join {
+                    left: Box::new(self.node(&join.left)?),
+                    right: Box::new(self.node(&join.right)?),
+                    on: Arc::new(keys),
+                    filter,
+                    join_type: join.join_type,
+                    nulls_equal: join.null_equality == NullEquality::NullEqualsNull,
+                    null_aware: join.null_aware,
+                    schema: output_schema(plan),
+                }
+            }
             LogicalPlan::SubqueryAlias(alias) => self.node(&alias.input)?,
             LogicalPlan::Union(union) => Node::Union {
                 schema: output_schema(plan),
@@ -364,6 +424,34 @@ impl Node {
                 out,
                 "{pad}Limit skip {skip} fetch {fetch:?} <- gather at worker 0"
             ),
+            Node::Join {
+                on,
+                join_type,
+                filter,
+                null_aware,
+                ..
+            } => {
+                let exchange = if on.left.is_empty() || *null_aware {
+                    "both sides gathered at worker 0"
+                } else {
+                    "both sides exchanged by key hash"
+                };
+                let pairs: Vec<String> = on
+                    .left
+                    .iter()
+                    .zip(&on.right)
+                    .map(|(l, r)| format!("{l} = {r}"))
+                    .collect();
+                writeln!(
+                    out,
+                    "{pad}HashJoin {join_type} on [{}]{} <- {exchange}; left built, right probed",
+                    pairs.join(", "),
+                    filter
+                        .as_ref()
+                        .map(|f| format!(" filter {f}"))
+                        .unwrap_or_default()
+                )
+            }
             Node::Union { .. } => writeln!(out, "{pad}Union"),
             Node::Empty { one_row } => writeln!(out, "{pad}Empty (one row: {one_row})"),
         };
@@ -374,6 +462,10 @@ impl Node {
             | Node::Aggregate { input, .. }
             | Node::Sort { input, .. }
             | Node::Limit { input, .. } => input.explain_into(out, depth + 1),
+            Node::Join { left, right, .. } => {
+                left.explain_into(out, depth + 1);
+                right.explain_into(out, depth + 1);
+            }
             Node::Union { inputs, .. } => {
                 for input in inputs {
                     input.explain_into(out, depth + 1);

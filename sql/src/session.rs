@@ -6,19 +6,24 @@
 use std::sync::Arc;
 
 use datafusion_common::config::ConfigOptions;
+use datafusion_common::tree_node::{Transformed, TreeNode};
+use datafusion_common::{DataFusionError, ScalarValue};
+use datafusion_expr::Expr;
 use datafusion_expr::{DdlStatement, LogicalPlan};
 use datafusion_optimizer::{Analyzer, Optimizer, OptimizerContext};
 use datafusion_sql::parser::{DFParser, Statement};
 use datafusion_sql::planner::SqlToRel;
 use timely::worker::Worker;
+use weir_progress::agree::all_gather;
 use weir_runtime::JobError;
 use weir_runtime::exec::execute;
 
+use crate::batch::Batch;
 use crate::catalog::{Catalog, Table};
 use crate::context::{Functions, Provider};
 use crate::error::{Result, SqlError};
 use crate::exec::{Output, run_on};
-use crate::plan::{Plan, translate};
+use crate::plan::translate;
 
 /// What a statement did.
 #[derive(Debug)]
@@ -52,7 +57,7 @@ pub struct Session {
 /// What a statement asks for, planned.
 enum Planned {
     Declare(Table, bool),
-    Query(Plan),
+    Query(LogicalPlan),
     Explain { logical: String, weir: String },
 }
 
@@ -81,7 +86,26 @@ impl Session {
             LogicalPlan::Ddl(other) => Err(SqlError::Unsupported(other.name().to_string())),
             LogicalPlan::Explain(explain) => {
                 let optimized = self.optimize(explain.plan.as_ref().clone())?;
-                let weir = translate(&optimized, &self.catalog)?;
+                // scalar subqueries run first, as plans of their own: here a
+                // null stands for each value
+                let shown = optimized
+                    .clone()
+                    .transform_up(|node| {
+                        node.map_expressions(|e| {
+                            e.transform_up(|e| match e {
+                                Expr::ScalarSubquery(sub) if sub.outer_ref_columns.is_empty() => {
+                                    let t = sub.subquery.schema().field(0).data_type().clone();
+                                    Ok(Transformed::yes(Expr::Literal(
+                                        ScalarValue::try_from(&t)?,
+                                        None,
+                                    )))
+                                }
+                                e => Ok(Transformed::no(e)),
+                            })
+                        })
+                    })?
+                    .data;
+                let weir = translate(&shown, &self.catalog)?;
                 Ok(Planned::Explain {
                     logical: optimized.display_indent().to_string(),
                     weir: weir.root.explain(),
@@ -90,10 +114,7 @@ impl Session {
             LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(SqlError::Unsupported(
                 "INSERT and COPY (write results with --output)".into(),
             )),
-            plan => Ok(Planned::Query(translate(
-                &self.optimize(plan)?,
-                &self.catalog,
-            )?)),
+            plan => Ok(Planned::Query(self.optimize(plan)?)),
         }
     }
 
@@ -113,8 +134,68 @@ impl Session {
                 self.catalog.add(table, replace)?;
                 outcome
             }
-            Planned::Query(plan) => Outcome::Rows(run_on(worker, &plan)?),
+            Planned::Query(plan) => {
+                let plan = self.resolve_subqueries(worker, plan)?;
+                Outcome::Rows(run_on(worker, &translate(&plan, &self.catalog)?)?)
+            }
             Planned::Explain { logical, weir } => Outcome::Explain { logical, weir },
+        })
+    }
+}
+
+impl Session {
+    /// Runs every uncorrelated scalar subquery of `plan` (innermost first)
+    /// and puts its value in its place, as DataFusion's executor does: the
+    /// subquery is a dataflow of its own on every worker, and worker 0 shares
+    /// the value with the others.
+    fn resolve_subqueries(&self, worker: &mut Worker, plan: LogicalPlan) -> Result<LogicalPlan> {
+        let resolved = plan.transform_up(|node| {
+            node.map_expressions(|e| {
+                e.transform_up(|e| match e {
+                    Expr::ScalarSubquery(sub) if sub.outer_ref_columns.is_empty() => {
+                        let value = self
+                            .scalar(worker, sub.subquery.as_ref().clone())
+                            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                        Ok(Transformed::yes(Expr::Literal(value, None)))
+                    }
+                    e => Ok(Transformed::no(e)),
+                })
+            })
+        });
+        match resolved {
+            Ok(t) => Ok(t.data),
+            Err(DataFusionError::External(e)) => match e.downcast::<SqlError>() {
+                Ok(e) => Err(*e),
+                Err(e) => Err(SqlError::Execution(e.to_string())),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The value of a scalar subquery, on every worker.
+    fn scalar(&self, worker: &mut Worker, plan: LogicalPlan) -> Result<ScalarValue> {
+        let plan = self.resolve_subqueries(worker, plan)?;
+        let data_type = plan.schema().field(0).data_type().clone();
+        let output = run_on(worker, &translate(&plan, &self.catalog)?)?;
+        let rows = output.rows();
+        let first = output.batches.iter().find(|b| b.num_rows() > 0).cloned();
+        let shared = all_gather(
+            worker,
+            (worker.index() == 0).then(|| (rows, first.map(Batch))),
+        );
+        let Some((rows, first)) = shared.into_iter().flatten().next() else {
+            return Err(SqlError::Execution(
+                "a scalar subquery's value did not reach every worker".into(),
+            ));
+        };
+        if rows > 1 {
+            return Err(SqlError::Execution(format!(
+                "a scalar subquery returned {rows} rows, not at most one"
+            )));
+        }
+        Ok(match first {
+            Some(Batch(batch)) => ScalarValue::try_from_array(batch.column(0), 0)?,
+            None => ScalarValue::try_from(&data_type)?,
         })
     }
 }

@@ -144,7 +144,7 @@ pub fn aggregate<'s>(
     } else {
         Vec::new()
     };
-    let routed = route(partial, &ctx.failure, ctx.peers, keys);
+    let routed = route(partial, &ctx.failure, ctx.peers, move |_| keys.clone());
     finish(
         routed,
         &ctx.failure,

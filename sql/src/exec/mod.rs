@@ -5,6 +5,7 @@
 //! aggregate, a sort).
 
 mod aggregate;
+mod join;
 mod scan;
 mod sort;
 
@@ -144,7 +145,7 @@ pub(crate) fn route<'s>(
     input: StreamVec<'s, BatchTime, Batch>,
     failure: &Failure,
     peers: usize,
-    keys: Vec<usize>,
+    keys: impl Fn(&RecordBatch) -> Vec<usize> + 'static,
 ) -> StreamVec<'s, BatchTime, (u64, Batch)> {
     let failure = failure.clone();
     input.unary::<CapacityContainerBuilder<Vec<(u64, Batch)>>, _, _, _>(
@@ -155,6 +156,7 @@ pub(crate) fn route<'s>(
                 input.for_each_stamp(|cap, data| {
                     let mut session = output.session(&cap);
                     for Batch(batch) in data.flat_map(|d| d.drain(..)) {
+                        let keys = keys(&batch);
                         if keys.is_empty() || peers == 1 {
                             session.give((0, Batch(batch)));
                             continue;
@@ -328,6 +330,28 @@ fn build<'s>(
         Node::Limit { input, skip, fetch } => {
             sort::limit(build(input, scope, ctx), &ctx.failure, *skip, *fetch)
         }
+        Node::Join {
+            left,
+            right,
+            on,
+            filter,
+            join_type,
+            nulls_equal,
+            null_aware,
+            schema,
+        } => join::join(
+            build(left, scope, ctx),
+            build(right, scope, ctx),
+            ctx,
+            Arc::new(join::JoinSpec {
+                keys: Arc::clone(on),
+                filter: filter.clone(),
+                join_type: *join_type,
+                nulls_equal: *nulls_equal,
+                null_aware: *null_aware,
+                schema: Arc::clone(schema),
+            }),
+        ),
         Node::Union { inputs, schema } => {
             let out = Arc::clone(schema);
             let streams: Vec<_> = inputs.iter().map(|i| build(i, scope, ctx)).collect();

@@ -1,0 +1,471 @@
+//! The hash join. Both sides are routed by the hash of their keys (so that a
+//! key's rows of both sides meet at one worker; without keys, or for NOT IN,
+//! everything goes to worker 0). Each worker builds a hash table of its left
+//! rows once the left input is complete (its frontier is empty), then probes
+//! it with its right rows, holding them back until then. Rows that an outer,
+//! semi, anti or mark join owes for the left side are emitted once the right
+//! input is complete too.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array,
+};
+use arrow::compute::{concat_batches, take};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use datafusion_common::JoinType;
+use datafusion_physical_expr::PhysicalExpr;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use weir_runtime::exec::{Failure, WorkerCtx};
+use weir_runtime::time::BatchTime;
+
+use super::{evaluate, fail, map, route};
+use crate::batch::Batch;
+use crate::error::Result;
+use crate::plan::JoinKeys;
+
+/// What a join needs at run time (see [`crate::plan::Node::Join`]).
+pub struct JoinSpec {
+    /// The keys of each side.
+    pub keys: Arc<JoinKeys>,
+    /// What a pair must also satisfy.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Which rows the join produces.
+    pub join_type: JoinType,
+    /// Whether null keys equal each other.
+    pub nulls_equal: bool,
+    /// NOT IN semantics.
+    pub null_aware: bool,
+    /// The output columns.
+    pub schema: SchemaRef,
+}
+
+/// `input` with its key columns appended (they route it, then hash it).
+fn keyed<'s>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    failure: &Failure,
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+) -> StreamVec<'s, BatchTime, Batch> {
+    map(input, failure, "JoinKeys", move |batch| {
+        let mut columns = batch.columns().to_vec();
+        let mut fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            let values = evaluate(k, batch)?;
+            fields.push(Field::new(
+                format!("__key{i}"),
+                values.data_type().clone(),
+                true,
+            ));
+            columns.push(values);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &options,
+        )?)
+    })
+}
+
+/// Joins `left` and `right` as `spec` says.
+pub fn join<'s>(
+    left: StreamVec<'s, BatchTime, Batch>,
+    right: StreamVec<'s, BatchTime, Batch>,
+    ctx: &WorkerCtx,
+    spec: Arc<JoinSpec>,
+) -> StreamVec<'s, BatchTime, Batch> {
+    let k = spec.keys.left.len();
+    let left = keyed(left, &ctx.failure, spec.keys.left.clone());
+    let right = keyed(right, &ctx.failure, spec.keys.right.clone());
+    // the key columns are the last k of each side's keyed batches
+    let gathered = k == 0 || spec.null_aware;
+    let left = route_by_tail(left, &ctx.failure, ctx.peers, k, gathered);
+    let right = route_by_tail(right, &ctx.failure, ctx.peers, k, gathered);
+    let failure = ctx.failure.clone();
+    left.binary_frontier::<_, CapacityContainerBuilder<Vec<Batch>>, _, _, _, _>(
+        right,
+        Exchange::new(|(to, _): &(u64, Batch)| *to),
+        Exchange::new(|(to, _): &(u64, Batch)| *to),
+        "HashJoin",
+        move |cap, _| {
+            let mut cap = Some(cap.delayed(&BatchTime::End));
+            let mut building: Vec<RecordBatch> = Vec::new();
+            let mut table: Option<Built> = None;
+            let mut waiting: Vec<RecordBatch> = Vec::new();
+            move |(left_in, left_frontier), (right_in, right_frontier), output| {
+                left_in.for_each(|_, data| building.extend(data.drain(..).map(|(_, b)| b.0)));
+                right_in.for_each(|_, data| waiting.extend(data.drain(..).map(|(_, b)| b.0)));
+                let Some(time) = cap.as_ref() else {
+                    waiting.clear();
+                    return;
+                };
+                if failure.is_set() {
+                    cap = None;
+                    return;
+                }
+                if table.is_none() && left_frontier.is_empty() {
+                    match Built::new(std::mem::take(&mut building), k, spec.nulls_equal) {
+                        Ok(built) => table = Some(built),
+                        Err(e) => fail(&failure, e),
+                    }
+                }
+                let Some(built) = table.as_mut() else { return };
+                let mut session = output.session(time);
+                for batch in waiting.drain(..) {
+                    match built.probe(&batch, &spec) {
+                        Ok(Some(out)) if out.num_rows() > 0 => session.give(Batch(out)),
+                        Ok(_) => {}
+                        Err(e) => fail(&failure, e),
+                    }
+                }
+                if right_frontier.is_empty() {
+                    match built.finish(&spec) {
+                        Ok(Some(out)) if out.num_rows() > 0 => session.give(Batch(out)),
+                        Ok(_) => {}
+                        Err(e) => fail(&failure, e),
+                    }
+                    drop(session);
+                    cap = None;
+                }
+            }
+        },
+    )
+}
+
+/// Routes batches by their last `k` columns (or all to worker 0).
+fn route_by_tail<'s>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    failure: &Failure,
+    peers: usize,
+    k: usize,
+    gathered: bool,
+) -> StreamVec<'s, BatchTime, (u64, Batch)> {
+    route(input, failure, peers, move |batch: &RecordBatch| {
+        if gathered {
+            Vec::new()
+        } else {
+            let width = batch.num_columns();
+            (width - k..width).collect()
+        }
+    })
+}
+
+/// The left rows of one worker, hashed by key.
+struct Built {
+    /// Every left row, with its key columns last.
+    rows: Option<RecordBatch>,
+    /// Rows by key (rows with a null key are left out unless nulls equal).
+    index: HashMap<Box<[u8]>, Vec<u32>>,
+    /// Which left rows have matched a right row.
+    matched: Vec<bool>,
+    /// Whether a right row had a null key (for NOT IN).
+    right_null: bool,
+    converter: Option<RowConverter>,
+    k: usize,
+    nulls_equal: bool,
+}
+
+/// Whether row `i` of `keys` has a null key.
+fn null_key(keys: &[ArrayRef], i: usize) -> bool {
+    keys.iter().any(|k| k.is_null(i))
+}
+
+impl Built {
+    fn new(batches: Vec<RecordBatch>, k: usize, nulls_equal: bool) -> Result<Built> {
+        let rows = match batches.first() {
+            Some(first) => Some(concat_batches(&first.schema(), &batches)?),
+            None => None,
+        };
+        let mut built = Built {
+            matched: vec![false; rows.as_ref().map_or(0, |r| r.num_rows())],
+            rows,
+            index: HashMap::new(),
+            right_null: false,
+            converter: None,
+            k,
+            nulls_equal,
+        };
+        if let Some(rows) = &built.rows {
+            let keys = tail(rows, k);
+            if k > 0 {
+                let converter = converter(&keys)?;
+                let converted = converter.convert_columns(&keys)?;
+                for (i, row) in converted.iter().enumerate() {
+                    if !nulls_equal && null_key(&keys, i) {
+                        continue;
+                    }
+                    built
+                        .index
+                        .entry(row.as_ref().into())
+                        .or_default()
+                        .push(i as u32);
+                }
+                built.converter = Some(converter);
+            }
+        }
+        Ok(built)
+    }
+
+    /// The (left, right) pairs of `batch`'s rows with equal keys.
+    fn pairs(&mut self, batch: &RecordBatch) -> Result<(Vec<u32>, Vec<u32>)> {
+        let (mut l, mut r) = (Vec::new(), Vec::new());
+        let Some(rows) = &self.rows else {
+            if self.k > 0 {
+                self.right_null |= (0..batch.num_rows()).any(|i| null_key(&tail(batch, self.k), i));
+            }
+            return Ok((l, r));
+        };
+        let keys = tail(batch, self.k);
+        if self.k == 0 {
+            for j in 0..batch.num_rows() as u32 {
+                for i in 0..rows.num_rows() as u32 {
+                    l.push(i);
+                    r.push(j);
+                }
+            }
+            return Ok((l, r));
+        }
+        let converter = match &self.converter {
+            Some(c) => c,
+            None => return Ok((l, r)),
+        };
+        let converted = converter.convert_columns(&keys)?;
+        for (j, row) in converted.iter().enumerate() {
+            if null_key(&keys, j) {
+                self.right_null = true;
+                if !self.nulls_equal {
+                    continue;
+                }
+            }
+            if let Some(matches) = self.index.get(row.as_ref()) {
+                for &i in matches {
+                    l.push(i);
+                    r.push(j as u32);
+                }
+            }
+        }
+        Ok((l, r))
+    }
+
+    /// Joins a right batch: what its rows produce now.
+    fn probe(&mut self, batch: &RecordBatch, spec: &JoinSpec) -> Result<Option<RecordBatch>> {
+        let (mut l, mut r) = self.pairs(batch)?;
+        if let (Some(filter), Some(rows)) = (&spec.filter, &self.rows) {
+            let both = combine(rows, batch, &l, &r, self.k)?;
+            let keep = evaluate(filter, &both)?;
+            let keep = keep.as_boolean();
+            let kept: Vec<usize> = (0..keep.len())
+                .filter(|&i| keep.is_valid(i) && keep.value(i))
+                .collect();
+            l = kept.iter().map(|&i| l[i]).collect();
+            r = kept.iter().map(|&i| r[i]).collect();
+        }
+        for &i in &l {
+            self.matched[i as usize] = true;
+        }
+        let mut right_matched = vec![false; batch.num_rows()];
+        for &j in &r {
+            right_matched[j as usize] = true;
+        }
+        let right_rows = |want: bool| -> Vec<u32> {
+            (0..batch.num_rows() as u32)
+                .filter(|&j| right_matched[j as usize] == want)
+                .collect()
+        };
+        match spec.join_type {
+            JoinType::Inner | JoinType::Left => self.output(batch, &l, &r, spec),
+            JoinType::Right | JoinType::Full => {
+                let unmatched = right_rows(false);
+                let mut lo: Vec<Option<u32>> = l.iter().map(|&i| Some(i)).collect();
+                let mut ro: Vec<Option<u32>> = r.iter().map(|&j| Some(j)).collect();
+                lo.extend(unmatched.iter().map(|_| None));
+                ro.extend(unmatched.iter().map(|&j| Some(j)));
+                self.output_optional(batch, &lo, &ro, spec)
+            }
+            JoinType::RightSemi => side(batch, &right_rows(true), self.k, spec),
+            JoinType::RightAnti => side(batch, &right_rows(false), self.k, spec),
+            // the left side's rows come at the end
+            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark | JoinType::RightMark => {
+                Ok(None)
+            }
+        }
+    }
+
+    fn output(
+        &self,
+        batch: &RecordBatch,
+        l: &[u32],
+        r: &[u32],
+        spec: &JoinSpec,
+    ) -> Result<Option<RecordBatch>> {
+        let lo: Vec<Option<u32>> = l.iter().map(|&i| Some(i)).collect();
+        let ro: Vec<Option<u32>> = r.iter().map(|&j| Some(j)).collect();
+        self.output_optional(batch, &lo, &ro, spec)
+    }
+
+    /// Left and right columns of the given rows (`None`: nulls).
+    fn output_optional(
+        &self,
+        batch: &RecordBatch,
+        l: &[Option<u32>],
+        r: &[Option<u32>],
+        spec: &JoinSpec,
+    ) -> Result<Option<RecordBatch>> {
+        if l.is_empty() {
+            return Ok(None);
+        }
+        let mut columns = Vec::new();
+        let left_indices = UInt32Array::from(l.to_vec());
+        let left_fields = spec.schema.fields().len() - (batch.num_columns() - self.k);
+        match &self.rows {
+            Some(rows) => {
+                for c in &rows.columns()[..rows.num_columns() - self.k] {
+                    columns.push(take(c, &left_indices, None)?);
+                }
+            }
+            None => {
+                for f in &spec.schema.fields()[..left_fields] {
+                    columns.push(arrow::array::new_null_array(f.data_type(), l.len()));
+                }
+            }
+        }
+        let right_indices = UInt32Array::from(r.to_vec());
+        for c in &batch.columns()[..batch.num_columns() - self.k] {
+            columns.push(take(c, &right_indices, None)?);
+        }
+        Ok(Some(RecordBatch::try_new(
+            Arc::clone(&spec.schema),
+            columns,
+        )?))
+    }
+
+    /// What the left side owes once every right row has probed.
+    fn finish(&mut self, spec: &JoinSpec) -> Result<Option<RecordBatch>> {
+        let Some(rows) = &self.rows else {
+            return Ok(None);
+        };
+        let left_columns = &rows.columns()[..rows.num_columns() - self.k];
+        let chosen = |want: bool| -> UInt32Array {
+            UInt32Array::from(
+                (0..rows.num_rows() as u32)
+                    .filter(|&i| self.matched[i as usize] == want)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let take_all = |indices: &UInt32Array| -> Result<Vec<ArrayRef>> {
+            left_columns
+                .iter()
+                .map(|c| Ok(take(c, indices, None)?))
+                .collect()
+        };
+        let columns = match spec.join_type {
+            JoinType::Left | JoinType::Full => {
+                let indices = chosen(false);
+                let mut columns = take_all(&indices)?;
+                for f in &spec.schema.fields()[left_columns.len()..] {
+                    columns.push(arrow::array::new_null_array(f.data_type(), indices.len()));
+                }
+                columns
+            }
+            JoinType::LeftSemi => take_all(&chosen(true))?,
+            JoinType::LeftAnti => {
+                if spec.null_aware && self.right_null {
+                    return Ok(None);
+                }
+                let keys = tail(rows, self.k);
+                let indices: Vec<u32> = (0..rows.num_rows() as u32)
+                    .filter(|&i| !self.matched[i as usize])
+                    .filter(|&i| !(spec.null_aware && null_key(&keys, i as usize)))
+                    .collect();
+                take_all(&UInt32Array::from(indices))?
+            }
+            JoinType::LeftMark => {
+                let mut columns = left_columns.to_vec();
+                columns.push(Arc::new(BooleanArray::from(self.matched.clone())));
+                columns
+            }
+            _ => return Ok(None),
+        };
+        let rows_out = columns.first().map_or(0, |c| c.len());
+        let options = RecordBatchOptions::new().with_row_count(Some(rows_out));
+        Ok(Some(RecordBatch::try_new_with_options(
+            Arc::clone(&spec.schema),
+            columns,
+            &options,
+        )?))
+    }
+}
+
+/// The right side's columns of `rows` (semi and anti joins).
+fn side(
+    batch: &RecordBatch,
+    rows: &[u32],
+    k: usize,
+    spec: &JoinSpec,
+) -> Result<Option<RecordBatch>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let indices = UInt32Array::from(rows.to_vec());
+    let columns = batch.columns()[..batch.num_columns() - k]
+        .iter()
+        .map(|c| Ok(take(c, &indices, None)?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(RecordBatch::try_new(
+        Arc::clone(&spec.schema),
+        columns,
+    )?))
+}
+
+/// The last `k` columns.
+fn tail(batch: &RecordBatch, k: usize) -> Vec<ArrayRef> {
+    batch.columns()[batch.num_columns() - k..].to_vec()
+}
+
+fn converter(keys: &[ArrayRef]) -> Result<RowConverter> {
+    Ok(RowConverter::new(
+        keys.iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?)
+}
+
+/// Left then right columns (keys left out) of the pairs, for the filter.
+fn combine(
+    left: &RecordBatch,
+    right: &RecordBatch,
+    l: &[u32],
+    r: &[u32],
+    k: usize,
+) -> Result<RecordBatch> {
+    let li = UInt32Array::from(l.to_vec());
+    let ri = UInt32Array::from(r.to_vec());
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (batch, indices) in [(left, &li), (right, &ri)] {
+        let width = batch.num_columns() - k;
+        for (f, c) in batch.schema().fields()[..width]
+            .iter()
+            .zip(&batch.columns()[..width])
+        {
+            fields.push(f.as_ref().clone().with_nullable(true));
+            columns.push(take(c, indices, None)?);
+        }
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(l.len()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &options,
+    )?)
+}
