@@ -14,10 +14,12 @@ pub fn command() -> Command {
     let mut c = Command::new(
         "gen",
         "weir gen text [--lines N] [--max-words N] [--vocabulary N] [--seed S] [--output FILE]\n       \
-         weir gen table [--rows N] [--keys N] [--columns N] [--delimiter C] [--seed S] [--output FILE]",
+         weir gen table [--rows N] [--keys N] [--columns N] [--delimiter C] [--seed S] [--output FILE]\n       \
+         weir gen tpch [--scale SF] [--parts N] --output DIR",
         "Writes seeded generated data: the same seed gives the same file.\n\
          text: Zipf-distributed words, mixed case and punctuation. table: rows whose first\n\
-         column is a key k0..k(N-1), for joins. Writes to stdout without --output.",
+         column is a key k0..k(N-1), for joins. Writes to stdout without --output.\n\
+         tpch: TPC-H's eight tables as Parquet (the tpchgen crates), DIR/<table>/part-N.parquet.",
         false,
     );
     c.flags(&[
@@ -30,11 +32,17 @@ pub fn command() -> Command {
         &KEYS,
         &COLUMNS,
         &DELIMITER,
+        &SCALE,
+        &PARTS,
     ]);
     c
 }
 
-const OUTPUT: Flag<PathBuf> = Flag::new("output", "FILE", "file to write (default: stdout)");
+const OUTPUT: Flag<PathBuf> = Flag::new(
+    "output",
+    "PATH",
+    "file to write (default: stdout); for tpch, the directory",
+);
 const SEED: Flag<u64> = Flag::new("seed", "S", "random seed").default("42");
 const LINES: Flag<u64> = Flag::new("lines", "N", "text: number of lines").default("100000");
 const MAX_WORDS: Flag<u32> = Flag::parsed(
@@ -61,6 +69,14 @@ const COLUMNS: Flag<u32> = Flag::parsed(
     flag::at_least_one,
 )
 .default("4");
+const SCALE: Flag<f64> = Flag::new("scale", "SF", "tpch: the scale factor").default("1");
+const PARTS: Flag<usize> = Flag::parsed(
+    "parts",
+    "N",
+    "tpch: Parquet files per table (nation and region have one)",
+    flag::at_least_one,
+)
+.default("4");
 const DELIMITER: Flag<u8> = Flag::parsed(
     "delimiter",
     "C",
@@ -84,7 +100,11 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     let seed = SEED.value(&m)?;
     let generator = match kind.as_str() {
         "text" => {
-            reject(&m, &[&ROWS, &KEYS, &COLUMNS, &DELIMITER], "text")?;
+            reject(
+                &m,
+                &[&ROWS, &KEYS, &COLUMNS, &DELIMITER, &SCALE, &PARTS],
+                "text",
+            )?;
             Generator::Text(TextSpec {
                 lines: LINES.value(&m)?,
                 max_words: MAX_WORDS.value(&m)?,
@@ -93,7 +113,11 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
             })
         }
         "table" => {
-            reject(&m, &[&LINES, &MAX_WORDS, &VOCABULARY], "table")?;
+            reject(
+                &m,
+                &[&LINES, &MAX_WORDS, &VOCABULARY, &SCALE, &PARTS],
+                "table",
+            )?;
             let delimiter = DELIMITER
                 .get(&m)?
                 .unwrap_or_else(|| output.as_deref().map_or(b',', join::delimiter_for));
@@ -105,9 +129,38 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
                 seed,
             })
         }
+        "tpch" => {
+            reject(
+                &m,
+                &[
+                    &LINES,
+                    &MAX_WORDS,
+                    &VOCABULARY,
+                    &ROWS,
+                    &KEYS,
+                    &COLUMNS,
+                    &DELIMITER,
+                    &SEED,
+                ],
+                "tpch",
+            )?;
+            let Some(dir) = output else {
+                return Err(usage("gen tpch: --output DIR is required"));
+            };
+            let counts = weir_sql::tpch::generate(&dir, SCALE.value(&m)?, PARTS.value(&m)?)
+                .map_err(|e| CliError::Runtime(e.into()))?;
+            for (table, rows) in counts {
+                eprintln!("gen: {table}: {rows} rows");
+            }
+            eprintln!(
+                "gen: TPC-H written to {} (Parquet, a directory per table)",
+                dir.display()
+            );
+            return Ok(());
+        }
         other => {
             return Err(usage(format!(
-                "gen: unknown kind '{other}': expected text or table"
+                "gen: unknown kind '{other}': expected text, table or tpch"
             )));
         }
     };

@@ -13,6 +13,7 @@
 //! - [`exec`]: the operators (scan, filter, project, two-phase aggregate,
 //!   sort, limit) and the run of a plan on a worker.
 //! - [`session`]: statements one after another on one timely execution.
+//! - [`tpch`]: TPC-H's tables generated as Parquet, and its 22 queries.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod error;
 pub mod exec;
 pub mod plan;
 pub mod session;
+pub mod tpch;
 
 pub use error::SqlError;
 pub use session::{Outcome, Session, run_script};

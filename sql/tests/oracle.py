@@ -21,7 +21,10 @@ def canonical(value):
     if isinstance(value, float):
         mantissa, exponent = f"{value:.6e}".split("e")
         return f"{mantissa}e{int(exponent)}"
-    if isinstance(value, (int, decimal.Decimal, datetime.date, str)):
+    if isinstance(value, decimal.Decimal):
+        # plain notation, as Arrow prints decimals (0.00000000, not 0E-8)
+        return format(value, "f")
+    if isinstance(value, (int, datetime.date, str)):
         return str(value)
     return str(value)
 

@@ -121,3 +121,43 @@ fn sql_bad_input_is_named_with_its_position() {
     let out = run(&["sql"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// TPC-H's 22 queries over `weir gen tpch` files: process 0 of a two-process
+/// cluster prints the same tables as one worker.
+#[test]
+fn tpch_at_sf_0_01_gives_the_same_tables_on_one_worker_and_across_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tpch");
+    let out = run(&[
+        "gen",
+        "tpch",
+        "--scale",
+        "0.01",
+        "--parts",
+        "3",
+        "--output",
+        path(&data),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("lineitem: 60175 rows"),
+        "{}",
+        stderr(&out)
+    );
+    let script = weir_sql::tpch::ddl(&data)
+        + &weir_sql::tpch::QUERIES
+            .iter()
+            .map(|q| format!("{};\n", q.trim()))
+            .collect::<String>();
+    let file = dir.path().join("tpch.sql");
+    std::fs::write(&file, script).unwrap();
+    let one = run(&["sql", "-f", path(&file), "--show", "1000"]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    let counts = String::from_utf8_lossy(&one.stdout)
+        .lines()
+        .filter(|l| l.contains(" in ") && l.contains(" on 1 worker"))
+        .count();
+    assert_eq!(counts, 22, "a row count per query");
+    let (zero, _) = run_two_processes(dir.path(), &["sql", "-f", path(&file), "--show", "1000"]);
+    assert_eq!(tables(&zero), tables(&one));
+}
