@@ -91,23 +91,40 @@ impl Table {
                 )));
             }
         };
+        let declared =
+            (!cmd.schema.fields().is_empty()).then(|| Arc::new(cmd.schema.as_arrow().clone()));
+        Table::open(&name, format, &cmd.locations, declared)
+    }
+
+    /// The table `name` of the files at `locations` (files, or directories
+    /// of files with the format's extension); its schema `declared` or
+    /// inferred from the first file.
+    pub fn open(
+        name: &str,
+        format: Format,
+        locations: &[impl AsRef<Path>],
+        declared: Option<SchemaRef>,
+    ) -> Result<Table> {
         let mut files = Vec::new();
-        for location in &cmd.locations {
-            files.extend(list(Path::new(location), format)?);
+        for location in locations {
+            files.extend(list(location.as_ref(), format)?);
         }
         let Some(first) = files.first() else {
+            let named: Vec<String> = locations
+                .iter()
+                .map(|l| l.as_ref().display().to_string())
+                .collect();
             return Err(SqlError::Input {
-                location: cmd.locations.join(", "),
+                location: named.join(", "),
                 message: format!("no .{} files", format.extension()),
             });
         };
-        let schema = if cmd.schema.fields().is_empty() {
-            infer(first, format)?
-        } else {
-            Arc::new(cmd.schema.as_arrow().clone())
+        let schema = match declared {
+            Some(schema) => schema,
+            None => infer(first, format)?,
         };
         Ok(Table {
-            name,
+            name: name.to_string(),
             format,
             files,
             schema,

@@ -126,7 +126,7 @@ impl ContextProvider for Provider<'_> {
 
 /// A table as the planner sees it: its schema. Filters stay in the plan's
 /// Filter nodes (weir's scans read the columns they need and filter after).
-struct Source(SchemaRef);
+pub struct Source(pub SchemaRef);
 
 impl TableSource for Source {
     fn schema(&self) -> SchemaRef {

@@ -13,6 +13,8 @@
 //! - [`exec`]: the operators (scan, filter, project, two-phase aggregate,
 //!   sort, limit) and the run of a plan on a worker.
 //! - [`session`]: statements one after another on one timely execution.
+//! - [`table`]: the Table API: programs built with DataFusion's plan builder
+//!   and expressions, run as [`session`] runs queries.
 //! - [`tpch`]: TPC-H's tables generated as Parquet, and its 22 queries.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -24,6 +26,7 @@ pub mod error;
 pub mod exec;
 pub mod plan;
 pub mod session;
+pub mod table;
 pub mod tpch;
 
 pub use error::SqlError;

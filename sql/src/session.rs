@@ -73,11 +73,7 @@ impl Session {
     }
 
     fn plan(&self, statement: Statement) -> Result<Planned> {
-        let provider = Provider {
-            catalog: &self.catalog,
-            functions: &self.functions,
-            options: &self.options,
-        };
+        let provider = self.provider();
         let plan = SqlToRel::new(&provider).statement_to_plan(statement)?;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
@@ -134,16 +130,43 @@ impl Session {
                 self.catalog.add(table, replace)?;
                 outcome
             }
-            Planned::Query(plan) => {
-                let plan = self.resolve_subqueries(worker, plan)?;
-                Outcome::Rows(run_on(worker, &translate(&plan, &self.catalog)?)?)
-            }
+            Planned::Query(plan) => Outcome::Rows(self.run_optimized(worker, plan)?),
             Planned::Explain { logical, weir } => Outcome::Explain { logical, weir },
         })
     }
 }
 
 impl Session {
+    /// The tables declared so far.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Declares `table` (replacing one of the same name).
+    pub fn declare(&mut self, table: Table) -> Result<()> {
+        self.catalog.add(table, true)
+    }
+
+    /// DataFusion's view of this session, for planning.
+    pub fn provider(&self) -> Provider<'_> {
+        Provider {
+            catalog: &self.catalog,
+            functions: &self.functions,
+            options: &self.options,
+        }
+    }
+
+    /// Optimizes and runs a logical plan on this worker.
+    pub fn run_plan(&self, worker: &mut Worker, plan: LogicalPlan) -> Result<Output> {
+        let plan = self.optimize(plan)?;
+        self.run_optimized(worker, plan)
+    }
+
+    fn run_optimized(&self, worker: &mut Worker, plan: LogicalPlan) -> Result<Output> {
+        let plan = self.resolve_subqueries(worker, plan)?;
+        Ok(run_on(worker, &translate(&plan, &self.catalog)?)?)
+    }
+
     /// Runs every uncorrelated scalar subquery of `plan` (innermost first)
     /// and puts its value in its place, as DataFusion's executor does: the
     /// subquery is a dataflow of its own on every worker, and worker 0 shares

@@ -3,4 +3,5 @@
 
 mod oracle;
 mod queries;
+mod table_api;
 mod tpch;
