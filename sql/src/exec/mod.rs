@@ -1,6 +1,6 @@
 //! Runs a [`Plan`] as a timely dataflow on every worker of a configuration:
 //! each node becomes operators on streams of Arrow batches, rows move between
-//! workers by the hash of their keys ([`route`]) or to worker 0 ([`gather`]),
+//! workers by the hash of their keys (`route`) or to worker 0 (`gather`),
 //! and timely's frontiers say when an operator's input is complete (a final
 //! aggregate, a sort).
 
