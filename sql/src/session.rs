@@ -163,8 +163,12 @@ impl Session {
     }
 
     fn run_optimized(&self, worker: &mut Worker, plan: LogicalPlan) -> Result<Output> {
+        let start = std::time::Instant::now();
         let plan = self.resolve_subqueries(worker, plan)?;
-        Ok(run_on(worker, &translate(&plan, &self.catalog)?)?)
+        let mut output = run_on(worker, &translate(&plan, &self.catalog)?)?;
+        // the time of the whole query, its scalar subqueries included
+        output.elapsed = start.elapsed();
+        Ok(output)
     }
 
     /// Runs every uncorrelated scalar subquery of `plan` (innermost first)

@@ -93,7 +93,7 @@ fn usage_errors_exit_2_with_one_clear_line() {
     fails(
         &["gen", "poem"],
         2,
-        "weir: gen: unknown kind 'poem': expected text or table",
+        "weir: gen: unknown kind 'poem': expected text, table or tpch",
     );
     fails(
         &["gen", "text", "--keys", "3"],
@@ -158,6 +158,7 @@ fn help_lists_every_job_cocoa_included() {
         "als",
         "recommend",
         "cocoa",
+        "sql",
         "gen",
     ];
     assert_eq!(listed, jobs, "{help}");

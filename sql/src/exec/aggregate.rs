@@ -65,6 +65,13 @@ impl Groups {
         })
     }
 
+    /// New groups, or `None` with the worker's job failed.
+    fn or_fail(key_fields: &[Field], aggregates: &[Aggregate], failure: &Failure) -> Option<Self> {
+        Groups::new(key_fields, aggregates)
+            .map_err(|e| fail(failure, e))
+            .ok()
+    }
+
     /// The group of each row of `keys` (new groups are added).
     fn assign(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
         if keys.is_empty() {
@@ -169,13 +176,7 @@ fn partial<'s>(
         "AggregatePartial",
         move |cap, _| {
             let mut cap = Some(cap.delayed(&BatchTime::End));
-            let mut groups = match Groups::new(&key_fields, &aggregates) {
-                Ok(g) => Some(g),
-                Err(e) => {
-                    fail(&failure, e);
-                    None
-                }
-            };
+            let mut groups = Groups::or_fail(&key_fields, &aggregates, &failure);
             move |(input, frontier), output| {
                 input.for_each(|_, data| {
                     for Batch(batch) in data.drain(..) {
@@ -265,13 +266,7 @@ fn finish<'s>(
         "AggregateFinal",
         move |cap, _| {
             let mut cap = Some(cap.delayed(&BatchTime::End));
-            let mut groups = match Groups::new(&key_fields, &aggregates) {
-                Ok(g) => Some(g),
-                Err(e) => {
-                    fail(&failure, e);
-                    None
-                }
-            };
+            let mut groups = Groups::or_fail(&key_fields, &aggregates, &failure);
             move |(input, frontier), output| {
                 input.for_each(|_, data| {
                     for (_, Batch(batch)) in data.drain(..) {

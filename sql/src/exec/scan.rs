@@ -224,14 +224,7 @@ impl TextShare {
                     .with_delimiter(delimiter)
                     .with_batch_size(rows)
                     .build_decoder();
-                let mut rest = text;
-                while !rest.is_empty() {
-                    let used = decoder.decode(rest)?;
-                    if used == 0 {
-                        break;
-                    }
-                    rest = &rest[used..];
-                }
+                feed(text, |bytes| decoder.decode(bytes))?;
                 decoder.decode(&[])?;
                 decoder.flush()
             }
@@ -239,14 +232,7 @@ impl TextShare {
                 let mut decoder = arrow::json::ReaderBuilder::new(schema)
                     .with_batch_size(rows)
                     .build_decoder()?;
-                let mut rest = text;
-                while !rest.is_empty() {
-                    let used = decoder.decode(rest)?;
-                    if used == 0 {
-                        break;
-                    }
-                    rest = &rest[used..];
-                }
+                feed(text, |bytes| decoder.decode(bytes))?;
                 decoder.flush()
             }
         }
@@ -279,6 +265,22 @@ impl TextShare {
             remedy: None,
         }
     }
+}
+
+/// Gives `text` to a decoder until it takes no more.
+fn feed(
+    text: &[u8],
+    mut decode: impl FnMut(&[u8]) -> Result<usize, arrow::error::ArrowError>,
+) -> Result<(), arrow::error::ArrowError> {
+    let mut rest = text;
+    while !rest.is_empty() {
+        let used = decode(rest)?;
+        if used == 0 {
+            break;
+        }
+        rest = &rest[used..];
+    }
+    Ok(())
 }
 
 /// Arrow's message without its line number within the decoded text (the
