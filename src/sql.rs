@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use arrow::util::pretty::pretty_format_batches;
+use weir_sql::exec::{Destination, FileFormat};
 use weir_sql::{Outcome, run_script};
 
 use crate::cli::{self, CliError, Command};
@@ -12,7 +13,7 @@ use crate::flag::Flag;
 pub fn command() -> Command {
     let mut c = Command::new(
         "sql",
-        "weir sql (-e \"STATEMENTS\" | -f FILE.sql) [--show N] [timely flags]",
+        "weir sql (-e \"STATEMENTS\" | -f FILE.sql) [--show N | --output DIR [--format F]] [timely flags]",
         "Runs SQL statements, separated by ';'. Tables are declared with\n\
          CREATE EXTERNAL TABLE name [(columns)] STORED AS CSV|JSON|PARQUET LOCATION 'path'\n\
          [OPTIONS ('has_header' 'true', 'delimiter' '|')]; a location is a file or a\n\
@@ -22,9 +23,16 @@ pub fn command() -> Command {
          and its row count; EXPLAIN shows DataFusion's plan and weir's, with its exchanges.",
         true,
     );
-    c.flags(&[&EXECUTE, &FILE]);
+    c.flags(&[&EXECUTE, &FILE, &FORMAT]);
     c
 }
+
+const FORMAT: Flag<FileFormat> = Flag::new(
+    "format",
+    "csv|parquet|json",
+    "the files --output writes (one per worker; one for an ordered result)",
+)
+.default("csv");
 
 const EXECUTE: Flag<String> = Flag::new("execute", "SQL", "the statements to run").short("e");
 const FILE: Flag<PathBuf> = Flag::new("file", "FILE", "a file of statements to run").short("f");
@@ -33,9 +41,6 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     let Some((m, config, options)) = cli::parse_job(&command(), args)? else {
         return Ok(());
     };
-    if options.output.is_some() {
-        return Err(cli::usage("sql: --output is not supported yet"));
-    }
     let sql = match (EXECUTE.get(&m)?, FILE.get(&m)?) {
         (Some(sql), None) => sql,
         (None, Some(file)) => std::fs::read_to_string(&file)
@@ -43,11 +48,30 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         (Some(_), Some(_)) => return Err(cli::usage("sql: give -e or -f, not both")),
         (None, None) => return Err(cli::usage("sql: give the statements with -e or -f")),
     };
-    let outcomes = run_script(config, &sql).map_err(|e| CliError::Runtime(e.into()))?;
+    let destination = options.output.clone().map(|dir| Destination {
+        dir,
+        format: FORMAT.value(&m).unwrap_or(FileFormat::Csv),
+    });
+    if destination.is_none() && FORMAT.given(&m) {
+        return Err(cli::usage("sql: --format applies to --output"));
+    }
+    let outcomes =
+        run_script(config, &sql, destination.clone()).map_err(|e| CliError::Runtime(e.into()))?;
     let leader = cli::process_zero(&m);
     for outcome in outcomes {
-        if leader {
-            print(&outcome, options.show)?;
+        if !leader {
+            continue;
+        }
+        match (&outcome, &destination) {
+            (Outcome::Rows(output), Some(d)) => eprintln!(
+                "sql: {} rows written to {} ({:?}) in {:.3} s on {} workers",
+                output.rows(),
+                d.dir.display(),
+                d.format,
+                output.elapsed.as_secs_f64(),
+                output.workers
+            ),
+            _ => print(&outcome, options.show)?,
         }
     }
     Ok(())

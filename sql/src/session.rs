@@ -49,6 +49,8 @@ pub enum Outcome {
 /// Tables declared so far, and what planning needs.
 #[derive(Default)]
 pub struct Session {
+    /// Where query results are written, if not printed.
+    pub destination: Option<crate::exec::Destination>,
     catalog: Catalog,
     functions: Functions,
     options: ConfigOptions,
@@ -165,7 +167,8 @@ impl Session {
     fn run_optimized(&self, worker: &mut Worker, plan: LogicalPlan) -> Result<Output> {
         let start = std::time::Instant::now();
         let plan = self.resolve_subqueries(worker, plan)?;
-        let mut output = run_on(worker, &translate(&plan, &self.catalog)?)?;
+        let plan = translate(&plan, &self.catalog)?;
+        let mut output = run_on(worker, &plan, self.destination.as_ref())?;
         // the time of the whole query, its scalar subqueries included
         output.elapsed = start.elapsed();
         Ok(output)
@@ -203,7 +206,7 @@ impl Session {
     fn scalar(&self, worker: &mut Worker, plan: LogicalPlan) -> Result<ScalarValue> {
         let plan = self.resolve_subqueries(worker, plan)?;
         let data_type = plan.schema().field(0).data_type().clone();
-        let output = run_on(worker, &translate(&plan, &self.catalog)?)?;
+        let output = run_on(worker, &translate(&plan, &self.catalog)?, None)?;
         let rows = output.rows();
         let first = output.batches.iter().find(|b| b.num_rows() > 0).cloned();
         let shared = all_gather(
@@ -228,11 +231,32 @@ impl Session {
 }
 
 /// Runs the statements of `sql` on `config`; the outcomes as the process of
-/// worker 0 saw them (other processes get theirs, without rows).
-pub fn run_script(config: timely::Config, sql: &str) -> Result<Vec<Outcome>> {
+/// worker 0 saw them (other processes get theirs, without rows). With a
+/// `destination`, the script's one query writes its result there.
+pub fn run_script(
+    config: timely::Config,
+    sql: &str,
+    destination: Option<crate::exec::Destination>,
+) -> Result<Vec<Outcome>> {
     let statements = Arc::new(Session::parse(sql)?);
+    if let Some(destination) = &destination {
+        let queries = statements
+            .iter()
+            .filter(|s| !matches!(s, Statement::CreateExternalTable(_)))
+            .count();
+        if queries != 1 {
+            return Err(SqlError::Plan(format!(
+                "results written to {} come from one query, not {queries}",
+                destination.dir.display()
+            )));
+        }
+        crate::exec::Destination::prepare(&destination.dir)?;
+    }
     let outcomes = execute(config, move |worker| {
-        let mut session = Session::default();
+        let mut session = Session {
+            destination: destination.clone(),
+            ..Session::default()
+        };
         let mut outcomes = Vec::new();
         for statement in statements.iter() {
             outcomes.push(

@@ -161,3 +161,84 @@ fn tpch_at_sf_0_01_gives_the_same_tables_on_one_worker_and_across_two_processes(
     let (zero, _) = run_two_processes(dir.path(), &["sql", "-f", path(&file), "--show", "1000"]);
     assert_eq!(tables(&zero), tables(&one));
 }
+
+/// `--output DIR`: a part file per worker (one, in order, for an ordered
+/// result) that `weir sql` reads back whole; a directory with results is
+/// refused.
+#[test]
+fn sql_output_writes_a_part_per_worker_and_one_file_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    write_orders(dir.path());
+    let declare = format!(
+        "CREATE EXTERNAL TABLE orders (id BIGINT, customer VARCHAR, amount DECIMAL(10, 2), status VARCHAR) \
+         STORED AS CSV LOCATION '{}/orders/' OPTIONS ('has_header' 'true');",
+        path(dir.path())
+    );
+    let grouped = dir.path().join("grouped");
+    let out = run(&[
+        "sql",
+        "-w",
+        "3",
+        "--output",
+        path(&grouped),
+        "--format",
+        "parquet",
+        "-e",
+        &format!("{declare} SELECT customer, sum(amount) AS spent FROM orders GROUP BY customer"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut parts: Vec<String> = std::fs::read_dir(&grouped)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    parts.sort();
+    assert_eq!(
+        parts,
+        [
+            "part-00000.parquet",
+            "part-00001.parquet",
+            "part-00002.parquet"
+        ]
+    );
+    let back = run(&[
+        "sql",
+        "-e",
+        &format!(
+            "CREATE EXTERNAL TABLE g STORED AS PARQUET LOCATION '{}'; SELECT count(*) AS n, sum(spent) AS total FROM g",
+            path(&grouped)
+        ),
+    ]);
+    let table = tables(&back);
+    assert!(table.contains("| 97 | 1499970.00 |"), "{table}");
+    let ordered = dir.path().join("ordered");
+    let out = run(&[
+        "sql",
+        "-w",
+        "2",
+        "--output",
+        path(&ordered),
+        "-e",
+        &format!(
+            "{declare} SELECT id, amount FROM orders WHERE amount > 498 ORDER BY amount DESC, id"
+        ),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(ordered.join("part-00000.csv")).unwrap();
+    let amounts: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        amounts.len() > 10 && amounts.windows(2).all(|w| w[0] >= w[1]),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_dir(&ordered).unwrap().count(), 1);
+    let again = run(&["sql", "--output", path(&ordered), "-e", "SELECT 1"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already holds results"),
+        "{}",
+        stderr(&again)
+    );
+}

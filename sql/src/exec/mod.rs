@@ -8,6 +8,9 @@ mod aggregate;
 mod join;
 mod scan;
 mod sort;
+mod write;
+
+pub use write::{Destination, FileFormat};
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -45,6 +48,8 @@ pub struct Output {
     pub schema: SchemaRef,
     /// Rows read by all workers.
     pub rows_in: u64,
+    /// Rows of the result (also when written to files).
+    pub rows_out: u64,
     /// Whether this process hosts worker 0.
     pub leader: bool,
     /// Workers in all processes.
@@ -56,7 +61,7 @@ pub struct Output {
 impl Output {
     /// Rows in the result.
     pub fn rows(&self) -> usize {
-        self.batches.iter().map(|b| b.num_rows()).sum()
+        self.rows_out as usize
     }
 }
 
@@ -64,12 +69,19 @@ impl Output {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Report {
     rows_in: u64,
+    rows_out: u64,
     error: Option<JobError>,
 }
 
 /// Runs `plan` on this worker; every worker of the configuration runs it
 /// alongside. Every worker returns the same error if any worker failed.
-pub fn run_on(worker: &mut Worker, plan: &Plan) -> Result<Output, JobError> {
+/// With `destination`, every worker writes its share of the result there
+/// (an ordered result: worker 0, one file) instead of sending it to worker 0.
+pub fn run_on(
+    worker: &mut Worker,
+    plan: &Plan,
+    destination: Option<&Destination>,
+) -> Result<Output, JobError> {
     let start = Instant::now();
     let ctx = WorkerCtx {
         index: worker.index(),
@@ -84,7 +96,7 @@ pub fn run_on(worker: &mut Worker, plan: &Plan) -> Result<Output, JobError> {
     let done = ProbeHandle::new();
     worker.dataflow::<BatchTime, _, _>(|scope| {
         let root = build(&plan.root, scope, &ctx);
-        let root = if ordered(&plan.root) {
+        let root = if ordered(&plan.root) || destination.is_some() {
             root
         } else {
             gather(root)
@@ -104,19 +116,35 @@ pub fn run_on(worker: &mut Worker, plan: &Plan) -> Result<Output, JobError> {
         .probe_with(&done);
     });
     worker.step_or_park_while(None, || !done.done());
+    let mut batches = std::mem::take(&mut *collected.borrow_mut());
+    let rows_out = batches.iter().map(|b| b.num_rows() as u64).sum();
+    if let Some(destination) = destination
+        && !ctx.failure.is_set()
+        && (ctx.index == 0 || !ordered(&plan.root))
+    {
+        if let Err(e) = destination.write(ctx.index, &plan.schema, &batches) {
+            ctx.failure.set(e);
+        }
+        batches.clear();
+    }
     let report = Report {
         rows_in: ctx.records_in.get(),
+        rows_out,
         error: ctx.failure.take(),
     };
     let reports = all_gather(worker, report);
-    if let Some(error) = reports.iter().find_map(|r| r.error.clone()) {
+    let error = reports.iter().find_map(|r| r.error.clone());
+    if let Some(destination) = destination {
+        destination.settle(ctx.index, error.is_none())?;
+    }
+    if let Some(error) = error {
         return Err(error);
     }
-    let batches = std::mem::take(&mut *collected.borrow_mut());
     Ok(Output {
         batches,
         schema: Arc::clone(&plan.schema),
         rows_in: reports.iter().map(|r| r.rows_in).sum(),
+        rows_out: reports.iter().map(|r| r.rows_out).sum(),
         leader: ctx.index == 0,
         workers: ctx.peers,
         elapsed: start.elapsed(),

@@ -262,7 +262,7 @@ fn every_query_shape_matches_datafusion_on_1_2_and_3_workers() {
     let expected = datafusion(&script);
     assert_eq!(expected.len(), QUERIES.len());
     for workers in 1..=3 {
-        let outcomes = run_script(timely::Config::process(workers), &script).unwrap();
+        let outcomes = run_script(timely::Config::process(workers), &script, None).unwrap();
         let rows: Vec<Vec<Row>> = outcomes
             .iter()
             .filter_map(|o| match o {
