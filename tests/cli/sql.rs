@@ -242,3 +242,33 @@ fn sql_output_writes_a_part_per_worker_and_one_file_in_order() {
         stderr(&again)
     );
 }
+
+/// EXPLAIN shows DataFusion's plan and weir's, with where rows move.
+#[test]
+fn sql_explain_shows_both_plans_and_the_exchanges() {
+    let dir = tempfile::tempdir().unwrap();
+    write_orders(dir.path());
+    let out = run(&[
+        "sql",
+        "-e",
+        &format!(
+            "CREATE EXTERNAL TABLE orders STORED AS CSV LOCATION '{}/orders/' OPTIONS ('has_header' 'true');\n\
+             EXPLAIN SELECT a.status, count(*) FROM orders a JOIN orders b ON a.id = b.id \
+             WHERE a.amount > (SELECT avg(amount) FROM orders) GROUP BY a.status ORDER BY 1",
+            path(dir.path())
+        ),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "DataFusion's optimized logical plan:",
+        "weir's plan:",
+        "HashJoin Inner",
+        "both sides exchanged by key hash",
+        "exchange by group key hash",
+        "gather at worker 0",
+        "each worker reads its share",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
