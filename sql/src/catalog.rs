@@ -7,7 +7,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_expr::CreateExternalTable;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -187,10 +187,29 @@ fn infer(file: &Path, format: Format) -> Result<SchemaRef> {
         Format::Parquet => {
             let builder =
                 ParquetRecordBatchReaderBuilder::try_new(open()?).map_err(|e| input(file, e))?;
-            builder.schema().as_ref().clone()
+            plain(builder.schema())
         }
     };
     Ok(Arc::new(schema))
+}
+
+/// `schema` with string and binary views as plain strings and binaries: a
+/// slice of a view array keeps its whole buffers alive, which rows routed
+/// between workers would multiply (the scan casts what it reads).
+fn plain(schema: &Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let t = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                other => other.clone(),
+            };
+            f.as_ref().clone().with_data_type(t)
+        })
+        .collect();
+    Schema::new(fields)
 }
 
 /// The declared tables, by name.

@@ -79,7 +79,7 @@ fn open(table: &Table, projection: &[usize], ctx: &WorkerCtx) -> Result<Box<dyn 
         message: e.to_string(),
     })?);
     Ok(match table.format {
-        Format::Parquet => Box::new(ParquetShare::open(table, projection, ctx)?),
+        Format::Parquet => Box::new(ParquetShare::open(table, projection, projected, ctx)?),
         Format::Csv { .. } | Format::Json => Box::new(TextShare {
             lines: LineInput::Files(table.files.clone()).reader(ctx.index, ctx.peers)?,
             table: table.clone(),
@@ -99,11 +99,18 @@ struct ParquetShare {
     groups: Vec<(usize, usize)>,
     files: Vec<std::path::PathBuf>,
     projection: Vec<usize>,
+    /// The columns as the table declares them (views read as plain).
+    schema: SchemaRef,
     current: Option<ParquetRecordBatchReader>,
 }
 
 impl ParquetShare {
-    fn open(table: &Table, projection: &[usize], ctx: &WorkerCtx) -> Result<Self, JobError> {
+    fn open(
+        table: &Table,
+        projection: &[usize],
+        schema: SchemaRef,
+        ctx: &WorkerCtx,
+    ) -> Result<Self, JobError> {
         let mut groups = Vec::new();
         let mut k = 0usize;
         for (f, path) in table.files.iter().enumerate() {
@@ -122,6 +129,7 @@ impl ParquetShare {
             groups,
             files: table.files.clone(),
             projection: projection.to_vec(),
+            schema,
             current: None,
         })
     }
@@ -141,11 +149,12 @@ impl Reader for ParquetShare {
             if let Some(reader) = self.current.as_mut() {
                 match reader.next() {
                     Some(batch) => {
-                        return batch.map(Some).map_err(|e| JobError::Malformed {
+                        let batch = batch.map_err(|e| JobError::Malformed {
                             position: "parquet".into(),
                             message: e.to_string(),
                             remedy: None,
-                        });
+                        })?;
+                        return Ok(Some(conform(batch, &self.schema)?));
                     }
                     None => self.current = None,
                 }
@@ -168,6 +177,27 @@ impl Reader for ParquetShare {
             self.current = Some(reader);
         }
     }
+}
+
+/// `batch` with its columns cast to `schema`'s types where they differ.
+fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, JobError> {
+    if batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(schema.fields())
+        .all(|(a, b)| a.data_type() == b.data_type())
+    {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| JobError::Internal(e.to_string()))?;
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| JobError::Internal(e.to_string()))
 }
 
 /// One worker's lines of a table's CSV or JSON files, decoded a megabyte at
