@@ -170,20 +170,48 @@ fn partial<'s>(
     key_fields: Vec<Field>,
     states: SchemaRef,
 ) -> StreamVec<'s, BatchTime, Batch> {
-    let failure = failure.clone();
-    input.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+    let groups = Groups::or_fail(&key_fields, &aggregates, failure);
+    let grouped = !group.is_empty();
+    fold_groups(
+        input,
         Pipeline,
         "AggregatePartial",
+        failure,
+        groups,
+        move |g, Batch(batch)| update(g, &group, &aggregates, &batch),
+        move |g| emit_states(g, grouped, &states),
+    )
+}
+
+/// Folds every record of `input` into groups with `fold`; once the input is
+/// complete, emits what `emit` makes of the groups.
+fn fold_groups<'s, D, P>(
+    input: StreamVec<'s, BatchTime, D>,
+    pact: P,
+    name: &str,
+    failure: &Failure,
+    groups: Option<Groups>,
+    fold: impl Fn(&mut Groups, D) -> Result<()> + 'static,
+    emit: impl Fn(&mut Groups) -> Result<Option<RecordBatch>> + 'static,
+) -> StreamVec<'s, BatchTime, Batch>
+where
+    D: Clone + 'static,
+    P: timely::dataflow::channels::pact::ParallelizationContract<BatchTime, Vec<D>>,
+{
+    let failure = failure.clone();
+    let mut groups = groups;
+    input.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+        pact,
+        name,
         move |cap, _| {
             let mut cap = Some(cap.delayed(&BatchTime::End));
-            let mut groups = Groups::or_fail(&key_fields, &aggregates, &failure);
             move |(input, frontier), output| {
                 input.for_each(|_, data| {
-                    for Batch(batch) in data.drain(..) {
+                    for record in data.drain(..) {
                         let Some(g) = groups.as_mut().filter(|_| !failure.is_set()) else {
                             continue;
                         };
-                        if let Err(e) = update(g, &group, &aggregates, &batch) {
+                        if let Err(e) = fold(g, record) {
                             fail(&failure, e);
                         }
                     }
@@ -195,7 +223,7 @@ fn partial<'s>(
                 let Some(mut g) = groups.take().filter(|_| !failure.is_set()) else {
                     return;
                 };
-                match emit_states(&mut g, !group.is_empty(), &states) {
+                match emit(&mut g) {
                     Ok(Some(batch)) => output.session(&cap).give(Batch(batch)),
                     Ok(None) => {}
                     Err(e) => fail(&failure, e),
@@ -259,55 +287,32 @@ fn finish<'s>(
     schema: SchemaRef,
     worker_zero: bool,
 ) -> StreamVec<'s, BatchTime, Batch> {
-    let failure = failure.clone();
     let keys = key_fields.len();
-    input.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+    let groups = Groups::or_fail(&key_fields, &aggregates, failure);
+    let merging = Arc::clone(&aggregates);
+    fold_groups(
+        input,
         Exchange::new(|(to, _): &(u64, Batch)| *to),
         "AggregateFinal",
-        move |cap, _| {
-            let mut cap = Some(cap.delayed(&BatchTime::End));
-            let mut groups = Groups::or_fail(&key_fields, &aggregates, &failure);
-            move |(input, frontier), output| {
-                input.for_each(|_, data| {
-                    for (_, Batch(batch)) in data.drain(..) {
-                        let Some(g) = groups.as_mut().filter(|_| !failure.is_set()) else {
-                            continue;
-                        };
-                        if let Err(e) = merge(g, keys, &aggregates, &batch) {
-                            fail(&failure, e);
-                        }
-                    }
-                });
-                if !frontier.is_empty() {
-                    return;
-                }
-                let Some(cap) = cap.take() else { return };
-                let Some(mut g) = groups.take().filter(|_| !failure.is_set()) else {
-                    return;
+        failure,
+        groups,
+        move |g, (_, Batch(batch))| merge(g, keys, &merging, &batch),
+        move |g| {
+            if keys == 0 && g.count == 0 {
+                return if worker_zero {
+                    no_rows(&aggregates, &schema).map(Some)
+                } else {
+                    Ok(None)
                 };
-                let result = (|| -> Result<Option<RecordBatch>> {
-                    if keys == 0 && g.count == 0 {
-                        return if worker_zero {
-                            no_rows(&aggregates, &schema).map(Some)
-                        } else {
-                            Ok(None)
-                        };
-                    }
-                    if g.count == 0 {
-                        return Ok(None);
-                    }
-                    let mut columns = g.key_columns(keys > 0)?;
-                    for acc in g.accumulators.iter_mut() {
-                        columns.push(acc.evaluate(EmitTo::All)?);
-                    }
-                    Ok(Some(RecordBatch::try_new(Arc::clone(&schema), columns)?))
-                })();
-                match result {
-                    Ok(Some(batch)) => output.session(&cap).give(Batch(batch)),
-                    Ok(None) => {}
-                    Err(e) => fail(&failure, e),
-                }
             }
+            if g.count == 0 {
+                return Ok(None);
+            }
+            let mut columns = g.key_columns(keys > 0)?;
+            for acc in g.accumulators.iter_mut() {
+                columns.push(acc.evaluate(EmitTo::All)?);
+            }
+            Ok(Some(RecordBatch::try_new(Arc::clone(&schema), columns)?))
         },
     )
 }
