@@ -21,7 +21,8 @@ pub const SHOW: Flag<usize> =
 pub const MEMORY_BUDGET: Flag<u64> = Flag::parsed(
     "memory-budget",
     "SIZE",
-    "memory for join rows per process, e.g. 512M (default: 1/4 of available memory)",
+    "memory for the rows joins, sorts and aggregations hold, per process, e.g. 512M \
+     (default: 1/4 of available memory)",
     flag::size,
 );
 

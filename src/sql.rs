@@ -23,7 +23,7 @@ pub fn command() -> Command {
          and its row count; EXPLAIN shows DataFusion's plan and weir's, with its exchanges.",
         true,
     );
-    c.flags(&[&EXECUTE, &FILE, &FORMAT]);
+    c.flags(&[&EXECUTE, &FILE, &FORMAT, &cli::MEMORY_BUDGET]);
     c
 }
 
@@ -55,8 +55,9 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
     if destination.is_none() && FORMAT.given(&m) {
         return Err(cli::usage("sql: --format applies to --output"));
     }
-    let outcomes =
-        run_script(config, &sql, destination.clone()).map_err(|e| CliError::Runtime(e.into()))?;
+    let budget = cli::MEMORY_BUDGET.get(&m)?;
+    let outcomes = run_script(config, &sql, destination.clone(), budget)
+        .map_err(|e| CliError::Runtime(e.into()))?;
     let leader = cli::process_zero(&m);
     for outcome in outcomes {
         if !leader {

@@ -13,3 +13,17 @@ pub fn bytes(bytes: u64) -> String {
         format!("{:.2} GiB", b / (KI * KI * KI))
     }
 }
+
+/// The default memory budget of a process: a quarter of the memory
+/// available to this machine (`MemAvailable`), or 1 GiB where that cannot be
+/// read.
+pub fn default_memory_budget() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kb| kb * 1024 / 4)
+        .unwrap_or(1 << 30)
+}

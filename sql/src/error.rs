@@ -24,6 +24,9 @@ pub enum SqlError {
         /// What went wrong.
         message: String,
     },
+    /// An operator needed more memory than its share of the budget.
+    #[error("{0}")]
+    Memory(String),
     /// Evaluating an expression or aggregate failed on the data.
     #[error("{0}")]
     Execution(String),

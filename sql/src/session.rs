@@ -22,7 +22,7 @@ use crate::batch::Batch;
 use crate::catalog::{Catalog, Table};
 use crate::context::{Functions, Provider};
 use crate::error::{Result, SqlError};
-use crate::exec::{Output, run_on};
+use crate::exec::{Budget, Output, run_on};
 use crate::plan::translate;
 
 /// What a statement did.
@@ -49,6 +49,9 @@ pub enum Outcome {
 /// Tables declared so far, and what planning needs.
 #[derive(Default)]
 pub struct Session {
+    /// Bytes of rows one worker may hold (`None`: its share of the default
+    /// budget, a quarter of the machine's available memory).
+    pub worker_budget: Option<u64>,
     /// Where query results are written, if not printed.
     pub destination: Option<crate::exec::Destination>,
     catalog: Catalog,
@@ -139,6 +142,13 @@ impl Session {
 }
 
 impl Session {
+    fn budget(&self) -> Budget {
+        Budget(
+            self.worker_budget
+                .unwrap_or_else(weir_runtime::units::default_memory_budget),
+        )
+    }
+
     /// The tables declared so far.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
@@ -168,7 +178,7 @@ impl Session {
         let start = std::time::Instant::now();
         let plan = self.resolve_subqueries(worker, plan)?;
         let plan = translate(&plan, &self.catalog)?;
-        let mut output = run_on(worker, &plan, self.destination.as_ref())?;
+        let mut output = run_on(worker, &plan, self.destination.as_ref(), self.budget())?;
         // the time of the whole query, its scalar subqueries included
         output.elapsed = start.elapsed();
         Ok(output)
@@ -206,7 +216,12 @@ impl Session {
     fn scalar(&self, worker: &mut Worker, plan: LogicalPlan) -> Result<ScalarValue> {
         let plan = self.resolve_subqueries(worker, plan)?;
         let data_type = plan.schema().field(0).data_type().clone();
-        let output = run_on(worker, &translate(&plan, &self.catalog)?, None)?;
+        let output = run_on(
+            worker,
+            &translate(&plan, &self.catalog)?,
+            None,
+            self.budget(),
+        )?;
         let rows = output.rows();
         let first = output.batches.iter().find(|b| b.num_rows() > 0).cloned();
         let shared = all_gather(
@@ -233,11 +248,17 @@ impl Session {
 /// Runs the statements of `sql` on `config`; the outcomes as the process of
 /// worker 0 saw them (other processes get theirs, without rows). With a
 /// `destination`, the script's one query writes its result there.
+/// `budget` is the memory budget of each process (default: a quarter of the
+/// machine's available memory), shared by its workers.
 pub fn run_script(
     config: timely::Config,
     sql: &str,
     destination: Option<crate::exec::Destination>,
+    budget: Option<u64>,
 ) -> Result<Vec<Outcome>> {
+    let (_, local) = weir_runtime::exec::workers(&config);
+    let worker_budget =
+        budget.unwrap_or_else(weir_runtime::units::default_memory_budget) / local.max(1) as u64;
     let statements = Arc::new(Session::parse(sql)?);
     if let Some(destination) = &destination {
         let queries = statements
@@ -255,6 +276,7 @@ pub fn run_script(
     let outcomes = execute(config, move |worker| {
         let mut session = Session {
             destination: destination.clone(),
+            worker_budget: Some(worker_budget),
             ..Session::default()
         };
         let mut outcomes = Vec::new();

@@ -68,9 +68,16 @@ fn sql_gives_the_same_tables_on_one_worker_three_workers_and_two_processes() {
 /// Runs `sql` in `dir`; it must fail with exit 1 and one line on stderr
 /// that contains `needle`.
 fn fails(dir: &Path, sql: &str, needle: &str) {
+    fails_with(dir, &[], sql, needle);
+}
+
+/// [`fails`], with more flags.
+fn fails_with(dir: &Path, flags: &[&str], sql: &str, needle: &str) {
     let out = crate::support::weir()
         .current_dir(dir)
-        .args(["sql", "-e", sql])
+        .arg("sql")
+        .args(flags)
+        .args(["-e", sql])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -271,4 +278,30 @@ fn sql_explain_shows_both_plans_and_the_exchanges() {
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
+}
+
+/// A join whose rows do not fit its share of `--memory-budget` fails with
+/// one line naming the operator and the budget, exit 1: never an OOM kill.
+#[test]
+fn sql_over_the_memory_budget_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_orders(dir.path());
+    fails_with(
+        dir.path(),
+        &["--memory-budget", "64k"],
+        "CREATE EXTERNAL TABLE orders STORED AS CSV LOCATION 'orders/' OPTIONS ('has_header' 'true'); \
+         SELECT count(*) FROM orders a JOIN orders b ON a.id = b.id",
+        "a hash join holds",
+    );
+    let out = crate::support::weir()
+        .current_dir(dir.path())
+        .args(["sql", "--memory-budget", "64M", "-e"])
+        .arg(
+            "CREATE EXTERNAL TABLE orders STORED AS CSV LOCATION 'orders/' OPTIONS ('has_header' 'true'); \
+             SELECT count(*) AS n FROM orders a JOIN orders b ON a.id = b.id",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tables(&out).contains("| 6000 |"), "{}", tables(&out));
 }

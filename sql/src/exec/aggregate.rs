@@ -19,7 +19,7 @@ use timely::dataflow::operators::generic::Operator;
 use weir_runtime::exec::{Failure, WorkerCtx};
 use weir_runtime::time::BatchTime;
 
-use super::{evaluate, fail, route};
+use super::{Budget, evaluate, fail, route};
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::plan::Aggregate;
@@ -95,6 +95,12 @@ impl Groups {
         Ok(groups)
     }
 
+    /// Bytes the groups hold: their keys and accumulators.
+    fn bytes(&self) -> usize {
+        let keys: usize = self.keys.iter().map(|k| k.row().as_ref().len() + 48).sum();
+        keys + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+    }
+
     /// The group key columns, in group order.
     fn key_columns(&self, grouped: bool) -> Result<Vec<ArrayRef>> {
         if !grouped {
@@ -128,6 +134,7 @@ pub fn aggregate<'s>(
     aggregates: Arc<Vec<Aggregate>>,
     key_fields: Vec<Field>,
     output: SchemaRef,
+    budget: Budget,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let grouped = !group.is_empty();
     let states = match state_schema(&key_fields, &aggregates) {
@@ -144,6 +151,7 @@ pub fn aggregate<'s>(
         Arc::clone(&aggregates),
         key_fields.clone(),
         states,
+        budget,
     );
     // without groups, every state goes to worker 0 (the hash of no key)
     let keys: Vec<usize> = if grouped {
@@ -159,6 +167,7 @@ pub fn aggregate<'s>(
         key_fields,
         output,
         ctx.index == 0,
+        budget,
     )
 }
 
@@ -169,6 +178,7 @@ fn partial<'s>(
     aggregates: Arc<Vec<Aggregate>>,
     key_fields: Vec<Field>,
     states: SchemaRef,
+    budget: Budget,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let groups = Groups::or_fail(&key_fields, &aggregates, failure);
     let grouped = !group.is_empty();
@@ -176,7 +186,7 @@ fn partial<'s>(
         input,
         Pipeline,
         "AggregatePartial",
-        failure,
+        (failure, budget),
         groups,
         move |g, Batch(batch)| update(g, &group, &aggregates, &batch),
         move |g| emit_states(g, grouped, &states),
@@ -189,7 +199,7 @@ fn fold_groups<'s, D, P>(
     input: StreamVec<'s, BatchTime, D>,
     pact: P,
     name: &str,
-    failure: &Failure,
+    (failure, budget): (&Failure, Budget),
     groups: Option<Groups>,
     fold: impl Fn(&mut Groups, D) -> Result<()> + 'static,
     emit: impl Fn(&mut Groups) -> Result<Option<RecordBatch>> + 'static,
@@ -213,6 +223,9 @@ where
                         };
                         if let Err(e) = fold(g, record) {
                             fail(&failure, e);
+                        } else if budget.exceeded(&failure, "an aggregation's groups", g.bytes()) {
+                            groups = None;
+                            return;
                         }
                     }
                 });
@@ -286,6 +299,7 @@ fn finish<'s>(
     key_fields: Vec<Field>,
     schema: SchemaRef,
     worker_zero: bool,
+    budget: Budget,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let keys = key_fields.len();
     let groups = Groups::or_fail(&key_fields, &aggregates, failure);
@@ -294,7 +308,7 @@ fn finish<'s>(
         input,
         Exchange::new(|(to, _): &(u64, Batch)| *to),
         "AggregateFinal",
-        failure,
+        (failure, budget),
         groups,
         move |g, (_, Batch(batch))| merge(g, keys, &merging, &batch),
         move |g| {

@@ -24,7 +24,7 @@ use timely::dataflow::operators::generic::Operator;
 use weir_runtime::exec::{Failure, WorkerCtx};
 use weir_runtime::time::BatchTime;
 
-use super::{evaluate, fail, map, route};
+use super::{Budget, evaluate, fail, map, route};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::plan::JoinKeys;
@@ -83,6 +83,7 @@ pub fn join<'s>(
     right: StreamVec<'s, BatchTime, Batch>,
     ctx: &WorkerCtx,
     spec: Arc<JoinSpec>,
+    budget: Budget,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let k = spec.keys.left.len();
     let left = keyed(left, &ctx.failure, spec.keys.left.clone());
@@ -105,6 +106,11 @@ pub fn join<'s>(
             move |(left_in, left_frontier), (right_in, right_frontier), output| {
                 left_in.for_each(|_, data| building.extend(data.drain(..).map(|(_, b)| b.0)));
                 right_in.for_each(|_, data| waiting.extend(data.drain(..).map(|(_, b)| b.0)));
+                let holding = super::held(&building) + super::held(&waiting);
+                if !failure.is_set() && budget.exceeded(&failure, "a hash join", holding) {
+                    building.clear();
+                    waiting.clear();
+                }
                 let Some(time) = cap.as_ref() else {
                     waiting.clear();
                     return;

@@ -81,6 +81,7 @@ pub fn run_on(
     worker: &mut Worker,
     plan: &Plan,
     destination: Option<&Destination>,
+    budget: Budget,
 ) -> Result<Output, JobError> {
     let start = Instant::now();
     let ctx = WorkerCtx {
@@ -95,7 +96,7 @@ pub fn run_on(
     let collected: Rc<RefCell<Vec<RecordBatch>>> = Rc::default();
     let done = ProbeHandle::new();
     worker.dataflow::<BatchTime, _, _>(|scope| {
-        let root = build(&plan.root, scope, &ctx);
+        let root = build(&plan.root, scope, &ctx, budget);
         let root = if ordered(&plan.root) || destination.is_some() {
             root
         } else {
@@ -154,6 +155,36 @@ pub fn run_on(
 /// Whether `node` leaves its rows in order at worker 0 already.
 fn ordered(node: &Node) -> bool {
     matches!(node, Node::Sort { .. } | Node::Limit { .. })
+}
+
+/// Bytes of rows one worker may hold: its share of its process's memory
+/// budget. An operator that would hold more fails the job, naming itself
+/// (spilling to disk instead is still to come).
+#[derive(Clone, Copy, Debug)]
+pub struct Budget(pub u64);
+
+impl Budget {
+    /// Whether `held` bytes are over the budget; if so, fails the job.
+    pub(crate) fn exceeded(&self, failure: &Failure, what: &str, held: usize) -> bool {
+        if held as u64 <= self.0 {
+            return false;
+        }
+        fail(
+            failure,
+            SqlError::Memory(format!(
+                "{what} holds {} on one worker, over its share ({}) of the memory budget \
+                 (spilling to disk is not implemented yet)",
+                weir_runtime::units::bytes(held as u64),
+                weir_runtime::units::bytes(self.0)
+            )),
+        );
+        true
+    }
+}
+
+/// Bytes that `batches` hold.
+pub(crate) fn held(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.get_array_memory_size()).sum()
 }
 
 /// Fails the worker's job with `e` (the first error wins).
@@ -286,13 +317,14 @@ fn build<'s>(
     node: &Node,
     scope: Scope<'s, BatchTime>,
     ctx: &WorkerCtx,
+    budget: Budget,
 ) -> StreamVec<'s, BatchTime, Batch> {
     match node {
         Node::Scan { table, projection } => scan::scan(scope, ctx, table, projection),
         Node::Filter { input, predicate } => {
             let predicate = Arc::clone(predicate);
             map(
-                build(input, scope, ctx),
+                build(input, scope, ctx, budget),
                 &ctx.failure,
                 "Filter",
                 move |batch| {
@@ -309,7 +341,7 @@ fn build<'s>(
             let exprs = exprs.clone();
             let out = Arc::clone(schema);
             map(
-                build(input, scope, ctx),
+                build(input, scope, ctx, budget),
                 &ctx.failure,
                 "Project",
                 move |batch| {
@@ -337,12 +369,13 @@ fn build<'s>(
                 .map(|f| f.as_ref().clone())
                 .collect();
             aggregate::aggregate(
-                build(input, scope, ctx),
+                build(input, scope, ctx, budget),
                 ctx,
                 group.clone(),
                 Arc::clone(aggregates),
                 key_fields,
                 Arc::clone(schema),
+                budget,
             )
         }
         Node::Sort {
@@ -350,14 +383,19 @@ fn build<'s>(
             order,
             fetch,
         } => sort::sort(
-            build(input, scope, ctx),
+            build(input, scope, ctx, budget),
             &ctx.failure,
             order.clone(),
             *fetch,
+            budget,
         ),
-        Node::Limit { input, skip, fetch } => {
-            sort::limit(build(input, scope, ctx), &ctx.failure, *skip, *fetch)
-        }
+        Node::Limit { input, skip, fetch } => sort::limit(
+            build(input, scope, ctx, budget),
+            &ctx.failure,
+            *skip,
+            *fetch,
+            budget,
+        ),
         Node::Join {
             left,
             right,
@@ -368,8 +406,8 @@ fn build<'s>(
             null_aware,
             schema,
         } => join::join(
-            build(left, scope, ctx),
-            build(right, scope, ctx),
+            build(left, scope, ctx, budget),
+            build(right, scope, ctx, budget),
             ctx,
             Arc::new(join::JoinSpec {
                 keys: Arc::clone(on),
@@ -379,10 +417,14 @@ fn build<'s>(
                 null_aware: *null_aware,
                 schema: Arc::clone(schema),
             }),
+            budget,
         ),
         Node::Union { inputs, schema } => {
             let out = Arc::clone(schema);
-            let streams: Vec<_> = inputs.iter().map(|i| build(i, scope, ctx)).collect();
+            let streams: Vec<_> = inputs
+                .iter()
+                .map(|i| build(i, scope, ctx, budget))
+                .collect();
             map(
                 scope.concatenate(streams),
                 &ctx.failure,

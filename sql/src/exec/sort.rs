@@ -11,7 +11,7 @@ use timely::dataflow::operators::generic::Operator;
 use weir_runtime::exec::Failure;
 use weir_runtime::time::BatchTime;
 
-use super::{evaluate, fail};
+use super::{Budget, evaluate, fail};
 use crate::batch::Batch;
 use crate::error::Result;
 
@@ -44,12 +44,14 @@ fn at_end<'s, P>(
     pact: P,
     name: &str,
     failure: &Failure,
+    budget: Budget,
     finish: impl Fn(&[RecordBatch]) -> Result<Option<RecordBatch>> + 'static,
 ) -> StreamVec<'s, BatchTime, Batch>
 where
     P: timely::dataflow::channels::pact::ParallelizationContract<BatchTime, Vec<Batch>>,
 {
     let failure = failure.clone();
+    let what = format!("the {name} operator");
     input.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
         pact,
         name,
@@ -58,6 +60,9 @@ where
             let mut held: Vec<RecordBatch> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|_, data| held.extend(data.drain(..).map(|b| b.0)));
+                if !failure.is_set() && budget.exceeded(&failure, &what, super::held(&held)) {
+                    held.clear();
+                }
                 if !frontier.is_empty() {
                     return;
                 }
@@ -83,16 +88,23 @@ pub fn sort<'s>(
     failure: &Failure,
     order: Vec<PhysicalSortExpr>,
     fetch: Option<usize>,
+    budget: Budget,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let local_order = order.clone();
-    let local = at_end(input, Pipeline, "SortLocal", failure, move |batches| {
-        sorted(batches, &local_order, fetch)
-    });
+    let local = at_end(
+        input,
+        Pipeline,
+        "SortLocal",
+        failure,
+        budget,
+        move |batches| sorted(batches, &local_order, fetch),
+    );
     at_end(
         local,
         Exchange::new(|_: &Batch| 0),
         "Sort",
         failure,
+        budget,
         move |batches| sorted(batches, &order, fetch),
     )
 }
@@ -103,13 +115,15 @@ pub fn limit<'s>(
     failure: &Failure,
     skip: usize,
     fetch: Option<usize>,
+    budget: Budget,
 ) -> StreamVec<'s, BatchTime, Batch> {
     at_end(
         input,
         Exchange::new(|_: &Batch| 0),
         "Limit",
         failure,
-        move |batches| {
+        budget,
+        move |batches: &[RecordBatch]| {
             let Some(first) = batches.first() else {
                 return Ok(None);
             };

@@ -18,7 +18,7 @@ fn all_22_tpch_queries_match_datafusion_at_sf_0_01_on_1_2_and_3_workers() {
     let expected = datafusion(&script);
     assert_eq!(expected.len(), 22);
     for workers in 1..=3 {
-        let outcomes = run_script(timely::Config::process(workers), &script, None).unwrap();
+        let outcomes = run_script(timely::Config::process(workers), &script, None, None).unwrap();
         let got: Vec<Vec<Row>> = outcomes
             .iter()
             .filter_map(|o| match o {

@@ -16,18 +16,7 @@ pub struct Plan {
     pub explanation: String,
 }
 
-/// The default memory budget: a quarter of the memory available to this machine
-/// (`MemAvailable`), or 1 GiB where that cannot be read.
-pub fn default_memory_budget() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map(|kb| kb * 1024 / 4)
-        .unwrap_or(1 << 30)
-}
+pub use weir_runtime::units::default_memory_budget;
 
 /// An estimated byte count for the explanation, in the size options' units.
 fn size(bytes: f64) -> String {
