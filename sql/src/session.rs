@@ -89,23 +89,10 @@ impl Session {
                 let optimized = self.optimize(explain.plan.as_ref().clone())?;
                 // scalar subqueries run first, as plans of their own: here a
                 // null stands for each value
-                let shown = optimized
-                    .clone()
-                    .transform_up(|node| {
-                        node.map_expressions(|e| {
-                            e.transform_up(|e| match e {
-                                Expr::ScalarSubquery(sub) if sub.outer_ref_columns.is_empty() => {
-                                    let t = sub.subquery.schema().field(0).data_type().clone();
-                                    Ok(Transformed::yes(Expr::Literal(
-                                        ScalarValue::try_from(&t)?,
-                                        None,
-                                    )))
-                                }
-                                e => Ok(Transformed::no(e)),
-                            })
-                        })
-                    })?
-                    .data;
+                let shown = with_scalar_subqueries(optimized.clone(), |sub| {
+                    let t = sub.schema().field(0).data_type().clone();
+                    Ok(ScalarValue::try_from(&t)?)
+                })?;
                 let weir = translate(&shown, &self.catalog)?;
                 Ok(Planned::Explain {
                     logical: optimized.display_indent().to_string(),
@@ -189,27 +176,7 @@ impl Session {
     /// subquery is a dataflow of its own on every worker, and worker 0 shares
     /// the value with the others.
     fn resolve_subqueries(&self, worker: &mut Worker, plan: LogicalPlan) -> Result<LogicalPlan> {
-        let resolved = plan.transform_up(|node| {
-            node.map_expressions(|e| {
-                e.transform_up(|e| match e {
-                    Expr::ScalarSubquery(sub) if sub.outer_ref_columns.is_empty() => {
-                        let value = self
-                            .scalar(worker, sub.subquery.as_ref().clone())
-                            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                        Ok(Transformed::yes(Expr::Literal(value, None)))
-                    }
-                    e => Ok(Transformed::no(e)),
-                })
-            })
-        });
-        match resolved {
-            Ok(t) => Ok(t.data),
-            Err(DataFusionError::External(e)) => match e.downcast::<SqlError>() {
-                Ok(e) => Err(*e),
-                Err(e) => Err(SqlError::Execution(e.to_string())),
-            },
-            Err(e) => Err(e.into()),
-        }
+        with_scalar_subqueries(plan, |sub| self.scalar(worker, sub.clone()))
     }
 
     /// The value of a scalar subquery, on every worker.
@@ -242,6 +209,34 @@ impl Session {
             Some(Batch(batch)) => ScalarValue::try_from_array(batch.column(0), 0)?,
             None => ScalarValue::try_from(&data_type)?,
         })
+    }
+}
+
+/// `plan` with every uncorrelated scalar subquery (innermost first) replaced
+/// by the literal `value` gives for the subquery's plan.
+fn with_scalar_subqueries(
+    plan: LogicalPlan,
+    mut value: impl FnMut(&LogicalPlan) -> Result<ScalarValue>,
+) -> Result<LogicalPlan> {
+    let replaced = plan.transform_up(|node| {
+        node.map_expressions(|e| {
+            e.transform_up(|e| match e {
+                Expr::ScalarSubquery(sub) if sub.outer_ref_columns.is_empty() => {
+                    let v =
+                        value(&sub.subquery).map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    Ok(Transformed::yes(Expr::Literal(v, None)))
+                }
+                e => Ok(Transformed::no(e)),
+            })
+        })
+    });
+    match replaced {
+        Ok(t) => Ok(t.data),
+        Err(DataFusionError::External(e)) => match e.downcast::<SqlError>() {
+            Ok(e) => Err(*e),
+            Err(e) => Err(SqlError::Execution(e.to_string())),
+        },
+        Err(e) => Err(e.into()),
     }
 }
 

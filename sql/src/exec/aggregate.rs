@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{OwnedRow, RowConverter};
 use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use timely::container::CapacityContainerBuilder;
@@ -19,7 +19,7 @@ use timely::dataflow::operators::generic::Operator;
 use weir_runtime::exec::{Failure, WorkerCtx};
 use weir_runtime::time::BatchTime;
 
-use super::{Budget, evaluate, fail, route};
+use super::{Budget, evaluate, fail, route, row_converter};
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::plan::Aggregate;
@@ -37,12 +37,7 @@ struct Groups {
 
 impl Groups {
     fn new(key_fields: &[Field], aggregates: &[Aggregate]) -> Result<Self> {
-        let converter = RowConverter::new(
-            key_fields
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let converter = row_converter(key_fields.iter().map(|f| f.data_type()))?;
         let accumulators = aggregates
             .iter()
             .map(|a| {

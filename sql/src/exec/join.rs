@@ -14,7 +14,7 @@ use arrow::array::{
 };
 use arrow::compute::{concat_batches, take};
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 use datafusion_common::JoinType;
 use datafusion_physical_expr::PhysicalExpr;
 use timely::container::CapacityContainerBuilder;
@@ -24,7 +24,7 @@ use timely::dataflow::operators::generic::Operator;
 use weir_runtime::exec::{Failure, WorkerCtx};
 use weir_runtime::time::BatchTime;
 
-use super::{Budget, evaluate, fail, map, route};
+use super::{Budget, Held, evaluate, fail, map, route, row_converter};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::plan::JoinKeys;
@@ -100,19 +100,19 @@ pub fn join<'s>(
         "HashJoin",
         move |cap, _| {
             let mut cap = Some(cap.delayed(&BatchTime::End));
-            let mut building: Vec<RecordBatch> = Vec::new();
+            let mut building = Held::default();
             let mut table: Option<Built> = None;
-            let mut waiting: Vec<RecordBatch> = Vec::new();
+            let mut waiting = Held::default();
             move |(left_in, left_frontier), (right_in, right_frontier), output| {
                 left_in.for_each(|_, data| building.extend(data.drain(..).map(|(_, b)| b.0)));
                 right_in.for_each(|_, data| waiting.extend(data.drain(..).map(|(_, b)| b.0)));
-                let holding = super::held(&building) + super::held(&waiting);
+                let holding = building.bytes() + waiting.bytes();
                 if !failure.is_set() && budget.exceeded(&failure, "a hash join", holding) {
-                    building.clear();
-                    waiting.clear();
+                    building.take();
+                    waiting.take();
                 }
                 let Some(time) = cap.as_ref() else {
-                    waiting.clear();
+                    waiting.take();
                     return;
                 };
                 if failure.is_set() {
@@ -120,14 +120,14 @@ pub fn join<'s>(
                     return;
                 }
                 if table.is_none() && left_frontier.is_empty() {
-                    match Built::new(std::mem::take(&mut building), k, spec.nulls_equal) {
+                    match Built::new(building.take(), k, spec.nulls_equal) {
                         Ok(built) => table = Some(built),
                         Err(e) => fail(&failure, e),
                     }
                 }
                 let Some(built) = table.as_mut() else { return };
                 let mut session = output.session(time);
-                for batch in waiting.drain(..) {
+                for batch in waiting.take() {
                     match built.probe(&batch, &spec) {
                         Ok(Some(out)) if out.num_rows() > 0 => session.give(Batch(out)),
                         Ok(_) => {}
@@ -204,7 +204,7 @@ impl Built {
         if let Some(rows) = &built.rows {
             let keys = tail(rows, k);
             if k > 0 {
-                let converter = converter(&keys)?;
+                let converter = row_converter(keys.iter().map(|k| k.data_type()))?;
                 let converted = converter.convert_columns(&keys)?;
                 for (i, row) in converted.iter().enumerate() {
                     if !nulls_equal && null_key(&keys, i) {
@@ -227,7 +227,8 @@ impl Built {
         let (mut l, mut r) = (Vec::new(), Vec::new());
         let Some(rows) = &self.rows else {
             if self.k > 0 {
-                self.right_null |= (0..batch.num_rows()).any(|i| null_key(&tail(batch, self.k), i));
+                let keys = tail(batch, self.k);
+                self.right_null |= (0..batch.num_rows()).any(|i| null_key(&keys, i));
             }
             return Ok((l, r));
         };
@@ -436,14 +437,6 @@ fn side(
 /// The last `k` columns.
 fn tail(batch: &RecordBatch, k: usize) -> Vec<ArrayRef> {
     batch.columns()[batch.num_columns() - k..].to_vec()
-}
-
-fn converter(keys: &[ArrayRef]) -> Result<RowConverter> {
-    Ok(RowConverter::new(
-        keys.iter()
-            .map(|c| SortField::new(c.data_type().clone()))
-            .collect(),
-    )?)
 }
 
 /// Left then right columns (keys left out) of the pairs, for the filter.

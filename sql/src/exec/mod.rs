@@ -182,9 +182,46 @@ impl Budget {
     }
 }
 
-/// Bytes that `batches` hold.
-pub(crate) fn held(batches: &[RecordBatch]) -> usize {
-    batches.iter().map(|b| b.get_array_memory_size()).sum()
+/// Batches an operator holds, with the bytes they take (kept as a running
+/// total, not summed again at every activation).
+#[derive(Default)]
+pub(crate) struct Held {
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Holds `batches` too.
+    pub(crate) fn extend(&mut self, batches: impl IntoIterator<Item = RecordBatch>) {
+        for batch in batches {
+            self.bytes += batch.get_array_memory_size();
+            self.batches.push(batch);
+        }
+    }
+
+    /// The bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Everything held, now let go.
+    pub(crate) fn take(&mut self) -> Vec<RecordBatch> {
+        self.bytes = 0;
+        std::mem::take(&mut self.batches)
+    }
+}
+
+/// A row converter for keys of `types` (Arrow's row format: equal keys,
+/// equal bytes).
+pub(crate) fn row_converter<'a>(
+    types: impl IntoIterator<Item = &'a arrow::datatypes::DataType>,
+) -> Result<RowConverter> {
+    Ok(RowConverter::new(
+        types
+            .into_iter()
+            .map(|t| SortField::new(t.clone()))
+            .collect(),
+    )?)
 }
 
 /// Fails the worker's job with `e` (the first error wins).
@@ -234,12 +271,7 @@ pub(crate) fn route<'s>(
 /// `batch`'s rows by the worker that owns their key.
 fn split(batch: &RecordBatch, keys: &[usize], peers: usize) -> Result<Vec<(u64, Batch)>> {
     let columns: Vec<ArrayRef> = keys.iter().map(|&k| Arc::clone(batch.column(k))).collect();
-    let converter = RowConverter::new(
-        columns
-            .iter()
-            .map(|c| SortField::new(c.data_type().clone()))
-            .collect(),
-    )?;
+    let converter = row_converter(columns.iter().map(|c| c.data_type()))?;
     let rows = converter.convert_columns(&columns)?;
     let mut parts: Vec<Vec<u32>> = vec![Vec::new(); peers];
     for (i, row) in rows.iter().enumerate() {

@@ -11,7 +11,7 @@ use timely::dataflow::operators::generic::Operator;
 use weir_runtime::exec::Failure;
 use weir_runtime::time::BatchTime;
 
-use super::{Budget, evaluate, fail};
+use super::{Budget, Held, evaluate, fail};
 use crate::batch::Batch;
 use crate::error::Result;
 
@@ -57,11 +57,11 @@ where
         name,
         move |cap, _| {
             let mut cap = Some(cap.delayed(&BatchTime::End));
-            let mut held: Vec<RecordBatch> = Vec::new();
+            let mut held = Held::default();
             move |(input, frontier), output| {
                 input.for_each(|_, data| held.extend(data.drain(..).map(|b| b.0)));
-                if !failure.is_set() && budget.exceeded(&failure, &what, super::held(&held)) {
-                    held.clear();
+                if !failure.is_set() && budget.exceeded(&failure, &what, held.bytes()) {
+                    held.take();
                 }
                 if !frontier.is_empty() {
                     return;
@@ -70,7 +70,7 @@ where
                 if failure.is_set() {
                     return;
                 }
-                match finish(&std::mem::take(&mut held)) {
+                match finish(&held.take()) {
                     Ok(Some(batch)) if batch.num_rows() > 0 => {
                         output.session(&cap).give(Batch(batch))
                     }
