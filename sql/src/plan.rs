@@ -186,11 +186,10 @@ impl Translator<'_> {
                     Some(p) => p.clone(),
                     None => (0..table.schema.fields().len()).collect(),
                 };
-                let node = Node::Scan {
+                let mut node = Node::Scan {
                     table: table.clone(),
                     projection,
                 };
-                let mut node = node;
                 if let Some(predicate) = scan.filters.iter().cloned().reduce(Expr::and) {
                     let predicate = self.expr(&predicate, &scan.projected_schema)?;
                     node = Node::Filter {
