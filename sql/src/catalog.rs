@@ -30,15 +30,20 @@ pub enum Format {
     Json,
     /// Apache Parquet.
     Parquet,
+    /// Lines of text, one row each, in one text column (Spark's `text`
+    /// format): `line` unless the table declares another name.
+    Text,
 }
 
 impl Format {
-    /// The extension of the files a directory location holds.
-    fn extension(self) -> &'static str {
+    /// The extension of the files a directory location holds (text tables
+    /// read every file).
+    fn extension(self) -> Option<&'static str> {
         match self {
-            Format::Csv { .. } => "csv",
-            Format::Json => "json",
-            Format::Parquet => "parquet",
+            Format::Csv { .. } => Some("csv"),
+            Format::Json => Some("json"),
+            Format::Parquet => Some("parquet"),
+            Format::Text => None,
         }
     }
 }
@@ -85,9 +90,10 @@ impl Table {
             },
             "JSON" | "NDJSON" => Format::Json,
             "PARQUET" => Format::Parquet,
+            "TEXT" => Format::Text,
             other => {
                 return Err(SqlError::Unsupported(format!(
-                    "table {name}: files STORED AS {other} (CSV, JSON and PARQUET are)"
+                    "table {name}: files STORED AS {other} (CSV, JSON, PARQUET and TEXT are)"
                 )));
             }
         };
@@ -116,10 +122,14 @@ impl Table {
                 .collect();
             return Err(SqlError::Input {
                 location: named.join(", "),
-                message: format!("no .{} files", format.extension()),
+                message: match format.extension() {
+                    Some(extension) => format!("no .{extension} files"),
+                    None => "no files".into(),
+                },
             });
         };
         let schema = match declared {
+            Some(schema) if format == Format::Text => one_text_column(name, schema)?,
             Some(schema) => schema,
             None => infer(first, format)?,
         };
@@ -129,6 +139,17 @@ impl Table {
             files,
             schema,
         })
+    }
+}
+
+/// The schema of a text table that declares its columns: one text column.
+fn one_text_column(table: &str, schema: SchemaRef) -> Result<SchemaRef> {
+    match schema.fields().as_ref() {
+        [field] if field.data_type() == &DataType::Utf8 => Ok(schema),
+        _ => Err(SqlError::Plan(format!(
+            "table {table}: a TEXT table has one column of type VARCHAR (its lines), not {}",
+            schema.fields().len()
+        ))),
     }
 }
 
@@ -153,9 +174,10 @@ fn list(location: &Path, format: Format) -> Result<Vec<PathBuf>> {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| !n.starts_with('.'));
-        let fits = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case(format.extension()));
+        let fits = format.extension().is_none_or(|wanted| {
+            path.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case(wanted))
+        });
         if visible && fits && path.is_file() {
             files.push(path);
         }
@@ -188,6 +210,10 @@ fn infer(file: &Path, format: Format) -> Result<SchemaRef> {
             let builder =
                 ParquetRecordBatchReaderBuilder::try_new(open()?).map_err(|e| input(file, e))?;
             plain(builder.schema())
+        }
+        Format::Text => {
+            open()?;
+            Schema::new(vec![Field::new("line", DataType::Utf8, false)])
         }
     };
     Ok(Arc::new(schema))

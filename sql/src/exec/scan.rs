@@ -80,7 +80,7 @@ fn open(table: &Table, projection: &[usize], ctx: &WorkerCtx) -> Result<Box<dyn 
     })?);
     Ok(match table.format {
         Format::Parquet => Box::new(ParquetShare::open(table, projection, projected, ctx)?),
-        Format::Csv { .. } | Format::Json => Box::new(TextShare {
+        Format::Csv { .. } | Format::Json | Format::Text => Box::new(TextShare {
             lines: LineInput::Files(table.files.clone()).reader(ctx.index, ctx.peers)?,
             table: table.clone(),
             projection: projection.to_vec(),
@@ -200,7 +200,7 @@ fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, JobErr
     RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| JobError::Internal(e.to_string()))
 }
 
-/// One worker's lines of a table's CSV or JSON files, decoded a megabyte at
+/// One worker's lines of a table's CSV, JSON or text files, decoded a megabyte at
 /// a time.
 struct TextShare {
     lines: LineReader,
@@ -232,7 +232,8 @@ impl TextShare {
                 self.done = true;
                 break;
             };
-            if (header && pos.offset == 0) || self.line.trim().is_empty() {
+            let blank = self.line.trim().is_empty() && self.table.format != Format::Text;
+            if (header && pos.offset == 0) || blank {
                 continue;
             }
             self.text.extend_from_slice(self.line.as_bytes());
@@ -258,7 +259,13 @@ impl TextShare {
                 decoder.decode(&[])?;
                 decoder.flush()
             }
-            _ => {
+            Format::Text => {
+                let text = std::str::from_utf8(text)
+                    .map_err(|e| arrow::error::ArrowError::ParseError(e.to_string()))?;
+                let lines: arrow::array::StringArray = text.lines().map(Some).collect();
+                RecordBatch::try_new(schema, vec![Arc::new(lines)]).map(Some)
+            }
+            Format::Json | Format::Parquet => {
                 let mut decoder = arrow::json::ReaderBuilder::new(schema)
                     .with_batch_size(rows)
                     .build_decoder()?;
