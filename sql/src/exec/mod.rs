@@ -6,10 +6,15 @@
 
 mod aggregate;
 mod join;
+mod memory;
 mod scan;
 mod sort;
+mod unnest;
 mod write;
 
+pub use memory::Budget;
+pub(crate) use memory::Held;
+pub use unnest::UnnestSpec;
 pub use write::{Destination, FileFormat};
 
 use std::cell::RefCell;
@@ -155,60 +160,6 @@ pub fn run_on(
 /// Whether `node` leaves its rows in order at worker 0 already.
 fn ordered(node: &Node) -> bool {
     matches!(node, Node::Sort { .. } | Node::Limit { .. })
-}
-
-/// Bytes of rows one worker may hold: its share of its process's memory
-/// budget. An operator that would hold more fails the job, naming itself
-/// (spilling to disk instead is still to come).
-#[derive(Clone, Copy, Debug)]
-pub struct Budget(pub u64);
-
-impl Budget {
-    /// Whether `held` bytes are over the budget; if so, fails the job.
-    pub(crate) fn exceeded(&self, failure: &Failure, what: &str, held: usize) -> bool {
-        if held as u64 <= self.0 {
-            return false;
-        }
-        fail(
-            failure,
-            SqlError::Memory(format!(
-                "{what} holds {} on one worker, over its share ({}) of the memory budget \
-                 (spilling to disk is not implemented yet)",
-                weir_runtime::units::bytes(held as u64),
-                weir_runtime::units::bytes(self.0)
-            )),
-        );
-        true
-    }
-}
-
-/// Batches an operator holds, with the bytes they take (kept as a running
-/// total, not summed again at every activation).
-#[derive(Default)]
-pub(crate) struct Held {
-    batches: Vec<RecordBatch>,
-    bytes: usize,
-}
-
-impl Held {
-    /// Holds `batches` too.
-    pub(crate) fn extend(&mut self, batches: impl IntoIterator<Item = RecordBatch>) {
-        for batch in batches {
-            self.bytes += batch.get_array_memory_size();
-            self.batches.push(batch);
-        }
-    }
-
-    /// The bytes held.
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// Everything held, now let go.
-    pub(crate) fn take(&mut self) -> Vec<RecordBatch> {
-        self.bytes = 0;
-        std::mem::take(&mut self.batches)
-    }
 }
 
 /// A row converter for keys of `types` (Arrow's row format: equal keys,
@@ -451,6 +402,15 @@ fn build<'s>(
             }),
             budget,
         ),
+        Node::Unnest { input, spec } => {
+            let spec = Arc::clone(spec);
+            map(
+                build(input, scope, ctx, budget),
+                &ctx.failure,
+                "Unnest",
+                move |batch| unnest::unnest(batch, &spec),
+            )
+        }
         Node::Union { inputs, schema } => {
             let out = Arc::clone(schema);
             let streams: Vec<_> = inputs

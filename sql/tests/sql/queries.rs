@@ -242,6 +242,15 @@ const QUERIES: &[(&str, bool)] = &[
         "SELECT count(*) AS n FROM sales s WHERE s.qty = 11 OR EXISTS (SELECT 1 FROM returns r WHERE r.id = s.id)",
         false,
     ),
+    (
+        "SELECT id, unnest(string_to_array(region, 'o')) AS part FROM sales WHERE id < 200",
+        false,
+    ),
+    (
+        "SELECT w, count(*) AS n FROM (SELECT unnest(make_array(qty, qty + 1, NULL)) AS w FROM sales) GROUP BY w",
+        false,
+    ),
+    ("SELECT unnest([1, 2, 3]) AS x, 'k' AS k", false),
 ];
 
 fn sorted(mut rows: Vec<Row>) -> Vec<Row> {

@@ -1,9 +1,11 @@
 //! weir's plan of a query: DataFusion's optimized logical plan translated into
 //! the operators weir runs, with DataFusion's physical expressions and
 //! aggregate functions inside them. Each node produces batches whose columns
-//! are those of its logical schema, in order.
+//! are those of its logical schema, in order. [`Node::explain`] (in
+//! `explain`) shows a plan with its exchanges.
 
-use std::fmt::Write as _;
+mod explain;
+
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -17,6 +19,7 @@ use datafusion_physical_expr::{PhysicalExpr, PhysicalSortExpr, create_physical_e
 
 use crate::catalog::{Catalog, Table};
 use crate::error::{Result, SqlError};
+use crate::exec::UnnestSpec;
 
 /// An aggregate of an [`Node::Aggregate`]: the function, and its FILTER.
 #[derive(Debug)]
@@ -104,6 +107,13 @@ pub enum Node {
         null_aware: bool,
         /// The output columns.
         schema: SchemaRef,
+    },
+    /// One row per element of list columns, on every worker.
+    Unnest {
+        /// Its rows.
+        input: Box<Node>,
+        /// What is unnested.
+        spec: Arc<UnnestSpec>,
     },
     /// Every input's rows.
     Union {
@@ -321,6 +331,10 @@ impl Translator<'_> {
                     .map(|i| self.node(i))
                     .collect::<Result<_>>()?,
             },
+            LogicalPlan::Unnest(unnest) => Node::Unnest {
+                spec: Arc::new(unnest_spec(unnest, output_schema(plan))?),
+                input: Box::new(self.node(&unnest.input)?),
+            },
             LogicalPlan::EmptyRelation(empty) => Node::Empty {
                 one_row: empty.produce_one_row,
             },
@@ -370,106 +384,22 @@ impl Translator<'_> {
     }
 }
 
-impl Node {
-    /// The plan as weir runs it, one operator per line, with where rows
-    /// move between workers.
-    pub fn explain(&self) -> String {
-        let mut out = String::new();
-        self.explain_into(&mut out, 0);
-        out
+/// What a DataFusion unnest does: list columns unnested one level deep (not
+/// structs, not deeper levels).
+fn unnest_spec(unnest: &datafusion_expr::Unnest, schema: SchemaRef) -> Result<UnnestSpec> {
+    if !unnest.struct_type_columns.is_empty() {
+        return Err(SqlError::Unsupported("unnesting a struct column".into()));
     }
-
-    fn explain_into(&self, out: &mut String, depth: usize) {
-        let pad = "  ".repeat(depth);
-        let list = |exprs: &[Arc<dyn PhysicalExpr>]| {
-            exprs
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let _ = match self {
-            Node::Scan { table, projection } => writeln!(
-                out,
-                "{pad}Scan {} ({} files, {:?}), columns {:?}: each worker reads its share",
-                table.name,
-                table.files.len(),
-                table.format,
-                projection
-            ),
-            Node::Filter { predicate, .. } => writeln!(out, "{pad}Filter {predicate}"),
-            Node::Project { exprs, .. } => writeln!(out, "{pad}Project {}", list(exprs)),
-            Node::Aggregate {
-                group, aggregates, ..
-            } => {
-                let names: Vec<&str> = aggregates.iter().map(|a| a.function.name()).collect();
-                writeln!(
-                    out,
-                    "{pad}Aggregate final [{}]: {} <- exchange by group key hash\n{pad}Aggregate partial, on every worker",
-                    list(group),
-                    names.join(", ")
-                )
-            }
-            Node::Sort { order, fetch, .. } => {
-                let order: Vec<String> = order.iter().map(|o| o.to_string()).collect();
-                writeln!(
-                    out,
-                    "{pad}Sort [{}]{} <- gather at worker 0\n{pad}Sort, on every worker",
-                    order.join(", "),
-                    fetch.map(|f| format!(" fetch {f}")).unwrap_or_default()
-                )
-            }
-            Node::Limit { skip, fetch, .. } => writeln!(
-                out,
-                "{pad}Limit skip {skip} fetch {fetch:?} <- gather at worker 0"
-            ),
-            Node::Join {
-                on,
-                join_type,
-                filter,
-                null_aware,
-                ..
-            } => {
-                let exchange = if on.left.is_empty() || *null_aware {
-                    "both sides gathered at worker 0"
-                } else {
-                    "both sides exchanged by key hash"
-                };
-                let pairs: Vec<String> = on
-                    .left
-                    .iter()
-                    .zip(&on.right)
-                    .map(|(l, r)| format!("{l} = {r}"))
-                    .collect();
-                writeln!(
-                    out,
-                    "{pad}HashJoin {join_type} on [{}]{} <- {exchange}; left built, right probed",
-                    pairs.join(", "),
-                    filter
-                        .as_ref()
-                        .map(|f| format!(" filter {f}"))
-                        .unwrap_or_default()
-                )
-            }
-            Node::Union { .. } => writeln!(out, "{pad}Union"),
-            Node::Empty { one_row } => writeln!(out, "{pad}Empty (one row: {one_row})"),
-        };
-        match self {
-            Node::Scan { .. } | Node::Empty { .. } => {}
-            Node::Filter { input, .. }
-            | Node::Project { input, .. }
-            | Node::Aggregate { input, .. }
-            | Node::Sort { input, .. }
-            | Node::Limit { input, .. } => input.explain_into(out, depth + 1),
-            Node::Join { left, right, .. } => {
-                left.explain_into(out, depth + 1);
-                right.explain_into(out, depth + 1);
-            }
-            Node::Union { inputs, .. } => {
-                for input in inputs {
-                    input.explain_into(out, depth + 1);
-                }
-            }
-        }
+    if let Some((_, deeper)) = unnest.list_type_columns.iter().find(|(_, l)| l.depth != 1) {
+        return Err(SqlError::Unsupported(format!(
+            "unnesting a list {} levels deep",
+            deeper.depth
+        )));
     }
+    Ok(UnnestSpec {
+        lists: unnest.list_type_columns.iter().map(|(c, _)| *c).collect(),
+        sources: unnest.dependency_indices.clone(),
+        nulls: unnest.options.null_handling,
+        schema,
+    })
 }

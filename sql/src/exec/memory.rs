@@ -1,0 +1,61 @@
+//! What operators hold in memory, and the budget it must stay under.
+
+use arrow::array::RecordBatch;
+use weir_runtime::exec::Failure;
+
+use super::fail;
+use crate::error::SqlError;
+
+/// Bytes of rows one worker may hold: its share of its process's memory
+/// budget. An operator that would hold more fails the job, naming itself
+/// (spilling to disk instead is still to come).
+#[derive(Clone, Copy, Debug)]
+pub struct Budget(pub u64);
+
+impl Budget {
+    /// Whether `held` bytes are over the budget; if so, fails the job.
+    pub(crate) fn exceeded(&self, failure: &Failure, what: &str, held: usize) -> bool {
+        if held as u64 <= self.0 {
+            return false;
+        }
+        fail(
+            failure,
+            SqlError::Memory(format!(
+                "{what} holds {} on one worker, over its share ({}) of the memory budget \
+                 (spilling to disk is not implemented yet)",
+                weir_runtime::units::bytes(held as u64),
+                weir_runtime::units::bytes(self.0)
+            )),
+        );
+        true
+    }
+}
+
+/// Batches an operator holds, with the bytes they take (kept as a running
+/// total, not summed again at every activation).
+#[derive(Default)]
+pub(crate) struct Held {
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Holds `batches` too.
+    pub(crate) fn extend(&mut self, batches: impl IntoIterator<Item = RecordBatch>) {
+        for batch in batches {
+            self.bytes += batch.get_array_memory_size();
+            self.batches.push(batch);
+        }
+    }
+
+    /// The bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Everything held, now let go.
+    pub(crate) fn take(&mut self) -> Vec<RecordBatch> {
+        self.bytes = 0;
+        std::mem::take(&mut self.batches)
+    }
+}
