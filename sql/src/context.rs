@@ -13,7 +13,9 @@ use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, Wind
 
 use crate::catalog::Catalog;
 
-/// DataFusion's functions, by every name they answer to.
+/// DataFusion's functions, and the program's own, by every name they answer
+/// to.
+#[derive(Clone)]
 pub struct Functions {
     scalar: HashMap<String, Arc<ScalarUDF>>,
     aggregate: HashMap<String, Arc<AggregateUDF>>,
@@ -22,33 +24,52 @@ pub struct Functions {
 
 impl Default for Functions {
     fn default() -> Self {
-        let mut scalar = HashMap::new();
-        for f in datafusion_functions::all_default_functions() {
-            for alias in f.aliases() {
-                scalar.insert(alias.clone(), Arc::clone(&f));
-            }
-            scalar.insert(f.name().to_string(), f);
+        let mut functions = Functions {
+            scalar: HashMap::new(),
+            aggregate: HashMap::new(),
+            planners: Vec::new(),
+        };
+        for f in datafusion_functions::all_default_functions()
+            .into_iter()
+            .chain(datafusion_functions_nested::all_default_nested_functions())
+        {
+            functions.add_scalar(f);
         }
-        let mut aggregate = HashMap::new();
         for f in datafusion_functions_aggregate::all_default_aggregate_functions() {
             for alias in f.aliases() {
-                aggregate.insert(alias.clone(), Arc::clone(&f));
+                functions.aggregate.insert(alias.clone(), Arc::clone(&f));
             }
-            aggregate.insert(f.name().to_string(), f);
+            functions.aggregate.insert(f.name().to_string(), f);
         }
         // SQL syntax that plans into functions: EXTRACT, SUBSTRING ... FROM,
-        // POSITION, OVERLAY, struct and map literals
-        let planners: Vec<Arc<dyn ExprPlanner>> = vec![
+        // POSITION, OVERLAY, struct, array and map literals, field access
+        functions.planners = vec![
             Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
             Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
+            Arc::new(datafusion_functions_nested::planner::NestedFunctionPlanner),
+            Arc::new(datafusion_functions_nested::planner::FieldAccessPlanner),
             // count(*) as count(1)
             Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
         ];
-        Functions {
-            scalar,
-            aggregate,
-            planners,
+        functions
+    }
+}
+
+impl Functions {
+    /// Adds a scalar function under its name and aliases (replacing any of
+    /// those names).
+    pub fn add_scalar(&mut self, f: Arc<ScalarUDF>) {
+        for alias in f.aliases() {
+            self.scalar.insert(alias.clone(), Arc::clone(&f));
+        }
+        self.scalar.insert(f.name().to_string(), f);
+    }
+
+    /// Adds `other`'s scalar functions (replacing those of the same names).
+    pub fn extend(&mut self, other: &Functions) {
+        for (name, f) in &other.scalar {
+            self.scalar.insert(name.clone(), Arc::clone(f));
         }
     }
 }

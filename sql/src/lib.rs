@@ -4,15 +4,16 @@
 //! How the modules depend on each other:
 //! - [`error`]: the error kinds of planning and running.
 //! - [`catalog`]: tables declared with `CREATE EXTERNAL TABLE` (CSV, JSON,
-//!   Parquet), their files and schemas; [`context`] shows them, and
+//!   Parquet, text), their files and schemas; [`context`] shows them, and
 //!   DataFusion's functions, to DataFusion's SQL planner.
 //! - [`plan`]: DataFusion's optimized logical plan translated into weir's
 //!   operators, with DataFusion's physical expressions and aggregates inside.
 //! - [`batch`]: Arrow record batches as timely data (Arrow IPC between
 //!   processes).
-//! - [`exec`]: the operators (scan, filter, project, two-phase aggregate,
-//!   sort, limit) and the run of a plan on a worker.
-//! - [`session`]: statements one after another on one timely execution.
+//! - [`exec`]: the operators (scan, filter, project, unnest, two-phase
+//!   aggregate, hash join, sort, limit) and the run of a plan on a worker.
+//! - [`session`]: statements one after another on one timely execution,
+//!   from a script or as they come (an interactive prompt).
 //! - [`table`]: the Table API: programs built with DataFusion's plan builder
 //!   and expressions, run as [`session`] runs queries.
 //! - [`tpch`]: TPC-H's tables generated as Parquet, and its 22 queries.
@@ -30,4 +31,4 @@ pub mod table;
 pub mod tpch;
 
 pub use error::SqlError;
-pub use session::{Outcome, Session, run_script};
+pub use session::{Outcome, Session, run_interactive, run_script};

@@ -107,8 +107,22 @@ impl Session {
     }
 
     /// Runs `statement` on this worker (every worker runs it alongside).
+    /// The workers agree that it planned everywhere before any runs it, so
+    /// that a table whose files one process cannot read fails the statement
+    /// on every worker rather than leaving the others waiting.
     pub fn run(&mut self, worker: &mut Worker, statement: Statement) -> Result<Outcome> {
-        Ok(match self.plan(statement)? {
+        let planned = self.plan(statement);
+        let failed = planned.as_ref().err().map(|e| match e {
+            SqlError::Job(job) => job.clone(),
+            other => JobError::Compute(other.to_string()),
+        });
+        let elsewhere = all_gather(worker, failed).into_iter().flatten().next();
+        let planned = match (planned, elsewhere) {
+            (Err(e), _) => return Err(e),
+            (Ok(_), Some(e)) => return Err(SqlError::Job(e)),
+            (Ok(planned), None) => planned,
+        };
+        Ok(match planned {
             Planned::Declare(table, replace) => {
                 let outcome = Outcome::Declared {
                     table: table.name.clone(),
@@ -139,6 +153,26 @@ impl Session {
     /// The tables declared so far.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// Registers a scalar function of the program's own (replacing one of
+    /// the same name).
+    pub fn register_udf(&mut self, f: datafusion_expr::ScalarUDF) {
+        self.functions.add_scalar(Arc::new(f));
+    }
+
+    /// A session with the tables and functions of `sessions` (a later
+    /// one's win).
+    pub fn merged(sessions: &[&Session]) -> Session {
+        let mut merged = Session::default();
+        for session in sessions {
+            for table in session.catalog.tables() {
+                // replacing cannot fail
+                let _ = merged.catalog.add(table.clone(), true);
+            }
+            merged.functions.extend(&session.functions);
+        }
+        merged
     }
 
     /// Declares `table` (replacing one of the same name).
@@ -285,4 +319,72 @@ pub fn run_script(
         Ok(outcomes)
     })?;
     Ok(outcomes)
+}
+
+/// Runs statements as they come, as an interactive session does: worker 0
+/// calls `open` once and then the reader it returns for each piece of text
+/// (one or more statements; `None` ends the session), shares the text with
+/// every worker, and gives `report` what each statement did or the error
+/// that stopped it. An error ends the statement, not the session.
+pub fn run_interactive<O, N, R>(
+    config: timely::Config,
+    budget: Option<u64>,
+    open: O,
+    report: R,
+) -> Result<()>
+where
+    O: FnOnce() -> N + Send + 'static,
+    N: FnMut() -> Option<String>,
+    R: FnMut(Result<Outcome>) + Send + 'static,
+{
+    let (_, local) = weir_runtime::exec::workers(&config);
+    let worker_budget =
+        budget.unwrap_or_else(weir_runtime::units::default_memory_budget) / local.max(1) as u64;
+    let leader = std::sync::Mutex::new(Some((open, report)));
+    execute(config, move |worker| {
+        let mut session = Session {
+            worker_budget: Some(worker_budget),
+            ..Session::default()
+        };
+        let mut own = if worker.index() == 0 {
+            leader
+                .lock()
+                .map_err(|_| JobError::Runtime("the session's reader was lost".into()))?
+                .take()
+                .map(|(open, report)| (open(), report))
+        } else {
+            None
+        };
+        loop {
+            let text = own.as_mut().map(|(next, _)| next());
+            let Some(text) = all_gather(worker, text)
+                .into_iter()
+                .flatten()
+                .next()
+                .flatten()
+            else {
+                return Ok(());
+            };
+            let statements = match Session::parse(&text) {
+                Ok(statements) => statements,
+                Err(e) => {
+                    if let Some((_, report)) = own.as_mut() {
+                        report(Err(e));
+                    }
+                    continue;
+                }
+            };
+            for statement in statements {
+                let outcome = session.run(worker, statement);
+                let failed = outcome.is_err();
+                if let Some((_, report)) = own.as_mut() {
+                    report(outcome);
+                }
+                if failed {
+                    break;
+                }
+            }
+        }
+    })?;
+    Ok(())
 }

@@ -28,8 +28,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion_common::JoinType;
-use datafusion_expr::{Expr, LogicalPlan, LogicalPlanBuilder, SortExpr};
+use datafusion_common::{JoinType, NullHandling, UnnestOptions};
+use datafusion_expr::{Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, SortExpr};
 use datafusion_sql::planner::SqlToRel;
 use weir_runtime::exec::execute;
 
@@ -42,7 +42,7 @@ use crate::session::Session;
 /// What programs with the Table API use: DataFusion's expression builders
 /// and aggregate functions.
 pub mod prelude {
-    pub use datafusion_common::JoinType;
+    pub use datafusion_common::{JoinType, NullHandling, UnnestOptions};
     pub use datafusion_expr::{Expr, col, lit};
     pub use datafusion_functions_aggregate::expr_fn::{avg, count, max, min, sum};
 }
@@ -82,6 +82,18 @@ impl Context {
             .collect();
         let schema = Arc::new(Schema::new(fields));
         self.declare(Declared::open(name, format, &[path], Some(schema))?)
+    }
+
+    /// Declares a table of text files, one row per line in a column `line`
+    /// (a file, or a directory whose every visible file is read).
+    pub fn lines(&mut self, name: &str, path: impl AsRef<Path>) -> Result<Table> {
+        self.declare(Declared::open(name, Format::Text, &[path], None)?)
+    }
+
+    /// Registers a scalar function of the program's own, for expressions
+    /// (`udf.call(args)`) and for SQL by its name.
+    pub fn register_udf(&mut self, udf: ScalarUDF) {
+        self.session.register_udf(udf);
     }
 
     /// Declares a table of Parquet files.
@@ -131,14 +143,8 @@ impl Context {
     }
 }
 
-/// A session with the tables of `sessions` (a later one's win).
 fn merged(sessions: &[&Session]) -> Arc<Session> {
-    let mut session = Session::default();
-    for table in sessions.iter().flat_map(|s| s.catalog().tables()) {
-        // replacing cannot fail
-        let _ = session.declare(table.clone());
-    }
-    Arc::new(session)
+    Arc::new(Session::merged(sessions))
 }
 
 /// A relational program: DataFusion's logical plan, and the tables it reads.
@@ -198,6 +204,13 @@ impl Table {
     /// `fetch` rows after the first `skip`.
     pub fn limit(self, skip: usize, fetch: Option<usize>) -> Result<Table> {
         self.then(|b| b.limit(skip, fetch))
+    }
+
+    /// One row per element of the list column `column` (the other columns
+    /// repeated; a null or empty list gives no row), as SQL's `unnest`.
+    pub fn unnest(self, column: &str) -> Result<Table> {
+        let options = UnnestOptions::new().with_null_handling(NullHandling::Drop);
+        self.then(|b| b.unnest_column_with_options(column, options))
     }
 
     /// Each distinct row once.
