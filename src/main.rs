@@ -14,6 +14,7 @@ mod iterative;
 mod join;
 mod plot;
 mod sql;
+mod sql_prompt;
 mod stream;
 mod stream_kafka;
 mod stream_options;

@@ -13,14 +13,17 @@ use crate::flag::Flag;
 pub fn command() -> Command {
     let mut c = Command::new(
         "sql",
-        "weir sql (-e \"STATEMENTS\" | -f FILE.sql) [--show N | --output DIR [--format F]] [timely flags]",
+        "weir sql [-e \"STATEMENTS\" | -f FILE.sql] [--show N | --output DIR [--format F]] [timely flags]",
         "Runs SQL statements, separated by ';'. Tables are declared with\n\
          CREATE EXTERNAL TABLE name [(columns)] STORED AS CSV|JSON|PARQUET LOCATION 'path'\n\
          [OPTIONS ('has_header' 'true', 'delimiter' '|')]; a location is a file or a\n\
          directory of .csv/.json/.parquet files, shared across every worker of every\n\
          process. DataFusion parses, plans and optimizes each query; weir runs it as a\n\
          timely dataflow. Process 0 prints each result as a table (its first --show rows)\n\
-         and its row count; EXPLAIN shows DataFusion's plan and weir's, with its exchanges.",
+         and its row count; EXPLAIN shows DataFusion's plan and weir's, with its exchanges.\n\
+         Without -e or -f, process 0 reads statements as they come: at a prompt with\n\
+         history (~/.weir_history) on a terminal, else from standard input; the other\n\
+         processes run each one alongside. \\q ends the session.",
         true,
     );
     c.flags(&[&EXECUTE, &FILE, &FORMAT, &cli::MEMORY_BUDGET]);
@@ -46,7 +49,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         (None, Some(file)) => std::fs::read_to_string(&file)
             .map_err(|e| CliError::Runtime(anyhow::anyhow!("{}: {e}", file.display())))?,
         (Some(_), Some(_)) => return Err(cli::usage("sql: give -e or -f, not both")),
-        (None, None) => return Err(cli::usage("sql: give the statements with -e or -f")),
+        (None, None) => return interactive(&m, config, &options),
     };
     let destination = options.output.clone().map(|dir| Destination {
         dir,
@@ -74,6 +77,45 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
             ),
             _ => print(&outcome, options.show)?,
         }
+    }
+    Ok(())
+}
+
+/// Statements as they come (see `sql_prompt`); an error ends a statement,
+/// not the session.
+fn interactive(
+    m: &getopts::Matches,
+    config: timely::Config,
+    options: &weir_runtime::exec::JobOptions,
+) -> Result<(), CliError> {
+    if options.output.is_some() {
+        return Err(cli::usage("sql: --output writes the result of -e or -f"));
+    }
+    let show = options.show;
+    let budget = cli::MEMORY_BUDGET.get(m)?;
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = failed.clone();
+    let report = move |outcome: Result<Outcome, weir_sql::SqlError>| {
+        let message = match outcome {
+            Ok(outcome) => match print(&outcome, show) {
+                Ok(()) => return,
+                Err(CliError::Runtime(e)) => format!("{e:#}"),
+                Err(CliError::Usage(e)) => e,
+            },
+            Err(e) => e.to_string(),
+        };
+        eprintln!("weir: {message}");
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    weir_sql::run_interactive(config, budget, crate::sql_prompt::statements, report)
+        .map_err(|e| CliError::Runtime(e.into()))?;
+    // a script piped in fails as a whole when a statement failed (as sqlite3
+    // and duckdb do); each error was named as it happened
+    let failed = failed.load(std::sync::atomic::Ordering::Relaxed);
+    if failed > 0 && !crate::sql_prompt::is_terminal() {
+        return Err(CliError::Runtime(anyhow::anyhow!(
+            "sql: {failed} statement(s) failed"
+        )));
     }
     Ok(())
 }

@@ -10,5 +10,6 @@ mod kafka_chaos;
 mod ml;
 mod plots;
 mod sql;
+mod sql_session;
 mod support;
 mod yahoo;

@@ -7,7 +7,7 @@ use crate::support::{path, run, run_two_processes, stderr};
 
 /// Seeded orders as two CSV files: id, customer, amount, status (amounts
 /// are declared DECIMAL, so that sums are exact in any order).
-fn write_orders(dir: &Path) {
+pub fn write_orders(dir: &Path) {
     std::fs::create_dir(dir.join("orders")).unwrap();
     for part in 0..2 {
         let mut text = String::from("id,customer,amount,status\n");
@@ -24,7 +24,7 @@ fn write_orders(dir: &Path) {
     }
 }
 
-fn script(dir: &Path) -> String {
+pub fn script(dir: &Path) -> String {
     format!(
         "CREATE EXTERNAL TABLE orders (id BIGINT, customer VARCHAR, amount DECIMAL(10, 2), status VARCHAR)\n\
          STORED AS CSV LOCATION '{}/orders/' OPTIONS ('has_header' 'true');\n\
@@ -37,7 +37,7 @@ fn script(dir: &Path) -> String {
 
 /// The result tables of `weir sql`'s output (the timing lines, and timely's
 /// "awaiting connections", left out).
-fn tables(out: &std::process::Output) -> String {
+pub fn tables(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with('|') || l.starts_with('+'))
@@ -67,7 +67,7 @@ fn sql_gives_the_same_tables_on_one_worker_three_workers_and_two_processes() {
 
 /// Runs `sql` in `dir`; it must fail with exit 1 and one line on stderr
 /// that contains `needle`.
-fn fails(dir: &Path, sql: &str, needle: &str) {
+pub fn fails(dir: &Path, sql: &str, needle: &str) {
     fails_with(dir, &[], sql, needle);
 }
 
@@ -125,8 +125,9 @@ fn sql_bad_input_is_named_with_its_position() {
         "missing/",
     );
     // usage errors exit 2
-    let out = run(&["sql"]);
+    let out = run(&["sql", "--output", path(dir.path())]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--output"), "{}", stderr(&out));
 }
 
 /// TPC-H's 22 queries over `weir gen tpch` files: process 0 of a two-process

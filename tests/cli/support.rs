@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -54,23 +55,48 @@ pub fn hostfile(dir: &Path, n: usize) -> PathBuf {
 /// Runs `args` as a cluster of two processes (one worker each) over TCP; both must
 /// succeed. Returns the outputs of process 0 and 1.
 pub fn run_two_processes(dir: &Path, args: &[&str]) -> (Output, Output) {
+    let (a, b) = two_processes(dir, args, None);
+    assert!(a.status.success(), "process 0: {}", stderr(&a));
+    assert!(b.status.success(), "process 1: {}", stderr(&b));
+    (a, b)
+}
+
+/// Runs `args` as a cluster of two processes (one worker each), `input`
+/// piped to process 0's standard input; returns both outputs, whatever
+/// their exit codes.
+pub fn two_processes(dir: &Path, args: &[&str], input: Option<&str>) -> (Output, Output) {
     let hosts = hostfile(dir, 2);
-    let spawn = |p: &str| {
+    let spawn = |p: &str, piped: bool| {
         weir()
             .args(args)
             .args(["-n", "2", "-p", p, "-h"])
             .arg(&hosts)
-            .stdin(Stdio::null())
+            .stdin(if piped { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
     };
-    let (a, b) = (spawn("0"), spawn("1"));
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(a.status.success(), "process 0: {}", stderr(&a));
-    assert!(b.status.success(), "process 1: {}", stderr(&b));
-    (a, b)
+    let (mut a, b) = (spawn("0", input.is_some()), spawn("1", false));
+    if let (Some(text), Some(mut stdin)) = (input, a.stdin.take()) {
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
+    (a.wait_with_output().unwrap(), b.wait_with_output().unwrap())
+}
+
+/// Runs `args` in one process with `input` on its standard input.
+pub fn run_with_input(args: &[&str], input: &str) -> Output {
+    let mut child = weir()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
 }
 
 pub fn path(p: &Path) -> &str {
