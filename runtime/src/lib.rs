@@ -16,6 +16,7 @@
 //!   what the sources and sinks of one worker share.
 //! - [`time`]: the timestamp of batch dataflows (chunks in phases, then the
 //!   end), which [`exec`] and [`operators`] run on.
+//! - [`spill`]: the lazy temporary directory operators spill to.
 //! - [`text`]: the tokenizer the word counts share; [`units`]: byte counts
 //!   for people, 1024-based like the size options.
 //! - [`testing`] (from `weir-progress`) runs jobs at several worker counts and
@@ -32,6 +33,7 @@ pub mod local_index;
 pub mod loops;
 pub mod operators;
 pub mod source_ctx;
+pub mod spill;
 pub mod text;
 pub mod time;
 pub mod units;

@@ -11,7 +11,9 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::spill::{SpillDir, SpillFile, SpillReader, SpillWriter, row_bytes};
+use super::spill::{
+    SpillDir, SpillFile, SpillReader, SpillWriter, create as create_spill, row_bytes,
+};
 use super::{Emit, LocalStrategy, Row};
 use weir_runtime::error::JobError;
 use weir_runtime::operators::key_hash;
@@ -77,7 +79,7 @@ impl HybridHash {
         else {
             return Ok(false);
         };
-        let mut writer = self.spill.create()?;
+        let mut writer = create_spill(&mut self.spill)?;
         let part = &mut self.partitions[index];
         for (key, rows) in std::mem::take(&mut part.table) {
             for row in rows {
@@ -135,7 +137,7 @@ impl LocalStrategy for HybridHash {
         if part.build_file.is_some() {
             let writer = match &mut part.probe_spill {
                 Some(writer) => writer,
-                None => part.probe_spill.insert(self.spill.create()?),
+                None => part.probe_spill.insert(create_spill(&mut self.spill)?),
             };
             return writer.push(&row.0, &row.1);
         }

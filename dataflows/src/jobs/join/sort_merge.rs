@@ -9,7 +9,7 @@ use std::collections::BinaryHeap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::spill::{SpillDir, SpillFile, SpillReader, row_bytes};
+use super::spill::{SpillDir, SpillFile, SpillReader, create as create_spill, row_bytes};
 use super::{Emit, LocalStrategy, Row};
 use weir_runtime::error::JobError;
 
@@ -33,7 +33,7 @@ impl Sorter {
     fn write_run(&mut self, spill: &mut SpillDir) -> Result<(), JobError> {
         let mut rows = std::mem::take(&mut self.rows);
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut writer = spill.create()?;
+        let mut writer = create_spill(spill)?;
         for (key, text) in rows {
             writer.push(&key, &text)?;
         }
@@ -154,7 +154,7 @@ impl Merging {
             bytes += row_bytes(&row);
             rows.push(row.1);
             if bytes > budget {
-                let mut w = spill.create()?;
+                let mut w = create_spill(spill)?;
                 for text in rows.drain(..) {
                     w.push(key, &text)?;
                 }

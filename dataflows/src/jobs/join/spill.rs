@@ -16,56 +16,17 @@ pub fn row_bytes(row: &Row) -> usize {
     row.0.len() + row.1.len() + 160
 }
 
-/// A lazily created temporary directory for one worker's spill files.
-pub struct SpillDir {
-    parent: Option<PathBuf>,
-    dir: Option<tempfile::TempDir>,
-    next: usize,
-    written: Rc<Cell<u64>>,
-}
+pub use weir_runtime::spill::SpillDir;
 
-impl SpillDir {
-    /// Spill files will go below `parent` (default: the system's temp directory);
-    /// `written` counts the bytes written to them.
-    pub fn new(parent: Option<PathBuf>, written: Rc<Cell<u64>>) -> Self {
-        SpillDir {
-            parent,
-            dir: None,
-            next: 0,
-            written,
-        }
-    }
-
-    /// Creates a new spill file.
-    pub fn create(&mut self) -> Result<SpillWriter, JobError> {
-        if self.dir.is_none() {
-            let parent = self.parent.clone().unwrap_or_else(std::env::temp_dir);
-            let dir = tempfile::Builder::new()
-                .prefix("weir-spill-")
-                .tempdir_in(&parent)
-                .map_err(|e| JobError::io(&parent, &e))?;
-            self.dir = Some(dir);
-        }
-        let dir = self
-            .dir
-            .as_ref()
-            .map(|d| d.path().to_path_buf())
-            .unwrap_or_default();
-        self.next += 1;
-        let path = dir.join(format!("spill-{:06}", self.next));
-        let file = File::create(&path).map_err(|e| JobError::io(&path, &e))?;
-        Ok(SpillWriter {
-            writer: BufWriter::with_capacity(32 * 1024, file),
-            path,
-            rows: 0,
-            written: Rc::clone(&self.written),
-        })
-    }
-
-    /// Whether anything was spilled.
-    pub fn used(&self) -> bool {
-        self.dir.is_some()
-    }
+/// Creates a spill file for rows in `dir`.
+pub fn create(dir: &mut SpillDir) -> Result<SpillWriter, JobError> {
+    let (path, file) = dir.create()?;
+    Ok(SpillWriter {
+        writer: BufWriter::with_capacity(32 * 1024, file),
+        path,
+        rows: 0,
+        written: dir.written(),
+    })
 }
 
 /// Appends rows to a spill file.
@@ -166,7 +127,7 @@ mod tests {
         let written = Rc::new(Cell::new(0));
         let mut dir = SpillDir::new(Some(parent.path().to_path_buf()), Rc::clone(&written));
         assert!(!dir.used());
-        let mut w = dir.create().unwrap();
+        let mut w = create(&mut dir).unwrap();
         let rows: Vec<Row> = (0..100)
             .map(|i| (format!("k{i}"), format!("v\t{i}")))
             .collect();
