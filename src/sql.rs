@@ -151,8 +151,13 @@ fn print(outcome: &Outcome, show: usize) -> Result<(), CliError> {
             } else {
                 String::new()
             };
+            let spilled = if output.spilled > 0 {
+                format!(", {} spilled", weir_runtime::units::bytes(output.spilled))
+            } else {
+                String::new()
+            };
             println!(
-                "{rows} row{}{more} in {:.3} s on {} worker{}",
+                "{rows} row{}{more} in {:.3} s on {} worker{}{spilled}",
                 if rows == 1 { "" } else { "s" },
                 output.elapsed.as_secs_f64(),
                 output.workers,

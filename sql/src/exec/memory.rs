@@ -7,26 +7,32 @@ use super::fail;
 use crate::error::SqlError;
 
 /// Bytes of rows one worker may hold: its share of its process's memory
-/// budget. An operator that would hold more fails the job, naming itself
-/// (spilling to disk instead is still to come).
+/// budget. A hash join past it spills; other operators fail the job,
+/// naming themselves.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget(pub u64);
 
 impl Budget {
+    /// Whether `held` bytes are over the budget.
+    pub(crate) fn over(&self, held: usize) -> bool {
+        held as u64 > self.0
+    }
+
+    /// The error of `what`, holding `held` bytes over the budget.
+    pub(crate) fn error(&self, what: &str, held: usize) -> SqlError {
+        SqlError::Memory(format!(
+            "{what} holds {} on one worker, over its share ({}) of the memory budget",
+            weir_runtime::units::bytes(held as u64),
+            weir_runtime::units::bytes(self.0)
+        ))
+    }
+
     /// Whether `held` bytes are over the budget; if so, fails the job.
     pub(crate) fn exceeded(&self, failure: &Failure, what: &str, held: usize) -> bool {
-        if held as u64 <= self.0 {
+        if !self.over(held) {
             return false;
         }
-        fail(
-            failure,
-            SqlError::Memory(format!(
-                "{what} holds {} on one worker, over its share ({}) of the memory budget \
-                 (spilling to disk is not implemented yet)",
-                weir_runtime::units::bytes(held as u64),
-                weir_runtime::units::bytes(self.0)
-            )),
-        );
+        fail(failure, self.error(what, held));
         true
     }
 }

@@ -9,6 +9,7 @@ mod join;
 mod memory;
 mod scan;
 mod sort;
+mod spill;
 mod unnest;
 mod write;
 
@@ -55,6 +56,8 @@ pub struct Output {
     pub rows_in: u64,
     /// Rows of the result (also when written to files).
     pub rows_out: u64,
+    /// Bytes all workers spilled to disk (joins past their memory budget).
+    pub spilled: u64,
     /// Whether this process hosts worker 0.
     pub leader: bool,
     /// Workers in all processes.
@@ -75,6 +78,7 @@ impl Output {
 struct Report {
     rows_in: u64,
     rows_out: u64,
+    spilled: u64,
     error: Option<JobError>,
 }
 
@@ -136,6 +140,7 @@ pub fn run_on(
     let report = Report {
         rows_in: ctx.records_in.get(),
         rows_out,
+        spilled: ctx.spilled.get(),
         error: ctx.failure.take(),
     };
     let reports = all_gather(worker, report);
@@ -151,6 +156,7 @@ pub fn run_on(
         schema: Arc::clone(&plan.schema),
         rows_in: reports.iter().map(|r| r.rows_in).sum(),
         rows_out: reports.iter().map(|r| r.rows_out).sum(),
+        spilled: reports.iter().map(|r| r.spilled).sum(),
         leader: ctx.index == 0,
         workers: ctx.peers,
         elapsed: start.elapsed(),
@@ -208,8 +214,9 @@ pub(crate) fn route<'s>(
                             session.give((0, Batch(batch)));
                             continue;
                         }
-                        match split(&batch, &keys, peers) {
-                            Ok(parts) => session.give_iterator(parts.into_iter()),
+                        match split(&batch, &keys, peers, ROUTE_SEED) {
+                            Ok(parts) => session
+                                .give_iterator(parts.into_iter().map(|(to, b)| (to, Batch(b)))),
                             Err(e) => fail(&failure, e),
                         }
                     }
@@ -219,18 +226,27 @@ pub(crate) fn route<'s>(
     )
 }
 
-/// `batch`'s rows by the worker that owns their key.
-fn split(batch: &RecordBatch, keys: &[usize], peers: usize) -> Result<Vec<(u64, Batch)>> {
+/// The seed of the hash that routes rows to workers (XXH3's default).
+const ROUTE_SEED: u64 = 0;
+
+/// `batch`'s rows by the part (of `parts`) that owns their key: the XXH3-64,
+/// seeded with `seed`, of the `keys` columns' Arrow row encoding.
+pub(crate) fn split(
+    batch: &RecordBatch,
+    keys: &[usize],
+    parts: usize,
+    seed: u64,
+) -> Result<Vec<(u64, RecordBatch)>> {
     let columns: Vec<ArrayRef> = keys.iter().map(|&k| Arc::clone(batch.column(k))).collect();
     let converter = row_converter(columns.iter().map(|c| c.data_type()))?;
     let rows = converter.convert_columns(&columns)?;
-    let mut parts: Vec<Vec<u32>> = vec![Vec::new(); peers];
+    let mut chosen: Vec<Vec<u32>> = vec![Vec::new(); parts];
     for (i, row) in rows.iter().enumerate() {
-        let to = twox_hash::XxHash3_64::oneshot(row.as_ref()) % peers as u64;
-        parts[to as usize].push(i as u32);
+        let to = twox_hash::XxHash3_64::oneshot_with_seed(seed, row.as_ref()) % parts as u64;
+        chosen[to as usize].push(i as u32);
     }
     let mut out = Vec::new();
-    for (to, indices) in parts.into_iter().enumerate() {
+    for (to, indices) in chosen.into_iter().enumerate() {
         if indices.is_empty() {
             continue;
         }
@@ -240,10 +256,7 @@ fn split(batch: &RecordBatch, keys: &[usize], peers: usize) -> Result<Vec<(u64, 
             .iter()
             .map(|c| Ok(take(c, &indices, None)?))
             .collect::<Result<Vec<_>>>()?;
-        out.push((
-            to as u64,
-            Batch(RecordBatch::try_new(batch.schema(), columns)?),
-        ));
+        out.push((to as u64, RecordBatch::try_new(batch.schema(), columns)?));
     }
     Ok(out)
 }

@@ -3,5 +3,6 @@
 
 mod oracle;
 mod queries;
+mod spill;
 mod table_api;
 mod tpch;

@@ -5,16 +5,19 @@
 //! it with its right rows, holding them back until then. Rows that an outer,
 //! semi, anti or mark join owes for the left side are emitted once the right
 //! input is complete too.
+//!
+//! When what a worker holds before its table is built passes its share of
+//! the memory budget, the join spills (a grace hash join, see [`grace`]):
+//! both sides go to disk by partitions of their keys, which are joined one
+//! at a time once both inputs are complete.
 
-use std::collections::HashMap;
+mod built;
+mod grace;
+
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array,
-};
-use arrow::compute::{concat_batches, take};
+use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use arrow::row::RowConverter;
 use datafusion_common::JoinType;
 use datafusion_physical_expr::PhysicalExpr;
 use timely::container::CapacityContainerBuilder;
@@ -22,12 +25,15 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use weir_runtime::exec::{Failure, WorkerCtx};
+use weir_runtime::spill::SpillDir;
 use weir_runtime::time::BatchTime;
 
-use super::{Budget, Held, evaluate, fail, map, route, row_converter};
+use super::{Budget, Held, evaluate, fail, map, route};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::plan::JoinKeys;
+use built::Built;
+use grace::Grace;
 
 /// What a join needs at run time (see [`crate::plan::Node::Join`]).
 pub struct JoinSpec {
@@ -93,55 +99,117 @@ pub fn join<'s>(
     let left = route_by_tail(left, &ctx.failure, ctx.peers, k, gathered);
     let right = route_by_tail(right, &ctx.failure, ctx.peers, k, gathered);
     let failure = ctx.failure.clone();
+    // NOT IN needs every right key at once, and a join without keys every
+    // pair: neither splits into partitions
+    let spillable = !gathered;
+    let spilled = ctx.spilled.clone();
+    let scope = left.scope();
     left.binary_frontier::<_, CapacityContainerBuilder<Vec<Batch>>, _, _, _, _>(
         right,
         Exchange::new(|(to, _): &(u64, Batch)| *to),
         Exchange::new(|(to, _): &(u64, Batch)| *to),
         "HashJoin",
-        move |cap, _| {
+        move |cap, info| {
+            let activator = scope.activator_for(info.address);
             let mut cap = Some(cap.delayed(&BatchTime::End));
             let mut building = Held::default();
             let mut table: Option<Built> = None;
             let mut waiting = Held::default();
+            let mut grace: Option<Grace> = None;
             move |(left_in, left_frontier), (right_in, right_frontier), output| {
-                left_in.for_each(|_, data| building.extend(data.drain(..).map(|(_, b)| b.0)));
-                right_in.for_each(|_, data| waiting.extend(data.drain(..).map(|(_, b)| b.0)));
-                let holding = building.bytes() + waiting.bytes();
-                if !failure.is_set() && budget.exceeded(&failure, "a hash join", holding) {
+                let mut step = || -> Result<bool> {
+                    if let Some(grace) = grace.as_mut() {
+                        let mut result = Ok(());
+                        left_in.for_each(|_, data| {
+                            for (_, b) in data.drain(..) {
+                                if result.is_ok() {
+                                    result = grace.left(&b.0);
+                                }
+                            }
+                        });
+                        right_in.for_each(|_, data| {
+                            for (_, b) in data.drain(..) {
+                                if result.is_ok() {
+                                    result = grace.right(&b.0);
+                                }
+                            }
+                        });
+                        result?;
+                        let Some(time) = cap.as_ref() else {
+                            return Ok(false);
+                        };
+                        if !(left_frontier.is_empty() && right_frontier.is_empty()) {
+                            return Ok(false);
+                        }
+                        let Some(out) = grace.next_partition(&spec, budget)? else {
+                            return Ok(true);
+                        };
+                        let mut session = output.session(time);
+                        for batch in out {
+                            session.give(Batch(batch));
+                        }
+                        activator.activate();
+                        return Ok(false);
+                    }
+                    left_in.for_each(|_, data| building.extend(data.drain(..).map(|(_, b)| b.0)));
+                    right_in.for_each(|_, data| waiting.extend(data.drain(..).map(|(_, b)| b.0)));
+                    let holding = building.bytes() + waiting.bytes();
+                    if table.is_none() && budget.over(holding) {
+                        if !spillable {
+                            return Err(budget.error("a hash join without equality keys", holding));
+                        }
+                        let dir = SpillDir::new(None, spilled.clone());
+                        let mut spill = Grace::new(dir, k);
+                        for batch in building.take() {
+                            spill.left(&batch)?;
+                        }
+                        for batch in waiting.take() {
+                            spill.right(&batch)?;
+                        }
+                        grace = Some(spill);
+                        activator.activate();
+                        return Ok(false);
+                    }
+                    let Some(time) = cap.as_ref() else {
+                        waiting.take();
+                        return Ok(false);
+                    };
+                    if table.is_none() && left_frontier.is_empty() {
+                        table = Some(Built::new(building.take(), k, spec.nulls_equal)?);
+                    }
+                    let Some(built) = table.as_mut() else {
+                        return Ok(false);
+                    };
+                    let mut session = output.session(time);
+                    for batch in waiting.take() {
+                        if let Some(out) = built.probe(&batch, &spec)?
+                            && out.num_rows() > 0
+                        {
+                            session.give(Batch(out));
+                        }
+                    }
+                    if right_frontier.is_empty() {
+                        if let Some(out) = built.finish(&spec)?
+                            && out.num_rows() > 0
+                        {
+                            session.give(Batch(out));
+                        }
+                        return Ok(true);
+                    }
+                    Ok(false)
+                };
+                let done = match step() {
+                    Ok(done) => done,
+                    Err(e) => {
+                        fail(&failure, e);
+                        true
+                    }
+                };
+                if done || failure.is_set() {
+                    cap = None;
                     building.take();
                     waiting.take();
-                }
-                let Some(time) = cap.as_ref() else {
-                    waiting.take();
-                    return;
-                };
-                if failure.is_set() {
-                    cap = None;
-                    return;
-                }
-                if table.is_none() && left_frontier.is_empty() {
-                    match Built::new(building.take(), k, spec.nulls_equal) {
-                        Ok(built) => table = Some(built),
-                        Err(e) => fail(&failure, e),
-                    }
-                }
-                let Some(built) = table.as_mut() else { return };
-                let mut session = output.session(time);
-                for batch in waiting.take() {
-                    match built.probe(&batch, &spec) {
-                        Ok(Some(out)) if out.num_rows() > 0 => session.give(Batch(out)),
-                        Ok(_) => {}
-                        Err(e) => fail(&failure, e),
-                    }
-                }
-                if right_frontier.is_empty() {
-                    match built.finish(&spec) {
-                        Ok(Some(out)) if out.num_rows() > 0 => session.give(Batch(out)),
-                        Ok(_) => {}
-                        Err(e) => fail(&failure, e),
-                    }
-                    drop(session);
-                    cap = None;
+                    grace = None;
                 }
             }
         },
@@ -164,307 +232,4 @@ fn route_by_tail<'s>(
             (width - k..width).collect()
         }
     })
-}
-
-/// The left rows of one worker, hashed by key.
-struct Built {
-    /// Every left row, with its key columns last.
-    rows: Option<RecordBatch>,
-    /// Rows by key (rows with a null key are left out unless nulls equal).
-    index: HashMap<Box<[u8]>, Vec<u32>>,
-    /// Which left rows have matched a right row.
-    matched: Vec<bool>,
-    /// Whether a right row had a null key (for NOT IN).
-    right_null: bool,
-    converter: Option<RowConverter>,
-    k: usize,
-    nulls_equal: bool,
-}
-
-/// Whether row `i` of `keys` has a null key.
-fn null_key(keys: &[ArrayRef], i: usize) -> bool {
-    keys.iter().any(|k| k.is_null(i))
-}
-
-impl Built {
-    fn new(batches: Vec<RecordBatch>, k: usize, nulls_equal: bool) -> Result<Built> {
-        let rows = match batches.first() {
-            Some(first) => Some(concat_batches(&first.schema(), &batches)?),
-            None => None,
-        };
-        let mut built = Built {
-            matched: vec![false; rows.as_ref().map_or(0, |r| r.num_rows())],
-            rows,
-            index: HashMap::new(),
-            right_null: false,
-            converter: None,
-            k,
-            nulls_equal,
-        };
-        if let Some(rows) = &built.rows {
-            let keys = tail(rows, k);
-            if k > 0 {
-                let converter = row_converter(keys.iter().map(|k| k.data_type()))?;
-                let converted = converter.convert_columns(&keys)?;
-                for (i, row) in converted.iter().enumerate() {
-                    if !nulls_equal && null_key(&keys, i) {
-                        continue;
-                    }
-                    built
-                        .index
-                        .entry(row.as_ref().into())
-                        .or_default()
-                        .push(i as u32);
-                }
-                built.converter = Some(converter);
-            }
-        }
-        Ok(built)
-    }
-
-    /// The (left, right) pairs of `batch`'s rows with equal keys.
-    fn pairs(&mut self, batch: &RecordBatch) -> Result<(Vec<u32>, Vec<u32>)> {
-        let (mut l, mut r) = (Vec::new(), Vec::new());
-        let Some(rows) = &self.rows else {
-            if self.k > 0 {
-                let keys = tail(batch, self.k);
-                self.right_null |= (0..batch.num_rows()).any(|i| null_key(&keys, i));
-            }
-            return Ok((l, r));
-        };
-        let keys = tail(batch, self.k);
-        if self.k == 0 {
-            for j in 0..batch.num_rows() as u32 {
-                for i in 0..rows.num_rows() as u32 {
-                    l.push(i);
-                    r.push(j);
-                }
-            }
-            return Ok((l, r));
-        }
-        let converter = match &self.converter {
-            Some(c) => c,
-            None => return Ok((l, r)),
-        };
-        let converted = converter.convert_columns(&keys)?;
-        for (j, row) in converted.iter().enumerate() {
-            if null_key(&keys, j) {
-                self.right_null = true;
-                if !self.nulls_equal {
-                    continue;
-                }
-            }
-            if let Some(matches) = self.index.get(row.as_ref()) {
-                for &i in matches {
-                    l.push(i);
-                    r.push(j as u32);
-                }
-            }
-        }
-        Ok((l, r))
-    }
-
-    /// Joins a right batch: what its rows produce now.
-    fn probe(&mut self, batch: &RecordBatch, spec: &JoinSpec) -> Result<Option<RecordBatch>> {
-        let (mut l, mut r) = self.pairs(batch)?;
-        if let (Some(filter), Some(rows)) = (&spec.filter, &self.rows) {
-            let both = combine(rows, batch, &l, &r, self.k)?;
-            let keep = evaluate(filter, &both)?;
-            let keep = keep.as_boolean();
-            let kept: Vec<usize> = (0..keep.len())
-                .filter(|&i| keep.is_valid(i) && keep.value(i))
-                .collect();
-            l = kept.iter().map(|&i| l[i]).collect();
-            r = kept.iter().map(|&i| r[i]).collect();
-        }
-        for &i in &l {
-            self.matched[i as usize] = true;
-        }
-        let mut right_matched = vec![false; batch.num_rows()];
-        for &j in &r {
-            right_matched[j as usize] = true;
-        }
-        let right_rows = |want: bool| -> Vec<u32> {
-            (0..batch.num_rows() as u32)
-                .filter(|&j| right_matched[j as usize] == want)
-                .collect()
-        };
-        match spec.join_type {
-            JoinType::Inner | JoinType::Left => self.output(batch, &l, &r, spec),
-            JoinType::Right | JoinType::Full => {
-                let unmatched = right_rows(false);
-                let mut lo: Vec<Option<u32>> = l.iter().map(|&i| Some(i)).collect();
-                let mut ro: Vec<Option<u32>> = r.iter().map(|&j| Some(j)).collect();
-                lo.extend(unmatched.iter().map(|_| None));
-                ro.extend(unmatched.iter().map(|&j| Some(j)));
-                self.output_optional(batch, &lo, &ro, spec)
-            }
-            JoinType::RightSemi => side(batch, &right_rows(true), self.k, spec),
-            JoinType::RightAnti => side(batch, &right_rows(false), self.k, spec),
-            // the left side's rows come at the end
-            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark | JoinType::RightMark => {
-                Ok(None)
-            }
-        }
-    }
-
-    fn output(
-        &self,
-        batch: &RecordBatch,
-        l: &[u32],
-        r: &[u32],
-        spec: &JoinSpec,
-    ) -> Result<Option<RecordBatch>> {
-        let lo: Vec<Option<u32>> = l.iter().map(|&i| Some(i)).collect();
-        let ro: Vec<Option<u32>> = r.iter().map(|&j| Some(j)).collect();
-        self.output_optional(batch, &lo, &ro, spec)
-    }
-
-    /// Left and right columns of the given rows (`None`: nulls).
-    fn output_optional(
-        &self,
-        batch: &RecordBatch,
-        l: &[Option<u32>],
-        r: &[Option<u32>],
-        spec: &JoinSpec,
-    ) -> Result<Option<RecordBatch>> {
-        if l.is_empty() {
-            return Ok(None);
-        }
-        let mut columns = Vec::new();
-        let left_indices = UInt32Array::from(l.to_vec());
-        let left_fields = spec.schema.fields().len() - (batch.num_columns() - self.k);
-        match &self.rows {
-            Some(rows) => {
-                for c in &rows.columns()[..rows.num_columns() - self.k] {
-                    columns.push(take(c, &left_indices, None)?);
-                }
-            }
-            None => {
-                for f in &spec.schema.fields()[..left_fields] {
-                    columns.push(arrow::array::new_null_array(f.data_type(), l.len()));
-                }
-            }
-        }
-        let right_indices = UInt32Array::from(r.to_vec());
-        for c in &batch.columns()[..batch.num_columns() - self.k] {
-            columns.push(take(c, &right_indices, None)?);
-        }
-        Ok(Some(RecordBatch::try_new(
-            Arc::clone(&spec.schema),
-            columns,
-        )?))
-    }
-
-    /// What the left side owes once every right row has probed.
-    fn finish(&mut self, spec: &JoinSpec) -> Result<Option<RecordBatch>> {
-        let Some(rows) = &self.rows else {
-            return Ok(None);
-        };
-        let left_columns = &rows.columns()[..rows.num_columns() - self.k];
-        let chosen = |want: bool| -> UInt32Array {
-            UInt32Array::from(
-                (0..rows.num_rows() as u32)
-                    .filter(|&i| self.matched[i as usize] == want)
-                    .collect::<Vec<_>>(),
-            )
-        };
-        let take_all = |indices: &UInt32Array| -> Result<Vec<ArrayRef>> {
-            left_columns
-                .iter()
-                .map(|c| Ok(take(c, indices, None)?))
-                .collect()
-        };
-        let columns = match spec.join_type {
-            JoinType::Left | JoinType::Full => {
-                let indices = chosen(false);
-                let mut columns = take_all(&indices)?;
-                for f in &spec.schema.fields()[left_columns.len()..] {
-                    columns.push(arrow::array::new_null_array(f.data_type(), indices.len()));
-                }
-                columns
-            }
-            JoinType::LeftSemi => take_all(&chosen(true))?,
-            JoinType::LeftAnti => {
-                if spec.null_aware && self.right_null {
-                    return Ok(None);
-                }
-                let keys = tail(rows, self.k);
-                let indices: Vec<u32> = (0..rows.num_rows() as u32)
-                    .filter(|&i| !self.matched[i as usize])
-                    .filter(|&i| !(spec.null_aware && null_key(&keys, i as usize)))
-                    .collect();
-                take_all(&UInt32Array::from(indices))?
-            }
-            JoinType::LeftMark => {
-                let mut columns = left_columns.to_vec();
-                columns.push(Arc::new(BooleanArray::from(self.matched.clone())));
-                columns
-            }
-            _ => return Ok(None),
-        };
-        let rows_out = columns.first().map_or(0, |c| c.len());
-        let options = RecordBatchOptions::new().with_row_count(Some(rows_out));
-        Ok(Some(RecordBatch::try_new_with_options(
-            Arc::clone(&spec.schema),
-            columns,
-            &options,
-        )?))
-    }
-}
-
-/// The right side's columns of `rows` (semi and anti joins).
-fn side(
-    batch: &RecordBatch,
-    rows: &[u32],
-    k: usize,
-    spec: &JoinSpec,
-) -> Result<Option<RecordBatch>> {
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    let indices = UInt32Array::from(rows.to_vec());
-    let columns = batch.columns()[..batch.num_columns() - k]
-        .iter()
-        .map(|c| Ok(take(c, &indices, None)?))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Some(RecordBatch::try_new(
-        Arc::clone(&spec.schema),
-        columns,
-    )?))
-}
-
-/// The last `k` columns.
-fn tail(batch: &RecordBatch, k: usize) -> Vec<ArrayRef> {
-    batch.columns()[batch.num_columns() - k..].to_vec()
-}
-
-/// Left then right columns (keys left out) of the pairs, for the filter.
-fn combine(
-    left: &RecordBatch,
-    right: &RecordBatch,
-    l: &[u32],
-    r: &[u32],
-    k: usize,
-) -> Result<RecordBatch> {
-    let li = UInt32Array::from(l.to_vec());
-    let ri = UInt32Array::from(r.to_vec());
-    let mut fields = Vec::new();
-    let mut columns = Vec::new();
-    for (batch, indices) in [(left, &li), (right, &ri)] {
-        let width = batch.num_columns() - k;
-        for (f, c) in batch.schema().fields()[..width]
-            .iter()
-            .zip(&batch.columns()[..width])
-        {
-            fields.push(f.as_ref().clone().with_nullable(true));
-            columns.push(take(c, indices, None)?);
-        }
-    }
-    let options = RecordBatchOptions::new().with_row_count(Some(l.len()));
-    Ok(RecordBatch::try_new_with_options(
-        Arc::new(Schema::new(fields)),
-        columns,
-        &options,
-    )?)
 }

@@ -1,0 +1,121 @@
+//! The spilled hash join (a grace hash join): both sides' rows written to
+//! partitions by the hash of their keys, then, once both inputs are
+//! complete, one partition at a time: its left rows built into a table and
+//! probed with its right rows. A key's rows of both sides share a partition,
+//! so each partition is a join of its own, outer and anti rows included.
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use weir_runtime::spill::SpillDir;
+
+use super::JoinSpec;
+use super::built::Built;
+use crate::error::{Result, SqlError};
+use crate::exec::Budget;
+use crate::exec::spill::{Partitioned, Spilled};
+
+/// One worker's spilled join.
+pub(super) struct Grace {
+    dir: SpillDir,
+    /// The key columns: the last `k` of each side's batches.
+    k: usize,
+    left: Option<Partitioned>,
+    right: Option<Partitioned>,
+    /// The closed partitions of each side, still to join (from the back).
+    todo: Option<Vec<(Option<Spilled>, Option<Spilled>)>>,
+}
+
+impl Grace {
+    pub(super) fn new(dir: SpillDir, k: usize) -> Grace {
+        Grace {
+            dir,
+            k,
+            left: None,
+            right: None,
+            todo: None,
+        }
+    }
+
+    /// Spills a left batch.
+    pub(super) fn left(&mut self, batch: &RecordBatch) -> Result<()> {
+        write(&mut self.left, &mut self.dir, batch, self.k)
+    }
+
+    /// Spills a right batch.
+    pub(super) fn right(&mut self, batch: &RecordBatch) -> Result<()> {
+        write(&mut self.right, &mut self.dir, batch, self.k)
+    }
+
+    /// Joins the next partition (both inputs being complete): its output, or
+    /// `None` once every partition is done.
+    pub(super) fn next_partition(
+        &mut self,
+        spec: &JoinSpec,
+        budget: Budget,
+    ) -> Result<Option<Vec<RecordBatch>>> {
+        let todo = match &mut self.todo {
+            Some(todo) => todo,
+            None => {
+                let left = close(self.left.take(), &self.dir)?;
+                let right = close(self.right.take(), &self.dir)?;
+                self.todo.insert(left.into_iter().zip(right).collect())
+            }
+        };
+        let Some((left, right)) = todo.pop() else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        if left.is_none() && right.is_none() {
+            return Ok(Some(out));
+        }
+        // one batch, so that what it holds is its rows, not the overhead of
+        // the many small batches it was spilled as
+        let left = match &left {
+            Some(file) => {
+                let batches = file.read()?;
+                match batches.first() {
+                    Some(first) => vec![concat_batches(&first.schema(), &batches)?],
+                    None => Vec::new(),
+                }
+            }
+            None => Vec::new(),
+        };
+        let held: usize = left.iter().map(RecordBatch::get_array_memory_size).sum();
+        if budget.over(held) {
+            return Err(SqlError::Memory(format!(
+                "{}, even spilled into {} partitions by key",
+                budget.error("a hash join", held),
+                crate::exec::spill::PARTITIONS
+            )));
+        }
+        let mut built = Built::new(left, self.k, spec.nulls_equal)?;
+        if let Some(file) = &right {
+            for batch in file.read()? {
+                out.extend(built.probe(&batch, spec)?);
+            }
+        }
+        out.extend(built.finish(spec)?);
+        out.retain(|b| b.num_rows() > 0);
+        Ok(Some(out))
+    }
+}
+
+fn write(
+    side: &mut Option<Partitioned>,
+    dir: &mut SpillDir,
+    batch: &RecordBatch,
+    k: usize,
+) -> Result<()> {
+    let width = batch.num_columns();
+    let keys: Vec<usize> = (width - k..width).collect();
+    side.get_or_insert_with(|| Partitioned::new(batch.schema()))
+        .write(dir, batch, &keys)
+}
+
+/// A side's partitions (all `None` if it had no rows).
+fn close(side: Option<Partitioned>, dir: &SpillDir) -> Result<Vec<Option<Spilled>>> {
+    match side {
+        Some(side) => side.finish(dir),
+        None => Ok((0..crate::exec::spill::PARTITIONS).map(|_| None).collect()),
+    }
+}
