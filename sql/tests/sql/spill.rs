@@ -1,6 +1,8 @@
-//! Joins past their memory budget spill to disk (a grace hash join) and
+//! Joins and aggregations past their memory budget spill to disk (a grace
+//! hash join; partial states sent on early, final states by partitions) and
 //! still give DataFusion's answer: every join type, null keys, a filter on
-//! the pairs, on 1, 2 and 3 workers.
+//! the pairs, many groups with distinct and list states, on 1, 2 and 3
+//! workers.
 
 use std::path::Path;
 
@@ -43,14 +45,19 @@ const QUERIES: &[&str] = &[
     "SELECT count(*), sum(w) FROM l JOIN r ON l.k = r.k AND l.v < r.w",
     "SELECT tag, count(*) FROM l WHERE EXISTS (SELECT 1 FROM r WHERE r.k = l.k AND r.w > l.v) \
      OR v < 10 GROUP BY tag ORDER BY tag",
+    "SELECT count(*), sum(n), sum(s), sum(d), max(m) FROM \
+     (SELECT k, count(*) AS n, sum(v) AS s, count(DISTINCT tag) AS d, min(tag) AS m \
+      FROM l GROUP BY k)",
+    "SELECT count(*), sum(n), max(f) FROM \
+     (SELECT v, tag, count(*) AS n, array_length(array_agg(k)) AS f FROM l GROUP BY v, tag)",
 ];
 
-/// A memory budget (per process) under which these joins spill while the
-/// aggregations after them fit.
+/// A memory budget (per process) under which these joins and aggregations
+/// spill.
 const SPILLING: u64 = 1 << 20;
 
 #[test]
-fn joins_past_their_budget_spill_and_match_datafusion_on_1_2_and_3_workers() {
+fn joins_and_aggregations_past_their_budget_spill_and_match_datafusion() {
     let dir = tempfile::tempdir().unwrap();
     write_tables(dir.path());
     let script = format!(

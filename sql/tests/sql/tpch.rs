@@ -1,5 +1,5 @@
 //! TPC-H at scale factor 0.01: all 22 queries against DataFusion's own
-//! answer, on 1, 2 and 3 workers.
+//! answer, on 1, 2 and 3 workers, and on 2 under a budget that spills.
 
 use weir_sql::tpch::{QUERIES, ddl, generate};
 use weir_sql::{Outcome, run_script};
@@ -17,8 +17,15 @@ fn all_22_tpch_queries_match_datafusion_at_sf_0_01_on_1_2_and_3_workers() {
             .collect::<String>();
     let expected = datafusion(&script);
     assert_eq!(expected.len(), 22);
-    for workers in 1..=3 {
-        let outcomes = run_script(timely::Config::process(workers), &script, None, None).unwrap();
+    // the last run's budget (per process) makes joins and aggregations spill
+    let runs = [(1, None), (2, None), (3, None), (2, Some(256 << 10))];
+    for (workers, budget) in runs {
+        let outcomes = run_script(timely::Config::process(workers), &script, None, budget).unwrap();
+        let spilled = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Rows(output) if output.spilled > 0))
+            .count();
+        assert_eq!(spilled > 10, budget.is_some(), "{spilled} queries spilled");
         let got: Vec<Vec<Row>> = outcomes
             .iter()
             .filter_map(|o| match o {
@@ -46,7 +53,7 @@ fn all_22_tpch_queries_match_datafusion_at_sf_0_01_on_1_2_and_3_workers() {
         }
         assert!(
             failed.is_empty(),
-            "{workers} workers:\n{}",
+            "{workers} workers, budget {budget:?}:\n{}",
             failed.join("\n")
         );
     }
