@@ -7,8 +7,10 @@ use super::fail;
 use crate::error::SqlError;
 
 /// Bytes of rows one worker may hold: its share of its process's memory
-/// budget. A hash join past it spills; other operators fail the job,
-/// naming themselves.
+/// budget. Past it, hash joins, grouped aggregations and sorts spill to
+/// disk; what cannot split (a join without equality keys, NOT IN, an
+/// aggregate without GROUP BY, LIMIT without ORDER BY) fails the job,
+/// naming itself.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget(pub u64);
 

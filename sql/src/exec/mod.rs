@@ -380,7 +380,7 @@ fn build<'s>(
             fetch,
         } => sort::sort(
             build(input, scope, ctx, budget),
-            &ctx.failure,
+            ctx,
             order.clone(),
             *fetch,
             budget,

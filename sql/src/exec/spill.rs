@@ -25,13 +25,7 @@ const SEED: u64 = 0x5eed_0f5e_ed0f;
 /// Spilled rows, one IPC file per partition, written as they come.
 pub(crate) struct Partitioned {
     schema: SchemaRef,
-    writers: Vec<Option<Writer>>,
-}
-
-struct Writer {
-    path: PathBuf,
-    stream: StreamWriter<BufWriter<File>>,
-    rows: usize,
+    writers: Vec<Option<SpillWriter>>,
 }
 
 fn io_error(path: &std::path::Path, what: &str, e: impl std::fmt::Display) -> SqlError {
@@ -61,54 +55,70 @@ impl Partitioned {
         for (part, rows) in split(batch, keys, PARTITIONS, SEED)? {
             let writer = match &mut self.writers[part as usize] {
                 Some(writer) => writer,
-                slot => {
-                    let (path, file) = dir.create()?;
-                    let stream = StreamWriter::try_new(BufWriter::new(file), &self.schema)
-                        .map_err(|e| io_error(&path, "creating", e))?;
-                    slot.insert(Writer {
-                        path,
-                        stream,
-                        rows: 0,
-                    })
-                }
+                slot => slot.insert(SpillWriter::new(dir, &self.schema)?),
             };
-            writer.rows += rows.num_rows();
-            writer
-                .stream
-                .write(&rows)
-                .map_err(|e| io_error(&writer.path, "writing", e))?;
+            writer.write(&rows)?;
         }
         Ok(())
     }
 
     /// Closes the files: each partition's, `None` where no row went.
     pub(crate) fn finish(self, dir: &SpillDir) -> Result<Vec<Option<Spilled>>> {
-        let schema = self.schema;
         self.writers
             .into_iter()
-            .map(|writer| {
-                let Some(mut writer) = writer else {
-                    return Ok(None);
-                };
-                writer
-                    .stream
-                    .finish()
-                    .map_err(|e| io_error(&writer.path, "closing", e))?;
-                let bytes = std::fs::metadata(&writer.path)
-                    .map_err(|e| io_error(&writer.path, "measuring", e))?
-                    .len();
-                dir.wrote(bytes);
-                Ok(Some(Spilled {
-                    path: writer.path,
-                    rows: writer.rows,
-                    schema: schema.clone(),
-                }))
-            })
+            .map(|writer| writer.map(|w| w.finish(dir)).transpose())
             .collect()
     }
 }
 
-/// One closed partition file.
+/// Batches written to one IPC file, in order.
+pub(crate) struct SpillWriter {
+    path: PathBuf,
+    schema: SchemaRef,
+    stream: StreamWriter<BufWriter<File>>,
+    rows: usize,
+}
+
+impl SpillWriter {
+    /// A new file in `dir`, for batches of `schema`.
+    pub(crate) fn new(dir: &mut SpillDir, schema: &SchemaRef) -> Result<SpillWriter> {
+        let (path, file) = dir.create()?;
+        let stream = StreamWriter::try_new(BufWriter::new(file), schema)
+            .map_err(|e| io_error(&path, "creating", e))?;
+        Ok(SpillWriter {
+            path,
+            schema: schema.clone(),
+            stream,
+            rows: 0,
+        })
+    }
+
+    /// Appends `batch`.
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows();
+        self.stream
+            .write(batch)
+            .map_err(|e| io_error(&self.path, "writing", e))
+    }
+
+    /// Closes the file, counting its bytes as `dir`'s.
+    pub(crate) fn finish(mut self, dir: &SpillDir) -> Result<Spilled> {
+        self.stream
+            .finish()
+            .map_err(|e| io_error(&self.path, "closing", e))?;
+        let bytes = std::fs::metadata(&self.path)
+            .map_err(|e| io_error(&self.path, "measuring", e))?
+            .len();
+        dir.wrote(bytes);
+        Ok(Spilled {
+            path: self.path,
+            rows: self.rows,
+            schema: self.schema,
+        })
+    }
+}
+
+/// One closed spill file.
 pub(crate) struct Spilled {
     path: PathBuf,
     rows: usize,
@@ -116,16 +126,16 @@ pub(crate) struct Spilled {
 }
 
 impl Spilled {
+    /// The schema of its batches.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
     /// Its batches, read back in the order they were written.
     pub(crate) fn read(&self) -> Result<Vec<RecordBatch>> {
-        let file = File::open(&self.path).map_err(|e| io_error(&self.path, "opening", e))?;
-        let reader = StreamReader::try_new(BufReader::new(file), None)
-            .map_err(|e| io_error(&self.path, "reading", e))?;
-        let batches = reader
-            .map(|b| b.map_err(|e| io_error(&self.path, "reading", e)))
-            .collect::<Result<Vec<_>>>()?;
+        let batches = self.reader()?.collect::<Result<Vec<_>>>()?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if rows != self.rows || batches.iter().any(|b| b.schema() != self.schema) {
+        if rows != self.rows {
             return Err(io_error(
                 &self.path,
                 "reading",
@@ -133,6 +143,22 @@ impl Spilled {
             ));
         }
         Ok(batches)
+    }
+
+    /// Its batches one at a time, in the order they were written.
+    pub(crate) fn reader(&self) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
+        let path = self.path.clone();
+        let file = File::open(&path).map_err(|e| io_error(&path, "opening", e))?;
+        let reader = StreamReader::try_new(BufReader::new(file), None)
+            .map_err(|e| io_error(&path, "reading", e))?;
+        let schema = self.schema.clone();
+        Ok(reader.map(move |b| {
+            let b = b.map_err(|e| io_error(&path, "reading", e))?;
+            if b.schema() != schema {
+                return Err(io_error(&path, "reading", "a batch of another schema"));
+            }
+            Ok(b)
+        }))
     }
 }
 

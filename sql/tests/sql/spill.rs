@@ -1,8 +1,8 @@
-//! Joins and aggregations past their memory budget spill to disk (a grace
-//! hash join; partial states sent on early, final states by partitions) and
-//! still give DataFusion's answer: every join type, null keys, a filter on
-//! the pairs, many groups with distinct and list states, on 1, 2 and 3
-//! workers.
+//! Joins, aggregations and sorts past their memory budget spill to disk (a
+//! grace hash join; partial states sent on early, final states by
+//! partitions; sorted runs merged) and still give DataFusion's answer: every
+//! join type, null keys, a filter on the pairs, many groups with distinct
+//! and list states, orders with nulls and limits, on 1, 2 and 3 workers.
 
 use std::path::Path;
 
@@ -52,12 +52,12 @@ const QUERIES: &[&str] = &[
      (SELECT v, tag, count(*) AS n, array_length(array_agg(k)) AS f FROM l GROUP BY v, tag)",
 ];
 
-/// A memory budget (per process) under which these joins and aggregations
-/// spill.
+/// A memory budget (per process) under which these joins, aggregations and
+/// sorts spill.
 const SPILLING: u64 = 1 << 20;
 
 #[test]
-fn joins_and_aggregations_past_their_budget_spill_and_match_datafusion() {
+fn joins_aggregations_and_sorts_past_their_budget_spill_and_match_datafusion() {
     let dir = tempfile::tempdir().unwrap();
     write_tables(dir.path());
     let script = format!(

@@ -1,5 +1,11 @@
 //! ORDER BY and LIMIT: every worker sorts its rows (and keeps only the first
 //! `fetch`), worker 0 sorts what they send once every worker's rows are in.
+//! A sort past its budget is an external sort: it spills its rows as sorted
+//! runs and merges them at the end, a batch per activation (see [`merge`]).
+
+mod merge;
+
+use std::rc::Rc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
@@ -8,12 +14,14 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use weir_runtime::exec::Failure;
+use weir_runtime::exec::{Failure, WorkerCtx};
+use weir_runtime::spill::SpillDir;
 use weir_runtime::time::BatchTime;
 
 use super::{Budget, Held, evaluate, fail};
 use crate::batch::Batch;
 use crate::error::Result;
+use merge::{Merge, write_run};
 
 /// The rows of `batches` sorted by `order`, the first `fetch` of them.
 fn sorted(
@@ -85,27 +93,91 @@ where
 /// Sorts at every worker, then at worker 0.
 pub fn sort<'s>(
     input: StreamVec<'s, BatchTime, Batch>,
-    failure: &Failure,
+    ctx: &WorkerCtx,
     order: Vec<PhysicalSortExpr>,
     fetch: Option<usize>,
     budget: Budget,
 ) -> StreamVec<'s, BatchTime, Batch> {
-    let local_order = order.clone();
-    let local = at_end(
-        input,
-        Pipeline,
-        "SortLocal",
-        failure,
-        budget,
-        move |batches| sorted(batches, &local_order, fetch),
-    );
-    at_end(
-        local,
-        Exchange::new(|_: &Batch| 0),
-        "Sort",
-        failure,
-        budget,
-        move |batches| sorted(batches, &order, fetch),
+    let spec = Rc::new((order, fetch, budget));
+    let local = sorting(input, Pipeline, "SortLocal", ctx, Rc::clone(&spec));
+    sorting(local, Exchange::new(|_: &Batch| 0), "Sort", ctx, spec)
+}
+
+/// Collects its input, spilling sorted runs past the budget, until the
+/// frontier is empty; then emits it sorted.
+fn sorting<'s, P>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    pact: P,
+    name: &str,
+    ctx: &WorkerCtx,
+    spec: Rc<(Vec<PhysicalSortExpr>, Option<usize>, Budget)>,
+) -> StreamVec<'s, BatchTime, Batch>
+where
+    P: timely::dataflow::channels::pact::ParallelizationContract<BatchTime, Vec<Batch>>,
+{
+    let failure = ctx.failure.clone();
+    let mut dir = SpillDir::new(None, ctx.spilled.clone());
+    let scope = input.scope();
+    input.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+        pact,
+        name,
+        move |cap, info| {
+            let activator = scope.activator_for(info.address);
+            let mut cap = Some(cap.delayed(&BatchTime::End));
+            let mut held = Held::default();
+            let mut runs = Vec::new();
+            let mut merge: Option<Merge> = None;
+            move |(input, frontier), output| {
+                let (order, fetch, budget) = &*spec;
+                let mut step = || -> Result<bool> {
+                    input.for_each(|_, data| held.extend(data.drain(..).map(|b| b.0)));
+                    let Some(time) = cap.as_ref() else {
+                        return Ok(false);
+                    };
+                    let over = budget.over(held.bytes());
+                    // past the budget, or the rest once there are runs
+                    let last = frontier.is_empty() && !runs.is_empty() && merge.is_none();
+                    if (over || last)
+                        && let Some(run) = sorted(&held.take(), order, *fetch)?
+                    {
+                        runs.push(write_run(&mut dir, &run)?);
+                    }
+                    if !frontier.is_empty() {
+                        return Ok(false);
+                    }
+                    if runs.is_empty() {
+                        if let Some(out) = sorted(&held.take(), order, *fetch)?
+                            && out.num_rows() > 0
+                        {
+                            output.session(time).give(Batch(out));
+                        }
+                        return Ok(true);
+                    }
+                    let merging = match &mut merge {
+                        Some(merging) => merging,
+                        None => merge.insert(Merge::new(&runs, order, *fetch)?),
+                    };
+                    match merging.next_batch()? {
+                        Some(out) => {
+                            output.session(time).give(Batch(out));
+                            activator.activate();
+                            Ok(false)
+                        }
+                        None => Ok(true),
+                    }
+                };
+                let done = step().unwrap_or_else(|e| {
+                    fail(&failure, e);
+                    true
+                });
+                if done || failure.is_set() {
+                    cap = None;
+                    held.take();
+                    merge = None;
+                    runs.clear();
+                }
+            }
+        },
     )
 }
 
