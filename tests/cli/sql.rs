@@ -295,6 +295,17 @@ fn sql_over_the_memory_budget_spills_or_fails_clearly() {
         &format!("{declare} SELECT count(*) FROM orders a JOIN orders b ON a.id < b.id"),
         "a hash join without equality keys holds",
     );
+    // LIMIT holds no rows: it passes the first ones on as they come
+    let out = crate::support::weir()
+        .current_dir(dir.path())
+        .args(["sql", "--memory-budget", "64k", "-w", "2", "-e"])
+        .arg(format!(
+            "{declare} SELECT count(*) AS n FROM (SELECT id FROM orders LIMIT 5000 OFFSET 990)"
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tables(&out).contains("| 5000 |"), "{}", tables(&out));
     for budget in ["64k", "64M"] {
         let out = crate::support::weir()
             .current_dir(dir.path())

@@ -1,15 +1,12 @@
 //! What operators hold in memory, and the budget it must stay under.
 
-use arrow::array::RecordBatch;
-use weir_runtime::exec::Failure;
-
-use super::fail;
 use crate::error::SqlError;
+use arrow::array::RecordBatch;
 
 /// Bytes of rows one worker may hold: its share of its process's memory
 /// budget. Past it, hash joins, grouped aggregations and sorts spill to
 /// disk; what cannot split (a join without equality keys, NOT IN, an
-/// aggregate without GROUP BY, LIMIT without ORDER BY) fails the job,
+/// aggregate without GROUP BY) fails the job,
 /// naming itself.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget(pub u64);
@@ -27,15 +24,6 @@ impl Budget {
             weir_runtime::units::bytes(held as u64),
             weir_runtime::units::bytes(self.0)
         ))
-    }
-
-    /// Whether `held` bytes are over the budget; if so, fails the job.
-    pub(crate) fn exceeded(&self, failure: &Failure, what: &str, held: usize) -> bool {
-        if !self.over(held) {
-            return false;
-        }
-        fail(failure, self.error(what, held));
-        true
     }
 }
 

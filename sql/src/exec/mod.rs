@@ -385,13 +385,9 @@ fn build<'s>(
             *fetch,
             budget,
         ),
-        Node::Limit { input, skip, fetch } => sort::limit(
-            build(input, scope, ctx, budget),
-            &ctx.failure,
-            *skip,
-            *fetch,
-            budget,
-        ),
+        Node::Limit { input, skip, fetch } => {
+            sort::limit(build(input, scope, ctx, budget), *skip, *fetch)
+        }
         Node::Join {
             left,
             right,

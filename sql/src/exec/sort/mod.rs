@@ -14,7 +14,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use weir_runtime::exec::{Failure, WorkerCtx};
+use weir_runtime::exec::WorkerCtx;
 use weir_runtime::spill::SpillDir;
 use weir_runtime::time::BatchTime;
 
@@ -44,50 +44,6 @@ fn sorted(
         .collect::<Result<Vec<_>>>()?;
     let indices = lexsort_to_indices(&columns, fetch)?;
     Ok(Some(take_record_batch(&all, &indices)?))
-}
-
-/// Collects its input until the frontier is empty, then emits `finish` of it.
-fn at_end<'s, P>(
-    input: StreamVec<'s, BatchTime, Batch>,
-    pact: P,
-    name: &str,
-    failure: &Failure,
-    budget: Budget,
-    finish: impl Fn(&[RecordBatch]) -> Result<Option<RecordBatch>> + 'static,
-) -> StreamVec<'s, BatchTime, Batch>
-where
-    P: timely::dataflow::channels::pact::ParallelizationContract<BatchTime, Vec<Batch>>,
-{
-    let failure = failure.clone();
-    let what = format!("the {name} operator");
-    input.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
-        pact,
-        name,
-        move |cap, _| {
-            let mut cap = Some(cap.delayed(&BatchTime::End));
-            let mut held = Held::default();
-            move |(input, frontier), output| {
-                input.for_each(|_, data| held.extend(data.drain(..).map(|b| b.0)));
-                if !failure.is_set() && budget.exceeded(&failure, &what, held.bytes()) {
-                    held.take();
-                }
-                if !frontier.is_empty() {
-                    return;
-                }
-                let Some(cap) = cap.take() else { return };
-                if failure.is_set() {
-                    return;
-                }
-                match finish(&held.take()) {
-                    Ok(Some(batch)) if batch.num_rows() > 0 => {
-                        output.session(&cap).give(Batch(batch))
-                    }
-                    Ok(_) => {}
-                    Err(e) => fail(&failure, e),
-                }
-            }
-        },
-    )
 }
 
 /// Sorts at every worker, then at worker 0.
@@ -181,28 +137,45 @@ where
     )
 }
 
-/// Skips `skip` rows and keeps `fetch`, at worker 0.
+/// Skips `skip` rows and keeps `fetch`: every worker passes on at most
+/// `skip + fetch` rows, worker 0 skips and keeps as rows come (in order, for
+/// a sorted input), holding none.
 pub fn limit<'s>(
     input: StreamVec<'s, BatchTime, Batch>,
-    failure: &Failure,
     skip: usize,
     fetch: Option<usize>,
-    budget: Budget,
 ) -> StreamVec<'s, BatchTime, Batch> {
-    at_end(
-        input,
-        Exchange::new(|_: &Batch| 0),
-        "Limit",
-        failure,
-        budget,
-        move |batches: &[RecordBatch]| {
-            let Some(first) = batches.first() else {
-                return Ok(None);
-            };
-            let all = concat_batches(&first.schema(), batches)?;
-            let start = skip.min(all.num_rows());
-            let len = fetch.map_or(all.num_rows() - start, |f| f.min(all.num_rows() - start));
-            Ok(Some(all.slice(start, len)))
-        },
-    )
+    let local = passing(input, Pipeline, "LimitLocal", 0, fetch.map(|f| f + skip));
+    passing(local, Exchange::new(|_: &Batch| 0), "Limit", skip, fetch)
+}
+
+/// Passes on its rows after the first `skip`, `fetch` of them at most.
+fn passing<'s, P>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    pact: P,
+    name: &str,
+    skip: usize,
+    fetch: Option<usize>,
+) -> StreamVec<'s, BatchTime, Batch>
+where
+    P: timely::dataflow::channels::pact::ParallelizationContract<BatchTime, Vec<Batch>>,
+{
+    let mut seen = 0usize;
+    let end = fetch.map_or(usize::MAX, |f| skip.saturating_add(f));
+    input.unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(pact, name, move |_, _| {
+        move |input, output| {
+            input.for_each_stamp(|cap, data| {
+                let mut session = output.session(&cap);
+                for Batch(batch) in data.flat_map(|d| d.drain(..)) {
+                    let rows = batch.num_rows();
+                    let start = skip.saturating_sub(seen).min(rows);
+                    let stop = end.saturating_sub(seen).min(rows);
+                    seen += rows;
+                    if stop > start {
+                        session.give(Batch(batch.slice(start, stop - start)));
+                    }
+                }
+            });
+        }
+    })
 }
