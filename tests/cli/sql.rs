@@ -296,28 +296,33 @@ fn sql_over_the_memory_budget_spills_or_fails_clearly() {
         "a hash join without equality keys holds",
     );
     // LIMIT holds no rows: it passes the first ones on as they come
-    let out = crate::support::weir()
-        .current_dir(dir.path())
-        .args(["sql", "--memory-budget", "64k", "-w", "2", "-e"])
-        .arg(format!(
+    let out = succeeds(
+        dir.path(),
+        "64k",
+        &format!(
             "{declare} SELECT count(*) AS n FROM (SELECT id FROM orders LIMIT 5000 OFFSET 990)"
-        ))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+        ),
+    );
     assert!(tables(&out).contains("| 5000 |"), "{}", tables(&out));
     for budget in ["64k", "64M"] {
-        let out = crate::support::weir()
-            .current_dir(dir.path())
-            .args(["sql", "--memory-budget", budget, "-w", "2", "-e"])
-            .arg(format!(
-                "{declare} SELECT count(*) AS n FROM orders a JOIN orders b ON a.id = b.id"
-            ))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+        let out = succeeds(
+            dir.path(),
+            budget,
+            &format!("{declare} SELECT count(*) AS n FROM orders a JOIN orders b ON a.id = b.id"),
+        );
         assert!(tables(&out).contains("| 6000 |"), "{}", tables(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(stdout.contains("spilled"), budget == "64k", "{stdout}");
     }
+}
+
+/// Runs `sql` in `dir` on two workers under `budget`; it must succeed.
+fn succeeds(dir: &Path, budget: &str, sql: &str) -> std::process::Output {
+    let out = crate::support::weir()
+        .current_dir(dir)
+        .args(["sql", "--memory-budget", budget, "-w", "2", "-e", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
 }
