@@ -1,25 +1,26 @@
 //! Groups by key, each with its aggregates' accumulators.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::Field;
-use arrow::row::{OwnedRow, RowConverter};
+use arrow::row::{RowConverter, Rows};
 use datafusion_expr::GroupsAccumulator;
 use datafusion_physical_expr::GroupsAccumulatorAdapter;
 use weir_runtime::exec::Failure;
 
 use crate::error::Result;
-use crate::exec::{fail, row_converter};
+use crate::exec::{RowMap, fail, row_converter};
 use crate::plan::Aggregate;
 
 /// Groups and their accumulators.
 pub(super) struct Groups {
     converter: RowConverter,
-    index: HashMap<OwnedRow, usize>,
+    index: RowMap<usize>,
     /// The key of each group (none without GROUP BY).
-    keys: Vec<OwnedRow>,
+    keys: Rows,
+    /// Bytes the keys take, in the index and in `keys`.
+    key_bytes: usize,
     /// How many groups there are.
     pub(super) count: usize,
     pub(super) accumulators: Vec<Box<dyn GroupsAccumulator>>,
@@ -42,9 +43,10 @@ impl Groups {
             })
             .collect::<Result<_>>()?;
         Ok(Groups {
+            keys: converter.empty_rows(0, 0),
             converter,
-            index: HashMap::new(),
-            keys: Vec::new(),
+            index: RowMap::default(),
+            key_bytes: 0,
             count: 0,
             accumulators,
         })
@@ -73,12 +75,18 @@ impl Groups {
         let converted = self.converter.convert_columns(keys)?;
         let mut groups = Vec::with_capacity(rows);
         for row in converted.iter() {
-            let next = self.keys.len();
-            let group = *self.index.entry(row.owned()).or_insert(next);
-            if group == next {
-                self.keys.push(row.owned());
-                self.count += 1;
-            }
+            let group = match self.index.get(row.as_ref()) {
+                Some(&group) => group,
+                None => {
+                    let group = self.keys.num_rows();
+                    self.index.insert(row.as_ref().into(), group);
+                    self.keys.push(row);
+                    // the bytes twice, a map slot and a row offset
+                    self.key_bytes += 2 * row.as_ref().len() + 48;
+                    self.count += 1;
+                    group
+                }
+            };
             groups.push(group);
         }
         Ok(groups)
@@ -86,8 +94,7 @@ impl Groups {
 
     /// Bytes the groups hold: their keys and accumulators.
     pub(super) fn bytes(&self) -> usize {
-        let keys: usize = self.keys.iter().map(|k| k.row().as_ref().len() + 48).sum();
-        keys + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+        self.key_bytes + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
     }
 
     /// The group key columns, in group order.
@@ -95,8 +102,6 @@ impl Groups {
         if !grouped {
             return Ok(Vec::new());
         }
-        Ok(self
-            .converter
-            .convert_rows(self.keys.iter().map(|k| k.row()))?)
+        Ok(self.converter.convert_rows(self.keys.iter())?)
     }
 }

@@ -1,6 +1,5 @@
 //! A worker's left rows in a hash table, probed by its right rows.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -13,14 +12,14 @@ use datafusion_common::JoinType;
 
 use super::JoinSpec;
 use crate::error::Result;
-use crate::exec::{evaluate, row_converter};
+use crate::exec::{RowMap, evaluate, row_converter};
 
 /// The left rows of one worker, hashed by key.
 pub(super) struct Built {
     /// Every left row, with its key columns last.
     rows: Option<RecordBatch>,
     /// Rows by key (rows with a null key are left out unless nulls equal).
-    index: HashMap<Box<[u8]>, Vec<u32>>,
+    index: RowMap<Vec<u32>>,
     /// Which left rows have matched a right row.
     matched: Vec<bool>,
     /// Whether a right row had a null key (for NOT IN).
@@ -44,7 +43,7 @@ impl Built {
         let mut built = Built {
             matched: vec![false; rows.as_ref().map_or(0, |r| r.num_rows())],
             rows,
-            index: HashMap::new(),
+            index: RowMap::default(),
             right_null: false,
             converter: None,
             k,
