@@ -59,8 +59,14 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         return Err(cli::usage("sql: --format applies to --output"));
     }
     let budget = cli::MEMORY_BUDGET.get(&m)?;
-    let outcomes = run_script(config, &sql, destination.clone(), budget)
-        .map_err(|e| CliError::Runtime(e.into()))?;
+    let outcomes = run_script(
+        config,
+        &sql,
+        destination.clone(),
+        budget,
+        Some(options.show),
+    )
+    .map_err(|e| CliError::Runtime(e.into()))?;
     let leader = cli::process_zero(&m);
     for outcome in outcomes {
         if !leader {
@@ -107,8 +113,14 @@ fn interactive(
         eprintln!("weir: {message}");
         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
-    weir_sql::run_interactive(config, budget, crate::sql_prompt::statements, report)
-        .map_err(|e| CliError::Runtime(e.into()))?;
+    weir_sql::run_interactive(
+        config,
+        budget,
+        Some(show),
+        crate::sql_prompt::statements,
+        report,
+    )
+    .map_err(|e| CliError::Runtime(e.into()))?;
     // a script piped in fails as a whole when a statement failed (as sqlite3
     // and duckdb do); each error was named as it happened
     let failed = failed.load(std::sync::atomic::Ordering::Relaxed);

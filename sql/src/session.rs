@@ -54,6 +54,9 @@ pub struct Session {
     pub worker_budget: Option<u64>,
     /// Where query results are written, if not printed.
     pub destination: Option<crate::exec::Destination>,
+    /// Rows of a printed result that worker 0 keeps (`None`: all); the rest
+    /// are counted, not held.
+    pub keep: Option<usize>,
     catalog: Catalog,
     functions: Functions,
     options: ConfigOptions,
@@ -199,7 +202,13 @@ impl Session {
         let start = std::time::Instant::now();
         let plan = self.resolve_subqueries(worker, plan)?;
         let plan = translate(&plan, &self.catalog)?;
-        let mut output = run_on(worker, &plan, self.destination.as_ref(), self.budget())?;
+        let mut output = run_on(
+            worker,
+            &plan,
+            self.destination.as_ref(),
+            self.budget(),
+            self.keep,
+        )?;
         // the time of the whole query, its scalar subqueries included
         output.elapsed = start.elapsed();
         Ok(output)
@@ -222,6 +231,8 @@ impl Session {
             &translate(&plan, &self.catalog)?,
             None,
             self.budget(),
+            // one row, and whether there is a second
+            Some(2),
         )?;
         let rows = output.rows();
         let first = output.batches.iter().find(|b| b.num_rows() > 0).cloned();
@@ -278,12 +289,14 @@ fn with_scalar_subqueries(
 /// worker 0 saw them (other processes get theirs, without rows). With a
 /// `destination`, the script's one query writes its result there.
 /// `budget` is the memory budget of each process (default: a quarter of the
-/// machine's available memory), shared by its workers.
+/// machine's available memory), shared by its workers. A result keeps its
+/// first `keep` rows (`None`: all of them) and counts the rest.
 pub fn run_script(
     config: timely::Config,
     sql: &str,
     destination: Option<crate::exec::Destination>,
     budget: Option<u64>,
+    keep: Option<usize>,
 ) -> Result<Vec<Outcome>> {
     let (_, local) = weir_runtime::exec::workers(&config);
     let worker_budget =
@@ -306,6 +319,7 @@ pub fn run_script(
         let mut session = Session {
             destination: destination.clone(),
             worker_budget: Some(worker_budget),
+            keep,
             ..Session::default()
         };
         let mut outcomes = Vec::new();
@@ -325,10 +339,12 @@ pub fn run_script(
 /// calls `open` once and then the reader it returns for each piece of text
 /// (one or more statements; `None` ends the session), shares the text with
 /// every worker, and gives `report` what each statement did or the error
-/// that stopped it. An error ends the statement, not the session.
+/// that stopped it. An error ends the statement, not the session. Results
+/// keep their first `keep` rows, as [`run_script`]'s do.
 pub fn run_interactive<O, N, R>(
     config: timely::Config,
     budget: Option<u64>,
+    keep: Option<usize>,
     open: O,
     report: R,
 ) -> Result<()>
@@ -344,6 +360,7 @@ where
     execute(config, move |worker| {
         let mut session = Session {
             worker_budget: Some(worker_budget),
+            keep,
             ..Session::default()
         };
         let mut own = if worker.index() == 0 {

@@ -304,6 +304,18 @@ fn sql_over_the_memory_budget_spills_or_fails_clearly() {
         ),
     );
     assert!(tables(&out).contains("| 5000 |"), "{}", tables(&out));
+    // a big result printed: its first --show rows, all of them counted
+    let out = succeeds(
+        dir.path(),
+        "64k",
+        &format!("{declare} SELECT a.id, b.status FROM orders a JOIN orders b ON a.id = b.id"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(tables(&out).lines().count(), 20 + 4, "{stdout}");
+    assert!(
+        stdout.contains("6000 rows (the first 20 shown)"),
+        "{stdout}"
+    );
     for budget in ["64k", "64M"] {
         let out = succeeds(
             dir.path(),

@@ -86,11 +86,14 @@ struct Report {
 /// alongside. Every worker returns the same error if any worker failed.
 /// With `destination`, every worker writes its share of the result there
 /// (an ordered result: worker 0, one file) instead of sending it to worker 0.
+/// Otherwise worker 0 keeps the first `keep` rows (`None`: all) and counts
+/// the rest.
 pub fn run_on(
     worker: &mut Worker,
     plan: &Plan,
     destination: Option<&Destination>,
     budget: Budget,
+    keep: Option<usize>,
 ) -> Result<Output, JobError> {
     let start = Instant::now();
     let ctx = WorkerCtx {
@@ -103,6 +106,7 @@ pub fn run_on(
         spilled: Rc::default(),
     };
     let collected: Rc<RefCell<Vec<RecordBatch>>> = Rc::default();
+    let rows_out: Rc<std::cell::Cell<u64>> = Rc::default();
     let done = ProbeHandle::new();
     worker.dataflow::<BatchTime, _, _>(|scope| {
         let root = build(&plan.root, scope, &ctx, budget);
@@ -112,13 +116,25 @@ pub fn run_on(
             gather(root)
         };
         let sink = Rc::clone(&collected);
+        let counted = Rc::clone(&rows_out);
+        let mut room = match destination {
+            Some(_) => usize::MAX,
+            None => keep.unwrap_or(usize::MAX),
+        };
         root.unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
             Pipeline,
             "Collect",
             move |_, _| {
                 move |input, _output| {
                     input.for_each(|_, data| {
-                        sink.borrow_mut().extend(data.drain(..).map(|b| b.0));
+                        for Batch(batch) in data.drain(..) {
+                            counted.set(counted.get() + batch.num_rows() as u64);
+                            let take = batch.num_rows().min(room);
+                            if take > 0 {
+                                room -= take;
+                                sink.borrow_mut().push(batch.slice(0, take));
+                            }
+                        }
                     });
                 }
             },
@@ -127,7 +143,7 @@ pub fn run_on(
     });
     worker.step_or_park_while(None, || !done.done());
     let mut batches = std::mem::take(&mut *collected.borrow_mut());
-    let rows_out = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let rows_out = rows_out.get();
     if let Some(destination) = destination
         && !ctx.failure.is_set()
         && (ctx.index == 0 || !ordered(&plan.root))

@@ -271,7 +271,8 @@ fn every_query_shape_matches_datafusion_on_1_2_and_3_workers() {
     let expected = datafusion(&script);
     assert_eq!(expected.len(), QUERIES.len());
     for workers in 1..=3 {
-        let outcomes = run_script(timely::Config::process(workers), &script, None, None).unwrap();
+        let outcomes =
+            run_script(timely::Config::process(workers), &script, None, None, None).unwrap();
         let rows: Vec<Vec<Row>> = outcomes
             .iter()
             .filter_map(|o| match o {
@@ -328,7 +329,7 @@ fn regression_string_views_are_read_as_plain_strings() {
          SELECT name, count(*) AS n FROM v GROUP BY name ORDER BY name LIMIT 2;\n",
         path.display()
     );
-    let outcomes = run_script(timely::Config::process(2), &script, None, None).unwrap();
+    let outcomes = run_script(timely::Config::process(2), &script, None, None, None).unwrap();
     let Outcome::Declared { columns, .. } = &outcomes[0] else {
         panic!("{outcomes:?}")
     };

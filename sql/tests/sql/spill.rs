@@ -79,6 +79,7 @@ fn joins_aggregations_and_sorts_past_their_budget_spill_and_match_datafusion() {
             &script,
             None,
             Some(SPILLING),
+            None,
         )
         .unwrap();
         let results: Vec<(Vec<Row>, u64)> = outcomes

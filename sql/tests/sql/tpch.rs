@@ -20,7 +20,14 @@ fn all_22_tpch_queries_match_datafusion_at_sf_0_01_on_1_2_and_3_workers() {
     // the last run's budget (per process) makes joins and aggregations spill
     let runs = [(1, None), (2, None), (3, None), (2, Some(256 << 10))];
     for (workers, budget) in runs {
-        let outcomes = run_script(timely::Config::process(workers), &script, None, budget).unwrap();
+        let outcomes = run_script(
+            timely::Config::process(workers),
+            &script,
+            None,
+            budget,
+            None,
+        )
+        .unwrap();
         let spilled = outcomes
             .iter()
             .filter(|o| matches!(o, Outcome::Rows(output) if output.spilled > 0))
