@@ -33,6 +33,7 @@ impl Budget {
 pub(crate) struct Held {
     batches: Vec<RecordBatch>,
     bytes: usize,
+    rows: usize,
 }
 
 impl Held {
@@ -40,6 +41,7 @@ impl Held {
     pub(crate) fn extend(&mut self, batches: impl IntoIterator<Item = RecordBatch>) {
         for batch in batches {
             self.bytes += batch.get_array_memory_size();
+            self.rows += batch.num_rows();
             self.batches.push(batch);
         }
     }
@@ -49,9 +51,15 @@ impl Held {
         self.bytes
     }
 
+    /// The rows held.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
     /// Everything held, now let go.
     pub(crate) fn take(&mut self) -> Vec<RecordBatch> {
         self.bytes = 0;
+        self.rows = 0;
         std::mem::take(&mut self.batches)
     }
 }

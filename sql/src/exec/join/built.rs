@@ -1,5 +1,8 @@
 //! A worker's left rows in a hash table, probed by its right rows.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -7,26 +10,104 @@ use arrow::array::{
 };
 use arrow::compute::{concat_batches, take};
 use arrow::datatypes::Schema;
-use arrow::row::RowConverter;
+use arrow::row::{Row, RowConverter, Rows};
 use datafusion_common::JoinType;
 
 use super::JoinSpec;
-use crate::error::Result;
-use crate::exec::{RowMap, evaluate, row_converter};
+use crate::error::{Result, SqlError};
+use crate::exec::{evaluate, row_converter};
 
 /// The left rows of one worker, hashed by key.
 pub(super) struct Built {
     /// Every left row, with its key columns last.
     rows: Option<RecordBatch>,
     /// Rows by key (rows with a null key are left out unless nulls equal).
-    index: RowMap<Vec<u32>>,
+    index: Option<KeyIndex>,
     /// Which left rows have matched a right row.
     matched: Vec<bool>,
     /// Whether a right row had a null key (for NOT IN).
     right_null: bool,
-    converter: Option<RowConverter>,
     k: usize,
     nulls_equal: bool,
+}
+
+/// Left rows by the hash of their key, as DataFusion's join hash map keeps
+/// them: each hash's latest row, and each row's previous row of the same
+/// hash; the keys themselves in Arrow's row format, compared on a match.
+struct KeyIndex {
+    converter: RowConverter,
+    keys: Rows,
+    heads: HashMap<u64, RowId, BuildHasherDefault<Prehashed>>,
+    previous: Vec<Option<RowId>>,
+}
+
+/// A left row's index, plus one (so that `Option<RowId>` takes four bytes).
+type RowId = NonZeroU32;
+
+/// The hasher of hashes already XXH3-64: the value itself.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Bytes a left row costs in a [`KeyIndex`] beyond its key bytes (an
+/// offset, a chain link, a share of the map), for budgeting before a build.
+pub(super) const INDEX_BYTES_PER_ROW: usize = 8 + 4 + 24;
+
+fn hash(row: &[u8]) -> u64 {
+    twox_hash::XxHash3_64::oneshot(row)
+}
+
+impl KeyIndex {
+    fn new(keys: &[ArrayRef], nulls_equal: bool) -> Result<KeyIndex> {
+        let converter = row_converter(keys.iter().map(|k| k.data_type()))?;
+        let converted = converter.convert_columns(keys)?;
+        let mut heads: HashMap<u64, RowId, BuildHasherDefault<Prehashed>> = HashMap::default();
+        let mut previous = Vec::with_capacity(converted.num_rows());
+        for (i, row) in converted.iter().enumerate() {
+            if !nulls_equal && null_key(keys, i) {
+                previous.push(None);
+                continue;
+            }
+            let id = u32::try_from(i + 1)
+                .ok()
+                .and_then(RowId::new)
+                .ok_or_else(|| SqlError::Execution("a join side over 2^32 rows".into()))?;
+            previous.push(heads.insert(hash(row.as_ref()), id));
+        }
+        Ok(KeyIndex {
+            converter,
+            keys: converted,
+            heads,
+            previous,
+        })
+    }
+
+    /// Pushes the left rows whose key is `row`.
+    fn matches(&self, row: Row<'_>, mut each: impl FnMut(u32)) {
+        let mut at = self.heads.get(&hash(row.as_ref())).copied();
+        while let Some(id) = at {
+            let i = id.get() - 1;
+            if self.keys.row(i as usize) == row {
+                each(i);
+            }
+            at = self.previous[i as usize];
+        }
+    }
 }
 
 /// Whether row `i` of `keys` has a null key.
@@ -40,34 +121,19 @@ impl Built {
             Some(first) => Some(concat_batches(&first.schema(), &batches)?),
             None => None,
         };
-        let mut built = Built {
+        drop(batches);
+        let index = match &rows {
+            Some(rows) if k > 0 => Some(KeyIndex::new(&tail(rows, k), nulls_equal)?),
+            _ => None,
+        };
+        Ok(Built {
             matched: vec![false; rows.as_ref().map_or(0, |r| r.num_rows())],
             rows,
-            index: RowMap::default(),
+            index,
             right_null: false,
-            converter: None,
             k,
             nulls_equal,
-        };
-        if let Some(rows) = &built.rows {
-            let keys = tail(rows, k);
-            if k > 0 {
-                let converter = row_converter(keys.iter().map(|k| k.data_type()))?;
-                let converted = converter.convert_columns(&keys)?;
-                for (i, row) in converted.iter().enumerate() {
-                    if !nulls_equal && null_key(&keys, i) {
-                        continue;
-                    }
-                    built
-                        .index
-                        .entry(row.as_ref().into())
-                        .or_default()
-                        .push(i as u32);
-                }
-                built.converter = Some(converter);
-            }
-        }
-        Ok(built)
+        })
     }
 
     /// The (left, right) pairs of `batch`'s rows with equal keys.
@@ -90,11 +156,10 @@ impl Built {
             }
             return Ok((l, r));
         }
-        let converter = match &self.converter {
-            Some(c) => c,
-            None => return Ok((l, r)),
+        let Some(index) = &self.index else {
+            return Ok((l, r));
         };
-        let converted = converter.convert_columns(&keys)?;
+        let converted = index.converter.convert_columns(&keys)?;
         for (j, row) in converted.iter().enumerate() {
             if null_key(&keys, j) {
                 self.right_null = true;
@@ -102,12 +167,10 @@ impl Built {
                     continue;
                 }
             }
-            if let Some(matches) = self.index.get(row.as_ref()) {
-                for &i in matches {
-                    l.push(i);
-                    r.push(j as u32);
-                }
-            }
+            index.matches(row, |i| {
+                l.push(i);
+                r.push(j as u32);
+            });
         }
         Ok((l, r))
     }

@@ -153,7 +153,9 @@ pub fn join<'s>(
                     }
                     left_in.for_each(|_, data| building.extend(data.drain(..).map(|(_, b)| b.0)));
                     right_in.for_each(|_, data| waiting.extend(data.drain(..).map(|(_, b)| b.0)));
-                    let holding = building.bytes() + waiting.bytes();
+                    // the table to build will take its index too
+                    let index = building.rows() * (built::INDEX_BYTES_PER_ROW + 8 * k);
+                    let holding = building.bytes() + index + waiting.bytes();
                     if table.is_none() && budget.over(holding) {
                         if !spillable {
                             return Err(budget.error("a hash join without equality keys", holding));
