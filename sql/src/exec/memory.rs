@@ -56,6 +56,25 @@ impl Held {
         self.rows
     }
 
+    /// The first batches held, about `bytes` of them (at least one), now
+    /// let go.
+    pub(crate) fn take_up_to(&mut self, bytes: usize) -> Vec<RecordBatch> {
+        let mut taken = 0;
+        let mut n = 0;
+        for batch in &self.batches {
+            if n > 0 && taken >= bytes {
+                break;
+            }
+            taken += batch.get_array_memory_size();
+            n += 1;
+        }
+        let rest = self.batches.split_off(n);
+        let batches = std::mem::replace(&mut self.batches, rest);
+        self.bytes -= taken;
+        self.rows -= batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        batches
+    }
+
     /// Everything held, now let go.
     pub(crate) fn take(&mut self) -> Vec<RecordBatch> {
         self.bytes = 0;

@@ -51,6 +51,9 @@ pub struct JoinSpec {
     pub schema: SchemaRef,
 }
 
+/// Bytes of waiting right rows one activation probes.
+const PROBE_BYTES: usize = 64 << 20;
+
 /// `input` with its key columns appended (they route it, then hash it).
 fn keyed<'s>(
     input: StreamVec<'s, BatchTime, Batch>,
@@ -183,12 +186,18 @@ pub fn join<'s>(
                         return Ok(false);
                     };
                     let mut session = output.session(time);
-                    for batch in waiting.take() {
+                    // a bounded share per activation, so that what the
+                    // probes produce drains downstream in between
+                    for batch in waiting.take_up_to(PROBE_BYTES) {
                         if let Some(out) = built.probe(&batch, &spec)?
                             && out.num_rows() > 0
                         {
                             session.give(Batch(out));
                         }
+                    }
+                    if waiting.rows() > 0 {
+                        activator.activate();
+                        return Ok(false);
                     }
                     if right_frontier.is_empty() {
                         if let Some(out) = built.finish(&spec)?
