@@ -295,6 +295,13 @@ fn sql_over_the_memory_budget_spills_or_fails_clearly() {
         &format!("{declare} SELECT count(*) FROM orders a JOIN orders b ON a.id < b.id"),
         "a hash join without equality keys holds",
     );
+    // a budget too small even for one partition of the spilled rows
+    fails_with(
+        dir.path(),
+        &["--memory-budget", "4k"],
+        &format!("{declare} SELECT count(*) FROM orders a JOIN orders b ON a.id = b.id"),
+        "even spilled into 32 partitions by key",
+    );
     // LIMIT holds no rows: it passes the first ones on as they come
     let out = succeeds(
         dir.path(),

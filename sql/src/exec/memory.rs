@@ -25,6 +25,16 @@ impl Budget {
             weir_runtime::units::bytes(self.0)
         ))
     }
+
+    /// The error of `what`, holding `held` bytes over the budget in one of
+    /// the partitions it spilled into.
+    pub(crate) fn partition_error(&self, what: &str, held: usize) -> SqlError {
+        SqlError::Memory(format!(
+            "{}, even spilled into {} partitions by key",
+            self.error(what, held),
+            super::spill::PARTITIONS
+        ))
+    }
 }
 
 /// Batches an operator holds, with the bytes they take (kept as a running

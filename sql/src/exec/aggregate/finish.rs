@@ -21,7 +21,7 @@ use super::emit_states;
 use super::groups::Groups;
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
-use crate::exec::spill::{PARTITIONS, Partitioned, Spilled};
+use crate::exec::spill::{Partitioned, Spilled};
 use crate::exec::{Budget, fail};
 use crate::plan::Aggregate;
 
@@ -176,10 +176,9 @@ pub(super) fn finish<'s>(
                                 plan.merge(&mut g, &batch)?;
                             }
                             if budget.over(g.bytes()) {
-                                return Err(SqlError::Memory(format!(
-                                    "{}, even spilled into {PARTITIONS} partitions by key",
-                                    budget.error("an aggregation's groups", g.bytes())
-                                )));
+                                return Err(
+                                    budget.partition_error("an aggregation's groups", g.bytes())
+                                );
                             }
                             let out = plan.evaluate(&mut g)?;
                             output

@@ -10,7 +10,7 @@ use weir_runtime::spill::SpillDir;
 
 use super::JoinSpec;
 use super::built::Built;
-use crate::error::{Result, SqlError};
+use crate::error::Result;
 use crate::exec::Budget;
 use crate::exec::spill::{Partitioned, Spilled};
 
@@ -82,11 +82,7 @@ impl Grace {
         };
         let held: usize = left.iter().map(RecordBatch::get_array_memory_size).sum();
         if budget.over(held) {
-            return Err(SqlError::Memory(format!(
-                "{}, even spilled into {} partitions by key",
-                budget.error("a hash join", held),
-                crate::exec::spill::PARTITIONS
-            )));
+            return Err(budget.partition_error("a hash join", held));
         }
         let mut built = Built::new(left, self.k, spec.nulls_equal)?;
         if let Some(file) = &right {
