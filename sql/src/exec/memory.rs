@@ -1,39 +1,122 @@
 //! What operators hold in memory, and the budget it must stay under.
 
 use crate::error::SqlError;
+use std::cell::Cell;
+use std::rc::Rc;
+
 use arrow::array::RecordBatch;
 
 /// Bytes of rows one worker may hold: its share of its process's memory
-/// budget. Past it, hash joins, grouped aggregations and sorts spill to
-/// disk; what cannot split (a join without equality keys, NOT IN, an
-/// aggregate without GROUP BY) fails the job,
-/// naming itself.
+/// budget, shared by all the operators of the plan it runs (see [`Pool`]).
+/// Past it, hash joins, grouped aggregations and sorts spill to disk; what
+/// cannot split (a join without equality keys, NOT IN, an aggregate without
+/// GROUP BY) fails the job, naming itself.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget(pub u64);
 
 impl Budget {
-    /// Whether `held` bytes are over the budget.
-    pub(crate) fn over(&self, held: usize) -> bool {
-        held as u64 > self.0
-    }
-
     /// The error of `what`, holding `held` bytes over the budget.
-    pub(crate) fn error(&self, what: &str, held: usize) -> SqlError {
+    fn error(&self, what: &str, held: usize) -> SqlError {
         SqlError::Memory(format!(
             "{what} holds {} on one worker, over its share ({}) of the memory budget",
             weir_runtime::units::bytes(held as u64),
             weir_runtime::units::bytes(self.0)
         ))
     }
+}
 
-    /// The error of `what`, holding `held` bytes over the budget in one of
-    /// the partitions it spilled into.
-    pub(crate) fn partition_error(&self, what: &str, held: usize) -> SqlError {
-        SqlError::Memory(format!(
-            "{}, even spilled into {} partitions by key",
-            self.error(what, held),
-            super::spill::PARTITIONS
-        ))
+/// One worker's budget, shared by the operators of its plan as Flink's
+/// managed memory is shared by the operators of a slot: each holds a
+/// [`Reservation`], and the reservations together stay under the budget.
+/// An operator that can spill does so when its next bytes do not fit
+/// beside what the others hold, though never below a floor of
+/// [`FLOOR`]th of the budget (so that a full pool does not make a sort
+/// spill a run per batch); one that cannot spill (or a spilled partition,
+/// which cannot split further) is refused only past the whole budget.
+/// The share of the budget every operator may hold, whatever the others
+/// hold: 1/`FLOOR`th.
+pub(crate) const FLOOR: u64 = 32;
+
+#[derive(Clone)]
+pub(crate) struct Pool {
+    budget: Budget,
+    used: Rc<Cell<u64>>,
+}
+
+impl Pool {
+    pub(crate) fn new(budget: Budget) -> Pool {
+        Pool {
+            budget,
+            used: Rc::default(),
+        }
+    }
+
+    /// A reservation of no bytes yet.
+    pub(crate) fn reserve(&self) -> Reservation {
+        Reservation {
+            pool: self.clone(),
+            held: 0,
+        }
+    }
+}
+
+/// What one operator holds of its worker's [`Pool`]; let go when dropped.
+pub(crate) struct Reservation {
+    pool: Pool,
+    held: u64,
+}
+
+impl Reservation {
+    fn set(&mut self, bytes: u64) {
+        let used = &self.pool.used;
+        used.set(used.get() - self.held + bytes);
+        self.held = bytes;
+    }
+
+    /// Holds `bytes` in all if they fit beside what the worker's other
+    /// operators hold (or within the floor), and says whether they did (if not, what was held
+    /// stays held: the caller spills and then [`Reservation::hold`]s what
+    /// is left).
+    pub(crate) fn try_hold(&mut self, bytes: usize) -> bool {
+        let others = self.pool.used.get() - self.held;
+        let budget = self.pool.budget.0;
+        if others + bytes as u64 > budget && bytes as u64 > budget / FLOOR {
+            return false;
+        }
+        self.set(bytes as u64);
+        true
+    }
+
+    /// Holds `bytes` in all, for what cannot spill: refused (`what` named)
+    /// only when they alone pass the budget.
+    pub(crate) fn hold(&mut self, what: &str, bytes: usize) -> Result<(), SqlError> {
+        if bytes as u64 > self.pool.budget.0 {
+            return Err(self.pool.budget.error(what, bytes));
+        }
+        self.set(bytes as u64);
+        Ok(())
+    }
+
+    /// Holds `bytes` of a partition spilled by key, which cannot split
+    /// further: refused (`what` named) only when they alone pass the budget.
+    pub(crate) fn hold_partition(&mut self, what: &str, bytes: usize) -> Result<(), SqlError> {
+        self.hold(what, bytes).map_err(|e| {
+            SqlError::Memory(format!(
+                "{e}, even spilled into {} partitions by key",
+                super::spill::PARTITIONS
+            ))
+        })
+    }
+
+    /// Holds nothing any more.
+    pub(crate) fn release(&mut self) {
+        self.set(0);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -90,5 +173,42 @@ impl Held {
         self.bytes = 0;
         self.rows = 0;
         std::mem::take(&mut self.batches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_share_the_budget_above_their_floor() {
+        let pool = Pool::new(Budget(3200));
+        let mut a = pool.reserve();
+        let mut b = pool.reserve();
+        assert!(a.try_hold(3150));
+        // b fits within its floor whatever a holds, not past it
+        assert!(b.try_hold(100));
+        assert!(!b.try_hold(300));
+        assert!(a.try_hold(3100), "a may regrow within what b leaves");
+        assert!(!a.try_hold(3101));
+        a.release();
+        assert!(b.try_hold(3200));
+        drop(b);
+        assert!(a.try_hold(3200));
+    }
+
+    #[test]
+    fn what_cannot_spill_is_refused_only_past_the_whole_budget() {
+        let pool = Pool::new(Budget(1000));
+        let mut a = pool.reserve();
+        let mut b = pool.reserve();
+        assert!(a.try_hold(900));
+        assert!(b.hold("a join", 1000).is_ok());
+        let error = b.hold("a join", 1001).unwrap_err().to_string();
+        assert!(error.starts_with("a join holds"), "{error}");
+        let error = b.hold_partition("a join", 2000).unwrap_err().to_string();
+        assert!(error.ends_with("partitions by key"), "{error}");
+        // the spillable one now finds no room past its floor
+        assert!(!a.try_hold(901));
     }
 }

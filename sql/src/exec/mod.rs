@@ -14,7 +14,7 @@ mod unnest;
 mod write;
 
 pub use memory::Budget;
-pub(crate) use memory::Held;
+pub(crate) use memory::{Held, Pool, Reservation};
 pub use unnest::UnnestSpec;
 pub use write::{Destination, FileFormat};
 
@@ -109,7 +109,7 @@ pub fn run_on(
     let rows_out: Rc<std::cell::Cell<u64>> = Rc::default();
     let done = ProbeHandle::new();
     worker.dataflow::<BatchTime, _, _>(|scope| {
-        let root = build(&plan.root, scope, &ctx, budget);
+        let root = build(&plan.root, scope, &ctx, &Pool::new(budget));
         let root = if ordered(&plan.root) || destination.is_some() {
             root
         } else {
@@ -352,14 +352,14 @@ fn build<'s>(
     node: &Node,
     scope: Scope<'s, BatchTime>,
     ctx: &WorkerCtx,
-    budget: Budget,
+    pool: &Pool,
 ) -> StreamVec<'s, BatchTime, Batch> {
     match node {
         Node::Scan { table, projection } => scan::scan(scope, ctx, table, projection),
         Node::Filter { input, predicate } => {
             let predicate = Arc::clone(predicate);
             map(
-                build(input, scope, ctx, budget),
+                build(input, scope, ctx, pool),
                 &ctx.failure,
                 "Filter",
                 move |batch| {
@@ -376,7 +376,7 @@ fn build<'s>(
             let exprs = exprs.clone();
             let out = Arc::clone(schema);
             map(
-                build(input, scope, ctx, budget),
+                build(input, scope, ctx, pool),
                 &ctx.failure,
                 "Project",
                 move |batch| {
@@ -404,13 +404,13 @@ fn build<'s>(
                 .map(|f| f.as_ref().clone())
                 .collect();
             aggregate::aggregate(
-                build(input, scope, ctx, budget),
+                build(input, scope, ctx, pool),
                 ctx,
                 group.clone(),
                 Arc::clone(aggregates),
                 key_fields,
                 Arc::clone(schema),
-                budget,
+                pool,
             )
         }
         Node::Sort {
@@ -418,14 +418,14 @@ fn build<'s>(
             order,
             fetch,
         } => sort::sort(
-            build(input, scope, ctx, budget),
+            build(input, scope, ctx, pool),
             ctx,
             order.clone(),
             *fetch,
-            budget,
+            pool,
         ),
         Node::Limit { input, skip, fetch } => {
-            sort::limit(build(input, scope, ctx, budget), *skip, *fetch)
+            sort::limit(build(input, scope, ctx, pool), *skip, *fetch)
         }
         Node::Join {
             left,
@@ -437,8 +437,8 @@ fn build<'s>(
             null_aware,
             schema,
         } => join::join(
-            build(left, scope, ctx, budget),
-            build(right, scope, ctx, budget),
+            build(left, scope, ctx, pool),
+            build(right, scope, ctx, pool),
             ctx,
             Arc::new(join::JoinSpec {
                 keys: Arc::clone(on),
@@ -448,12 +448,12 @@ fn build<'s>(
                 null_aware: *null_aware,
                 schema: Arc::clone(schema),
             }),
-            budget,
+            pool,
         ),
         Node::Unnest { input, spec } => {
             let spec = Arc::clone(spec);
             map(
-                build(input, scope, ctx, budget),
+                build(input, scope, ctx, pool),
                 &ctx.failure,
                 "Unnest",
                 move |batch| unnest::unnest(batch, &spec),
@@ -461,10 +461,7 @@ fn build<'s>(
         }
         Node::Union { inputs, schema } => {
             let out = Arc::clone(schema);
-            let streams: Vec<_> = inputs
-                .iter()
-                .map(|i| build(i, scope, ctx, budget))
-                .collect();
+            let streams: Vec<_> = inputs.iter().map(|i| build(i, scope, ctx, pool)).collect();
             map(
                 scope.concatenate(streams),
                 &ctx.failure,

@@ -22,7 +22,7 @@ use super::groups::Groups;
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::spill::{Partitioned, Spilled};
-use crate::exec::{Budget, fail};
+use crate::exec::{Pool, Reservation, fail};
 use crate::plan::Aggregate;
 
 /// What the final phase computes.
@@ -109,12 +109,13 @@ pub(super) fn finish<'s>(
     input: StreamVec<'s, BatchTime, (u64, Batch)>,
     ctx: &WorkerCtx,
     plan: Final,
-    budget: Budget,
+    pool: &Pool,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let failure = ctx.failure.clone();
     let worker_zero = ctx.index == 0;
     let mut dir = SpillDir::new(None, ctx.spilled.clone());
     let keys: Vec<usize> = (0..plan.key_fields.len()).collect();
+    let mut memory = pool.reserve();
     let scope = input.scope();
     input.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
         Exchange::new(|(to, _): &(u64, Batch)| *to),
@@ -139,7 +140,7 @@ pub(super) fn finish<'s>(
                     input.for_each(|_, data| {
                         for (_, Batch(batch)) in data.drain(..) {
                             if result.is_ok() {
-                                result = take(held, &plan, &batch, budget, &mut dir, &keys);
+                                result = take(held, &plan, &batch, &mut memory, &mut dir, &keys);
                             }
                         }
                     });
@@ -175,12 +176,9 @@ pub(super) fn finish<'s>(
                             for batch in part.read()? {
                                 plan.merge(&mut g, &batch)?;
                             }
-                            if budget.over(g.bytes()) {
-                                return Err(
-                                    budget.partition_error("an aggregation's groups", g.bytes())
-                                );
-                            }
+                            memory.hold_partition("an aggregation's groups", g.bytes())?;
                             let out = plan.evaluate(&mut g)?;
+                            memory.release();
                             output
                                 .session(time)
                                 .give_iterator(out.into_iter().map(Batch));
@@ -199,6 +197,7 @@ pub(super) fn finish<'s>(
                 if done || failure.is_set() {
                     cap = None;
                     held = None;
+                    memory.release();
                 }
             }
         },
@@ -211,24 +210,25 @@ fn take(
     held: &mut Held,
     plan: &Final,
     batch: &RecordBatch,
-    budget: Budget,
+    memory: &mut Reservation,
     dir: &mut SpillDir,
     keys: &[usize],
 ) -> Result<()> {
     match held {
         Held::Memory(g) => {
             plan.merge(g, batch)?;
-            if !budget.over(g.bytes()) {
-                return Ok(());
-            }
             if keys.is_empty() {
-                return Err(budget.error("an aggregation's groups", g.bytes()));
+                return memory.hold("an aggregation's groups", g.bytes());
+            }
+            if memory.try_hold(g.bytes()) {
+                return Ok(());
             }
             let mut parts = Partitioned::new(Arc::clone(&plan.states));
             if let Some(states) = emit_states(g, true, &plan.states)? {
                 parts.write(dir, &states, keys)?;
             }
             *held = Held::Spilling(parts);
+            memory.release();
             Ok(())
         }
         Held::Spilling(parts) => parts.write(dir, batch, keys),

@@ -25,7 +25,7 @@ use timely::dataflow::operators::generic::Operator;
 use weir_runtime::exec::{Failure, WorkerCtx};
 use weir_runtime::time::BatchTime;
 
-use super::{Budget, evaluate, fail, route};
+use super::{Pool, evaluate, fail, route};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::plan::Aggregate;
@@ -53,7 +53,7 @@ pub fn aggregate<'s>(
     aggregates: Arc<Vec<Aggregate>>,
     key_fields: Vec<Field>,
     output: SchemaRef,
-    budget: Budget,
+    pool: &Pool,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let grouped = !group.is_empty();
     let states = match state_schema(&key_fields, &aggregates) {
@@ -70,7 +70,7 @@ pub fn aggregate<'s>(
         Arc::clone(&aggregates),
         key_fields.clone(),
         Arc::clone(&states),
-        budget,
+        pool,
     );
     // without groups, every state goes to worker 0 (the hash of no key)
     let keys: Vec<usize> = if grouped {
@@ -88,7 +88,7 @@ pub fn aggregate<'s>(
             states,
             schema: output,
         },
-        budget,
+        pool,
     )
 }
 
@@ -101,11 +101,12 @@ fn partial<'s>(
     aggregates: Arc<Vec<Aggregate>>,
     key_fields: Vec<Field>,
     states: SchemaRef,
-    budget: Budget,
+    pool: &Pool,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let failure = failure.clone();
     let grouped = !group.is_empty();
     let mut groups = Groups::or_fail(&key_fields, &aggregates, &failure);
+    let mut memory = pool.reserve();
     input.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
         Pipeline,
         "AggregatePartial",
@@ -121,13 +122,14 @@ fn partial<'s>(
                                 continue;
                             };
                             result = update(g, &group, &aggregates, &batch);
-                            if result.is_ok() && grouped && budget.over(g.bytes()) {
+                            if result.is_ok() && grouped && !memory.try_hold(g.bytes()) {
                                 result = emit_states(g, grouped, &states).map(|states| {
                                     output
                                         .session(cap)
                                         .give_iterator(states.into_iter().map(Batch))
                                 });
                                 groups = Groups::or_fail(&key_fields, &aggregates, &failure);
+                                memory.release();
                             }
                         }
                     });
@@ -136,9 +138,7 @@ fn partial<'s>(
                         && !grouped
                     {
                         // one group, which only distinct or list states grow
-                        if budget.over(g.bytes()) {
-                            return Err(budget.error("an aggregation's groups", g.bytes()));
-                        }
+                        memory.hold("an aggregation's groups", g.bytes())?;
                     }
                     if !frontier.is_empty() {
                         return Ok(());
@@ -154,9 +154,10 @@ fn partial<'s>(
                 if let Err(e) = step() {
                     fail(&failure, e);
                 }
-                if failure.is_set() {
+                if failure.is_set() || cap.is_none() {
                     cap = None;
                     groups = None;
+                    memory.release();
                 }
             }
         },

@@ -65,8 +65,8 @@ impl std::hash::Hasher for Prehashed {
 }
 
 /// Bytes a left row costs in a [`KeyIndex`] beyond its key bytes (an
-/// offset, a chain link, a share of the map), for budgeting before a build.
-pub(super) const INDEX_BYTES_PER_ROW: usize = 8 + 4 + 24;
+/// offset, a chain link, a share of the map).
+const INDEX_BYTES_PER_ROW: usize = 8 + 4 + 24;
 
 fn hash(row: &[u8]) -> u64 {
     twox_hash::XxHash3_64::oneshot(row)
@@ -116,6 +116,13 @@ fn null_key(keys: &[ArrayRef], i: usize) -> bool {
 }
 
 impl Built {
+    /// Bytes a table of `rows` left rows taking `bytes` (with `k` key
+    /// columns) will hold once built, for budgeting before the build: the
+    /// rows, and an index of their keys (about 8 bytes a key column).
+    pub(super) fn estimate(bytes: usize, rows: usize, k: usize) -> usize {
+        bytes + rows * (INDEX_BYTES_PER_ROW + 8 * k)
+    }
+
     pub(super) fn new(batches: Vec<RecordBatch>, k: usize, nulls_equal: bool) -> Result<Built> {
         let rows = match batches.first() {
             Some(first) => Some(concat_batches(&first.schema(), &batches)?),

@@ -11,8 +11,11 @@ use weir_runtime::spill::SpillDir;
 use super::JoinSpec;
 use super::built::Built;
 use crate::error::Result;
-use crate::exec::Budget;
+use crate::exec::Reservation;
 use crate::exec::spill::{Partitioned, Spilled};
+
+/// Right batches read back, one at a time.
+type Reader = Box<dyn Iterator<Item = Result<RecordBatch>>>;
 
 /// One worker's spilled join.
 pub(super) struct Grace {
@@ -23,6 +26,8 @@ pub(super) struct Grace {
     right: Option<Partitioned>,
     /// The closed partitions of each side, still to join (from the back).
     todo: Option<Vec<(Option<Spilled>, Option<Spilled>)>>,
+    /// The partition being joined: its table, and its right rows to probe.
+    current: Option<(Built, Option<Reader>)>,
 }
 
 impl Grace {
@@ -33,6 +38,7 @@ impl Grace {
             left: None,
             right: None,
             todo: None,
+            current: None,
         }
     }
 
@@ -46,13 +52,50 @@ impl Grace {
         write(&mut self.right, &mut self.dir, batch, self.k)
     }
 
-    /// Joins the next partition (both inputs being complete): its output, or
-    /// `None` once every partition is done.
-    pub(super) fn next_partition(
+    /// Goes on joining (both inputs being complete), probing about `bytes`
+    /// of right rows: their output, or `None` once every partition is done.
+    /// `memory` holds the table of the partition being joined.
+    pub(super) fn next(
         &mut self,
         spec: &JoinSpec,
-        budget: Budget,
+        memory: &mut Reservation,
+        bytes: usize,
     ) -> Result<Option<Vec<RecordBatch>>> {
+        let (built, right) = match &mut self.current {
+            Some(current) => current,
+            None => match self.open(spec, memory)? {
+                Some(current) => self.current.insert(current),
+                None => return Ok(None),
+            },
+        };
+        let mut out = Vec::new();
+        let mut probed = 0;
+        while probed < bytes {
+            match right.as_mut().and_then(Iterator::next) {
+                Some(batch) => {
+                    let batch = batch?;
+                    probed += batch.get_array_memory_size();
+                    out.extend(built.probe(&batch, spec)?);
+                }
+                None => {
+                    out.extend(built.finish(spec)?);
+                    self.current = None;
+                    memory.release();
+                    break;
+                }
+            }
+        }
+        out.retain(|b| b.num_rows() > 0);
+        Ok(Some(out))
+    }
+
+    /// The next partition's table, held in `memory`, and its right rows
+    /// (`None` once every partition is done).
+    fn open(
+        &mut self,
+        spec: &JoinSpec,
+        memory: &mut Reservation,
+    ) -> Result<Option<(Built, Option<Reader>)>> {
         let todo = match &mut self.todo {
             Some(todo) => todo,
             None => {
@@ -64,10 +107,6 @@ impl Grace {
         let Some((left, right)) = todo.pop() else {
             return Ok(None);
         };
-        let mut out = Vec::new();
-        if left.is_none() && right.is_none() {
-            return Ok(Some(out));
-        }
         // one batch, so that what it holds is its rows, not the overhead of
         // the many small batches it was spilled as
         let left = match &left {
@@ -80,19 +119,15 @@ impl Grace {
             }
             None => Vec::new(),
         };
-        let held: usize = left.iter().map(RecordBatch::get_array_memory_size).sum();
-        if budget.over(held) {
-            return Err(budget.partition_error("a hash join", held));
-        }
-        let mut built = Built::new(left, self.k, spec.nulls_equal)?;
-        if let Some(file) = &right {
-            for batch in file.read()? {
-                out.extend(built.probe(&batch, spec)?);
-            }
-        }
-        out.extend(built.finish(spec)?);
-        out.retain(|b| b.num_rows() > 0);
-        Ok(Some(out))
+        let bytes = left.iter().map(RecordBatch::get_array_memory_size).sum();
+        let rows = left.iter().map(RecordBatch::num_rows).sum();
+        memory.hold_partition("a hash join", Built::estimate(bytes, rows, self.k))?;
+        let built = Built::new(left, self.k, spec.nulls_equal)?;
+        let right: Option<Reader> = match &right {
+            Some(file) => Some(Box::new(file.reader()?)),
+            None => None,
+        };
+        Ok(Some((built, right)))
     }
 }
 

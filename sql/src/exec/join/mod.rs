@@ -6,8 +6,9 @@
 //! semi, anti or mark join owes for the left side are emitted once the right
 //! input is complete too.
 //!
-//! When what a worker holds before its table is built passes its share of
-//! the memory budget, the join spills (a grace hash join, see [`grace`]):
+//! When what a worker holds before its table is built does not fit in its
+//! memory pool beside what the worker's other operators hold, the join
+//! spills (a grace hash join, see [`grace`]):
 //! both sides go to disk by partitions of their keys, which are joined one
 //! at a time once both inputs are complete.
 
@@ -28,7 +29,7 @@ use weir_runtime::exec::{Failure, WorkerCtx};
 use weir_runtime::spill::SpillDir;
 use weir_runtime::time::BatchTime;
 
-use super::{Budget, Held, evaluate, fail, map, route};
+use super::{Held, Pool, evaluate, fail, map, route};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::plan::JoinKeys;
@@ -92,7 +93,7 @@ pub fn join<'s>(
     right: StreamVec<'s, BatchTime, Batch>,
     ctx: &WorkerCtx,
     spec: Arc<JoinSpec>,
-    budget: Budget,
+    pool: &Pool,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let k = spec.keys.left.len();
     let left = keyed(left, &ctx.failure, spec.keys.left.clone());
@@ -106,6 +107,7 @@ pub fn join<'s>(
     // pair: neither splits into partitions
     let spillable = !gathered;
     let spilled = ctx.spilled.clone();
+    let mut memory = pool.reserve();
     let scope = left.scope();
     left.binary_frontier::<_, CapacityContainerBuilder<Vec<Batch>>, _, _, _, _>(
         right,
@@ -144,7 +146,7 @@ pub fn join<'s>(
                         if !(left_frontier.is_empty() && right_frontier.is_empty()) {
                             return Ok(false);
                         }
-                        let Some(out) = grace.next_partition(&spec, budget)? else {
+                        let Some(out) = grace.next(&spec, &mut memory, PROBE_BYTES)? else {
                             return Ok(true);
                         };
                         let mut session = output.session(time);
@@ -157,12 +159,11 @@ pub fn join<'s>(
                     left_in.for_each(|_, data| building.extend(data.drain(..).map(|(_, b)| b.0)));
                     right_in.for_each(|_, data| waiting.extend(data.drain(..).map(|(_, b)| b.0)));
                     // the table to build will take its index too
-                    let index = building.rows() * (built::INDEX_BYTES_PER_ROW + 8 * k);
-                    let holding = building.bytes() + index + waiting.bytes();
-                    if table.is_none() && budget.over(holding) {
-                        if !spillable {
-                            return Err(budget.error("a hash join without equality keys", holding));
-                        }
+                    let holding =
+                        Built::estimate(building.bytes(), building.rows(), k) + waiting.bytes();
+                    if table.is_none() && !spillable {
+                        memory.hold("a hash join without equality keys", holding)?;
+                    } else if table.is_none() && !memory.try_hold(holding) {
                         let dir = SpillDir::new(None, spilled.clone());
                         let mut spill = Grace::new(dir, k);
                         for batch in building.take() {
@@ -171,6 +172,7 @@ pub fn join<'s>(
                         for batch in waiting.take() {
                             spill.right(&batch)?;
                         }
+                        memory.release();
                         grace = Some(spill);
                         activator.activate();
                         return Ok(false);
@@ -221,6 +223,8 @@ pub fn join<'s>(
                     building.take();
                     waiting.take();
                     grace = None;
+                    table = None;
+                    memory.release();
                 }
             }
         },

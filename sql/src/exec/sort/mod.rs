@@ -18,7 +18,7 @@ use weir_runtime::exec::WorkerCtx;
 use weir_runtime::spill::SpillDir;
 use weir_runtime::time::BatchTime;
 
-use super::{Budget, Held, evaluate, fail};
+use super::{Held, Pool, evaluate, fail};
 use crate::batch::Batch;
 use crate::error::Result;
 use merge::{Merge, write_run};
@@ -52,11 +52,11 @@ pub fn sort<'s>(
     ctx: &WorkerCtx,
     order: Vec<PhysicalSortExpr>,
     fetch: Option<usize>,
-    budget: Budget,
+    pool: &Pool,
 ) -> StreamVec<'s, BatchTime, Batch> {
-    let spec = Rc::new((order, fetch, budget));
-    let local = sorting(input, Pipeline, "SortLocal", ctx, Rc::clone(&spec));
-    sorting(local, Exchange::new(|_: &Batch| 0), "Sort", ctx, spec)
+    let spec = Rc::new((order, fetch));
+    let local = sorting(input, Pipeline, "SortLocal", ctx, Rc::clone(&spec), pool);
+    sorting(local, Exchange::new(|_: &Batch| 0), "Sort", ctx, spec, pool)
 }
 
 /// Collects its input, spilling sorted runs past the budget, until the
@@ -66,13 +66,15 @@ fn sorting<'s, P>(
     pact: P,
     name: &str,
     ctx: &WorkerCtx,
-    spec: Rc<(Vec<PhysicalSortExpr>, Option<usize>, Budget)>,
+    spec: Rc<(Vec<PhysicalSortExpr>, Option<usize>)>,
+    pool: &Pool,
 ) -> StreamVec<'s, BatchTime, Batch>
 where
     P: timely::dataflow::channels::pact::ParallelizationContract<BatchTime, Vec<Batch>>,
 {
     let failure = ctx.failure.clone();
     let mut dir = SpillDir::new(None, ctx.spilled.clone());
+    let mut memory = pool.reserve();
     let scope = input.scope();
     input.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
         pact,
@@ -84,19 +86,20 @@ where
             let mut runs = Vec::new();
             let mut merge: Option<Merge> = None;
             move |(input, frontier), output| {
-                let (order, fetch, budget) = &*spec;
+                let (order, fetch) = &*spec;
                 let mut step = || -> Result<bool> {
                     input.for_each(|_, data| held.extend(data.drain(..).map(|b| b.0)));
                     let Some(time) = cap.as_ref() else {
                         return Ok(false);
                     };
-                    let over = budget.over(held.bytes());
+                    let over = !memory.try_hold(held.bytes());
                     // past the budget, or the rest once there are runs
                     let last = frontier.is_empty() && !runs.is_empty() && merge.is_none();
                     if (over || last)
                         && let Some(run) = sorted(&held.take(), order, *fetch)?
                     {
                         runs.push(write_run(&mut dir, &run)?);
+                        memory.release();
                     }
                     if !frontier.is_empty() {
                         return Ok(false);
@@ -131,6 +134,7 @@ where
                     held.take();
                     merge = None;
                     runs.clear();
+                    memory.release();
                 }
             }
         },
