@@ -4,6 +4,7 @@
 //! are those of its logical schema, in order. [`Node::explain`] (in
 //! `explain`) shows a plan with its exchanges.
 
+mod build_side;
 mod explain;
 
 use std::sync::Arc;
@@ -159,6 +160,26 @@ fn output_schema(plan: &LogicalPlan) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The output schema of `plan`, a join of `left` left columns, with its
+/// sides swapped: the right side's columns first where both sides'
+/// columns come out.
+fn swapped_schema(plan: &LogicalPlan, join_type: JoinType, left: usize) -> SchemaRef {
+    let out = output_schema(plan);
+    if !matches!(
+        join_type,
+        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+    ) {
+        return out;
+    }
+    let fields = out.fields();
+    let rotated: Vec<_> = fields[left..]
+        .iter()
+        .chain(&fields[..left])
+        .cloned()
+        .collect();
+    Arc::new(Schema::new(rotated))
+}
+
 /// Translates DataFusion's optimized logical plan.
 pub fn translate(plan: &LogicalPlan, catalog: &Catalog) -> Result<Plan> {
     let props = ExecutionProps::new();
@@ -293,12 +314,21 @@ impl Translator<'_> {
                 }
             }
             LogicalPlan::Join(join) => {
-                let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
+                if matches!(join.join_type, JoinType::RightMark) {
+                    return Err(SqlError::Unsupported("a right mark join".into()));
+                }
+                let swap = build_side::swap(join, self.catalog);
+                let (left, right) = match swap {
+                    false => (&join.left, &join.right),
+                    true => (&join.right, &join.left),
+                };
+                let (left_schema, right_schema) = (left.schema(), right.schema());
                 let mut keys = JoinKeys {
                     left: Vec::new(),
                     right: Vec::new(),
                 };
                 for (l, r) in &join.on {
+                    let (l, r) = if swap { (r, l) } else { (l, r) };
                     keys.left.push(self.expr(l, left_schema)?);
                     keys.right.push(self.expr(r, right_schema)?);
                 }
@@ -308,18 +338,30 @@ impl Translator<'_> {
                     .as_ref()
                     .map(|f| self.expr(f, &both))
                     .transpose()?;
-                if matches!(join.join_type, JoinType::RightMark) {
-                    return Err(SqlError::Unsupported("a right mark join".into()));
-                }
-                Node::Join {
-                    left: Box::new(self.node(&join.left)?),
-                    right: Box::new(self.node(&join.right)?),
+                let (join_type, schema) = match swap {
+                    false => (join.join_type, output_schema(plan)),
+                    true => (
+                        join.join_type.swap(),
+                        swapped_schema(plan, join.join_type, join.left.schema().fields().len()),
+                    ),
+                };
+                let node = Node::Join {
+                    left: Box::new(self.node(left)?),
+                    right: Box::new(self.node(right)?),
                     on: Arc::new(keys),
                     filter,
-                    join_type: join.join_type,
+                    join_type,
                     nulls_equal: join.null_equality == NullEquality::NullEqualsNull,
                     null_aware: join.null_aware,
-                    schema: output_schema(plan),
+                    schema,
+                };
+                match swap {
+                    false => node,
+                    true => build_side::reorder(
+                        node,
+                        join.join_type,
+                        join.left.schema().fields().len(),
+                    )?,
                 }
             }
             LogicalPlan::SubqueryAlias(alias) => self.node(&alias.input)?,

@@ -210,6 +210,36 @@ const QUERIES: &[(&str, bool)] = &[
         "SELECT s.region, r.name FROM (SELECT DISTINCT region FROM sales) s FULL JOIN regions r ON s.region = r.name",
         false,
     ),
+    // the same join types with the smaller side written first: the larger
+    // side is built where it is on the left, the smaller where it is not
+    (
+        "SELECT r.manager, s.id FROM regions r JOIN sales s ON s.region = r.name WHERE s.id < 50",
+        false,
+    ),
+    (
+        "SELECT r.name, count(s.id) AS n FROM regions r LEFT JOIN sales s ON s.region = r.name GROUP BY r.name",
+        false,
+    ),
+    (
+        "SELECT s.id, r.manager FROM regions r RIGHT JOIN sales s ON s.region = r.name WHERE s.id < 300",
+        false,
+    ),
+    (
+        "SELECT count(*) AS n, count(s.id) AS ns, count(r.name) AS nr FROM sales s FULL JOIN regions r ON s.region = r.name",
+        false,
+    ),
+    (
+        "SELECT r.name FROM regions r WHERE EXISTS (SELECT 1 FROM sales s WHERE s.region = r.name AND s.amount > r.budget)",
+        false,
+    ),
+    (
+        "SELECT r.name FROM regions r WHERE NOT EXISTS (SELECT 1 FROM sales s WHERE s.region = r.name AND s.amount > r.budget * 10)",
+        false,
+    ),
+    (
+        "SELECT count(*) AS n FROM sales s WHERE NOT EXISTS (SELECT 1 FROM regions r WHERE r.name = s.region AND s.amount > r.budget)",
+        false,
+    ),
     (
         "SELECT count(*) AS n FROM sales WHERE id IN (SELECT id FROM returns)",
         false,
@@ -346,4 +376,35 @@ fn regression_string_views_are_read_as_plain_strings() {
             vec![cell("name-1"), cell("136")]
         ]
     );
+}
+
+#[test]
+fn a_join_builds_its_smaller_side_whichever_side_the_query_writes_it_on() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables(dir.path());
+    write_dimensions(dir.path());
+    let script = ddl(dir.path())
+        + "EXPLAIN SELECT r.manager, s.id FROM regions r JOIN sales s ON s.region = r.name;\n\
+           EXPLAIN SELECT r.manager, s.id FROM sales s JOIN regions r ON s.region = r.name;\n\
+           EXPLAIN SELECT count(*) FROM sales s WHERE NOT EXISTS \
+           (SELECT 1 FROM regions r WHERE r.name = s.region);\n";
+    let outcomes = run_script(timely::Config::thread(), &script, None, None, None).unwrap();
+    let plans: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Explain { weir, .. } => Some(weir),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(plans.len(), 3);
+    for (plan, join) in plans.iter().zip(["Inner", "Inner", "RightAnti"]) {
+        let lines: Vec<&str> = plan.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains(&format!("HashJoin {join} ")))
+            .unwrap_or_else(|| panic!("no {join} join in\n{plan}"));
+        // the first scan under the join is its left, built side
+        let built = lines[at..].iter().find(|l| l.contains("Scan ")).unwrap();
+        assert!(built.contains("Scan regions"), "{plan}");
+    }
 }
