@@ -5,64 +5,120 @@
 //! side is estimated the larger is swapped: its sides, its keys and its join
 //! type, with the columns put back in order after it.
 //!
-//! The estimate is of bytes: a scan's file bytes scaled to the columns it
-//! reads, a fifth of them past a filter (DataFusion's default selectivity),
-//! half past a grouped aggregation. It only has to rank two sides.
+//! The estimate is of rows, since a built row costs its index entry
+//! whatever its width: a Parquet scan's rows from its files' footers (other
+//! formats' from their bytes), a fifth of them past a filter (DataFusion's
+//! default selectivity), half past a grouped aggregation. A join of
+//! foreign keys keeps the rows of its larger side that the other side's
+//! filters let through. It only has to rank two sides.
 
+use std::fs::File;
 use std::sync::Arc;
 
 use datafusion_common::JoinType;
 use datafusion_expr::LogicalPlan;
 use datafusion_expr::logical_plan::Join;
 use datafusion_physical_expr::expressions::Column;
+use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use super::Node;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Format, Table};
 use crate::error::Result;
 
 /// What a filter keeps.
 const SELECTIVITY: f64 = 0.2;
+/// Bytes of a text row, per column, for tables without footers.
+const TEXT_COLUMN_BYTES: f64 = 16.0;
 
-/// Estimated bytes that `plan` produces.
-pub(super) fn estimate(plan: &LogicalPlan, catalog: &Catalog) -> f64 {
+/// Estimated rows a plan produces, and the fraction of its base tables'
+/// rows that its filters keep.
+#[derive(Clone, Copy)]
+struct Estimate {
+    rows: f64,
+    kept: f64,
+}
+
+impl Estimate {
+    fn filtered(self) -> Estimate {
+        Estimate {
+            rows: self.rows * SELECTIVITY,
+            kept: self.kept * SELECTIVITY,
+        }
+    }
+
+    fn derived(rows: f64) -> Estimate {
+        Estimate { rows, kept: 1.0 }
+    }
+}
+
+/// The rows of `table`'s files.
+fn table_rows(table: &Table) -> f64 {
+    let footer_rows = |f: &std::path::PathBuf| -> Option<f64> {
+        let reader = SerializedFileReader::new(File::open(f).ok()?).ok()?;
+        Some(reader.metadata().file_metadata().num_rows() as f64)
+    };
+    let text_rows = |f: &std::path::PathBuf| -> Option<f64> {
+        let bytes = std::fs::metadata(f).ok()?.len() as f64;
+        Some(bytes / (TEXT_COLUMN_BYTES * table.schema.fields().len().max(1) as f64))
+    };
+    table
+        .files
+        .iter()
+        .filter_map(|f| match table.format {
+            Format::Parquet => footer_rows(f),
+            _ => text_rows(f),
+        })
+        .sum()
+}
+
+fn estimate(plan: &LogicalPlan, catalog: &Catalog) -> Estimate {
     let input = |p: &LogicalPlan| estimate(p, catalog);
-    let inputs = || plan.inputs().into_iter().map(input).sum::<f64>();
+    let inputs = || {
+        Estimate::derived(
+            plan.inputs()
+                .into_iter()
+                .map(|p| input(p).rows)
+                .sum::<f64>(),
+        )
+    };
     match plan {
         LogicalPlan::TableScan(scan) => {
-            let Some(table) = catalog.get(scan.table_name.table()) else {
-                return 0.0;
-            };
-            let bytes: u64 = table
-                .files
-                .iter()
-                .filter_map(|f| std::fs::metadata(f).ok())
-                .map(|m| m.len())
-                .sum();
-            let all = table.schema.fields().len().max(1);
-            let read = scan.projection.as_ref().map_or(all, Vec::len);
-            let mut bytes = bytes as f64 * read as f64 / all as f64;
-            if !scan.filters.is_empty() {
-                bytes *= SELECTIVITY;
+            let rows = catalog.get(scan.table_name.table()).map_or(0.0, table_rows);
+            let all = Estimate { rows, kept: 1.0 };
+            match scan.filters.is_empty() {
+                true => all,
+                false => all.filtered(),
             }
-            bytes
         }
-        LogicalPlan::Filter(f) => input(&f.input) * SELECTIVITY,
-        LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => 0.0,
-        LogicalPlan::Aggregate(a) => input(&a.input) / 2.0,
-        LogicalPlan::Distinct(_) => inputs() / 2.0,
+        LogicalPlan::Filter(f) => input(&f.input).filtered(),
+        LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => Estimate::derived(1.0),
+        LogicalPlan::Aggregate(a) => Estimate::derived(input(&a.input).rows / 2.0),
+        LogicalPlan::Distinct(_) => Estimate::derived(inputs().rows / 2.0),
         LogicalPlan::Join(j) => {
             let (l, r) = (input(&j.left), input(&j.right));
             match j.join_type {
-                JoinType::Inner => l.max(r),
-                JoinType::Full => l + r,
-                JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => l,
-                JoinType::Right
-                | JoinType::RightSemi
-                | JoinType::RightAnti
-                | JoinType::RightMark => r,
+                JoinType::Inner => Estimate {
+                    rows: (l.rows * r.kept).max(r.rows * l.kept),
+                    kept: l.kept * r.kept,
+                },
+                JoinType::Full => Estimate::derived(l.rows + r.rows),
+                JoinType::LeftSemi => Estimate {
+                    rows: l.rows * r.kept,
+                    kept: l.kept * r.kept,
+                },
+                JoinType::RightSemi => Estimate {
+                    rows: r.rows * l.kept,
+                    kept: l.kept * r.kept,
+                },
+                JoinType::Left | JoinType::LeftAnti | JoinType::LeftMark => l,
+                JoinType::Right | JoinType::RightAnti | JoinType::RightMark => r,
             }
         }
-        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => 0.0,
+        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Estimate::derived(1.0),
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::SubqueryAlias(_) => plan.inputs().first().map_or(inputs(), |p| input(p)),
         _ => inputs(),
     }
 }
@@ -72,7 +128,7 @@ pub(super) fn swap(join: &Join, catalog: &Catalog) -> bool {
     // NOT IN needs its right keys all at once; a right mark join does not run
     !join.null_aware
         && !matches!(join.join_type, JoinType::LeftMark | JoinType::RightMark)
-        && estimate(&join.left, catalog) > estimate(&join.right, catalog)
+        && estimate(&join.left, catalog).rows > estimate(&join.right, catalog).rows
 }
 
 /// `node`, a join of the swapped sides, with its columns put back in the
