@@ -7,7 +7,7 @@ use std::rc::Rc;
 use arrow::array::RecordBatch;
 
 /// Bytes of rows one worker may hold: its share of its process's memory
-/// budget, shared by all the operators of the plan it runs (see [`Pool`]).
+/// budget, shared by all the operators of the plan it runs.
 /// Past it, hash joins, grouped aggregations and sorts spill to disk; what
 /// cannot split (a join without equality keys, NOT IN, an aggregate without
 /// GROUP BY) fails the job, naming itself.
