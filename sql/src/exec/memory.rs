@@ -1,10 +1,11 @@
 //! What operators hold in memory, and the budget it must stay under.
 
-use crate::error::SqlError;
 use std::cell::Cell;
 use std::rc::Rc;
 
 use arrow::array::RecordBatch;
+
+use crate::error::SqlError;
 
 /// Bytes of rows one worker may hold: its share of its process's memory
 /// budget, shared by all the operators of the plan it runs.
@@ -25,6 +26,10 @@ impl Budget {
     }
 }
 
+/// The share of the budget every operator may hold, whatever the others
+/// hold: 1/`FLOOR`th.
+pub(crate) const FLOOR: u64 = 32;
+
 /// One worker's budget, shared by the operators of its plan as Flink's
 /// managed memory is shared by the operators of a slot: each holds a
 /// [`Reservation`], and the reservations together stay under the budget.
@@ -33,10 +38,6 @@ impl Budget {
 /// [`FLOOR`]th of the budget (so that a full pool does not make a sort
 /// spill a run per batch); one that cannot spill (or a spilled partition,
 /// which cannot split further) is refused only past the whole budget.
-/// The share of the budget every operator may hold, whatever the others
-/// hold: 1/`FLOOR`th.
-pub(crate) const FLOOR: u64 = 32;
-
 #[derive(Clone)]
 pub(crate) struct Pool {
     budget: Budget,
@@ -74,9 +75,8 @@ impl Reservation {
     }
 
     /// Holds `bytes` in all if they fit beside what the worker's other
-    /// operators hold (or within the floor), and says whether they did (if not, what was held
-    /// stays held: the caller spills and then [`Reservation::hold`]s what
-    /// is left).
+    /// operators hold (or within the floor), and says whether they did. If
+    /// not, what was held stays held: the caller spills, then releases.
     pub(crate) fn try_hold(&mut self, bytes: usize) -> bool {
         let others = self.pool.used.get() - self.held;
         let budget = self.pool.budget.0;
