@@ -12,8 +12,12 @@
 //! foreign keys keeps the rows of its larger side that the other side's
 //! filters let through. It only has to rank two sides.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
 
 use datafusion_common::JoinType;
 use datafusion_expr::LogicalPlan;
@@ -71,90 +75,132 @@ fn table_rows(table: &Table) -> f64 {
         .sum()
 }
 
-fn estimate(plan: &LogicalPlan, catalog: &Catalog) -> Estimate {
-    let input = |p: &LogicalPlan| estimate(p, catalog);
-    let inputs = || {
-        Estimate::derived(
-            plan.inputs()
-                .into_iter()
-                .map(|p| input(p).rows)
-                .sum::<f64>(),
-        )
-    };
-    match plan {
-        LogicalPlan::TableScan(scan) => {
-            let rows = catalog.get(scan.table_name.table()).map_or(0.0, table_rows);
-            let all = Estimate { rows, kept: 1.0 };
-            match scan.filters.is_empty() {
-                true => all,
-                false => all.filtered(),
-            }
+/// The estimates of one plan's translation: each table's rows read once
+/// (from its footers), however many joins sit above its scans.
+pub(super) struct Sizes<'a> {
+    catalog: &'a Catalog,
+    rows: RefCell<HashMap<String, f64>>,
+}
+
+impl<'a> Sizes<'a> {
+    pub(super) fn new(catalog: &'a Catalog) -> Sizes<'a> {
+        Sizes {
+            catalog,
+            rows: RefCell::default(),
         }
-        LogicalPlan::Filter(f) => input(&f.input).filtered(),
-        LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => Estimate::derived(1.0),
-        LogicalPlan::Aggregate(a) => Estimate::derived(input(&a.input).rows / 2.0),
-        LogicalPlan::Distinct(_) => Estimate::derived(inputs().rows / 2.0),
-        LogicalPlan::Join(j) => {
-            let (l, r) = (input(&j.left), input(&j.right));
-            match j.join_type {
-                JoinType::Inner => Estimate {
-                    rows: (l.rows * r.kept).max(r.rows * l.kept),
-                    kept: l.kept * r.kept,
-                },
-                JoinType::Full => Estimate::derived(l.rows + r.rows),
-                JoinType::LeftSemi => Estimate {
-                    rows: l.rows * r.kept,
-                    kept: l.kept * r.kept,
-                },
-                JoinType::RightSemi => Estimate {
-                    rows: r.rows * l.kept,
-                    kept: l.kept * r.kept,
-                },
-                JoinType::Left | JoinType::LeftAnti | JoinType::LeftMark => l,
-                JoinType::Right | JoinType::RightAnti | JoinType::RightMark => r,
-            }
+    }
+
+    fn table_rows(&self, name: &str) -> f64 {
+        if let Some(rows) = self.rows.borrow().get(name) {
+            return *rows;
         }
-        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Estimate::derived(1.0),
-        LogicalPlan::Projection(_)
-        | LogicalPlan::Sort(_)
-        | LogicalPlan::Limit(_)
-        | LogicalPlan::SubqueryAlias(_) => plan.inputs().first().map_or(inputs(), |p| input(p)),
-        _ => inputs(),
+        let rows = self.catalog.get(name).map_or(0.0, table_rows);
+        self.rows.borrow_mut().insert(name.to_string(), rows);
+        rows
+    }
+
+    fn estimate(&self, plan: &LogicalPlan) -> Estimate {
+        let input = |p: &LogicalPlan| self.estimate(p);
+        let inputs = || {
+            Estimate::derived(
+                plan.inputs()
+                    .into_iter()
+                    .map(|p| input(p).rows)
+                    .sum::<f64>(),
+            )
+        };
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                let all = Estimate::derived(self.table_rows(scan.table_name.table()));
+                match scan.filters.is_empty() {
+                    true => all,
+                    false => all.filtered(),
+                }
+            }
+            LogicalPlan::Filter(f) => input(&f.input).filtered(),
+            LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => Estimate::derived(1.0),
+            LogicalPlan::Aggregate(a) => Estimate::derived(input(&a.input).rows / 2.0),
+            LogicalPlan::Distinct(_) => Estimate::derived(inputs().rows / 2.0),
+            LogicalPlan::Join(j) => {
+                let (l, r) = (input(&j.left), input(&j.right));
+                match j.join_type {
+                    JoinType::Inner => Estimate {
+                        rows: (l.rows * r.kept).max(r.rows * l.kept),
+                        kept: l.kept * r.kept,
+                    },
+                    JoinType::Full => Estimate::derived(l.rows + r.rows),
+                    JoinType::LeftSemi => Estimate {
+                        rows: l.rows * r.kept,
+                        kept: l.kept * r.kept,
+                    },
+                    JoinType::RightSemi => Estimate {
+                        rows: r.rows * l.kept,
+                        kept: l.kept * r.kept,
+                    },
+                    JoinType::Left | JoinType::LeftAnti | JoinType::LeftMark => l,
+                    JoinType::Right | JoinType::RightAnti | JoinType::RightMark => r,
+                }
+            }
+            LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Estimate::derived(1.0),
+            LogicalPlan::Projection(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::SubqueryAlias(_) => {
+                plan.inputs().first().map_or_else(inputs, |p| input(p))
+            }
+            _ => inputs(),
+        }
+    }
+
+    /// Whether `join` should build its right side instead of its left.
+    pub(super) fn swap(&self, join: &Join) -> bool {
+        // NOT IN needs its right keys all at once; a right mark join does not run
+        !join.null_aware
+            && !matches!(join.join_type, JoinType::LeftMark | JoinType::RightMark)
+            && self.estimate(&join.left).rows > self.estimate(&join.right).rows
     }
 }
 
-/// Whether `join` should build its right side instead of its left.
-pub(super) fn swap(join: &Join, catalog: &Catalog) -> bool {
-    // NOT IN needs its right keys all at once; a right mark join does not run
-    !join.null_aware
-        && !matches!(join.join_type, JoinType::LeftMark | JoinType::RightMark)
-        && estimate(&join.left, catalog).rows > estimate(&join.right, catalog).rows
+/// The positions, in a join's output as written (`left` columns of its
+/// left side first, `width` in all), of its output's columns with the sides
+/// swapped: the right side's first, where both sides' columns come out.
+fn swapped_order(join_type: JoinType, width: usize, left: usize) -> Vec<usize> {
+    match join_type {
+        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
+            (left..width).chain(0..left).collect()
+        }
+        _ => (0..width).collect(),
+    }
+}
+
+/// The output schema of a join written as `out` (`left` columns from its
+/// left side), with its sides swapped.
+pub(super) fn swapped_schema(
+    out: &SchemaRef,
+    join_type: JoinType,
+    left: usize,
+) -> Result<SchemaRef> {
+    let order = swapped_order(join_type, out.fields().len(), left);
+    Ok(Arc::new(out.project(&order)?))
 }
 
 /// `node`, a join of the swapped sides, with its columns put back in the
-/// order of the join as written (`left` columns of the left side first),
-/// for the join types whose output has both sides' columns.
-pub(super) fn reorder(node: Node, join_type: JoinType, left: usize) -> Result<Node> {
-    let Node::Join { schema, .. } = &node else {
-        return Ok(node);
-    };
-    if !matches!(
-        join_type,
-        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
-    ) {
-        return Ok(node);
+/// order `out` of the join as written (`left` columns of its left side).
+pub(super) fn reorder(node: Node, out: SchemaRef, join_type: JoinType, left: usize) -> Node {
+    let width = out.fields().len();
+    // where the swapped join put each column of the join as written
+    let order = swapped_order(join_type, width, width - left);
+    if order.iter().enumerate().all(|(i, &at)| i == at) {
+        return node;
     }
-    let swapped = Arc::clone(schema);
-    let right = swapped.fields().len() - left;
-    let order: Vec<usize> = (right..right + left).chain(0..right).collect();
     let exprs = order
         .iter()
-        .map(|&i| Arc::new(Column::new(swapped.field(i).name(), i)) as _)
+        .zip(out.fields())
+        .map(|(&at, f)| Arc::new(Column::new(f.name(), at)) as _)
         .collect();
-    let schema = Arc::new(swapped.project(&order)?);
-    Ok(Node::Project {
+    Node::Project {
         input: Box::new(node),
         exprs,
-        schema,
-    })
+        schema: out,
+    }
 }

@@ -160,31 +160,12 @@ fn output_schema(plan: &LogicalPlan) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The output schema of `plan`, a join of `left` left columns, with its
-/// sides swapped: the right side's columns first where both sides'
-/// columns come out.
-fn swapped_schema(plan: &LogicalPlan, join_type: JoinType, left: usize) -> SchemaRef {
-    let out = output_schema(plan);
-    if !matches!(
-        join_type,
-        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
-    ) {
-        return out;
-    }
-    let fields = out.fields();
-    let rotated: Vec<_> = fields[left..]
-        .iter()
-        .chain(&fields[..left])
-        .cloned()
-        .collect();
-    Arc::new(Schema::new(rotated))
-}
-
 /// Translates DataFusion's optimized logical plan.
 pub fn translate(plan: &LogicalPlan, catalog: &Catalog) -> Result<Plan> {
     let props = ExecutionProps::new();
     let translator = Translator {
         catalog,
+        sizes: build_side::Sizes::new(catalog),
         props: &props,
         ctx: PhysicalPlanningContext::default(),
     };
@@ -196,6 +177,7 @@ pub fn translate(plan: &LogicalPlan, catalog: &Catalog) -> Result<Plan> {
 
 struct Translator<'a> {
     catalog: &'a Catalog,
+    sizes: build_side::Sizes<'a>,
     props: &'a ExecutionProps,
     ctx: PhysicalPlanningContext,
 }
@@ -317,7 +299,7 @@ impl Translator<'_> {
                 if matches!(join.join_type, JoinType::RightMark) {
                     return Err(SqlError::Unsupported("a right mark join".into()));
                 }
-                let swap = build_side::swap(join, self.catalog);
+                let swap = self.sizes.swap(join);
                 let (left, right) = match swap {
                     false => (&join.left, &join.right),
                     true => (&join.right, &join.left),
@@ -338,11 +320,13 @@ impl Translator<'_> {
                     .as_ref()
                     .map(|f| self.expr(f, &both))
                     .transpose()?;
+                let out = output_schema(plan);
+                let written_left = join.left.schema().fields().len();
                 let (join_type, schema) = match swap {
-                    false => (join.join_type, output_schema(plan)),
+                    false => (join.join_type, Arc::clone(&out)),
                     true => (
                         join.join_type.swap(),
-                        swapped_schema(plan, join.join_type, join.left.schema().fields().len()),
+                        build_side::swapped_schema(&out, join.join_type, written_left)?,
                     ),
                 };
                 let node = Node::Join {
@@ -357,11 +341,7 @@ impl Translator<'_> {
                 };
                 match swap {
                     false => node,
-                    true => build_side::reorder(
-                        node,
-                        join.join_type,
-                        join.left.schema().fields().len(),
-                    )?,
+                    true => build_side::reorder(node, out, join.join_type, written_left),
                 }
             }
             LogicalPlan::SubqueryAlias(alias) => self.node(&alias.input)?,
