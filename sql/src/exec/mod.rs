@@ -18,7 +18,7 @@ pub(crate) use memory::{Held, Pool, Reservation};
 pub use unnest::UnnestSpec;
 pub use write::{Destination, FileFormat};
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +35,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+use timely::scheduling::Activator;
 use timely::worker::Worker;
 use weir_progress::agree::all_gather;
 use weir_runtime::JobError;
@@ -109,7 +110,8 @@ pub fn run_on(
     let rows_out: Rc<std::cell::Cell<u64>> = Rc::default();
     let done = ProbeHandle::new();
     worker.dataflow::<BatchTime, _, _>(|scope| {
-        let root = build(&plan.root, scope, &ctx, &Pool::new(budget));
+        let open = timely::dataflow::operators::generic::operator::empty(scope);
+        let root = build(&plan.root, scope, &ctx, &Pool::new(budget), &open);
         let root = if ordered(&plan.root) || destination.is_some() {
             root
         } else {
@@ -347,19 +349,66 @@ fn map<'s>(
     })
 }
 
-/// The dataflow of `node` on one worker.
+/// A stream without data whose frontier says when the scans under a node
+/// may start: it is empty once the hash joins that probe the node's rows
+/// have built their tables, on every worker.
+type Gate<'s> = StreamVec<'s, BatchTime, ()>;
+
+/// What a hash join opens once its table is built: a source without data
+/// holding its capability until then, so that timely's progress tracking
+/// tells every worker when all of them have built theirs.
+#[derive(Clone, Default)]
+pub(crate) struct Opener {
+    open: Rc<Cell<bool>>,
+    activator: Rc<RefCell<Option<Activator>>>,
+}
+
+impl Opener {
+    /// Opens the gate (again: nothing).
+    pub(crate) fn open(&self) {
+        if !self.open.replace(true)
+            && let Some(activator) = self.activator.borrow().as_ref()
+        {
+            activator.activate();
+        }
+    }
+
+    /// `gate`, also closed until this is opened.
+    fn gate<'s>(&self, gate: Gate<'s>) -> Gate<'s> {
+        let scope = gate.scope();
+        let (open, slot) = (Rc::clone(&self.open), Rc::clone(&self.activator));
+        let built = source::<_, CapacityContainerBuilder<Vec<()>>, _, _>(
+            scope,
+            "TableBuilt",
+            move |cap, info| {
+                *slot.borrow_mut() = Some(scope.activator_for(info.address));
+                let mut cap = Some(cap);
+                move |_output| {
+                    if open.get() {
+                        cap.take();
+                    }
+                }
+            },
+        );
+        scope.concatenate([gate, built])
+    }
+}
+
+/// The dataflow of `node` on one worker; its scans start once `gate` is
+/// complete.
 fn build<'s>(
     node: &Node,
     scope: Scope<'s, BatchTime>,
     ctx: &WorkerCtx,
     pool: &Pool,
+    gate: &Gate<'s>,
 ) -> StreamVec<'s, BatchTime, Batch> {
     match node {
-        Node::Scan { table, projection } => scan::scan(scope, ctx, table, projection),
+        Node::Scan { table, projection } => scan::scan(gate.clone(), ctx, table, projection),
         Node::Filter { input, predicate } => {
             let predicate = Arc::clone(predicate);
             map(
-                build(input, scope, ctx, pool),
+                build(input, scope, ctx, pool, gate),
                 &ctx.failure,
                 "Filter",
                 move |batch| {
@@ -376,7 +425,7 @@ fn build<'s>(
             let exprs = exprs.clone();
             let out = Arc::clone(schema);
             map(
-                build(input, scope, ctx, pool),
+                build(input, scope, ctx, pool, gate),
                 &ctx.failure,
                 "Project",
                 move |batch| {
@@ -404,7 +453,7 @@ fn build<'s>(
                 .map(|f| f.as_ref().clone())
                 .collect();
             aggregate::aggregate(
-                build(input, scope, ctx, pool),
+                build(input, scope, ctx, pool, gate),
                 ctx,
                 group.clone(),
                 Arc::clone(aggregates),
@@ -418,14 +467,14 @@ fn build<'s>(
             order,
             fetch,
         } => sort::sort(
-            build(input, scope, ctx, pool),
+            build(input, scope, ctx, pool, gate),
             ctx,
             order.clone(),
             *fetch,
             pool,
         ),
         Node::Limit { input, skip, fetch } => {
-            sort::limit(build(input, scope, ctx, pool), *skip, *fetch)
+            sort::limit(build(input, scope, ctx, pool, gate), *skip, *fetch)
         }
         Node::Join {
             left,
@@ -436,24 +485,29 @@ fn build<'s>(
             nulls_equal,
             null_aware,
             schema,
-        } => join::join(
-            build(left, scope, ctx, pool),
-            build(right, scope, ctx, pool),
-            ctx,
-            Arc::new(join::JoinSpec {
-                keys: Arc::clone(on),
-                filter: filter.clone(),
-                join_type: *join_type,
-                nulls_equal: *nulls_equal,
-                null_aware: *null_aware,
-                schema: Arc::clone(schema),
-            }),
-            pool,
-        ),
+        } => {
+            let built = Opener::default();
+            let probe_gate = built.gate(gate.clone());
+            join::join(
+                build(left, scope, ctx, pool, gate),
+                build(right, scope, ctx, pool, &probe_gate),
+                ctx,
+                Arc::new(join::JoinSpec {
+                    keys: Arc::clone(on),
+                    filter: filter.clone(),
+                    join_type: *join_type,
+                    nulls_equal: *nulls_equal,
+                    null_aware: *null_aware,
+                    schema: Arc::clone(schema),
+                }),
+                pool,
+                built,
+            )
+        }
         Node::Unnest { input, spec } => {
             let spec = Arc::clone(spec);
             map(
-                build(input, scope, ctx, pool),
+                build(input, scope, ctx, pool, gate),
                 &ctx.failure,
                 "Unnest",
                 move |batch| unnest::unnest(batch, &spec),
@@ -461,7 +515,10 @@ fn build<'s>(
         }
         Node::Union { inputs, schema } => {
             let out = Arc::clone(schema);
-            let streams: Vec<_> = inputs.iter().map(|i| build(i, scope, ctx, pool)).collect();
+            let streams: Vec<_> = inputs
+                .iter()
+                .map(|i| build(i, scope, ctx, pool, gate))
+                .collect();
             map(
                 scope.concatenate(streams),
                 &ctx.failure,

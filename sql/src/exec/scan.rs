@@ -1,6 +1,12 @@
 //! Reading a table: every worker of every process reads its share. Parquet
 //! files are shared by row groups, CSV and JSON files by byte ranges (the
 //! lines that start in a worker's range are its own, as for `weir wordcount`).
+//!
+//! A scan starts once its gate's frontier is empty: a scan on the probe side
+//! of a hash join waits until the join's build side is complete (see
+//! `Gate` in the parent module), so that its rows are probed as they come
+//! rather than held back, as a pulled plan (DataFusion's) would not start
+//! them either.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -9,8 +15,10 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use timely::dataflow::operators::generic::operator::source;
-use timely::dataflow::{Scope, StreamVec};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
 use weir_runtime::JobError;
 use weir_runtime::exec::WorkerCtx;
 use weir_runtime::input::{LineInput, LinePos, LineReader};
@@ -29,9 +37,10 @@ trait Reader {
     fn next_batch(&mut self) -> Result<Option<RecordBatch>, JobError>;
 }
 
-/// Reads this worker's share of `table`, its columns `projection`.
+/// Reads this worker's share of `table`, its columns `projection`, once
+/// `gate`'s frontier is empty.
 pub fn scan<'s>(
-    scope: Scope<'s, BatchTime>,
+    gate: StreamVec<'s, BatchTime, ()>,
     ctx: &WorkerCtx,
     table: &Table,
     projection: &[usize],
@@ -45,32 +54,41 @@ pub fn scan<'s>(
     };
     let failure = ctx.failure.clone();
     let records_in = ctx.records_in.clone();
-    source(scope, "Scan", move |cap, info| {
-        let activator = scope.activator_for(info.address);
-        let mut cap = Some(cap);
-        move |output| {
-            let (Some(time), Some(read)) = (cap.as_ref(), reader.as_mut()) else {
-                cap = None;
-                return;
-            };
-            if failure.is_set() {
-                cap = None;
-                return;
-            }
-            match read.next_batch() {
-                Ok(Some(batch)) => {
-                    records_in.add(batch.num_rows() as u64);
-                    output.session(time).give(Batch(batch));
-                    activator.activate();
+    let scope = gate.scope();
+    gate.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+        Pipeline,
+        "Scan",
+        move |cap, info| {
+            let activator = scope.activator_for(info.address);
+            let mut cap = Some(cap);
+            move |(gate, gate_frontier), output| {
+                gate.for_each(|_, _| {});
+                if !gate_frontier.is_empty() {
+                    return;
                 }
-                Ok(None) => cap = None,
-                Err(e) => {
-                    failure.set(e);
+                let (Some(time), Some(read)) = (cap.as_ref(), reader.as_mut()) else {
                     cap = None;
+                    return;
+                };
+                if failure.is_set() {
+                    cap = None;
+                    return;
+                }
+                match read.next_batch() {
+                    Ok(Some(batch)) => {
+                        records_in.add(batch.num_rows() as u64);
+                        output.session(time).give(Batch(batch));
+                        activator.activate();
+                    }
+                    Ok(None) => cap = None,
+                    Err(e) => {
+                        failure.set(e);
+                        cap = None;
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 fn open(table: &Table, projection: &[usize], ctx: &WorkerCtx) -> Result<Box<dyn Reader>, JobError> {

@@ -95,3 +95,38 @@ fn joins_aggregations_and_sorts_past_their_budget_spill_and_match_datafusion() {
         }
     }
 }
+
+/// A join's probe side is read once its build side is complete: its rows
+/// are probed as they come, never held in memory waiting (nor spilled), so
+/// a budget far smaller than the probe side is enough.
+#[test]
+fn a_join_reads_its_probe_side_after_its_build_side_and_holds_none_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables(dir.path());
+    let small: String = (0..100).map(|i| format!("{},{}\n", i * 7, i % 3)).collect();
+    std::fs::write(dir.path().join("s.csv"), format!("k,x\n{small}")).unwrap();
+    let script = format!(
+        "CREATE EXTERNAL TABLE l (k BIGINT, v BIGINT, tag VARCHAR) STORED AS CSV \
+         LOCATION '{0}/l.csv' OPTIONS ('has_header' 'true');\n\
+         CREATE EXTERNAL TABLE s (k BIGINT, x BIGINT) STORED AS CSV \
+         LOCATION '{0}/s.csv' OPTIONS ('has_header' 'true');\n\
+         SELECT x, count(*), sum(v) FROM l JOIN s ON l.k = s.k GROUP BY x ORDER BY x;\n",
+        dir.path().display()
+    );
+    let expected = datafusion(&script);
+    for workers in 1..=3 {
+        let outcomes = run_script(
+            timely::Config::process(workers),
+            &script,
+            None,
+            Some(256 << 10),
+            None,
+        )
+        .unwrap();
+        let Some(Outcome::Rows(output)) = outcomes.last() else {
+            panic!("no rows: {outcomes:?}");
+        };
+        assert_eq!(output.spilled, 0, "{workers} workers spilled");
+        assert_eq!(canonical(&output.batches), expected[0], "{workers} workers");
+    }
+}

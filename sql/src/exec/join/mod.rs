@@ -29,7 +29,7 @@ use weir_runtime::exec::{Failure, WorkerCtx};
 use weir_runtime::spill::SpillDir;
 use weir_runtime::time::BatchTime;
 
-use super::{Held, Pool, evaluate, fail, map, route};
+use super::{Held, Opener, Pool, evaluate, fail, map, route};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::plan::JoinKeys;
@@ -87,13 +87,15 @@ fn keyed<'s>(
     })
 }
 
-/// Joins `left` and `right` as `spec` says.
+/// Joins `left` and `right` as `spec` says; `built` is opened once this
+/// worker's table is built (or its rows go to disk, or the join ends).
 pub fn join<'s>(
     left: StreamVec<'s, BatchTime, Batch>,
     right: StreamVec<'s, BatchTime, Batch>,
     ctx: &WorkerCtx,
     spec: Arc<JoinSpec>,
     pool: &Pool,
+    built: Opener,
 ) -> StreamVec<'s, BatchTime, Batch> {
     let k = spec.keys.left.len();
     let left = keyed(left, &ctx.failure, spec.keys.left.clone());
@@ -158,9 +160,12 @@ pub fn join<'s>(
                     }
                     left_in.for_each(|_, data| building.extend(data.drain(..).map(|(_, b)| b.0)));
                     right_in.for_each(|_, data| waiting.extend(data.drain(..).map(|(_, b)| b.0)));
-                    // the table to build will take its index too
-                    let holding =
-                        Built::estimate(building.bytes(), building.rows(), k) + waiting.bytes();
+                    // the table to build will take its index too; right
+                    // rows wait only if it cannot be built yet
+                    let mut holding = Built::estimate(building.bytes(), building.rows(), k);
+                    if !left_frontier.is_empty() {
+                        holding += waiting.bytes();
+                    }
                     if table.is_none() && !spillable {
                         memory.hold("a hash join without equality keys", holding)?;
                     } else if table.is_none() && !memory.try_hold(holding) {
@@ -174,6 +179,7 @@ pub fn join<'s>(
                         }
                         memory.release();
                         grace = Some(spill);
+                        built.open();
                         activator.activate();
                         return Ok(false);
                     }
@@ -183,6 +189,7 @@ pub fn join<'s>(
                     };
                     if table.is_none() && left_frontier.is_empty() {
                         table = Some(Built::new(building.take(), k, spec.nulls_equal)?);
+                        built.open();
                     }
                     let Some(built) = table.as_mut() else {
                         return Ok(false);
@@ -219,6 +226,7 @@ pub fn join<'s>(
                     }
                 };
                 if done || failure.is_set() {
+                    built.open();
                     cap = None;
                     building.take();
                     waiting.take();
