@@ -199,29 +199,6 @@ pub(crate) fn row_converter<'a>(
     )?)
 }
 
-/// A hash map keyed by rows in Arrow's row format (their bytes), hashed
-/// with XXH3 rather than SipHash.
-pub(crate) type RowMap<V> =
-    std::collections::HashMap<Box<[u8]>, V, std::hash::BuildHasherDefault<RowHasher>>;
-
-/// Hashes the bytes written to it with XXH3-64 (a row map's hasher).
-#[derive(Default)]
-pub(crate) struct RowHasher(u64);
-
-impl std::hash::Hasher for RowHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = self.0.rotate_left(5) ^ twox_hash::XxHash3_64::oneshot(bytes);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 = self.0.rotate_left(5) ^ n as u64;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// Fails the worker's job with `e` (the first error wins).
 pub(crate) fn fail(failure: &Failure, e: impl Into<SqlError>) {
     failure.set(JobError::from(e.into()));

@@ -9,14 +9,19 @@ use datafusion_expr::GroupsAccumulator;
 use datafusion_physical_expr::GroupsAccumulatorAdapter;
 use weir_runtime::exec::Failure;
 
-use crate::error::Result;
-use crate::exec::{RowMap, fail, row_converter};
+use hashbrown::HashTable;
+
+use crate::error::{Result, SqlError};
+use crate::exec::{fail, row_converter};
 use crate::plan::Aggregate;
 
 /// Groups and their accumulators.
 pub(super) struct Groups {
     converter: RowConverter,
-    index: RowMap<usize>,
+    /// Group numbers by the XXH3-64 of their keys in Arrow's row format.
+    index: HashTable<u32>,
+    /// Each group's hash (the index moves its entries by them as it grows).
+    hashes: Vec<u64>,
     /// The key of each group (none without GROUP BY).
     keys: Rows,
     /// Bytes the keys take, in the index and in `keys`.
@@ -45,7 +50,8 @@ impl Groups {
         Ok(Groups {
             keys: converter.empty_rows(0, 0),
             converter,
-            index: RowMap::default(),
+            index: HashTable::new(),
+            hashes: Vec::new(),
             key_bytes: 0,
             count: 0,
             accumulators,
@@ -74,15 +80,27 @@ impl Groups {
         }
         let converted = self.converter.convert_columns(keys)?;
         let mut groups = Vec::with_capacity(rows);
+        let Groups {
+            index,
+            hashes,
+            keys,
+            ..
+        } = self;
         for row in converted.iter() {
-            let group = match self.index.get(row.as_ref()) {
-                Some(&group) => group,
+            let bytes = row.as_ref();
+            let hash = twox_hash::XxHash3_64::oneshot(bytes);
+            let group = match index.find(hash, |&g| keys.row(g as usize).as_ref() == bytes) {
+                Some(&group) => group as usize,
                 None => {
-                    let group = self.keys.num_rows();
-                    self.index.insert(row.as_ref().into(), group);
-                    self.keys.push(row);
-                    // the bytes twice, a map slot and a row offset
-                    self.key_bytes += 2 * row.as_ref().len() + 48;
+                    let group = keys.num_rows();
+                    let id = u32::try_from(group).map_err(|_| {
+                        SqlError::Execution("over 2^32 groups on one worker".into())
+                    })?;
+                    index.insert_unique(hash, id, |&g| hashes[g as usize]);
+                    hashes.push(hash);
+                    keys.push(row);
+                    // the bytes, an offset, a hash and an index slot
+                    self.key_bytes += bytes.len() + 8 + 8 + 8;
                     self.count += 1;
                     group
                 }
