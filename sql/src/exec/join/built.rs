@@ -1,8 +1,5 @@
 //! A worker's left rows in a hash table, probed by its right rows.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -10,12 +7,12 @@ use arrow::array::{
 };
 use arrow::compute::{concat_batches, take};
 use arrow::datatypes::Schema;
-use arrow::row::{Row, RowConverter, Rows};
 use datafusion_common::JoinType;
 
 use super::JoinSpec;
-use crate::error::{Result, SqlError};
-use crate::exec::{evaluate, row_converter};
+use super::index::{INDEX_BYTES_PER_ROW, KeyIndex, null_key};
+use crate::error::Result;
+use crate::exec::evaluate;
 
 /// The left rows of one worker, hashed by key.
 pub(super) struct Built {
@@ -29,90 +26,6 @@ pub(super) struct Built {
     right_null: bool,
     k: usize,
     nulls_equal: bool,
-}
-
-/// Left rows by the hash of their key, as DataFusion's join hash map keeps
-/// them: each hash's latest row, and each row's previous row of the same
-/// hash; the keys themselves in Arrow's row format, compared on a match.
-struct KeyIndex {
-    converter: RowConverter,
-    keys: Rows,
-    heads: HashMap<u64, RowId, BuildHasherDefault<Prehashed>>,
-    previous: Vec<Option<RowId>>,
-}
-
-/// A left row's index, plus one (so that `Option<RowId>` takes four bytes).
-type RowId = NonZeroU32;
-
-/// The hasher of hashes already XXH3-64: the value itself.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Bytes a left row costs in a [`KeyIndex`] beyond its key bytes (an
-/// offset, a chain link, a share of the map).
-const INDEX_BYTES_PER_ROW: usize = 8 + 4 + 24;
-
-fn hash(row: &[u8]) -> u64 {
-    twox_hash::XxHash3_64::oneshot(row)
-}
-
-impl KeyIndex {
-    fn new(keys: &[ArrayRef], nulls_equal: bool) -> Result<KeyIndex> {
-        let converter = row_converter(keys.iter().map(|k| k.data_type()))?;
-        let converted = converter.convert_columns(keys)?;
-        let mut heads: HashMap<u64, RowId, BuildHasherDefault<Prehashed>> = HashMap::default();
-        let mut previous = Vec::with_capacity(converted.num_rows());
-        for (i, row) in converted.iter().enumerate() {
-            if !nulls_equal && null_key(keys, i) {
-                previous.push(None);
-                continue;
-            }
-            let id = u32::try_from(i + 1)
-                .ok()
-                .and_then(RowId::new)
-                .ok_or_else(|| SqlError::Execution("a join side over 2^32 rows".into()))?;
-            previous.push(heads.insert(hash(row.as_ref()), id));
-        }
-        Ok(KeyIndex {
-            converter,
-            keys: converted,
-            heads,
-            previous,
-        })
-    }
-
-    /// Pushes the left rows whose key is `row`.
-    fn matches(&self, row: Row<'_>, mut each: impl FnMut(u32)) {
-        let mut at = self.heads.get(&hash(row.as_ref())).copied();
-        while let Some(id) = at {
-            let i = id.get() - 1;
-            if self.keys.row(i as usize) == row {
-                each(i);
-            }
-            at = self.previous[i as usize];
-        }
-    }
-}
-
-/// Whether row `i` of `keys` has a null key.
-fn null_key(keys: &[ArrayRef], i: usize) -> bool {
-    keys.iter().any(|k| k.is_null(i))
 }
 
 impl Built {
@@ -166,15 +79,15 @@ impl Built {
         let Some(index) = &self.index else {
             return Ok((l, r));
         };
-        let converted = index.converter.convert_columns(&keys)?;
-        for (j, row) in converted.iter().enumerate() {
+        let converted = index.convert(&keys)?;
+        for j in 0..batch.num_rows() {
             if null_key(&keys, j) {
                 self.right_null = true;
                 if !self.nulls_equal {
                     continue;
                 }
             }
-            index.matches(row, |i| {
+            index.matches(&converted, j, |i| {
                 l.push(i);
                 r.push(j as u32);
             });
@@ -199,27 +112,36 @@ impl Built {
             l = kept.iter().map(|&i| l[i]).collect();
             r = kept.iter().map(|&i| r[i]).collect();
         }
-        for &i in &l {
-            self.matched[i as usize] = true;
-        }
-        let mut right_matched = vec![false; batch.num_rows()];
-        for &j in &r {
-            right_matched[j as usize] = true;
+        if matches!(
+            spec.join_type,
+            JoinType::Left
+                | JoinType::Full
+                | JoinType::LeftSemi
+                | JoinType::LeftAnti
+                | JoinType::LeftMark
+        ) {
+            for &i in &l {
+                self.matched[i as usize] = true;
+            }
         }
         let right_rows = |want: bool| -> Vec<u32> {
+            let mut right_matched = vec![false; batch.num_rows()];
+            for &j in &r {
+                right_matched[j as usize] = true;
+            }
             (0..batch.num_rows() as u32)
                 .filter(|&j| right_matched[j as usize] == want)
                 .collect()
         };
         match spec.join_type {
-            JoinType::Inner | JoinType::Left => self.output(batch, &l, &r, spec),
+            JoinType::Inner | JoinType::Left => self.output(batch, l, r, spec),
             JoinType::Right | JoinType::Full => {
                 let unmatched = right_rows(false);
                 let mut lo: Vec<Option<u32>> = l.iter().map(|&i| Some(i)).collect();
                 let mut ro: Vec<Option<u32>> = r.iter().map(|&j| Some(j)).collect();
                 lo.extend(unmatched.iter().map(|_| None));
                 ro.extend(unmatched.iter().map(|&j| Some(j)));
-                self.output_optional(batch, &lo, &ro, spec)
+                self.output_optional(batch, lo, ro, spec)
             }
             JoinType::RightSemi => side(batch, &right_rows(true), self.k, spec),
             JoinType::RightAnti => side(batch, &right_rows(false), self.k, spec),
@@ -233,28 +155,36 @@ impl Built {
     fn output(
         &self,
         batch: &RecordBatch,
-        l: &[u32],
-        r: &[u32],
+        l: Vec<u32>,
+        r: Vec<u32>,
         spec: &JoinSpec,
     ) -> Result<Option<RecordBatch>> {
-        let lo: Vec<Option<u32>> = l.iter().map(|&i| Some(i)).collect();
-        let ro: Vec<Option<u32>> = r.iter().map(|&j| Some(j)).collect();
-        self.output_optional(batch, &lo, &ro, spec)
+        self.output_indices(batch, UInt32Array::from(l), UInt32Array::from(r), spec)
     }
 
     /// Left and right columns of the given rows (`None`: nulls).
     fn output_optional(
         &self,
         batch: &RecordBatch,
-        l: &[Option<u32>],
-        r: &[Option<u32>],
+        l: Vec<Option<u32>>,
+        r: Vec<Option<u32>>,
         spec: &JoinSpec,
     ) -> Result<Option<RecordBatch>> {
-        if l.is_empty() {
+        self.output_indices(batch, UInt32Array::from(l), UInt32Array::from(r), spec)
+    }
+
+    /// Left and right columns of the rows at the indices (null: nulls).
+    fn output_indices(
+        &self,
+        batch: &RecordBatch,
+        left_indices: UInt32Array,
+        right_indices: UInt32Array,
+        spec: &JoinSpec,
+    ) -> Result<Option<RecordBatch>> {
+        if left_indices.is_empty() {
             return Ok(None);
         }
         let mut columns = Vec::new();
-        let left_indices = UInt32Array::from(l.to_vec());
         let left_fields = spec.schema.fields().len() - (batch.num_columns() - self.k);
         match &self.rows {
             Some(rows) => {
@@ -264,11 +194,13 @@ impl Built {
             }
             None => {
                 for f in &spec.schema.fields()[..left_fields] {
-                    columns.push(arrow::array::new_null_array(f.data_type(), l.len()));
+                    columns.push(arrow::array::new_null_array(
+                        f.data_type(),
+                        left_indices.len(),
+                    ));
                 }
             }
         }
-        let right_indices = UInt32Array::from(r.to_vec());
         for c in &batch.columns()[..batch.num_columns() - self.k] {
             columns.push(take(c, &right_indices, None)?);
         }

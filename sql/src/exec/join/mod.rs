@@ -14,6 +14,7 @@
 
 mod built;
 mod grace;
+mod index;
 
 use std::sync::Arc;
 
