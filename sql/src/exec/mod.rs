@@ -199,6 +199,13 @@ pub(crate) fn row_converter<'a>(
     )?)
 }
 
+/// An integer key's hash in a worker's hash tables: a folded multiply, so
+/// that every bit of the key reaches the low bits that place it.
+pub(crate) fn int_hash(key: i64) -> u64 {
+    let product = u128::from(key as u64) * 0x9e37_79b9_7f4a_7c15;
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
 /// Fails the worker's job with `e` (the first error wins).
 pub(crate) fn fail(failure: &Failure, e: impl Into<SqlError>) {
     failure.set(JobError::from(e.into()));

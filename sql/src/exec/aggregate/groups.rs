@@ -4,28 +4,19 @@ use std::sync::Arc;
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::Field;
-use arrow::row::{RowConverter, Rows};
 use datafusion_expr::GroupsAccumulator;
 use datafusion_physical_expr::GroupsAccumulatorAdapter;
 use weir_runtime::exec::Failure;
 
-use hashbrown::HashTable;
-
-use crate::error::{Result, SqlError};
-use crate::exec::{fail, row_converter};
+use super::keys::GroupKeys;
+use crate::error::Result;
+use crate::exec::fail;
 use crate::plan::Aggregate;
 
 /// Groups and their accumulators.
 pub(super) struct Groups {
-    converter: RowConverter,
-    /// Group numbers by the XXH3-64 of their keys in Arrow's row format.
-    index: HashTable<u32>,
-    /// Each group's hash (the index moves its entries by them as it grows).
-    hashes: Vec<u64>,
     /// The key of each group (none without GROUP BY).
-    keys: Rows,
-    /// Bytes the keys take, in the index and in `keys`.
-    key_bytes: usize,
+    keys: GroupKeys,
     /// How many groups there are.
     pub(super) count: usize,
     pub(super) accumulators: Vec<Box<dyn GroupsAccumulator>>,
@@ -33,7 +24,6 @@ pub(super) struct Groups {
 
 impl Groups {
     pub(super) fn new(key_fields: &[Field], aggregates: &[Aggregate]) -> Result<Self> {
-        let converter = row_converter(key_fields.iter().map(|f| f.data_type()))?;
         let accumulators = aggregates
             .iter()
             .map(|a| {
@@ -48,11 +38,7 @@ impl Groups {
             })
             .collect::<Result<_>>()?;
         Ok(Groups {
-            keys: converter.empty_rows(0, 0),
-            converter,
-            index: HashTable::new(),
-            hashes: Vec::new(),
-            key_bytes: 0,
+            keys: GroupKeys::new(key_fields)?,
             count: 0,
             accumulators,
         })
@@ -78,41 +64,14 @@ impl Groups {
             }
             return Ok(vec![0; rows]);
         }
-        let converted = self.converter.convert_columns(keys)?;
-        let mut groups = Vec::with_capacity(rows);
-        let Groups {
-            index,
-            hashes,
-            keys,
-            ..
-        } = self;
-        for row in converted.iter() {
-            let bytes = row.as_ref();
-            let hash = twox_hash::XxHash3_64::oneshot(bytes);
-            let group = match index.find(hash, |&g| keys.row(g as usize).as_ref() == bytes) {
-                Some(&group) => group as usize,
-                None => {
-                    let group = keys.num_rows();
-                    let id = u32::try_from(group).map_err(|_| {
-                        SqlError::Execution("over 2^32 groups on one worker".into())
-                    })?;
-                    index.insert_unique(hash, id, |&g| hashes[g as usize]);
-                    hashes.push(hash);
-                    keys.push(row);
-                    // the bytes, an offset, a hash and an index slot
-                    self.key_bytes += bytes.len() + 8 + 8 + 8;
-                    self.count += 1;
-                    group
-                }
-            };
-            groups.push(group);
-        }
+        let groups = self.keys.assign(keys)?;
+        self.count = self.keys.len();
         Ok(groups)
     }
 
     /// Bytes the groups hold: their keys and accumulators.
     pub(super) fn bytes(&self) -> usize {
-        self.key_bytes + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+        self.keys.bytes() + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
     }
 
     /// The group key columns, in group order.
@@ -120,6 +79,6 @@ impl Groups {
         if !grouped {
             return Ok(Vec::new());
         }
-        Ok(self.converter.convert_rows(self.keys.iter())?)
+        self.keys.columns()
     }
 }

@@ -11,6 +11,7 @@
 
 mod finish;
 mod groups;
+mod keys;
 
 use std::sync::Arc;
 

@@ -15,7 +15,7 @@ use arrow::row::{RowConverter, Rows};
 use hashbrown::HashTable;
 
 use crate::error::{Result, SqlError};
-use crate::exec::row_converter;
+use crate::exec::{int_hash, row_converter};
 
 /// A row's index, plus one (so that `Option<RowId>` takes four bytes).
 type RowId = NonZeroU32;
@@ -73,13 +73,6 @@ impl std::hash::Hasher for Prehashed {
     fn finish(&self) -> u64 {
         self.0
     }
-}
-
-/// An integer key's hash: a folded multiply, so that every bit of the key
-/// reaches the low bits that place it in the table.
-fn int_hash(key: i64) -> u64 {
-    let product = u128::from(key as u64) * 0x9e37_79b9_7f4a_7c15;
-    (product as u64) ^ ((product >> 64) as u64)
 }
 
 fn row_hash(row: &[u8]) -> u64 {
