@@ -468,6 +468,7 @@ fn build<'s>(
             join_type,
             nulls_equal,
             null_aware,
+            broadcast,
             schema,
         } => {
             let built = Opener::default();
@@ -482,6 +483,7 @@ fn build<'s>(
                     join_type: *join_type,
                     nulls_equal: *nulls_equal,
                     null_aware: *null_aware,
+                    broadcast: *broadcast,
                     schema: Arc::clone(schema),
                 }),
                 pool,

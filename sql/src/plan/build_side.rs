@@ -31,6 +31,12 @@ use crate::error::Result;
 
 /// What a filter keeps.
 const SELECTIVITY: f64 = 0.2;
+/// A build side goes to every worker if the probe side has this many times
+/// its rows: broadcasting moves fewer rows than routing both sides on up
+/// to this many workers plus one.
+const BROADCAST_RATIO: f64 = 4.0;
+/// ... and if it has at most this many rows (every worker holds them all).
+const BROADCAST_ROWS: f64 = 1_000_000.0;
 /// Bytes of a text row, per column, for tables without footers.
 const TEXT_COLUMN_BYTES: f64 = 16.0;
 
@@ -158,6 +164,31 @@ impl<'a> Sizes<'a> {
         !join.null_aware
             && !matches!(join.join_type, JoinType::LeftMark | JoinType::RightMark)
             && self.estimate(&join.left).rows > self.estimate(&join.right).rows
+    }
+}
+
+impl Sizes<'_> {
+    /// Whether a join that builds `build` (as `join_type`) and probes
+    /// `probe` should send its build side to every worker and leave its
+    /// probe side where it is read: only if it owes nothing for build rows
+    /// that no probe row matched, has keys, and the build side is small
+    /// beside the probe side.
+    pub(super) fn broadcast(
+        &self,
+        build: &LogicalPlan,
+        probe: &LogicalPlan,
+        join_type: JoinType,
+        join: &Join,
+    ) -> bool {
+        let owes_nothing = matches!(
+            join_type,
+            JoinType::Inner | JoinType::Right | JoinType::RightSemi | JoinType::RightAnti
+        );
+        if !owes_nothing || join.null_aware || join.on.is_empty() {
+            return false;
+        }
+        let (build, probe) = (self.estimate(build).rows, self.estimate(probe).rows);
+        build <= BROADCAST_ROWS && build * BROADCAST_RATIO <= probe
     }
 }
 

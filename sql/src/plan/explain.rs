@@ -66,9 +66,12 @@ impl Node {
                 join_type,
                 filter,
                 null_aware,
+                broadcast,
                 ..
             } => {
-                let exchange = if on.left.is_empty() || *null_aware {
+                let exchange = if *broadcast {
+                    "left side to every worker, right side stays"
+                } else if on.left.is_empty() || *null_aware {
                     "both sides gathered at worker 0"
                 } else {
                     "both sides exchanged by key hash"

@@ -89,8 +89,9 @@ pub enum Node {
         fetch: Option<usize>,
     },
     /// A hash join: both sides routed by the hash of their keys (or all to
-    /// worker 0 without keys, or for NOT IN), the left side built once it is
-    /// complete, the right side probed.
+    /// worker 0 without keys, or for NOT IN; or the left side to every
+    /// worker, the right staying), the left side built once it is complete,
+    /// the right side probed.
     Join {
         /// The build side.
         left: Box<Node>,
@@ -106,6 +107,10 @@ pub enum Node {
         nulls_equal: bool,
         /// NOT IN: no row if the right side has a null key.
         null_aware: bool,
+        /// The build side goes whole to every worker and the probe side
+        /// stays where it is read (a small build side, a join that owes
+        /// nothing for unmatched build rows).
+        broadcast: bool,
         /// The output columns.
         schema: SchemaRef,
     },
@@ -329,7 +334,9 @@ impl Translator<'_> {
                         build_side::swapped_schema(&out, join.join_type, written_left)?,
                     ),
                 };
+                let broadcast = self.sizes.broadcast(left, right, join_type, join);
                 let node = Node::Join {
+                    broadcast,
                     left: Box::new(self.node(left)?),
                     right: Box::new(self.node(right)?),
                     on: Arc::new(keys),

@@ -378,8 +378,11 @@ fn regression_string_views_are_read_as_plain_strings() {
     );
 }
 
+/// A join builds its smaller side, and sends it to every worker (the probe
+/// side staying where it is read) unless it owes rows for unmatched build
+/// rows (a left join that builds its left side).
 #[test]
-fn a_join_builds_its_smaller_side_whichever_side_the_query_writes_it_on() {
+fn a_join_builds_its_smaller_side_and_sends_it_to_every_worker_if_it_can() {
     let dir = tempfile::tempdir().unwrap();
     write_tables(dir.path());
     write_dimensions(dir.path());
@@ -387,7 +390,8 @@ fn a_join_builds_its_smaller_side_whichever_side_the_query_writes_it_on() {
         + "EXPLAIN SELECT r.manager, s.id FROM regions r JOIN sales s ON s.region = r.name;\n\
            EXPLAIN SELECT r.manager, s.id FROM sales s JOIN regions r ON s.region = r.name;\n\
            EXPLAIN SELECT count(*) FROM sales s WHERE NOT EXISTS \
-           (SELECT 1 FROM regions r WHERE r.name = s.region);\n";
+           (SELECT 1 FROM regions r WHERE r.name = s.region);\n\
+           EXPLAIN SELECT r.manager, s.id FROM regions r LEFT JOIN sales s ON s.region = r.name;\n";
     let outcomes = run_script(timely::Config::thread(), &script, None, None, None).unwrap();
     let plans: Vec<&String> = outcomes
         .iter()
@@ -396,13 +400,24 @@ fn a_join_builds_its_smaller_side_whichever_side_the_query_writes_it_on() {
             _ => None,
         })
         .collect();
-    assert_eq!(plans.len(), 3);
-    for (plan, join) in plans.iter().zip(["Inner", "Inner", "RightAnti"]) {
+    assert_eq!(plans.len(), 4);
+    let joins = [
+        ("Inner", true),
+        ("Inner", true),
+        ("RightAnti", true),
+        ("Left", false),
+    ];
+    for (plan, (join, broadcast)) in plans.iter().zip(joins) {
         let lines: Vec<&str> = plan.lines().collect();
         let at = lines
             .iter()
             .position(|l| l.contains(&format!("HashJoin {join} ")))
             .unwrap_or_else(|| panic!("no {join} join in\n{plan}"));
+        assert_eq!(
+            lines[at].contains("left side to every worker, right side stays"),
+            broadcast,
+            "{plan}"
+        );
         // the first scan under the join is its left, built side
         let built = lines[at..].iter().find(|l| l.contains("Scan ")).unwrap();
         assert!(built.contains("Scan regions"), "{plan}");

@@ -26,6 +26,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
 use weir_runtime::exec::{Failure, WorkerCtx};
 use weir_runtime::spill::SpillDir;
 use weir_runtime::time::BatchTime;
@@ -49,6 +50,8 @@ pub struct JoinSpec {
     pub nulls_equal: bool,
     /// NOT IN semantics.
     pub null_aware: bool,
+    /// The left side goes to every worker, the right side stays.
+    pub broadcast: bool,
     /// The output columns.
     pub schema: SchemaRef,
 }
@@ -103,8 +106,13 @@ pub fn join<'s>(
     let right = keyed(right, &ctx.failure, spec.keys.right.clone());
     // the key columns are the last k of each side's keyed batches
     let gathered = k == 0 || spec.null_aware;
-    let left = route_by_tail(left, &ctx.failure, ctx.peers, k, gathered);
-    let right = route_by_tail(right, &ctx.failure, ctx.peers, k, gathered);
+    let (left, right) = match spec.broadcast && !gathered {
+        true => (to_every_worker(left, ctx.peers), stay(right, ctx.index)),
+        false => (
+            route_by_tail(left, &ctx.failure, ctx.peers, k, gathered),
+            route_by_tail(right, &ctx.failure, ctx.peers, k, gathered),
+        ),
+    };
     let failure = ctx.failure.clone();
     // NOT IN needs every right key at once, and a join without keys every
     // pair: neither splits into partitions
@@ -238,6 +246,22 @@ pub fn join<'s>(
             }
         },
     )
+}
+
+/// Every batch to every worker (a copy each: within a process, a count).
+fn to_every_worker<'s>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    peers: usize,
+) -> StreamVec<'s, BatchTime, (u64, Batch)> {
+    input.flat_map(move |batch| (0..peers as u64).map(move |to| (to, batch.clone())))
+}
+
+/// Every batch to this worker.
+fn stay<'s>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    index: usize,
+) -> StreamVec<'s, BatchTime, (u64, Batch)> {
+    input.map(move |batch| (index as u64, batch))
 }
 
 /// Routes batches by their last `k` columns (or all to worker 0).
