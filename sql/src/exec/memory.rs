@@ -127,6 +127,8 @@ pub(crate) struct Held {
     batches: Vec<RecordBatch>,
     bytes: usize,
     rows: usize,
+    /// The bytes of each column.
+    columns: Vec<usize>,
 }
 
 impl Held {
@@ -135,8 +137,17 @@ impl Held {
         for batch in batches {
             self.bytes += batch.get_array_memory_size();
             self.rows += batch.num_rows();
+            self.columns.resize(batch.num_columns(), 0);
+            for (total, column) in self.columns.iter_mut().zip(batch.columns()) {
+                *total += column.get_array_memory_size();
+            }
             self.batches.push(batch);
         }
+    }
+
+    /// The bytes of the column that takes the most.
+    pub(crate) fn widest(&self) -> usize {
+        self.columns.iter().copied().max().unwrap_or(0)
     }
 
     /// The bytes held.
@@ -165,6 +176,11 @@ impl Held {
         let batches = std::mem::replace(&mut self.batches, rest);
         self.bytes -= taken;
         self.rows -= batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        for batch in &batches {
+            for (total, column) in self.columns.iter_mut().zip(batch.columns()) {
+                *total -= column.get_array_memory_size();
+            }
+        }
         batches
     }
 
@@ -172,6 +188,7 @@ impl Held {
     pub(crate) fn take(&mut self) -> Vec<RecordBatch> {
         self.bytes = 0;
         self.rows = 0;
+        self.columns.clear();
         std::mem::take(&mut self.batches)
     }
 }
@@ -195,6 +212,35 @@ mod tests {
         assert!(b.try_hold(3200));
         drop(b);
         assert!(a.try_hold(3200));
+    }
+
+    #[test]
+    fn held_batches_count_their_widest_column() {
+        use std::sync::Arc;
+
+        use arrow::array::{ArrayRef, Int32Array, Int64Array};
+
+        let batch = |rows: i32| {
+            RecordBatch::try_from_iter(vec![
+                (
+                    "a",
+                    Arc::new(Int32Array::from_iter_values(0..rows)) as ArrayRef,
+                ),
+                (
+                    "b",
+                    Arc::new(Int64Array::from_iter_values(0..rows as i64)) as ArrayRef,
+                ),
+            ])
+            .unwrap()
+        };
+        let mut held = Held::default();
+        held.extend([batch(1000), batch(3000)]);
+        let wide = |b: &RecordBatch| b.column(1).get_array_memory_size();
+        assert_eq!(held.widest(), wide(&batch(1000)) + wide(&batch(3000)));
+        assert_eq!(held.take_up_to(1).len(), 1);
+        assert_eq!(held.widest(), wide(&batch(3000)));
+        held.take();
+        assert_eq!(held.widest(), 0);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array,
 };
-use arrow::compute::{concat_batches, take};
+use arrow::compute::{concat, take};
 use arrow::datatypes::Schema;
 use datafusion_common::JoinType;
 
@@ -30,18 +30,15 @@ pub(super) struct Built {
 
 impl Built {
     /// Bytes a table of `rows` left rows taking `bytes` (with `k` key
-    /// columns) will hold once built, for budgeting before the build: the
-    /// rows, and an index of their keys (about 8 bytes a key column).
-    pub(super) fn estimate(bytes: usize, rows: usize, k: usize) -> usize {
-        bytes + rows * (INDEX_BYTES_PER_ROW + 8 * k)
+    /// columns, the widest taking `widest`) will hold once built, for
+    /// budgeting before the build: the rows, an index of their keys (about
+    /// 8 bytes a key column), and while it is built one column twice.
+    pub(super) fn estimate(bytes: usize, widest: usize, rows: usize, k: usize) -> usize {
+        bytes + widest + rows * (INDEX_BYTES_PER_ROW + 8 * k)
     }
 
     pub(super) fn new(batches: Vec<RecordBatch>, k: usize, nulls_equal: bool) -> Result<Built> {
-        let rows = match batches.first() {
-            Some(first) => Some(concat_batches(&first.schema(), &batches)?),
-            None => None,
-        };
-        drop(batches);
+        let rows = concat_by_column(batches)?;
         let index = match &rows {
             Some(rows) if k > 0 => Some(KeyIndex::new(&tail(rows, k), nulls_equal)?),
             _ => None,
@@ -267,6 +264,38 @@ impl Built {
     }
 }
 
+/// `batches` as one batch, concatenated a column at a time so that each
+/// column's parts are let go once it is whole: what this holds at most is
+/// the batches and one column more, not them twice.
+fn concat_by_column(batches: Vec<RecordBatch>) -> Result<Option<RecordBatch>> {
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    if batches.len() == 1 {
+        return Ok(batches.into_iter().next());
+    }
+    let schema = first.schema();
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut parts: Vec<Vec<ArrayRef>> =
+        vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for batch in batches {
+        for (part, column) in parts.iter_mut().zip(batch.columns()) {
+            part.push(Arc::clone(column));
+        }
+    }
+    let mut columns = Vec::with_capacity(parts.len());
+    for part in &mut parts {
+        let arrays: Vec<&dyn Array> = part.iter().map(|a| a.as_ref()).collect();
+        columns.push(concat(&arrays)?);
+        drop(arrays);
+        part.clear();
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(Some(RecordBatch::try_new_with_options(
+        schema, columns, &options,
+    )?))
+}
+
 /// The right side's columns of `rows` (semi and anti joins).
 fn side(
     batch: &RecordBatch,
@@ -321,4 +350,32 @@ fn combine(
         columns,
         &options,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray};
+
+    use super::*;
+
+    #[test]
+    fn a_table_concatenated_by_column_equals_one_concatenated_whole() {
+        let batch = |from: i64| {
+            RecordBatch::try_from_iter(vec![
+                (
+                    "k",
+                    Arc::new(Int64Array::from(vec![from, from + 1])) as ArrayRef,
+                ),
+                (
+                    "v",
+                    Arc::new(StringArray::from(vec![Some("a"), None])) as ArrayRef,
+                ),
+            ])
+            .unwrap()
+        };
+        let batches = vec![batch(0), batch(2), batch(4)];
+        let whole = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        assert_eq!(concat_by_column(batches).unwrap(), Some(whole));
+        assert_eq!(concat_by_column(Vec::new()).unwrap(), None);
+    }
 }

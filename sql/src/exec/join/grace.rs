@@ -121,7 +121,7 @@ impl Grace {
         };
         let bytes = left.iter().map(RecordBatch::get_array_memory_size).sum();
         let rows = left.iter().map(RecordBatch::num_rows).sum();
-        memory.hold_partition("a hash join", Built::estimate(bytes, rows, self.k))?;
+        memory.hold_partition("a hash join", Built::estimate(bytes, 0, rows, self.k))?;
         let built = Built::new(left, self.k, spec.nulls_equal)?;
         let right: Option<Reader> = match &right {
             Some(file) => Some(Box::new(file.reader()?)),

@@ -171,7 +171,8 @@ pub fn join<'s>(
                     right_in.for_each(|_, data| waiting.extend(data.drain(..).map(|(_, b)| b.0)));
                     // the table to build will take its index too; right
                     // rows wait only if it cannot be built yet
-                    let mut holding = Built::estimate(building.bytes(), building.rows(), k);
+                    let mut holding =
+                        Built::estimate(building.bytes(), building.widest(), building.rows(), k);
                     if !left_frontier.is_empty() {
                         holding += waiting.bytes();
                     }
