@@ -15,11 +15,14 @@ pub fn command() -> Command {
         "gen",
         "weir gen text [--lines N] [--max-words N] [--vocabulary N] [--seed S] [--output FILE]\n       \
          weir gen table [--rows N] [--keys N] [--columns N] [--delimiter C] [--seed S] [--output FILE]\n       \
-         weir gen tpch [--scale SF] [--parts N] --output DIR",
+         weir gen tpch [--scale SF] [--parts N] --output DIR\n       \
+         weir gen nexmark [--events N] [--parts N] --output DIR",
         "Writes seeded generated data: the same seed gives the same file.\n\
          text: Zipf-distributed words, mixed case and punctuation. table: rows whose first\n\
          column is a key k0..k(N-1), for joins. Writes to stdout without --output.\n\
-         tpch: TPC-H's eight tables as Parquet (the tpchgen crates), DIR/<table>/part-N.parquet.",
+         tpch: TPC-H's eight tables as Parquet (the tpchgen crates), DIR/<table>/part-N.parquet.\n\
+         nexmark: Nexmark's person, auction and bid events (the nexmark crate) as Parquet, the\n\
+         same way; part N holds events N, N + parts, ...",
         false,
     );
     c.flags(&[
@@ -34,6 +37,7 @@ pub fn command() -> Command {
         &DELIMITER,
         &SCALE,
         &PARTS,
+        &EVENTS,
     ]);
     c
 }
@@ -41,7 +45,7 @@ pub fn command() -> Command {
 const OUTPUT: Flag<PathBuf> = Flag::new(
     "output",
     "PATH",
-    "file to write (default: stdout); for tpch, the directory",
+    "file to write (default: stdout); for tpch and nexmark, the directory",
 );
 const SEED: Flag<u64> = Flag::new("seed", "S", "random seed").default("42");
 const LINES: Flag<u64> = Flag::new("lines", "N", "text: number of lines").default("100000");
@@ -73,10 +77,12 @@ const SCALE: Flag<f64> = Flag::new("scale", "SF", "tpch: the scale factor").defa
 const PARTS: Flag<usize> = Flag::parsed(
     "parts",
     "N",
-    "tpch: Parquet files per table (nation and region have one)",
+    "tpch, nexmark: Parquet files per table (TPC-H's nation and region have one)",
     flag::at_least_one,
 )
 .default("4");
+const EVENTS: Flag<u64> =
+    Flag::new("events", "N", "nexmark: events in all three tables").default("1000000");
 const DELIMITER: Flag<u8> = Flag::parsed(
     "delimiter",
     "C",
@@ -91,7 +97,9 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
             print!("{}", command.help());
             return Ok(());
         }
-        return Err(usage("gen: say what to generate: text or table"));
+        return Err(usage(
+            "gen: say what to generate: text, table, tpch or nexmark",
+        ));
     };
     let Some(m) = command.parse(&args[1..])? else {
         return Ok(());
@@ -102,7 +110,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         "text" => {
             reject(
                 &m,
-                &[&ROWS, &KEYS, &COLUMNS, &DELIMITER, &SCALE, &PARTS],
+                &[&ROWS, &KEYS, &COLUMNS, &DELIMITER, &SCALE, &PARTS, &EVENTS],
                 "text",
             )?;
             Generator::Text(TextSpec {
@@ -115,7 +123,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         "table" => {
             reject(
                 &m,
-                &[&LINES, &MAX_WORDS, &VOCABULARY, &SCALE, &PARTS],
+                &[&LINES, &MAX_WORDS, &VOCABULARY, &SCALE, &PARTS, &EVENTS],
                 "table",
             )?;
             let delimiter = DELIMITER
@@ -141,6 +149,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
                     &COLUMNS,
                     &DELIMITER,
                     &SEED,
+                    &EVENTS,
                 ],
                 "tpch",
             )?;
@@ -158,9 +167,39 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
             );
             return Ok(());
         }
+        "nexmark" => {
+            reject(
+                &m,
+                &[
+                    &LINES,
+                    &MAX_WORDS,
+                    &VOCABULARY,
+                    &ROWS,
+                    &KEYS,
+                    &COLUMNS,
+                    &DELIMITER,
+                    &SEED,
+                    &SCALE,
+                ],
+                "nexmark",
+            )?;
+            let Some(dir) = output else {
+                return Err(usage("gen nexmark: --output DIR is required"));
+            };
+            let counts = weir_sql::nexmark::generate(&dir, EVENTS.value(&m)?, PARTS.value(&m)?)
+                .map_err(|e| CliError::Runtime(e.into()))?;
+            for (table, rows) in counts {
+                eprintln!("gen: {table}: {rows} rows");
+            }
+            eprintln!(
+                "gen: Nexmark events written to {} (Parquet, a directory per table)",
+                dir.display()
+            );
+            return Ok(());
+        }
         other => {
             return Err(usage(format!(
-                "gen: unknown kind '{other}': expected text, table or tpch"
+                "gen: unknown kind '{other}': expected text, table, tpch or nexmark"
             )));
         }
     };

@@ -17,6 +17,8 @@
 //! - [`table`]: the Table API: programs built with DataFusion's plan builder
 //!   and expressions, run as [`session`] runs queries.
 //! - [`tpch`]: TPC-H's tables generated as Parquet, and its 22 queries.
+//! - [`nexmark`]: Nexmark's person, auction and bid events as tables, and
+//!   as Parquet.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -25,6 +27,7 @@ pub mod catalog;
 pub mod context;
 pub mod error;
 pub mod exec;
+pub mod nexmark;
 pub mod plan;
 pub mod session;
 pub mod table;

@@ -54,7 +54,7 @@ pub const QUERIES: [&str; 22] = [
 /// Rows per generated batch.
 const BATCH: usize = 8192;
 
-fn io(path: &Path, e: impl std::fmt::Display) -> SqlError {
+pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> SqlError {
     SqlError::Input {
         location: path.display().to_string(),
         message: e.to_string(),
@@ -62,7 +62,7 @@ fn io(path: &Path, e: impl std::fmt::Display) -> SqlError {
 }
 
 /// Writes `batches` as the Parquet file `path` (row groups of 256Ki rows).
-fn write(
+pub(crate) fn write_parquet(
     path: &Path,
     batches: impl Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>>,
 ) -> Result<u64> {
@@ -113,40 +113,40 @@ pub fn generate(dir: &Path, scale: f64, parts: usize) -> Result<Vec<(&'static st
             let path: PathBuf = table_dir.join(format!("part-{p}.parquet"));
             let (part, count) = (p as i32 + 1, n as i32);
             rows += match table {
-                "part" => write(
+                "part" => write_parquet(
                     &path,
                     PartArrow::new(PartGenerator::new(scale, part, count)).with_batch_size(BATCH),
                 )?,
-                "supplier" => write(
+                "supplier" => write_parquet(
                     &path,
                     SupplierArrow::new(SupplierGenerator::new(scale, part, count))
                         .with_batch_size(BATCH),
                 )?,
-                "partsupp" => write(
+                "partsupp" => write_parquet(
                     &path,
                     PartSuppArrow::new(PartSuppGenerator::new(scale, part, count))
                         .with_batch_size(BATCH),
                 )?,
-                "customer" => write(
+                "customer" => write_parquet(
                     &path,
                     CustomerArrow::new(CustomerGenerator::new(scale, part, count))
                         .with_batch_size(BATCH),
                 )?,
-                "orders" => write(
+                "orders" => write_parquet(
                     &path,
                     OrderArrow::new(OrderGenerator::new(scale, part, count)).with_batch_size(BATCH),
                 )?,
-                "lineitem" => write(
+                "lineitem" => write_parquet(
                     &path,
                     LineItemArrow::new(LineItemGenerator::new(scale, part, count))
                         .with_batch_size(BATCH),
                 )?,
-                "nation" => write(
+                "nation" => write_parquet(
                     &path,
                     NationArrow::new(NationGenerator::new(scale, part, count))
                         .with_batch_size(BATCH),
                 )?,
-                _ => write(
+                _ => write_parquet(
                     &path,
                     RegionArrow::new(RegionGenerator::new(scale, part, count))
                         .with_batch_size(BATCH),

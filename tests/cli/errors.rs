@@ -93,7 +93,7 @@ fn usage_errors_exit_2_with_one_clear_line() {
     fails(
         &["gen", "poem"],
         2,
-        "weir: gen: unknown kind 'poem': expected text, table or tpch",
+        "weir: gen: unknown kind 'poem': expected text, table, tpch or nexmark",
     );
     fails(
         &["gen", "text", "--keys", "3"],

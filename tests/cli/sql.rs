@@ -170,6 +170,53 @@ fn tpch_at_sf_0_01_gives_the_same_tables_on_one_worker_and_across_two_processes(
     assert_eq!(tables(&zero), tables(&one));
 }
 
+/// Nexmark's events from `weir gen nexmark`: process 0 of a two-process
+/// cluster prints the same tables as one worker.
+#[test]
+fn nexmark_events_give_the_same_tables_on_one_worker_and_across_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nexmark");
+    let out = run(&[
+        "gen",
+        "nexmark",
+        "--events",
+        "5000",
+        "--parts",
+        "3",
+        "--output",
+        path(&data),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for counted in ["person: 100 rows", "auction: 300 rows", "bid: 4600 rows"] {
+        assert!(stderr(&out).contains(counted), "{}", stderr(&out));
+    }
+    let mut script: String = weir_sql::nexmark::TABLES
+        .iter()
+        .map(|t| {
+            format!(
+                "CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{}/{t}';\n",
+                data.display()
+            )
+        })
+        .collect();
+    script.push_str(
+        "SELECT auction, count(*) AS bids, max(price) AS top FROM bid \
+         GROUP BY auction ORDER BY bids DESC, auction LIMIT 20;\n\
+         SELECT p.state, count(*) AS auctions FROM auction a JOIN person p ON a.seller = p.id \
+         GROUP BY p.state ORDER BY p.state;\n",
+    );
+    let file = dir.path().join("nexmark.sql");
+    std::fs::write(&file, script).unwrap();
+    let one = run(&["sql", "-f", path(&file)]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert!(tables(&one).lines().count() > 25, "{}", tables(&one));
+    let (zero, _) = run_two_processes(dir.path(), &["sql", "-f", path(&file)]);
+    assert_eq!(tables(&zero), tables(&one));
+    // no --output: a usage error
+    let out = run(&["gen", "nexmark"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
 /// `--output DIR`: a part file per worker (one, in order, for an ordered
 /// result) that `weir sql` reads back whole; a directory with results is
 /// refused.
