@@ -90,6 +90,44 @@ const DELIMITER: Flag<u8> = Flag::parsed(
     crate::join::delimiter,
 );
 
+/// `gen tpch` and `gen nexmark`: tables as Parquet, a directory each.
+fn tables(kind: &str, m: &getopts::Matches, output: Option<PathBuf>) -> Result<(), CliError> {
+    // the flag of the other kind
+    let (other, what) = match kind {
+        "tpch" => (&EVENTS as &dyn Declared, "TPC-H"),
+        _ => (&SCALE as &dyn Declared, "Nexmark events"),
+    };
+    let text_flags: [&dyn Declared; 8] = [
+        &LINES,
+        &MAX_WORDS,
+        &VOCABULARY,
+        &ROWS,
+        &KEYS,
+        &COLUMNS,
+        &DELIMITER,
+        &SEED,
+    ];
+    let mut rejected = text_flags.to_vec();
+    rejected.push(other);
+    reject(m, &rejected, kind)?;
+    let Some(dir) = output else {
+        return Err(usage(format!("gen {kind}: --output DIR is required")));
+    };
+    let counts = match kind {
+        "tpch" => weir_sql::tpch::generate(&dir, SCALE.value(m)?, PARTS.value(m)?),
+        _ => weir_sql::nexmark::generate(&dir, EVENTS.value(m)?, PARTS.value(m)?),
+    }
+    .map_err(|e| CliError::Runtime(e.into()))?;
+    for (table, rows) in counts {
+        eprintln!("gen: {table}: {rows} rows");
+    }
+    eprintln!(
+        "gen: {what} written to {} (Parquet, a directory per table)",
+        dir.display()
+    );
+    Ok(())
+}
+
 pub fn main(args: &[String]) -> Result<(), CliError> {
     let command = command();
     let Some(kind) = args.first().filter(|a| !a.starts_with('-')) else {
@@ -137,66 +175,7 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
                 seed,
             })
         }
-        "tpch" => {
-            reject(
-                &m,
-                &[
-                    &LINES,
-                    &MAX_WORDS,
-                    &VOCABULARY,
-                    &ROWS,
-                    &KEYS,
-                    &COLUMNS,
-                    &DELIMITER,
-                    &SEED,
-                    &EVENTS,
-                ],
-                "tpch",
-            )?;
-            let Some(dir) = output else {
-                return Err(usage("gen tpch: --output DIR is required"));
-            };
-            let counts = weir_sql::tpch::generate(&dir, SCALE.value(&m)?, PARTS.value(&m)?)
-                .map_err(|e| CliError::Runtime(e.into()))?;
-            for (table, rows) in counts {
-                eprintln!("gen: {table}: {rows} rows");
-            }
-            eprintln!(
-                "gen: TPC-H written to {} (Parquet, a directory per table)",
-                dir.display()
-            );
-            return Ok(());
-        }
-        "nexmark" => {
-            reject(
-                &m,
-                &[
-                    &LINES,
-                    &MAX_WORDS,
-                    &VOCABULARY,
-                    &ROWS,
-                    &KEYS,
-                    &COLUMNS,
-                    &DELIMITER,
-                    &SEED,
-                    &SCALE,
-                ],
-                "nexmark",
-            )?;
-            let Some(dir) = output else {
-                return Err(usage("gen nexmark: --output DIR is required"));
-            };
-            let counts = weir_sql::nexmark::generate(&dir, EVENTS.value(&m)?, PARTS.value(&m)?)
-                .map_err(|e| CliError::Runtime(e.into()))?;
-            for (table, rows) in counts {
-                eprintln!("gen: {table}: {rows} rows");
-            }
-            eprintln!(
-                "gen: Nexmark events written to {} (Parquet, a directory per table)",
-                dir.display()
-            );
-            return Ok(());
-        }
+        "tpch" | "nexmark" => return tables(kind, &m, output),
         other => {
             return Err(usage(format!(
                 "gen: unknown kind '{other}': expected text, table, tpch or nexmark"
