@@ -2,9 +2,10 @@
 //! each node becomes operators on streams of Arrow batches, rows move between
 //! workers by the hash of their keys (`route`) or to worker 0 (`gather`),
 //! and timely's frontiers say when an operator's input is complete (a final
-//! aggregate, a sort).
+//! aggregate, a sort) and when a join's probe side may be read (`gate`).
 
 mod aggregate;
+mod gate;
 mod join;
 mod memory;
 mod scan;
@@ -13,12 +14,13 @@ mod spill;
 mod unnest;
 mod write;
 
+pub(crate) use gate::{Gate, Opener};
 pub use memory::Budget;
 pub(crate) use memory::{Held, Pool, Reservation};
 pub use unnest::UnnestSpec;
 pub use write::{Destination, FileFormat};
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +37,6 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
-use timely::scheduling::Activator;
 use timely::worker::Worker;
 use weir_progress::agree::all_gather;
 use weir_runtime::JobError;
@@ -331,51 +332,6 @@ fn map<'s>(
             });
         }
     })
-}
-
-/// A stream without data whose frontier says when the scans under a node
-/// may start: it is empty once the hash joins that probe the node's rows
-/// have built their tables, on every worker.
-type Gate<'s> = StreamVec<'s, BatchTime, ()>;
-
-/// What a hash join opens once its table is built: a source without data
-/// holding its capability until then, so that timely's progress tracking
-/// tells every worker when all of them have built theirs.
-#[derive(Clone, Default)]
-pub(crate) struct Opener {
-    open: Rc<Cell<bool>>,
-    activator: Rc<RefCell<Option<Activator>>>,
-}
-
-impl Opener {
-    /// Opens the gate (again: nothing).
-    pub(crate) fn open(&self) {
-        if !self.open.replace(true)
-            && let Some(activator) = self.activator.borrow().as_ref()
-        {
-            activator.activate();
-        }
-    }
-
-    /// `gate`, also closed until this is opened.
-    fn gate<'s>(&self, gate: Gate<'s>) -> Gate<'s> {
-        let scope = gate.scope();
-        let (open, slot) = (Rc::clone(&self.open), Rc::clone(&self.activator));
-        let built = source::<_, CapacityContainerBuilder<Vec<()>>, _, _>(
-            scope,
-            "TableBuilt",
-            move |cap, info| {
-                *slot.borrow_mut() = Some(scope.activator_for(info.address));
-                let mut cap = Some(cap);
-                move |_output| {
-                    if open.get() {
-                        cap.take();
-                    }
-                }
-            },
-        );
-        scope.concatenate([gate, built])
-    }
 }
 
 /// The dataflow of `node` on one worker; its scans start once `gate` is

@@ -3,10 +3,7 @@
 //! lines that start in a worker's range are its own, as for `weir wordcount`).
 //!
 //! A scan starts once its gate's frontier is empty: a scan on the probe side
-//! of a hash join waits until the join's build side is complete (see
-//! `Gate` in the parent module), so that its rows are probed as they come
-//! rather than held back, as a pulled plan (DataFusion's) would not start
-//! them either.
+//! of a hash join waits until the join's table is built (see `gate`).
 
 use std::fs::File;
 use std::sync::Arc;
