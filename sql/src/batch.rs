@@ -2,10 +2,9 @@
 //! as it is; between processes it travels as Arrow IPC (a stream of one
 //! batch, schema included).
 
-use std::io::Cursor;
-
 use arrow::array::RecordBatch;
-use arrow::ipc::reader::StreamReader;
+use arrow::buffer::Buffer;
+use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::StreamWriter;
 use serde::de::Error as _;
 use serde::ser::Error as _;
@@ -57,12 +56,20 @@ impl<'de> serde::de::Visitor<'de> for Bytes {
 impl<'de> Deserialize<'de> for Batch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let bytes = deserializer.deserialize_byte_buf(Bytes)?;
-        let mut reader =
-            StreamReader::try_new(Cursor::new(bytes), None).map_err(D::Error::custom)?;
-        match reader.next() {
-            Some(batch) => batch.map(Batch).map_err(D::Error::custom),
-            None => Err(D::Error::custom("an IPC stream without a batch")),
+        // the arrays point into the received bytes rather than copies (where
+        // aligned: the decoder copies what is not)
+        let mut buffer = Buffer::from_vec(bytes);
+        let mut decoder = StreamDecoder::new();
+        while !buffer.is_empty() {
+            let before = buffer.len();
+            if let Some(batch) = decoder.decode(&mut buffer).map_err(D::Error::custom)? {
+                return Ok(Batch(batch));
+            }
+            if buffer.len() == before {
+                break;
+            }
         }
+        Err(D::Error::custom("an IPC stream without a whole batch"))
     }
 }
 
@@ -87,5 +94,26 @@ mod tests {
         let bytes = bincode::serialize(&Batch(batch.clone())).unwrap();
         let back: Batch = bincode::deserialize(&bytes).unwrap();
         assert_eq!(back.0, batch);
+        // bytes cut short of the batch (its last 8 bytes end the stream):
+        // an error, not a batch, nor a hang
+        let ipc = &bytes[8..];
+        for cut in [0, 8, ipc.len() / 2, ipc.len() - 9] {
+            let short = bincode::serialize(&serde_bytes(&ipc[..cut])).unwrap();
+            assert!(
+                bincode::deserialize::<Batch>(&short).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    /// Bytes serialized as serde bytes (as `Batch` serializes its IPC).
+    fn serde_bytes(bytes: &[u8]) -> impl Serialize + '_ {
+        struct Raw<'a>(&'a [u8]);
+        impl Serialize for Raw<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        Raw(bytes)
     }
 }
