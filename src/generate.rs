@@ -97,7 +97,7 @@ fn tables(kind: &str, m: &getopts::Matches, output: Option<PathBuf>) -> Result<(
         "tpch" => (&EVENTS as &dyn Declared, "TPC-H"),
         _ => (&SCALE as &dyn Declared, "Nexmark events"),
     };
-    let text_flags: [&dyn Declared; 8] = [
+    let rejected: [&dyn Declared; 9] = [
         &LINES,
         &MAX_WORDS,
         &VOCABULARY,
@@ -106,9 +106,8 @@ fn tables(kind: &str, m: &getopts::Matches, output: Option<PathBuf>) -> Result<(
         &COLUMNS,
         &DELIMITER,
         &SEED,
+        other,
     ];
-    let mut rejected = text_flags.to_vec();
-    rejected.push(other);
     reject(m, &rejected, kind)?;
     let Some(dir) = output else {
         return Err(usage(format!("gen {kind}: --output DIR is required")));

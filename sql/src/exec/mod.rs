@@ -200,6 +200,25 @@ pub(crate) fn row_converter<'a>(
     )?)
 }
 
+/// Whether a key column of `data_type`, alone, is held by value (as 64-bit
+/// integers) in a worker's hash tables rather than in Arrow's row format.
+pub(crate) fn integer_key(data_type: &arrow::datatypes::DataType) -> bool {
+    matches!(
+        data_type,
+        arrow::datatypes::DataType::Int64 | arrow::datatypes::DataType::Int32
+    )
+}
+
+/// The values of an integer key column as 64-bit integers (a null's value
+/// is arbitrary).
+pub(crate) fn int_values(key: &ArrayRef) -> Result<arrow::buffer::ScalarBuffer<i64>> {
+    let ints = arrow::compute::cast(key, &arrow::datatypes::DataType::Int64)?;
+    Ok(ints
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .values()
+        .clone())
+}
+
 /// An integer key's hash in a worker's hash tables: a folded multiply, so
 /// that every bit of the key reaches the low bits that place it.
 pub(crate) fn int_hash(key: i64) -> u64 {

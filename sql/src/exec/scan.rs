@@ -21,6 +21,7 @@ use weir_runtime::exec::WorkerCtx;
 use weir_runtime::input::{LineInput, LinePos, LineReader};
 use weir_runtime::time::BatchTime;
 
+use super::Gate;
 use crate::batch::Batch;
 use crate::catalog::{Format, Table};
 
@@ -37,7 +38,7 @@ trait Reader {
 /// Reads this worker's share of `table`, its columns `projection`, once
 /// `gate`'s frontier is empty.
 pub fn scan<'s>(
-    gate: StreamVec<'s, BatchTime, ()>,
+    gate: Gate<'s>,
     ctx: &WorkerCtx,
     table: &Table,
     projection: &[usize],

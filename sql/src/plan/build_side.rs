@@ -158,38 +158,43 @@ impl<'a> Sizes<'a> {
         }
     }
 
-    /// Whether `join` should build its right side instead of its left.
-    pub(super) fn swap(&self, join: &Join) -> bool {
-        // NOT IN needs its right keys all at once; a right mark join does not run
-        !join.null_aware
+    /// Which side of `join` to build, and whether to send it to every
+    /// worker: the right side if it is estimated the smaller (NOT IN needs
+    /// its right keys all at once; a right mark join does not run); to every
+    /// worker, leaving the probe side where it is read, only if the join
+    /// owes nothing for build rows that no probe row matched, has keys, and
+    /// the build side is small beside the probe side.
+    pub(super) fn sides(&self, join: &Join) -> Sides {
+        let (left, right) = (
+            self.estimate(&join.left).rows,
+            self.estimate(&join.right).rows,
+        );
+        let swap = !join.null_aware
             && !matches!(join.join_type, JoinType::LeftMark | JoinType::RightMark)
-            && self.estimate(&join.left).rows > self.estimate(&join.right).rows
-    }
-}
-
-impl Sizes<'_> {
-    /// Whether a join that builds `build` (as `join_type`) and probes
-    /// `probe` should send its build side to every worker and leave its
-    /// probe side where it is read: only if it owes nothing for build rows
-    /// that no probe row matched, has keys, and the build side is small
-    /// beside the probe side.
-    pub(super) fn broadcast(
-        &self,
-        build: &LogicalPlan,
-        probe: &LogicalPlan,
-        join_type: JoinType,
-        join: &Join,
-    ) -> bool {
+            && left > right;
+        let (build, probe, join_type) = match swap {
+            false => (left, right, join.join_type),
+            true => (right, left, join.join_type.swap()),
+        };
         let owes_nothing = matches!(
             join_type,
             JoinType::Inner | JoinType::Right | JoinType::RightSemi | JoinType::RightAnti
         );
-        if !owes_nothing || join.null_aware || join.on.is_empty() {
-            return false;
-        }
-        let (build, probe) = (self.estimate(build).rows, self.estimate(probe).rows);
-        build <= BROADCAST_ROWS && build * BROADCAST_RATIO <= probe
+        let broadcast = owes_nothing
+            && !join.null_aware
+            && !join.on.is_empty()
+            && build <= BROADCAST_ROWS
+            && build * BROADCAST_RATIO <= probe;
+        Sides { swap, broadcast }
     }
+}
+
+/// How a join uses its sides.
+pub(super) struct Sides {
+    /// Its right side is built, not its left.
+    pub(super) swap: bool,
+    /// Its build side goes to every worker.
+    pub(super) broadcast: bool,
 }
 
 /// The positions, in a join's output as written (`left` columns of its

@@ -304,7 +304,7 @@ impl Translator<'_> {
                 if matches!(join.join_type, JoinType::RightMark) {
                     return Err(SqlError::Unsupported("a right mark join".into()));
                 }
-                let swap = self.sizes.swap(join);
+                let build_side::Sides { swap, broadcast } = self.sizes.sides(join);
                 let (left, right) = match swap {
                     false => (&join.left, &join.right),
                     true => (&join.right, &join.left),
@@ -334,7 +334,6 @@ impl Translator<'_> {
                         build_side::swapped_schema(&out, join.join_type, written_left)?,
                     ),
                 };
-                let broadcast = self.sizes.broadcast(left, right, join_type, join);
                 let node = Node::Join {
                     broadcast,
                     left: Box::new(self.node(left)?),

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
-use arrow::datatypes::{DataType, Field, Int64Type};
+use arrow::array::{Array, ArrayRef, Int64Array};
+use arrow::datatypes::{DataType, Field};
 use arrow::row::{RowConverter, Rows};
 use hashbrown::HashTable;
 
 use crate::error::{Result, SqlError};
-use crate::exec::{int_hash, row_converter};
+use crate::exec::{int_hash, int_values, integer_key, row_converter};
 
 /// Group keys, in group order, and their index.
 pub(super) enum GroupKeys {
@@ -46,7 +46,7 @@ impl GroupKeys {
     /// No groups yet, of keys `fields`.
     pub(super) fn new(fields: &[Field]) -> Result<GroupKeys> {
         Ok(match fields {
-            [f] if matches!(f.data_type(), DataType::Int64 | DataType::Int32) => GroupKeys::Ints {
+            [f] if integer_key(f.data_type()) => GroupKeys::Ints {
                 index: HashTable::new(),
                 keys: Vec::new(),
                 null: None,
@@ -73,9 +73,8 @@ impl GroupKeys {
             GroupKeys::Ints {
                 index, keys, null, ..
             } => {
-                let column = arrow::compute::cast(&columns[0], &DataType::Int64)?;
-                let column = column.as_primitive::<Int64Type>();
-                for (i, &key) in column.values().iter().enumerate() {
+                let column = &columns[0];
+                for (i, &key) in int_values(column)?.iter().enumerate() {
                     if column.is_null(i) {
                         let group = match *null {
                             Some(group) => group,

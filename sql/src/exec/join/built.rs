@@ -131,14 +131,16 @@ impl Built {
                 .collect()
         };
         match spec.join_type {
-            JoinType::Inner | JoinType::Left => self.output(batch, l, r, spec),
+            JoinType::Inner | JoinType::Left => {
+                self.output(batch, UInt32Array::from(l), UInt32Array::from(r), spec)
+            }
             JoinType::Right | JoinType::Full => {
                 let unmatched = right_rows(false);
                 let mut lo: Vec<Option<u32>> = l.iter().map(|&i| Some(i)).collect();
                 let mut ro: Vec<Option<u32>> = r.iter().map(|&j| Some(j)).collect();
                 lo.extend(unmatched.iter().map(|_| None));
                 ro.extend(unmatched.iter().map(|&j| Some(j)));
-                self.output_optional(batch, lo, ro, spec)
+                self.output(batch, UInt32Array::from(lo), UInt32Array::from(ro), spec)
             }
             JoinType::RightSemi => side(batch, &right_rows(true), self.k, spec),
             JoinType::RightAnti => side(batch, &right_rows(false), self.k, spec),
@@ -149,29 +151,8 @@ impl Built {
         }
     }
 
-    fn output(
-        &self,
-        batch: &RecordBatch,
-        l: Vec<u32>,
-        r: Vec<u32>,
-        spec: &JoinSpec,
-    ) -> Result<Option<RecordBatch>> {
-        self.output_indices(batch, UInt32Array::from(l), UInt32Array::from(r), spec)
-    }
-
-    /// Left and right columns of the given rows (`None`: nulls).
-    fn output_optional(
-        &self,
-        batch: &RecordBatch,
-        l: Vec<Option<u32>>,
-        r: Vec<Option<u32>>,
-        spec: &JoinSpec,
-    ) -> Result<Option<RecordBatch>> {
-        self.output_indices(batch, UInt32Array::from(l), UInt32Array::from(r), spec)
-    }
-
     /// Left and right columns of the rows at the indices (null: nulls).
-    fn output_indices(
+    fn output(
         &self,
         batch: &RecordBatch,
         left_indices: UInt32Array,

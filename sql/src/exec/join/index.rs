@@ -8,14 +8,13 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::num::NonZeroU32;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef};
 use arrow::buffer::ScalarBuffer;
-use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::{RowConverter, Rows};
 use hashbrown::HashTable;
 
 use crate::error::{Result, SqlError};
-use crate::exec::{int_hash, row_converter};
+use crate::exec::{int_hash, int_values, integer_key, row_converter};
 
 /// A row's index, plus one (so that `Option<RowId>` takes four bytes).
 type RowId = NonZeroU32;
@@ -91,12 +90,6 @@ fn row_id(i: usize) -> Result<RowId> {
         .ok_or_else(|| SqlError::Execution("a join side over 2^32 rows".into()))
 }
 
-/// The values of one integer key column.
-fn ints(key: &ArrayRef) -> Result<ScalarBuffer<i64>> {
-    let ints = arrow::compute::cast(key, &DataType::Int64)?;
-    Ok(ints.as_primitive::<Int64Type>().values().clone())
-}
-
 impl KeyIndex {
     /// Indexes the rows of `keys`.
     pub(super) fn new(keys: &[ArrayRef], nulls_equal: bool) -> Result<KeyIndex> {
@@ -105,10 +98,8 @@ impl KeyIndex {
         let skip = |i: usize| !nulls_equal && null_key(keys, i);
         let heads = match keys {
             // a null's value is arbitrary: where nulls match, rows compare them
-            [key]
-                if !nulls_equal && matches!(key.data_type(), DataType::Int64 | DataType::Int32) =>
-            {
-                let values = ints(key)?;
+            [key] if !nulls_equal && integer_key(key.data_type()) => {
+                let values = int_values(key)?;
                 let mut table: HashTable<IntHead> = HashTable::with_capacity(rows);
                 for (i, &key) in values.iter().enumerate() {
                     if skip(i) {
@@ -161,7 +152,7 @@ impl KeyIndex {
     /// Other rows' keys, converted to probe this index with.
     pub(super) fn convert(&self, keys: &[ArrayRef]) -> Result<Keys> {
         Ok(match (&self.heads, keys) {
-            (Heads::Ints(_), [key]) => Keys::Ints(ints(key)?),
+            (Heads::Ints(_), [key]) => Keys::Ints(int_values(key)?),
             (Heads::Ints(_), _) => {
                 return Err(SqlError::Execution(
                     "a join of one integer key probed with several".into(),
