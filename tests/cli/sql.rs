@@ -212,9 +212,21 @@ fn nexmark_events_give_the_same_tables_on_one_worker_and_across_two_processes() 
     assert!(tables(&one).lines().count() > 25, "{}", tables(&one));
     let (zero, _) = run_two_processes(dir.path(), &["sql", "-f", path(&file)]);
     assert_eq!(tables(&zero), tables(&one));
-    // no --output: a usage error
+    // no --output, or TPC-H's flag: usage errors naming what is wrong
     let out = run(&["gen", "nexmark"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("gen nexmark: --output DIR is required"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["gen", "nexmark", "--scale", "1", "--output", path(&data)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("gen nexmark: --scale does not apply to nexmark"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `--output DIR`: a part file per worker (one, in order, for an ordered
