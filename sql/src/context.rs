@@ -1,5 +1,6 @@
-//! What DataFusion's SQL planner asks of weir: the declared tables, and the
-//! scalar and aggregate functions DataFusion brings.
+//! What DataFusion's SQL planner asks of weir: the declared tables, the
+//! scalar and aggregate functions DataFusion brings, and weir's window
+//! functions in `FROM`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,10 +9,11 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_common::config::ConfigOptions;
 use datafusion_common::{Result, TableReference, plan_err};
 use datafusion_expr::TableProviderFilterPushDown;
-use datafusion_expr::planner::{ContextProvider, ExprPlanner};
+use datafusion_expr::planner::{ContextProvider, ExprPlanner, RelationPlanner};
 use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
 
 use crate::catalog::Catalog;
+use crate::window::WindowRelations;
 
 /// DataFusion's functions, and the program's own, by every name they answer
 /// to.
@@ -20,6 +22,7 @@ pub struct Functions {
     scalar: HashMap<String, Arc<ScalarUDF>>,
     aggregate: HashMap<String, Arc<AggregateUDF>>,
     planners: Vec<Arc<dyn ExprPlanner>>,
+    relations: Vec<Arc<dyn RelationPlanner>>,
 }
 
 impl Default for Functions {
@@ -28,6 +31,7 @@ impl Default for Functions {
             scalar: HashMap::new(),
             aggregate: HashMap::new(),
             planners: Vec::new(),
+            relations: vec![Arc::new(WindowRelations)],
         };
         for f in datafusion_functions::all_default_functions()
             .into_iter()
@@ -142,6 +146,10 @@ impl ContextProvider for Provider<'_> {
 
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
         &self.functions.planners
+    }
+
+    fn get_relation_planners(&self) -> &[Arc<dyn RelationPlanner>] {
+        &self.functions.relations
     }
 }
 

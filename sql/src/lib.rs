@@ -6,6 +6,8 @@
 //! - [`catalog`]: tables declared with `CREATE EXTERNAL TABLE` (CSV, JSON,
 //!   Parquet, text), their files and schemas; [`context`] shows them, and
 //!   DataFusion's functions, to DataFusion's SQL planner.
+//! - [`window`]: event-time windows as table functions in `FROM` (`tumble`,
+//!   `hop`, `session`), a node of DataFusion's logical plan.
 //! - [`plan`]: DataFusion's optimized logical plan translated into weir's
 //!   operators, with DataFusion's physical expressions and aggregates inside.
 //! - [`batch`]: Arrow record batches as timely data (Arrow IPC between
@@ -32,6 +34,7 @@ pub mod plan;
 pub mod session;
 pub mod table;
 pub mod tpch;
+pub mod window;
 
 pub use error::SqlError;
 pub use session::{Outcome, Session, run_interactive, run_script};

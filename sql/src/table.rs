@@ -26,10 +26,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion_common::{JoinType, NullHandling, UnnestOptions};
-use datafusion_expr::{Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, SortExpr};
+use datafusion_common::{Column, JoinType, NullHandling, UnnestOptions};
+use datafusion_expr::{Expr, Extension, LogicalPlan, LogicalPlanBuilder, ScalarUDF, SortExpr};
 use datafusion_sql::planner::SqlToRel;
 use weir_runtime::exec::execute;
 
@@ -38,6 +39,7 @@ use crate::context::Source;
 use crate::error::{Result, SqlError};
 use crate::exec::Output;
 use crate::session::Session;
+use crate::window::{Windowed, Windows, ticks, time_unit};
 
 /// What programs with the Table API use: DataFusion's expression builders
 /// and aggregate functions.
@@ -211,6 +213,69 @@ impl Table {
     pub fn unnest(self, column: &str) -> Result<Table> {
         let options = UnnestOptions::new().with_null_handling(NullHandling::Drop);
         self.then(|b| b.unnest_column_with_options(column, options))
+    }
+
+    /// Each row with the tumbling window of `size` that its `time` falls
+    /// in, as columns `window_start` and `window_end` (SQL's `tumble`).
+    pub fn tumble(self, time: &str, size: Duration) -> Result<Table> {
+        self.windowed(time, &[size], Vec::new(), |t| Windows::Tumble {
+            size: t[0],
+            offset: 0,
+        })
+    }
+
+    /// Each row once per hopping window of `size` every `slide` that holds
+    /// its `time`, with `window_start` and `window_end` (SQL's `hop`).
+    pub fn hop(self, time: &str, slide: Duration, size: Duration) -> Result<Table> {
+        self.windowed(time, &[slide, size], Vec::new(), |t| Windows::Hop {
+            slide: t[0],
+            size: t[1],
+            offset: 0,
+        })
+    }
+
+    /// Each row with its session window: rows of the same `keys` at most
+    /// `gap` apart (SQL's `session`).
+    pub fn session(self, time: &str, gap: Duration, keys: Vec<Expr>) -> Result<Table> {
+        self.windowed(time, &[gap], keys, |t| Windows::Session { gap: t[0] })
+    }
+
+    /// A window function over this table, its lengths in `time`'s unit.
+    fn windowed(
+        self,
+        time: &str,
+        lengths: &[Duration],
+        keys: Vec<Expr>,
+        windows: impl FnOnce(&[i64]) -> Windows,
+    ) -> Result<Table> {
+        let (qualifier, _) = self
+            .plan
+            .schema()
+            .qualified_field_with_unqualified_name(time)?;
+        let column = Column::new(qualifier.cloned(), time);
+        let unit = time_unit(self.plan.schema(), &column, "window")?;
+        let ticks = lengths
+            .iter()
+            .map(|d| {
+                i128::try_from(d.as_nanos())
+                    .ok()
+                    .and_then(|n| ticks(n, unit))
+                    .filter(|&t| t > 0)
+                    .ok_or_else(|| {
+                        SqlError::Plan(format!(
+                            "a window of {d:?} is not a positive whole number of {unit:?}s, \
+                             the unit of {time}"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let node = Windowed::try_new(self.plan, column, windows(&ticks), keys)?;
+        Ok(Table {
+            plan: LogicalPlan::Extension(Extension {
+                node: Arc::new(node),
+            }),
+            session: self.session,
+        })
     }
 
     /// Each distinct row once.

@@ -12,12 +12,14 @@ mod scan;
 mod sort;
 mod spill;
 mod unnest;
+mod window;
 mod write;
 
 pub(crate) use gate::{Gate, Opener};
 pub use memory::Budget;
 pub(crate) use memory::{Held, Pool, Reservation};
 pub use unnest::UnnestSpec;
+pub use window::WindowSpec;
 pub use write::{Destination, FileFormat};
 
 use std::cell::RefCell;
@@ -472,6 +474,15 @@ fn build<'s>(
                 &ctx.failure,
                 "Unnest",
                 move |batch| unnest::unnest(batch, &spec),
+            )
+        }
+        Node::Window { input, spec } => {
+            let spec = Arc::clone(spec);
+            map(
+                build(input, scope, ctx, pool, gate),
+                &ctx.failure,
+                "Window",
+                move |batch| window::assign(batch, &spec),
             )
         }
         Node::Union { inputs, schema } => {

@@ -93,6 +93,13 @@ impl Node {
                 )
             }
             Node::Unnest { spec, .. } => writeln!(out, "{pad}Unnest columns {:?}", spec.lists),
+            Node::Window { spec, .. } => {
+                writeln!(
+                    out,
+                    "{pad}Window {:?} on column {}",
+                    spec.windows, spec.time
+                )
+            }
             Node::Union { .. } => writeln!(out, "{pad}Union"),
             Node::Empty { one_row } => writeln!(out, "{pad}Empty (one row: {one_row})"),
         };
@@ -103,7 +110,8 @@ impl Node {
             | Node::Aggregate { input, .. }
             | Node::Sort { input, .. }
             | Node::Limit { input, .. }
-            | Node::Unnest { input, .. } => input.explain_into(out, depth + 1),
+            | Node::Unnest { input, .. }
+            | Node::Window { input, .. } => input.explain_into(out, depth + 1),
             Node::Join { left, right, .. } => {
                 left.explain_into(out, depth + 1);
                 right.explain_into(out, depth + 1);

@@ -20,7 +20,8 @@ use datafusion_physical_expr::{PhysicalExpr, PhysicalSortExpr, create_physical_e
 
 use crate::catalog::{Catalog, Table};
 use crate::error::{Result, SqlError};
-use crate::exec::UnnestSpec;
+use crate::exec::{UnnestSpec, WindowSpec};
+use crate::window::{Windowed, Windows};
 
 /// An aggregate of an [`Node::Aggregate`]: the function, and its FILTER.
 #[derive(Debug)]
@@ -120,6 +121,13 @@ pub enum Node {
         input: Box<Node>,
         /// What is unnested.
         spec: Arc<UnnestSpec>,
+    },
+    /// Each row with the event-time windows it falls in.
+    Window {
+        /// Its rows.
+        input: Box<Node>,
+        /// The windows.
+        spec: Arc<WindowSpec>,
     },
     /// Every input's rows.
     Union {
@@ -363,6 +371,15 @@ impl Translator<'_> {
                 spec: Arc::new(unnest_spec(unnest, output_schema(plan))?),
                 input: Box::new(self.node(&unnest.input)?),
             },
+            LogicalPlan::Extension(extension) => {
+                let Some(windowed) = extension.node.as_any().downcast_ref::<Windowed>() else {
+                    return Err(SqlError::Unsupported(format!(
+                        "the plan node {}",
+                        extension.node.name()
+                    )));
+                };
+                self.windowed(windowed, output_schema(plan))?
+            }
             LogicalPlan::EmptyRelation(empty) => Node::Empty {
                 one_row: empty.produce_one_row,
             },
@@ -372,6 +389,29 @@ impl Translator<'_> {
                     other.display()
                 )));
             }
+        })
+    }
+
+    /// A window function's node.
+    fn windowed(&self, windowed: &Windowed, schema: SchemaRef) -> Result<Node> {
+        if let Windows::Session { .. } = windowed.windows {
+            return Err(SqlError::Unsupported(
+                "session windows in batch queries".into(),
+            ));
+        }
+        let input_schema = windowed.input.schema();
+        Ok(Node::Window {
+            spec: Arc::new(WindowSpec {
+                time: input_schema.index_of_column(&windowed.time)?,
+                windows: windowed.windows,
+                keys: windowed
+                    .keys
+                    .iter()
+                    .map(|k| self.expr(k, input_schema))
+                    .collect::<Result<_>>()?,
+                schema,
+            }),
+            input: Box::new(self.node(&windowed.input)?),
         })
     }
 

@@ -7,3 +7,4 @@ mod queries;
 mod spill;
 mod table_api;
 mod tpch;
+mod windows;

@@ -10,7 +10,7 @@ use weir_sql::{Outcome, run_script};
 
 use crate::oracle::{Row, canonical, datafusion};
 
-fn ddl(dir: &Path) -> String {
+pub(crate) fn ddl(dir: &Path) -> String {
     TABLES
         .iter()
         .map(|t| {
@@ -22,11 +22,11 @@ fn ddl(dir: &Path) -> String {
         .collect()
 }
 
-fn rows(dir: &Path, queries: &[&str], workers: usize) -> Vec<Vec<Row>> {
+pub(crate) fn rows(dir: &Path, queries: &[impl AsRef<str>], workers: usize) -> Vec<Vec<Row>> {
     let script = ddl(dir)
         + &queries
             .iter()
-            .map(|q| format!("{q};\n"))
+            .map(|q| format!("{};\n", q.as_ref()))
             .collect::<String>();
     run_script(timely::Config::process(workers), &script, None, None, None)
         .unwrap()
@@ -95,7 +95,7 @@ const QUERIES: &[&str] = &[
      GROUP BY 1, 2, 3",
 ];
 
-fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+pub(crate) fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort();
     rows
 }
@@ -116,19 +116,29 @@ fn nexmark_queries_in_batch_form_match_datafusion_on_1_2_and_3_workers() {
         "every query has rows"
     );
     for workers in 1..=3 {
-        let got: Vec<Vec<Row>> = rows(dir.path(), QUERIES, workers)
-            .into_iter()
-            .map(sorted)
-            .collect();
-        for ((query, got), want) in QUERIES.iter().zip(got).zip(&expected) {
-            let differ = got.iter().zip(want).position(|(g, w)| g != w);
-            assert!(
-                got.len() == want.len() && differ.is_none(),
-                "{workers} workers: {query}: {} rows against {}, first differing at {differ:?}: {:?}",
-                got.len(),
-                want.len(),
-                differ.map(|i| (&got[i], &want[i]))
-            );
-        }
+        let got = rows(dir.path(), QUERIES, workers);
+        assert_same(workers, QUERIES, got, &expected);
+    }
+}
+
+/// Each query's rows (in any order) are the expected ones.
+pub(crate) fn assert_same(
+    workers: usize,
+    queries: &[impl AsRef<str>],
+    got: Vec<Vec<Row>>,
+    expected: &[Vec<Row>],
+) {
+    assert_eq!(got.len(), queries.len());
+    for ((query, got), want) in queries.iter().zip(got).zip(expected) {
+        let got = sorted(got);
+        let differ = got.iter().zip(want).position(|(g, w)| g != w);
+        assert!(
+            got.len() == want.len() && differ.is_none(),
+            "{workers} workers: {}: {} rows against {}, first differing at {differ:?}: {:?}",
+            query.as_ref(),
+            got.len(),
+            want.len(),
+            differ.map(|i| (&got[i], &want[i]))
+        );
     }
 }
