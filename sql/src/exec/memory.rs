@@ -11,7 +11,7 @@ use crate::error::SqlError;
 /// budget, shared by all the operators of the plan it runs.
 /// Past it, hash joins, grouped aggregations and sorts spill to disk; what
 /// cannot split (a join without equality keys, NOT IN, an aggregate without
-/// GROUP BY) fails the job, naming itself.
+/// GROUP BY, session windows) fails the job, naming itself.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget(pub u64);
 

@@ -476,6 +476,12 @@ fn build<'s>(
                 move |batch| unnest::unnest(batch, &spec),
             )
         }
+        Node::Window { input, spec } if spec.keys_route() => window::sessions(
+            build(input, scope, ctx, pool, gate),
+            ctx,
+            Arc::clone(spec),
+            pool,
+        ),
         Node::Window { input, spec } => {
             let spec = Arc::clone(spec);
             map(

@@ -1,14 +1,29 @@
 //! Windows assigned to rows in a batch query: a row's tumbling or hopping
 //! windows are its own (each worker assigns the rows it has), its columns
-//! repeated once per hopping window that holds it.
+//! repeated once per hopping window that holds it. Session windows need a
+//! key's rows together: they go to the worker that owns their keys' hash,
+//! which holds them (within its memory budget: they do not spill) until
+//! all are in, then sorts them by key and time and cuts a session wherever
+//! two rows are more than the gap apart.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
-use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::compute::kernels::boolean::is_not_null;
+use arrow::compute::{
+    SortColumn, cast, concat_batches, filter_record_batch, lexsort_to_indices, take,
+};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use weir_runtime::exec::WorkerCtx;
+use weir_runtime::time::BatchTime;
 
+use super::{Held, Pool, evaluate, fail, map, route, row_converter};
+use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::window::Windows;
 
@@ -23,6 +38,13 @@ pub struct WindowSpec {
     pub keys: Vec<Arc<dyn PhysicalExpr>>,
     /// The output: the input's columns, then the window's start and end.
     pub schema: SchemaRef,
+}
+
+impl WindowSpec {
+    /// Whether rows go to the worker of their keys (session windows).
+    pub(crate) fn keys_route(&self) -> bool {
+        matches!(self.windows, Windows::Session { .. })
+    }
 }
 
 /// `batch`'s rows, once per window (tumbling or hopping) that holds each,
@@ -67,6 +89,148 @@ pub(crate) fn assign(batch: &RecordBatch, spec: &WindowSpec) -> Result<RecordBat
         columns.push(cast(&bounds, time.data_type())?);
     }
     Ok(RecordBatch::try_new(Arc::clone(&spec.schema), columns)?)
+}
+
+/// Session windows: rows routed by their keys, assigned once all are in.
+pub(crate) fn sessions<'s>(
+    input: StreamVec<'s, BatchTime, Batch>,
+    ctx: &WorkerCtx,
+    spec: Arc<WindowSpec>,
+    pool: &Pool,
+) -> StreamVec<'s, BatchTime, Batch> {
+    let with_keys = Arc::clone(&spec);
+    let keyed = map(input, &ctx.failure, "SessionKeys", move |batch| {
+        let mut columns = batch.columns().to_vec();
+        for key in &with_keys.keys {
+            columns.push(evaluate(key, batch)?);
+        }
+        Ok(RecordBatch::try_new_with_options(
+            keyed_schema(batch, &columns),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?)
+    });
+    let inputs = spec.schema.fields().len() - 2;
+    let keys: Vec<usize> = (inputs..inputs + spec.keys.len()).collect();
+    let routed = route(keyed, &ctx.failure, ctx.peers, move |_| keys.clone());
+    let failure = ctx.failure.clone();
+    let mut memory = pool.reserve();
+    routed.unary_frontier::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+        Exchange::new(|(to, _): &(u64, Batch)| *to),
+        "Sessions",
+        move |cap, _| {
+            let mut cap = Some(cap.delayed(&BatchTime::End));
+            let mut held = Held::default();
+            move |(input, frontier), output| {
+                input.for_each(|_, data| held.extend(data.drain(..).map(|(_, b)| b.0)));
+                if let Err(e) = memory.hold("session windows", held.bytes()) {
+                    fail(&failure, e);
+                }
+                if failure.is_set() {
+                    cap = None;
+                    held.take();
+                } else if frontier.is_empty()
+                    && let Some(cap) = cap.take()
+                {
+                    match assign_sessions(&held.take(), &spec, inputs) {
+                        Ok(Some(out)) => output.session(&cap).give(Batch(out)),
+                        Ok(None) => {}
+                        Err(e) => fail(&failure, e),
+                    }
+                    memory.release();
+                }
+            }
+        },
+    )
+}
+
+/// The schema of `batch` with the key columns `columns` past its own.
+fn keyed_schema(batch: &RecordBatch, columns: &[ArrayRef]) -> SchemaRef {
+    let schema = batch.schema();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for (i, column) in columns.iter().enumerate().skip(fields.len()) {
+        fields.push(Field::new(
+            format!("key{i}"),
+            column.data_type().clone(),
+            true,
+        ));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The rows of `batches` (their first `inputs` columns, then their keys)
+/// with their session windows, sorted by key and time.
+fn assign_sessions(
+    batches: &[RecordBatch],
+    spec: &WindowSpec,
+    inputs: usize,
+) -> Result<Option<RecordBatch>> {
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let Windows::Session { gap } = spec.windows else {
+        return Ok(None);
+    };
+    let all = concat_batches(&first.schema(), batches)?;
+    let timed = is_not_null(all.column(spec.time))?;
+    let all = filter_record_batch(&all, &timed)?;
+    let keys: Vec<ArrayRef> = all.columns()[inputs..].to_vec();
+    let mut sort: Vec<SortColumn> = keys
+        .iter()
+        .map(|k| SortColumn {
+            values: Arc::clone(k),
+            options: None,
+        })
+        .collect();
+    sort.push(SortColumn {
+        values: Arc::clone(all.column(spec.time)),
+        options: None,
+    });
+    let order = lexsort_to_indices(&sort, None)?;
+    // no keys: all rows are of one key
+    let rows = match keys.is_empty() {
+        true => None,
+        false => Some(row_converter(keys.iter().map(|k| k.data_type()))?.convert_columns(&keys)?),
+    };
+    let same_key = |a: usize, b: usize| rows.as_ref().is_none_or(|r| r.row(a) == r.row(b));
+    let ticks = cast(all.column(spec.time), &DataType::Int64)?;
+    let ticks = ticks.as_primitive::<Int64Type>().values();
+    let mut starts = Vec::with_capacity(order.len());
+    let mut ends = Vec::with_capacity(order.len());
+    let order = order.values();
+    let mut first = 0;
+    for i in 1..=order.len() {
+        let cut = i == order.len() || {
+            let (previous, row) = (order[i - 1] as usize, order[i] as usize);
+            !same_key(previous, row) || ticks[row].saturating_sub(ticks[previous]) > gap
+        };
+        if !cut {
+            continue;
+        }
+        let (start, last) = (ticks[order[first] as usize], ticks[order[i - 1] as usize]);
+        let end = last.checked_add(gap).ok_or_else(|| {
+            SqlError::Execution(format!(
+                "session: the window of time {last} (column {}) ends out of the range of times",
+                all.schema().field(spec.time).name()
+            ))
+        })?;
+        starts.extend(std::iter::repeat_n(start, i - first));
+        ends.extend(std::iter::repeat_n(end, i - first));
+        first = i;
+    }
+    let indices = UInt32Array::from(order.to_vec());
+    let mut columns = all.columns()[..inputs]
+        .iter()
+        .map(|c| Ok(take(c, &indices, None)?))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let time_type = all.column(spec.time).data_type();
+    for bounds in [Int64Array::from(starts), Int64Array::from(ends)] {
+        columns.push(cast(&bounds, time_type)?);
+    }
+    Ok(Some(RecordBatch::try_new(
+        Arc::clone(&spec.schema),
+        columns,
+    )?))
 }
 
 #[cfg(test)]

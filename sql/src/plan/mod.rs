@@ -21,7 +21,7 @@ use datafusion_physical_expr::{PhysicalExpr, PhysicalSortExpr, create_physical_e
 use crate::catalog::{Catalog, Table};
 use crate::error::{Result, SqlError};
 use crate::exec::{UnnestSpec, WindowSpec};
-use crate::window::{Windowed, Windows};
+use crate::window::Windowed;
 
 /// An aggregate of an [`Node::Aggregate`]: the function, and its FILTER.
 #[derive(Debug)]
@@ -394,11 +394,6 @@ impl Translator<'_> {
 
     /// A window function's node.
     fn windowed(&self, windowed: &Windowed, schema: SchemaRef) -> Result<Node> {
-        if let Windows::Session { .. } = windowed.windows {
-            return Err(SqlError::Unsupported(
-                "session windows in batch queries".into(),
-            ));
-        }
         let input_schema = windowed.input.schema();
         Ok(Node::Window {
             spec: Arc::new(WindowSpec {

@@ -9,14 +9,16 @@ use weir_sql::run_script;
 use crate::nexmark::{assert_same, ddl, rows, sorted};
 use crate::oracle::{Row, datafusion};
 
-/// A windowing of a table: windows of `size` seconds every `slide` seconds
-/// (tumbling if the same), starting `offset` seconds past the epoch.
+/// A windowing of a table: windows of `size` milliseconds every `slide`
+/// (tumbling if the same), starting `offset` past the epoch; or
+/// with `session` keys, session windows of gap `size`.
 struct W {
     table: &'static str,
     time: &'static str,
     slide: u32,
     size: u32,
     offset: u32,
+    session: Option<&'static str>,
 }
 
 impl W {
@@ -27,23 +29,41 @@ impl W {
             slide: size,
             size,
             offset: 0,
+            session: None,
+        }
+    }
+
+    const fn session(table: &'static str, gap: u32, keys: &'static str) -> W {
+        W {
+            session: Some(keys),
+            ..W::tumble(table, gap)
         }
     }
 
     /// The call of weir's window function.
     fn call(&self) -> String {
         let (table, time) = (self.table, self.time);
+        if let Some(keys) = self.session {
+            let keys = match keys {
+                "" => String::new(),
+                keys => format!(", {keys}"),
+            };
+            return format!(
+                "session({table}, {time}, INTERVAL '{}' MILLISECOND{keys})",
+                self.size
+            );
+        }
         let offset = match self.offset {
             0 => String::new(),
-            o => format!(", INTERVAL '{o}' SECOND"),
+            o => format!(", INTERVAL '{o} milliseconds'"),
         };
         match self.slide == self.size {
             true => format!(
-                "tumble({table}, {time}, INTERVAL '{}' SECOND{offset})",
+                "tumble({table}, {time}, INTERVAL '{}' MILLISECOND{offset})",
                 self.size
             ),
             false => format!(
-                "hop({table}, {time}, INTERVAL '{}' SECOND, INTERVAL '{}' SECOND{offset})",
+                "hop({table}, {time}, INTERVAL '{}' MILLISECOND, INTERVAL '{}' MILLISECOND{offset})",
                 self.slide, self.size
             ),
         }
@@ -53,23 +73,47 @@ impl W {
     /// row may fall in, its start from `date_bin`, kept if it holds the row.
     fn spelled_out(&self) -> String {
         let (table, time, slide, size) = (self.table, self.time, self.slide, self.size);
+        if let Some(keys) = self.session {
+            return session_spelled_out(table, time, size, keys);
+        }
         let copies: Vec<String> = (0..size.div_ceil(slide))
             .map(|k| {
                 format!(
-                    "SELECT *, date_bin(INTERVAL '{slide} seconds', {time}, \
-                     TIMESTAMP '1970-01-01T00:00:00' + INTERVAL '{} seconds') \
-                     - INTERVAL '{} seconds' AS window_start FROM {table}",
+                    "SELECT *, date_bin(INTERVAL '{slide} milliseconds', {time}, \
+                     TIMESTAMP '1970-01-01T00:00:00' + INTERVAL '{} milliseconds') \
+                     - INTERVAL '{} milliseconds' AS window_start FROM {table}",
                     self.offset,
                     k * slide
                 )
             })
             .collect();
         format!(
-            "(SELECT *, window_start + INTERVAL '{size} seconds' AS window_end FROM ({}) \
-             WHERE window_start + INTERVAL '{size} seconds' > {time})",
+            "(SELECT *, window_start + INTERVAL '{size} milliseconds' AS window_end FROM ({}) \
+             WHERE window_start + INTERVAL '{size} milliseconds' > {time})",
             copies.join(" UNION ALL ")
         )
     }
+}
+
+/// Session windows in DataFusion's SQL: a session starts at a row more
+/// than the gap after its key's previous one.
+fn session_spelled_out(table: &str, time: &str, gap: u32, keys: &str) -> String {
+    let by = |more: &str| match (keys, more) {
+        ("", "") => String::new(),
+        ("", more) => format!("PARTITION BY {more}"),
+        (keys, "") => format!("PARTITION BY {keys}"),
+        (keys, more) => format!("PARTITION BY {keys}, {more}"),
+    };
+    let (keyed, sessions) = (by(""), by("sid"));
+    format!(
+        "(SELECT *, min({time}) OVER ({sessions}) AS window_start, \
+          max({time}) OVER ({sessions}) + INTERVAL '{gap} milliseconds' AS window_end FROM \
+          (SELECT *, sum(CASE WHEN prev IS NULL \
+             OR CAST({time} AS BIGINT) - CAST(prev AS BIGINT) > {gap} THEN 1 ELSE 0 END) \
+             OVER ({keyed} ORDER BY {time} ROWS UNBOUNDED PRECEDING) AS sid FROM \
+           (SELECT *, lag({time}) OVER ({keyed} ORDER BY {time}) AS prev FROM {table} \
+            WHERE {time} IS NOT NULL)))"
+    )
 }
 
 /// Queries with `{0}`, `{1}` where their windowed tables go.
@@ -78,12 +122,12 @@ fn queries() -> Vec<(&'static str, Vec<W>)> {
                   CAST(window_end AS VARCHAR) AS we, count(*) AS n FROM {0} AS w \
                   GROUP BY auction, window_start, window_end";
     vec![
-        (counts, vec![W::tumble("bid", 10)]),
+        (counts, vec![W::tumble("bid", 100)]),
         (
             counts,
             vec![W {
-                slide: 2,
-                ..W::tumble("bid", 10)
+                slide: 20,
+                ..W::tumble("bid", 100)
             }],
         ),
         // uneven slides, an offset, a filter that runs before the windows
@@ -91,17 +135,17 @@ fn queries() -> Vec<(&'static str, Vec<W>)> {
             "SELECT w.auction, CAST(w.window_start AS VARCHAR), sum(w.price) FROM {0} AS w \
              WHERE w.price > 1000 GROUP BY 1, 2",
             vec![W {
-                slide: 3,
-                size: 7,
-                offset: 1,
+                slide: 30,
+                size: 70,
+                offset: 10,
                 ..W::tumble("bid", 0)
             }],
         ),
         (
             "SELECT CAST(window_end AS VARCHAR), max(price) FROM {0} GROUP BY window_end",
             vec![W {
-                offset: 3,
-                ..W::tumble("bid", 10)
+                offset: 30,
+                ..W::tumble("bid", 100)
             }],
         ),
         // Nexmark q5: the auctions with the most bids in each hopping window
@@ -116,12 +160,12 @@ fn queries() -> Vec<(&'static str, Vec<W>)> {
              ON b.starttime = m.starttime AND b.endtime = m.endtime AND b.num >= m.maxn",
             vec![
                 W {
-                    slide: 2,
-                    ..W::tumble("bid", 10)
+                    slide: 20,
+                    ..W::tumble("bid", 100)
                 },
                 W {
-                    slide: 2,
-                    ..W::tumble("bid", 10)
+                    slide: 20,
+                    ..W::tumble("bid", 100)
                 },
             ],
         ),
@@ -130,9 +174,9 @@ fn queries() -> Vec<(&'static str, Vec<W>)> {
             "SELECT b.auction, b.price, b.bidder, CAST(b.date_time AS VARCHAR) FROM bid b \
              JOIN (SELECT max(price) AS maxprice, window_end FROM {0} \
               GROUP BY window_start, window_end) m ON b.price = m.maxprice \
-             WHERE b.date_time >= m.window_end - INTERVAL '10' SECOND \
+             WHERE b.date_time >= m.window_end - INTERVAL '100' MILLISECOND \
              AND b.date_time < m.window_end",
-            vec![W::tumble("bid", 10)],
+            vec![W::tumble("bid", 100)],
         ),
         // Nexmark q8: people who opened an auction in the window they joined
         (
@@ -142,22 +186,38 @@ fn queries() -> Vec<(&'static str, Vec<W>)> {
              JOIN (SELECT seller, window_start AS starttime, window_end AS endtime FROM {1} \
               GROUP BY seller, window_start, window_end) a \
              ON p.id = a.seller AND p.starttime = a.starttime AND p.endtime = a.endtime",
-            vec![W::tumble("person", 10), W::tumble("auction", 10)],
+            vec![W::tumble("person", 100), W::tumble("auction", 100)],
         ),
         // a query and a WITH query as the windowed table
         (
             "SELECT CAST(window_start AS VARCHAR), count(*), min(auction) FROM {0} GROUP BY 1",
             vec![W::tumble(
                 "(SELECT auction, date_time FROM bid WHERE auction % 7 = 0)",
-                5,
+                50,
+            )],
+        ),
+        // session windows: by key, by two keys, over all rows
+        (counts, vec![W::session("bid", 20, "auction")]),
+        (
+            "SELECT bidder, CAST(window_start AS VARCHAR), CAST(window_end AS VARCHAR), \
+             count(*), max(price) FROM {0} GROUP BY bidder, window_start, window_end",
+            vec![W::session("bid", 50, "bidder, auction % 3")],
+        ),
+        (
+            "SELECT CAST(window_start AS VARCHAR), CAST(window_end AS VARCHAR), count(*) \
+             FROM {0} GROUP BY 1, 2",
+            vec![W::session(
+                "(SELECT date_time FROM bid WHERE price % 10 < 2)",
+                2,
+                "",
             )],
         ),
         (
             "WITH big AS (SELECT auction, price, date_time FROM bid WHERE price > 10000) \
              SELECT CAST(window_start AS VARCHAR), count(*) FROM {0} GROUP BY 1",
             vec![W {
-                slide: 5,
-                ..W::tumble("big", 20)
+                slide: 50,
+                ..W::tumble("big", 200)
             }],
         ),
     ]
@@ -237,6 +297,10 @@ fn a_bad_window_call_is_refused_with_what_is_wrong() {
             "tumble((SELECT date_time AS window_end FROM bid), window_end, INTERVAL '1' SECOND)",
             "has a column window_end already",
         ),
+        (
+            "session(bid, date_time, INTERVAL '1' SECOND, nothing)",
+            "nothing",
+        ),
     ];
     for (call, needle) in cases {
         let script = format!("{}SELECT count(*) FROM {call};", ddl(dir.path()));
@@ -246,6 +310,15 @@ fn a_bad_window_call_is_refused_with_what_is_wrong() {
         let message = err.to_string();
         assert!(message.contains(needle), "{call}: {message} lacks {needle}");
     }
+    // session windows hold their rows, within the budget
+    let script = format!(
+        "{}SELECT count(*) FROM session(bid, date_time, INTERVAL '1' SECOND, bidder);",
+        ddl(dir.path())
+    );
+    let err = run_script(timely::Config::thread(), &script, None, Some(1_000), None)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("session windows holds"), "{err}");
 }
 
 #[test]
@@ -268,19 +341,31 @@ fn the_table_api_windows_give_the_rows_of_the_sql_windows() {
             .unwrap();
         sorted(crate::oracle::canonical(&output.batches))
     };
-    let secs = Duration::from_secs;
-    let tumbled = counts(bid.clone().tumble("date_time", secs(10)).unwrap());
-    let hopped = counts(bid.clone().hop("date_time", secs(2), secs(10)).unwrap());
+    let millis = Duration::from_millis;
+    let tumbled = counts(bid.clone().tumble("date_time", millis(100)).unwrap());
+    let hopped = counts(
+        bid.clone()
+            .hop("date_time", millis(20), millis(100))
+            .unwrap(),
+    );
+    let sessions = counts(
+        bid.clone()
+            .session("date_time", millis(20), vec![col("auction")])
+            .unwrap(),
+    );
     let sql = [
         "SELECT auction, window_start, window_end, count(*) FROM \
-         tumble(bid, date_time, INTERVAL '10' SECOND) GROUP BY 1, 2, 3",
+         tumble(bid, date_time, INTERVAL '100' MILLISECOND) GROUP BY 1, 2, 3",
         "SELECT auction, window_start, window_end, count(*) FROM \
-         hop(bid, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND) GROUP BY 1, 2, 3",
+         hop(bid, date_time, INTERVAL '20' MILLISECOND, INTERVAL '100' MILLISECOND) GROUP BY 1, 2, 3",
+        "SELECT auction, window_start, window_end, count(*) FROM \
+         session(bid, date_time, INTERVAL '20' MILLISECOND, auction) GROUP BY 1, 2, 3",
     ];
     let expected = rows(dir.path(), &sql, 1);
     assert!(!tumbled.is_empty() && hopped.len() > tumbled.len());
     assert_eq!(tumbled, sorted(expected[0].clone()));
     assert_eq!(hopped, sorted(expected[1].clone()));
+    assert_eq!(sessions, sorted(expected[2].clone()));
     let err = bid
         .tumble("date_time", Duration::from_micros(1_500))
         .err()
