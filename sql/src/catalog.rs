@@ -12,6 +12,7 @@ use datafusion_expr::CreateExternalTable;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Result, SqlError};
+use crate::nexmark::NexmarkTable;
 
 /// Rows read to infer the schema of a CSV or JSON table.
 const INFER_ROWS: usize = 1000;
@@ -33,6 +34,8 @@ pub enum Format {
     /// Lines of text, one row each, in one text column (Spark's `text`
     /// format): `line` unless the table declares another name.
     Text,
+    /// Nexmark's events, generated (no files).
+    Nexmark(NexmarkTable),
 }
 
 impl Format {
@@ -43,7 +46,7 @@ impl Format {
             Format::Csv { .. } => Some("csv"),
             Format::Json => Some("json"),
             Format::Parquet => Some("parquet"),
-            Format::Text => None,
+            Format::Text | Format::Nexmark(_) => None,
         }
     }
 }
@@ -59,6 +62,9 @@ pub struct Table {
     pub files: Vec<PathBuf>,
     /// Its columns.
     pub schema: SchemaRef,
+    /// Whether it is a stream without end (`CREATE UNBOUNDED EXTERNAL
+    /// TABLE`): a query that reads it runs as a streaming job.
+    pub unbounded: bool,
 }
 
 fn input(location: &Path, message: impl std::fmt::Display) -> SqlError {
@@ -91,15 +97,69 @@ impl Table {
             "JSON" | "NDJSON" => Format::Json,
             "PARQUET" => Format::Parquet,
             "TEXT" => Format::Text,
+            "NEXMARK" => return Table::nexmark(&name, cmd),
             other => {
                 return Err(SqlError::Unsupported(format!(
-                    "table {name}: files STORED AS {other} (CSV, JSON, PARQUET and TEXT are)"
+                    "table {name}: STORED AS {other} (CSV, JSON, PARQUET, TEXT and NEXMARK are)"
                 )));
             }
         };
         let declared =
             (!cmd.schema.fields().is_empty()).then(|| Arc::new(cmd.schema.as_arrow().clone()));
         Table::open(&name, format, &cmd.locations, declared)
+    }
+
+    /// A table of Nexmark's events: `LOCATION 'bid'` (or `person`,
+    /// `auction`) names which, `OPTIONS ('events' 'N', 'rate' 'R')` how many
+    /// (all, unending, if not given: only for an `UNBOUNDED` table) and how
+    /// fast they are generated when it streams (events a second).
+    fn nexmark(name: &str, cmd: &CreateExternalTable) -> Result<Table> {
+        let location = match cmd.locations.as_slice() {
+            [one] => one.as_str(),
+            _ => "",
+        };
+        let Some(table) = crate::nexmark::TABLES.iter().position(|t| *t == location) else {
+            return Err(SqlError::Plan(format!(
+                "table {name}: LOCATION '{location}' is not a Nexmark table \
+                 (person, auction or bid)"
+            )));
+        };
+        if !cmd.schema.fields().is_empty() {
+            return Err(SqlError::Plan(format!(
+                "table {name}: a Nexmark table's columns are Nexmark's (declare none)"
+            )));
+        }
+        let number = |key: &str| -> Result<Option<u64>> {
+            option(cmd, key)
+                .map(|v| {
+                    v.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        SqlError::Plan(format!(
+                            "table {name}: option '{key}' is '{v}', not a positive whole number"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let source = NexmarkTable {
+            table,
+            events: number("events")?,
+            rate: number("rate")?,
+        };
+        if source.events.is_none() && !cmd.unbounded {
+            return Err(SqlError::Plan(format!(
+                "table {name}: a bounded Nexmark table needs OPTIONS ('events' 'N') \
+                 (or declare it UNBOUNDED)"
+            )));
+        }
+        Ok(Table {
+            name: name.to_string(),
+            format: Format::Nexmark(source),
+            files: Vec::new(),
+            schema: crate::nexmark::schema(location).ok_or_else(|| {
+                SqlError::Plan(format!("table {name}: no Nexmark table {location}"))
+            })?,
+            unbounded: cmd.unbounded,
+        })
     }
 
     /// The table `name` of the files at `locations` (files, or directories
@@ -138,6 +198,7 @@ impl Table {
             format,
             files,
             schema,
+            unbounded: false,
         })
     }
 }
@@ -215,6 +276,7 @@ fn infer(file: &Path, format: Format) -> Result<SchemaRef> {
             open()?;
             Schema::new(vec![Field::new("line", DataType::Utf8, false)])
         }
+        Format::Nexmark(_) => return Err(input(file, "a Nexmark table has no files")),
     };
     Ok(Arc::new(schema))
 }

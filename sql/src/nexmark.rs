@@ -237,6 +237,87 @@ fn batch(table: &str, columns: Vec<ArrayRef>) -> Result<Option<RecordBatch>> {
     Ok(Some(RecordBatch::try_new(schema, columns)?))
 }
 
+/// What a `STORED AS NEXMARK` table reads: one of the tables, of the
+/// first `events` events (all of them if none), generated at `rate` events
+/// a second (as fast as it can if none) when it streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NexmarkTable {
+    /// Its index in [`TABLES`].
+    pub table: usize,
+    /// Events of the sequence (of all three tables) it holds.
+    pub events: Option<u64>,
+    /// Events a second, over all workers, when it streams.
+    pub rate: Option<u64>,
+}
+
+impl NexmarkTable {
+    /// The events of the sequence worker `index` of `peers` generates: every
+    /// `peers`-th, from event `index`.
+    pub fn share(&self, index: usize, peers: usize) -> Option<u64> {
+        self.events
+            .map(|events| share_of(events, index as u64, peers.max(1) as u64))
+    }
+}
+
+/// Of the first `events` events, those part `index` of `parts` holds.
+fn share_of(events: u64, index: u64, parts: u64) -> u64 {
+    events / parts + u64::from(index < events % parts)
+}
+
+/// One worker's share of a Nexmark table's events, generated a batch at a
+/// time: events `index`, `index + peers`, ... of the sequence.
+pub struct Share {
+    generator: EventGenerator,
+    table: usize,
+    /// Events of this share generated so far.
+    pub generated: u64,
+    /// Events of this share (none: no end).
+    pub events: Option<u64>,
+    /// The time of the last event generated (ms since the epoch).
+    pub last_time: Option<u64>,
+}
+
+impl Share {
+    /// The share of worker `index` of `peers`, its first `skip` events
+    /// already generated.
+    pub fn new(table: &NexmarkTable, index: usize, peers: usize, skip: u64) -> Share {
+        let step = peers.max(1) as u64;
+        Share {
+            generator: generator(index as u64 + skip * step, step),
+            table: table.table,
+            generated: skip,
+            events: table.share(index, peers),
+            last_time: None,
+        }
+    }
+
+    /// Events of this share not generated yet (none: no end).
+    pub fn left(&self) -> Option<u64> {
+        self.events.map(|e| e.saturating_sub(self.generated))
+    }
+
+    /// The table's rows among the next `events` events of the share (fewer
+    /// at its end); `None` when none of them is of the table.
+    pub fn next_batch(&mut self, events: u64) -> Result<Option<RecordBatch>> {
+        let events = self.left().map_or(events, |left| left.min(events));
+        let mut rows = Rows::default();
+        for event in self.generator.by_ref().take(events as usize) {
+            self.generated += 1;
+            let (kind, time) = match &event {
+                Event::Person(p) => (0, p.date_time),
+                Event::Auction(a) => (1, a.date_time),
+                Event::Bid(b) => (2, b.date_time),
+            };
+            self.last_time = Some(time);
+            if kind == self.table {
+                rows.push(event);
+            }
+        }
+        let mut tables = rows.take()?;
+        Ok(tables.get_mut(self.table).and_then(Option::take))
+    }
+}
+
 /// Writes the first `events` events into `dir/<table>/`, each table in
 /// `parts` Parquet files (`part-N.parquet`, part N holding events N,
 /// N + parts, ...); returns each table's rows.
@@ -244,7 +325,7 @@ pub fn generate(dir: &Path, events: u64, parts: usize) -> Result<Vec<(&'static s
     let parts = parts.max(1) as u64;
     let mut counts = [0u64; 3];
     for part in 0..parts {
-        let mine = events / parts + u64::from(part < events % parts);
+        let mine = share_of(events, part, parts);
         let mut batches: [Vec<RecordBatch>; 3] = Default::default();
         let mut rows = Rows::default();
         for event in generator(part, parts).take(mine as usize) {

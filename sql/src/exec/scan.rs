@@ -24,6 +24,7 @@ use weir_runtime::time::BatchTime;
 use super::Gate;
 use crate::batch::Batch;
 use crate::catalog::{Format, Table};
+use crate::nexmark::Share;
 
 /// Rows per batch read.
 const BATCH_ROWS: usize = 8192;
@@ -96,6 +97,11 @@ fn open(table: &Table, projection: &[usize], ctx: &WorkerCtx) -> Result<Box<dyn 
     })?);
     Ok(match table.format {
         Format::Parquet => Box::new(ParquetShare::open(table, projection, projected, ctx)?),
+        Format::Nexmark(source) => Box::new(NexmarkShare {
+            share: Share::new(&source, ctx.index, ctx.peers, 0),
+            table: table.name.clone(),
+            projection: projection.to_vec(),
+        }),
         Format::Csv { .. } | Format::Json | Format::Text => Box::new(TextShare {
             lines: LineInput::Files(table.files.clone()).reader(ctx.index, ctx.peers)?,
             table: table.clone(),
@@ -107,6 +113,35 @@ fn open(table: &Table, projection: &[usize], ctx: &WorkerCtx) -> Result<Box<dyn 
             done: false,
         }),
     })
+}
+
+/// A worker's share of a Nexmark table's events.
+struct NexmarkShare {
+    share: Share,
+    table: String,
+    projection: Vec<usize>,
+}
+
+impl Reader for NexmarkShare {
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, JobError> {
+        let error = |e: &dyn std::fmt::Display| JobError::Io {
+            path: self.table.clone(),
+            message: e.to_string(),
+        };
+        while self.share.left() != Some(0) {
+            if let Some(batch) = self
+                .share
+                .next_batch(BATCH_ROWS as u64)
+                .map_err(|e| error(&e))?
+            {
+                return batch
+                    .project(&self.projection)
+                    .map(Some)
+                    .map_err(|e| error(&e));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// The row groups of a table's Parquet files that one worker reads.
@@ -281,7 +316,10 @@ impl TextShare {
                 let lines: arrow::array::StringArray = text.lines().map(Some).collect();
                 RecordBatch::try_new(schema, vec![Arc::new(lines)]).map(Some)
             }
-            Format::Json | Format::Parquet => {
+            Format::Parquet | Format::Nexmark(_) => Err(arrow::error::ArrowError::ParseError(
+                "not a text format".into(),
+            )),
+            Format::Json => {
                 let mut decoder = arrow::json::ReaderBuilder::new(schema)
                     .with_batch_size(rows)
                     .build_decoder()?;

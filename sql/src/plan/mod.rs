@@ -173,10 +173,17 @@ fn output_schema(plan: &LogicalPlan) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Translates DataFusion's optimized logical plan.
+/// Translates DataFusion's optimized logical plan of a batch query (over
+/// bounded tables).
 pub fn translate(plan: &LogicalPlan, catalog: &Catalog) -> Result<Plan> {
+    translate_as(plan, catalog, false)
+}
+
+/// Translates a plan; a `streaming` one may read unbounded tables.
+pub(crate) fn translate_as(plan: &LogicalPlan, catalog: &Catalog, streaming: bool) -> Result<Plan> {
     let props = ExecutionProps::new();
     let translator = Translator {
+        streaming,
         catalog,
         sizes: build_side::Sizes::new(catalog),
         props: &props,
@@ -189,6 +196,7 @@ pub fn translate(plan: &LogicalPlan, catalog: &Catalog) -> Result<Plan> {
 }
 
 struct Translator<'a> {
+    streaming: bool,
     catalog: &'a Catalog,
     sizes: build_side::Sizes<'a>,
     props: &'a ExecutionProps,
@@ -208,6 +216,12 @@ impl Translator<'_> {
                     .catalog
                     .get(name)
                     .ok_or_else(|| SqlError::Plan(format!("table '{name}' is not declared")))?;
+                if table.unbounded && !self.streaming {
+                    return Err(SqlError::Plan(format!(
+                        "table {name} is UNBOUNDED: a query over it streams, \
+                         with checkpoints (--checkpoint-dir)"
+                    )));
+                }
                 let projection = match &scan.projection {
                     Some(p) => p.clone(),
                     None => (0..table.schema.fields().len()).collect(),

@@ -142,3 +142,66 @@ pub(crate) fn assert_same(
         );
     }
 }
+
+#[test]
+fn a_nexmark_table_holds_the_events_gen_nexmark_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 7_000, 3).unwrap();
+    let declared: String = TABLES
+        .iter()
+        .map(|t| {
+            format!(
+                "CREATE EXTERNAL TABLE {t} STORED AS NEXMARK LOCATION '{t}' \
+                 OPTIONS ('events' '7000');\n"
+            )
+        })
+        .collect();
+    let queries = [WHOLE.as_slice(), &QUERIES[3..]].concat();
+    let script = declared
+        + &queries
+            .iter()
+            .map(|q| format!("{q};\n"))
+            .collect::<String>();
+    let from_files = rows(dir.path(), &queries, 2);
+    for workers in [1, 3] {
+        let generated: Vec<Vec<Row>> =
+            run_script(timely::Config::process(workers), &script, None, None, None)
+                .unwrap()
+                .iter()
+                .filter_map(|o| match o {
+                    Outcome::Rows(output) => Some(canonical(&output.batches)),
+                    _ => None,
+                })
+                .collect();
+        assert_same(
+            workers,
+            &queries,
+            generated,
+            &from_files
+                .clone()
+                .into_iter()
+                .map(sorted)
+                .collect::<Vec<_>>(),
+        );
+    }
+    let bad = [
+        (
+            "LOCATION 'bids' OPTIONS ('events' '1')",
+            "not a Nexmark table",
+        ),
+        ("LOCATION 'bid'", "needs OPTIONS ('events' 'N')"),
+        (
+            "LOCATION 'bid' OPTIONS ('events' 'many')",
+            "not a positive whole number",
+        ),
+    ];
+    for (rest, needle) in bad {
+        let sql = format!("CREATE EXTERNAL TABLE b STORED AS NEXMARK {rest}");
+        let err = run_script(timely::Config::thread(), &sql, None, None, None).unwrap_err();
+        assert!(err.to_string().contains(needle), "{rest}: {err}");
+    }
+    let unbounded = "CREATE UNBOUNDED EXTERNAL TABLE b STORED AS NEXMARK LOCATION 'bid'; \
+                     SELECT count(*) FROM b";
+    let err = run_script(timely::Config::thread(), unbounded, None, None, None).unwrap_err();
+    assert!(err.to_string().contains("is UNBOUNDED"), "{err}");
+}
