@@ -16,6 +16,8 @@
 //!   aggregate, hash join, sort, limit) and the run of a plan on a worker.
 //! - [`session`]: statements one after another on one timely execution,
 //!   from a script or as they come (an interactive prompt).
+//! - [`stream`]: queries over unbounded tables as checkpointed streaming
+//!   jobs (the runner of `weir-streaming`).
 //! - [`table`]: the Table API: programs built with DataFusion's plan builder
 //!   and expressions, run as [`session`] runs queries.
 //! - [`tpch`]: TPC-H's tables generated as Parquet, and its 22 queries.
@@ -32,6 +34,7 @@ pub mod exec;
 pub mod nexmark;
 pub mod plan;
 pub mod session;
+pub mod stream;
 pub mod table;
 pub mod tpch;
 pub mod window;

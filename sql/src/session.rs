@@ -178,6 +178,31 @@ impl Session {
         merged
     }
 
+    /// Declares the tables of `ddl` (`CREATE EXTERNAL TABLE` statements only).
+    pub fn declare_all(&mut self, ddl: &str) -> Result<()> {
+        for statement in Session::parse(ddl)? {
+            match self.plan(statement)? {
+                Planned::Declare(table, replace) => self.catalog.add(table, replace)?,
+                _ => return Err(SqlError::Plan("not a CREATE EXTERNAL TABLE".into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// The plan of `query` (one statement) over unbounded tables, checked
+    /// to stream.
+    pub fn plan_stream(&self, query: &str) -> Result<crate::stream::StreamPlan> {
+        let mut statements = Session::parse(query)?;
+        let (Some(statement), 1) = (statements.pop(), statements.len() + 1) else {
+            return Err(SqlError::Plan("a streaming job runs one query".into()));
+        };
+        let Planned::Query(plan) = self.plan(statement)? else {
+            return Err(SqlError::Plan("a streaming job runs a query".into()));
+        };
+        let plan = crate::plan::translate_as(&plan, &self.catalog, true)?;
+        crate::stream::StreamPlan::new(plan)
+    }
+
     /// Declares `table` (replacing one of the same name).
     pub fn declare(&mut self, table: Table) -> Result<()> {
         self.catalog.add(table, true)

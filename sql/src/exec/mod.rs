@@ -39,6 +39,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+use timely::progress::Timestamp;
 use timely::worker::Worker;
 use weir_progress::agree::all_gather;
 use weir_runtime::JobError;
@@ -329,12 +330,12 @@ pub(crate) fn gather<'s>(
 }
 
 /// Applies `f` to every batch (a failure is set, and the batch dropped).
-fn map<'s>(
-    input: StreamVec<'s, BatchTime, Batch>,
+fn map<'s, T: Timestamp>(
+    input: StreamVec<'s, T, Batch>,
     failure: &Failure,
     name: &str,
     f: impl Fn(&RecordBatch) -> Result<RecordBatch> + 'static,
-) -> StreamVec<'s, BatchTime, Batch> {
+) -> StreamVec<'s, T, Batch> {
     let failure = failure.clone();
     input.unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(Pipeline, name, move |_, _| {
         move |input, output| {
@@ -355,6 +356,70 @@ fn map<'s>(
     })
 }
 
+/// What a node that maps each batch by itself does to a batch: filter,
+/// project, unnest, tumbling and hopping windows (`None` for other nodes).
+pub(crate) type RowOp = Box<dyn Fn(&RecordBatch) -> Result<RecordBatch>>;
+
+/// The name and function of a node that maps each batch by itself.
+pub(crate) fn row_op(node: &Node) -> Option<(&'static str, RowOp)> {
+    Some(match node {
+        Node::Filter { predicate, .. } => {
+            let predicate = Arc::clone(predicate);
+            let f = move |batch: &RecordBatch| {
+                let mask = evaluate(&predicate, batch)?;
+                Ok(filter_record_batch(batch, mask.as_boolean())?)
+            };
+            ("Filter", Box::new(f))
+        }
+        Node::Project { exprs, schema, .. } => {
+            let (exprs, out) = (exprs.clone(), Arc::clone(schema));
+            let f = move |batch: &RecordBatch| {
+                let columns = exprs
+                    .iter()
+                    .map(|e| evaluate(e, batch))
+                    .collect::<Result<Vec<_>>>()?;
+                let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+                Ok(RecordBatch::try_new_with_options(
+                    Arc::clone(&out),
+                    columns,
+                    &options,
+                )?)
+            };
+            ("Project", Box::new(f))
+        }
+        Node::Unnest { spec, .. } => {
+            let spec = Arc::clone(spec);
+            (
+                "Unnest",
+                Box::new(move |batch: &RecordBatch| unnest::unnest(batch, &spec)),
+            )
+        }
+        Node::Window { spec, .. } if !spec.keys_route() => {
+            let spec = Arc::clone(spec);
+            (
+                "Window",
+                Box::new(move |batch: &RecordBatch| window::assign(batch, &spec)),
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// `input` through the row operator `node`.
+pub(crate) fn mapped<'s, T: Timestamp>(
+    node: &Node,
+    input: StreamVec<'s, T, Batch>,
+    failure: &Failure,
+) -> StreamVec<'s, T, Batch> {
+    match row_op(node) {
+        Some((name, f)) => map(input, failure, name, f),
+        None => {
+            fail(failure, SqlError::Plan("not a row operator".into()));
+            input
+        }
+    }
+}
+
 /// The dataflow of `node` on one worker; its scans start once `gate` is
 /// complete.
 fn build<'s>(
@@ -366,42 +431,17 @@ fn build<'s>(
 ) -> StreamVec<'s, BatchTime, Batch> {
     match node {
         Node::Scan { table, projection } => scan::scan(gate.clone(), ctx, table, projection),
-        Node::Filter { input, predicate } => {
-            let predicate = Arc::clone(predicate);
-            map(
-                build(input, scope, ctx, pool, gate),
-                &ctx.failure,
-                "Filter",
-                move |batch| {
-                    let mask = evaluate(&predicate, batch)?;
-                    Ok(filter_record_batch(batch, mask.as_boolean())?)
-                },
-            )
-        }
-        Node::Project {
-            input,
-            exprs,
-            schema,
-        } => {
-            let exprs = exprs.clone();
-            let out = Arc::clone(schema);
-            map(
-                build(input, scope, ctx, pool, gate),
-                &ctx.failure,
-                "Project",
-                move |batch| {
-                    let columns = exprs
-                        .iter()
-                        .map(|e| evaluate(e, batch))
-                        .collect::<Result<Vec<_>>>()?;
-                    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-                    Ok(RecordBatch::try_new_with_options(
-                        Arc::clone(&out),
-                        columns,
-                        &options,
-                    )?)
-                },
-            )
+        Node::Window { input, spec } if spec.keys_route() => window::sessions(
+            build(input, scope, ctx, pool, gate),
+            ctx,
+            Arc::clone(spec),
+            pool,
+        ),
+        Node::Filter { input, .. }
+        | Node::Project { input, .. }
+        | Node::Unnest { input, .. }
+        | Node::Window { input, .. } => {
+            mapped(node, build(input, scope, ctx, pool, gate), &ctx.failure)
         }
         Node::Aggregate {
             input,
@@ -465,30 +505,6 @@ fn build<'s>(
                 }),
                 pool,
                 built,
-            )
-        }
-        Node::Unnest { input, spec } => {
-            let spec = Arc::clone(spec);
-            map(
-                build(input, scope, ctx, pool, gate),
-                &ctx.failure,
-                "Unnest",
-                move |batch| unnest::unnest(batch, &spec),
-            )
-        }
-        Node::Window { input, spec } if spec.keys_route() => window::sessions(
-            build(input, scope, ctx, pool, gate),
-            ctx,
-            Arc::clone(spec),
-            pool,
-        ),
-        Node::Window { input, spec } => {
-            let spec = Arc::clone(spec);
-            map(
-                build(input, scope, ctx, pool, gate),
-                &ctx.failure,
-                "Window",
-                move |batch| window::assign(batch, &spec),
             )
         }
         Node::Union { inputs, schema } => {

@@ -5,6 +5,7 @@ mod nexmark;
 mod oracle;
 mod queries;
 mod spill;
+mod stream;
 mod table_api;
 mod tpch;
 mod windows;

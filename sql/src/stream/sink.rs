@@ -1,0 +1,69 @@
+//! Where a streaming query's rows go: each worker holds its rows of an epoch
+//! until a checkpoint that covers the epoch is committed (and every row of
+//! the epoch is in), then hands them over, epoch by epoch. A run restored
+//! from that checkpoint does not produce them again, so rows are handed
+//! over once, unless a damaged checkpoint makes the restore fall back past
+//! a committed one (the epochs between are then replayed and handed over
+//! again; a sink that must not repeat them stages them, as the directory
+//! and Kafka sinks of `weir stream` do).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use weir_progress::checkpoint::Committed;
+use weir_runtime::source_ctx::SourceCtx;
+
+use crate::batch::Batch;
+
+/// What receives a streaming query's committed rows: the worker, the
+/// epoch, and rows of that epoch (called in epoch order on each worker).
+pub type Deliver = Arc<dyn Fn(usize, u64, &RecordBatch) + Send + Sync>;
+
+/// Hands over each epoch's rows once a checkpoint covers it. The output
+/// carries nothing: it ends once both inputs have, after the last rows
+/// (covered by the final checkpoint) are handed over.
+pub(crate) fn deliver<'s>(
+    rows: StreamVec<'s, u64, Batch>,
+    committed: StreamVec<'s, u64, Committed>,
+    worker: usize,
+    ctx: &SourceCtx,
+    to: Deliver,
+) -> StreamVec<'s, u64, ()> {
+    let ctx = ctx.clone();
+    let mut pending: BTreeMap<u64, Vec<RecordBatch>> = BTreeMap::new();
+    let mut newest: Option<u64> = None;
+    rows.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+        committed,
+        Pipeline,
+        Pipeline,
+        "Deliver",
+        move |_, _| {
+            move |(rows, rows_frontier), (committed, _), _output| {
+                rows.for_each(|cap, data| {
+                    if let Some(&epoch) = cap.stamp().least() {
+                        let held = pending.entry(epoch).or_default();
+                        held.extend(data.drain(..).map(|b| b.0));
+                    }
+                });
+                committed.for_each(|_, data| {
+                    newest = newest.max(ctx.newest_committed(data.iter()));
+                });
+                let Some(through) = newest else { return };
+                while let Some(entry) = pending.first_entry() {
+                    let epoch = *entry.key();
+                    if epoch > through || rows_frontier.less_equal(&epoch) {
+                        break;
+                    }
+                    for batch in entry.remove() {
+                        to(worker, epoch, &batch);
+                    }
+                }
+            }
+        },
+    )
+}

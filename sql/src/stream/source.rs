@@ -1,0 +1,201 @@
+//! The Nexmark generator as a streaming source. The sequence of events is
+//! cut into [`SPLITS`] splits (split `s`: events `s`, `s + SPLITS`, ...),
+//! as a Kafka topic is cut into partitions: each worker generates the
+//! splits it owns, and a checkpoint records how far each split has gone, so
+//! that a restore at any worker count resumes every split where it was.
+//! Epochs close on the job's epoch clock; a restored run first replays the
+//! epochs that sinks may have made visible already, cutting them as before.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::{Scope, StreamVec};
+use weir_progress::checkpoint::{Ack, FINAL_EPOCH};
+use weir_progress::store::SourceMark;
+use weir_runtime::JobError;
+use weir_streaming::run::StreamCtx;
+
+use crate::batch::Batch;
+use crate::nexmark::{NexmarkTable, Share};
+
+/// Splits of the event sequence: the most workers a source keeps busy.
+pub const SPLITS: usize = 16;
+/// Events a split generates per activation at most.
+const BATCH_EVENTS: u64 = 4096;
+
+/// One split being generated.
+struct Split {
+    key: String,
+    share: Share,
+    /// Events generated when this run started, and when.
+    from: (u64, Instant),
+}
+
+impl Split {
+    /// Events due by now at `rate` events a second for the whole sequence.
+    fn due(&self, rate: Option<u64>) -> u64 {
+        let done = self.share.generated - self.from.0;
+        let due = match rate {
+            None => u64::MAX,
+            Some(rate) => {
+                let per_split = rate as f64 / SPLITS as f64;
+                (self.from.1.elapsed().as_secs_f64() * per_split) as u64
+            }
+        };
+        due.saturating_sub(done).min(BATCH_EVENTS)
+    }
+}
+
+/// Generates the rows of a Nexmark table, stamped with epochs.
+pub(crate) fn nexmark<'s>(
+    scope: Scope<'s, u64>,
+    name: &str,
+    table: NexmarkTable,
+    projection: Vec<usize>,
+    interval: Duration,
+    job: &StreamCtx,
+) -> (StreamVec<'s, u64, Batch>, StreamVec<'s, u64, Ack>) {
+    let (recovery, checkpoints, ctx) = (&job.recovery, &job.checkpoints, &job.source);
+    let (index, peers) = (checkpoints.index, checkpoints.peers);
+    let mine = move |key: &str| {
+        key.strip_prefix("split-")
+            .and_then(|s| s.parse::<usize>().ok())
+            .is_some_and(|s| s % peers.max(1) == index)
+    };
+    let positions = recovery.positions(name, mine);
+    let now = Instant::now();
+    let mut splits: Vec<Split> = (0..SPLITS)
+        .filter(|s| s % peers.max(1) == index)
+        .map(|s| {
+            let key = format!("split-{s}");
+            let skip = positions.get(&key).copied().unwrap_or(0);
+            let share = Share::new(&table, s, SPLITS, skip);
+            Split {
+                key,
+                from: (share.generated, now),
+                share,
+            }
+        })
+        .collect();
+    let mut plan = recovery.replay_plan(name, mine);
+    checkpoints.participate(name);
+    let start = recovery.start();
+
+    let mut builder = OperatorBuilder::new(format!("Nexmark({name})"), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let (data_out, rows) = builder.new_output();
+    let (ack_out, acks) = builder.new_output();
+    let mut data_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Batch>>>::from(data_out);
+    let mut ack_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Ack>>>::from(ack_out);
+    let (ctx, name) = (ctx.clone(), name.to_string());
+    builder.build(move |mut caps| {
+        let mut ack_cap = caps.pop();
+        let mut data_cap = caps.pop();
+        for cap in data_cap.iter_mut().chain(ack_cap.iter_mut()) {
+            cap.downgrade(&start);
+        }
+        let mut epoch = start;
+        move |_frontiers| {
+            let (Some(data), Some(ack)) = (data_cap.as_mut(), ack_cap.as_mut()) else {
+                return;
+            };
+            let mark = |splits: &[Split], next: u64| {
+                Ack::Source(SourceMark {
+                    operator: name.clone(),
+                    worker: index,
+                    next,
+                    positions: splits
+                        .iter()
+                        .map(|s| (s.key.clone(), s.share.generated))
+                        .collect::<BTreeMap<_, _>>(),
+                })
+            };
+            if ctx.aborted.get() || ctx.failure.is_set() {
+                if !ctx.aborted.get() {
+                    ack_out
+                        .activate()
+                        .session(&*ack)
+                        .give(Ack::Failed("a worker failed".into()));
+                }
+                data_cap = None;
+                ack_cap = None;
+                return;
+            }
+            let replayed = plan.remove(&epoch);
+            let replaying = replayed.is_some() || !plan.is_empty();
+            let mut out = Vec::new();
+            let mut result = Ok(());
+            for split in &mut splits {
+                let events = match &replayed {
+                    // replay: generate exactly what this epoch generated before
+                    Some(targets) => targets
+                        .get(&split.key)
+                        .map_or(0, |&t| t.saturating_sub(split.share.generated)),
+                    None if replaying => 0,
+                    None => split.due(table.rate),
+                };
+                let mut left = events;
+                while left > 0 && split.share.left() != Some(0) && result.is_ok() {
+                    let step = left.min(BATCH_EVENTS);
+                    left -= step;
+                    match split.share.next_batch(step) {
+                        Ok(Some(batch)) => match batch.project(&projection) {
+                            Ok(batch) => out.push(Batch(batch)),
+                            Err(e) => result = Err(e.to_string()),
+                        },
+                        Ok(None) => {}
+                        Err(e) => result = Err(e.to_string()),
+                    }
+                }
+            }
+            ctx.records_in
+                .add(out.iter().map(|b| b.0.num_rows() as u64).sum());
+            if !out.is_empty() {
+                data_out
+                    .activate()
+                    .session(&*data)
+                    .give_iterator(out.drain(..));
+            }
+            if let Err(message) = result {
+                let error = JobError::Io {
+                    path: name.clone(),
+                    message,
+                };
+                ack_out
+                    .activate()
+                    .session(&*ack)
+                    .give(Ack::Failed(error.to_string()));
+                ctx.failure.set(error);
+                data_cap = None;
+                ack_cap = None;
+                return;
+            }
+            let stop = !replaying && splits.iter().all(|s| s.share.left() == Some(0));
+            let left = ctx.clock.left(epoch, start, interval);
+            if replaying || stop || left.is_zero() {
+                ack_out
+                    .activate()
+                    .session(&*ack)
+                    .give(mark(&splits, epoch + 1));
+                epoch += 1;
+                data.downgrade(&epoch);
+                ack.downgrade(&epoch);
+            }
+            if stop {
+                ack.downgrade(&FINAL_EPOCH);
+                ack_out.activate().session(&*ack).give(mark(&splits, epoch));
+                data_cap = None;
+                ack_cap = None;
+            } else if replaying || table.rate.is_none() {
+                activator.activate();
+            } else {
+                let left = ctx.clock.left(epoch, start, interval);
+                activator.activate_after(left.min(Duration::from_millis(1)));
+            }
+        }
+    });
+    (rows, acks)
+}

@@ -1,0 +1,148 @@
+//! Streaming queries over unbounded Nexmark tables: what they hand over once
+//! their events end equals the batch answer to the same query over the same
+//! events, on 1 and 2 workers; a run restored from a finished run's
+//! checkpoint, with more events, hands over exactly the rows of the new
+//! events, at another worker count.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use weir_progress::store::Restore;
+use weir_sql::nexmark::TABLES;
+use weir_sql::session::Session;
+use weir_sql::stream::{self, Deliver};
+use weir_sql::{Outcome, run_script};
+use weir_streaming::run::StreamOptions;
+
+use crate::nexmark::sorted;
+use crate::oracle::{Row, canonical};
+
+const QUERIES: [&str; 3] = [
+    "SELECT auction, bidder, price, CAST(date_time AS VARCHAR) FROM bid WHERE auction % 3 = 0",
+    "SELECT id, upper(name), city FROM person",
+    "SELECT auction, CAST(window_start AS VARCHAR), CAST(window_end AS VARCHAR), price \
+     FROM hop(bid, date_time, INTERVAL '20' MILLISECOND, INTERVAL '100' MILLISECOND) \
+     WHERE price > 5000",
+];
+
+/// The tables of the first `events` events: unbounded ones generated at
+/// 100,000 events a second (many epochs of 5 ms).
+fn ddl(unbounded: bool, events: u64) -> String {
+    let (kind, rate) = match unbounded {
+        true => ("UNBOUNDED ", ", 'rate' '100000'"),
+        false => ("", ""),
+    };
+    TABLES
+        .iter()
+        .map(|t| {
+            format!(
+                "CREATE {kind}EXTERNAL TABLE {t} STORED AS NEXMARK LOCATION '{t}' \
+                 OPTIONS ('events' '{events}'{rate});\n"
+            )
+        })
+        .collect()
+}
+
+fn batch_answer(query: &str, events: u64) -> Vec<Row> {
+    let script = format!("{}{query};", ddl(false, events));
+    let outcomes = run_script(timely::Config::process(2), &script, None, None, None).unwrap();
+    let Some(Outcome::Rows(output)) = outcomes.last() else {
+        panic!("no rows: {query}")
+    };
+    sorted(canonical(&output.batches))
+}
+
+/// Streams `query` over `events` events; the rows handed over, and the
+/// epochs of each worker in the order they came.
+fn streamed(
+    query: &str,
+    events: u64,
+    workers: usize,
+    checkpoints: &std::path::Path,
+    restore: Option<Restore>,
+) -> (Vec<Row>, u64) {
+    let mut session = Session::default();
+    session.declare_all(&ddl(true, events)).unwrap();
+    let plan = Arc::new(session.plan_stream(query).unwrap());
+    let got: Arc<Mutex<Vec<(usize, u64, RecordBatch)>>> = Arc::default();
+    let sink = Arc::clone(&got);
+    let deliver: Deliver = Arc::new(move |worker, epoch, batch: &RecordBatch| {
+        sink.lock().unwrap().push((worker, epoch, batch.clone()))
+    });
+    let options = StreamOptions {
+        checkpoint_dir: checkpoints.to_path_buf(),
+        restore,
+        retain: 3,
+        progress: None,
+    };
+    let summary = stream::run(
+        timely::Config::process(workers),
+        plan,
+        &options,
+        Duration::from_millis(5),
+        deliver,
+    )
+    .unwrap();
+    let got = got.lock().unwrap();
+    for worker in 0..workers {
+        let epochs: Vec<u64> = got
+            .iter()
+            .filter(|(w, _, _)| *w == worker)
+            .map(|(_, e, _)| *e)
+            .collect();
+        assert!(
+            epochs.is_sorted(),
+            "worker {worker} hands over in epoch order"
+        );
+    }
+    let batches: Vec<RecordBatch> = got.iter().map(|(_, _, b)| b.clone()).collect();
+    (sorted(canonical(&batches)), summary.checkpoints)
+}
+
+#[test]
+fn a_streaming_query_hands_over_the_batch_answer_on_1_and_2_workers() {
+    for query in QUERIES {
+        let expected = batch_answer(query, 20_000);
+        assert!(!expected.is_empty(), "{query}");
+        for workers in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let (rows, checkpoints) = streamed(query, 20_000, workers, dir.path(), None);
+            assert!(checkpoints >= 3, "{query}: {checkpoints} checkpoints");
+            assert_eq!(rows.len(), expected.len(), "{workers} workers: {query}");
+            assert_eq!(rows, expected, "{workers} workers: {query}");
+        }
+    }
+}
+
+#[test]
+fn a_restored_stream_resumes_every_split_where_it_was_at_another_worker_count() {
+    let query = QUERIES[0];
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = streamed(query, 10_000, 2, dir.path(), None);
+    let (second, _) = streamed(query, 25_000, 1, dir.path(), Some(Restore::Latest));
+    assert!(!first.is_empty() && !second.is_empty());
+    let mut both = [first, second].concat();
+    both.sort();
+    assert_eq!(both, batch_answer(query, 25_000));
+}
+
+#[test]
+fn a_query_that_keeps_state_is_refused_before_it_streams() {
+    let mut session = Session::default();
+    session.declare_all(&ddl(true, 100)).unwrap();
+    for (query, needle) in [
+        (
+            "SELECT auction, count(*) FROM bid GROUP BY auction",
+            "an aggregation",
+        ),
+        (
+            "SELECT * FROM bid JOIN person ON bid.bidder = person.id",
+            "a join",
+        ),
+        ("SELECT * FROM bid ORDER BY price", "ORDER BY"),
+    ] {
+        let err = session.plan_stream(query).err().unwrap();
+        assert!(err.to_string().contains(needle), "{query}: {err}");
+    }
+}
