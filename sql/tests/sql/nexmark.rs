@@ -28,7 +28,12 @@ pub(crate) fn rows(dir: &Path, queries: &[impl AsRef<str>], workers: usize) -> V
             .iter()
             .map(|q| format!("{};\n", q.as_ref()))
             .collect::<String>();
-    run_script(timely::Config::process(workers), &script, None, None, None)
+    outputs(&script, workers)
+}
+
+/// The rows of each query of `script`, run on `workers` workers.
+fn outputs(script: &str, workers: usize) -> Vec<Vec<Row>> {
+    run_script(timely::Config::process(workers), script, None, None, None)
         .unwrap()
         .iter()
         .filter_map(|o| match o {
@@ -164,15 +169,7 @@ fn a_nexmark_table_holds_the_events_gen_nexmark_writes() {
             .collect::<String>();
     let from_files = rows(dir.path(), &queries, 2);
     for workers in [1, 3] {
-        let generated: Vec<Vec<Row>> =
-            run_script(timely::Config::process(workers), &script, None, None, None)
-                .unwrap()
-                .iter()
-                .filter_map(|o| match o {
-                    Outcome::Rows(output) => Some(canonical(&output.batches)),
-                    _ => None,
-                })
-                .collect();
+        let generated = outputs(&script, workers);
         assert_same(
             workers,
             &queries,
