@@ -15,6 +15,7 @@ mod unnest;
 mod window;
 mod write;
 
+pub(crate) use aggregate::Folding;
 pub(crate) use gate::{Gate, Opener};
 pub use memory::Budget;
 pub(crate) use memory::{Held, Pool, Reservation};

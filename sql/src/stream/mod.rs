@@ -5,11 +5,14 @@
 //! restores, replays and commits; a query's rows of an epoch are handed over
 //! once a checkpoint covers the epoch (see [`sink`]).
 //!
-//! What streams so far: scans of Nexmark tables ([`source`]), filters,
-//! projections, unnesting, and tumbling and hopping windows, which map
-//! each batch by itself. Aggregations and joins (state kept across
-//! epochs) are refused at plan time with the reason.
+//! What streams so far: scans of Nexmark tables ([`source`]) with their
+//! watermarks; filters, projections, unnesting, and tumbling and hopping
+//! windows, which map each batch by itself; and aggregations grouped by a
+//! window's start or end ([`aggregate`]), whose groups fire as event time
+//! passes their window. Other aggregations, joins and session windows are
+//! refused at plan time with the reason.
 
+mod aggregate;
 mod sink;
 mod source;
 
@@ -24,10 +27,15 @@ use weir_streaming::run::{Built, StreamCtx, StreamOptions, StreamSummary, run_st
 pub use sink::Deliver;
 pub use source::SPLITS;
 
+use arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion_physical_expr::PhysicalExpr;
+use datafusion_physical_expr::expressions::Column;
+use weir_streaming::window::Watermark;
+
 use crate::batch::Batch;
 use crate::catalog::Format;
 use crate::error::{Result, SqlError};
-use crate::exec::mapped;
+use crate::exec::{Folding, mapped};
 use crate::plan::{Node, Plan};
 
 /// A streaming query, checked to stream.
@@ -53,7 +61,7 @@ fn check(node: &Node) -> Result<()> {
     let refuse = |what: &str| {
         Err(SqlError::Unsupported(format!(
             "{what} in a streaming query (filters, projections, unnest, \
-             tumble and hop windows stream so far)"
+             tumble and hop windows and aggregations grouped by them stream so far)"
         )))
     };
     match node {
@@ -67,10 +75,64 @@ fn check(node: &Node) -> Result<()> {
         Node::Window { input, spec } if !spec.keys_route() => check(input),
         Node::Window { .. } => refuse("a session window"),
         Node::Union { .. } => refuse("UNION"),
-        Node::Aggregate { .. } => refuse("an aggregation"),
+        Node::Aggregate { input, group, .. } => match window_of(input, group)? {
+            Some(_) => check(input),
+            None => refuse("an aggregation not grouped by a window's start or end"),
+        },
         Node::Join { .. } => refuse("a join"),
         Node::Sort { .. } | Node::Limit { .. } => refuse("ORDER BY or LIMIT"),
         Node::Empty { .. } => refuse("a query without a table"),
+    }
+}
+
+/// The group key that holds the end (or the start) of an event-time
+/// window of `input`, and what to add to it for the end.
+fn window_of(input: &Node, group: &[Arc<dyn PhysicalExpr>]) -> Result<Option<(usize, i64)>> {
+    let mut found = None;
+    for (i, expr) in group.iter().enumerate() {
+        let Some(column) = expr.downcast_ref::<Column>() else {
+            continue;
+        };
+        match (trace(input, column.index())?, found) {
+            // an end beats a start
+            (Some(0), _) => return Ok(Some((i, 0))),
+            (Some(past), None) => found = Some((i, past)),
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// If column `c` of `node` is a window's bound: 0 for its end, its size for
+/// its start.
+fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
+    match node {
+        Node::Window { input, spec } => {
+            let inputs = spec.schema.fields().len() - 2;
+            if c < inputs {
+                return trace(input, c);
+            }
+            let field = spec.schema.field(c);
+            if !matches!(
+                field.data_type(),
+                DataType::Timestamp(TimeUnit::Millisecond, _)
+            ) {
+                return Err(aggregate::not_millis(field.name()));
+            }
+            Ok(match (c - inputs, spec.windows.size()) {
+                (1, _) => Some(0),
+                (_, Some(size)) => Some(size),
+                (_, None) => None,
+            })
+        }
+        Node::Project { input, exprs, .. } => {
+            match exprs.get(c).and_then(|e| e.downcast_ref::<Column>()) {
+                Some(column) => trace(input, column.index()),
+                None => Ok(None),
+            }
+        }
+        Node::Filter { input, .. } => trace(input, c),
+        _ => Ok(None),
     }
 }
 
@@ -91,15 +153,16 @@ pub fn run(
         |_, _, _| Ok(()),
         move |scope, ctx| {
             let mut acks = Vec::new();
-            let mut sources = 0;
+            let mut operators = 0;
             let rows = build(
                 &query.plan.root,
                 scope,
                 ctx,
                 interval,
                 &mut acks,
-                &mut sources,
-            );
+                &mut operators,
+            )
+            .rows;
             let committed_rows = Committed {
                 rows,
                 worker: ctx.checkpoints.index,
@@ -137,38 +200,97 @@ impl<'s> weir_streaming::run::Commit<'s> for Committed<'s> {
     }
 }
 
-/// The dataflow of `node` on one worker; its sources' acks go to `acks`
-/// (each source named by its place, the `sources`-th).
+/// A node's rows, and the watermarks of the sources under it.
+struct Flow<'s> {
+    rows: StreamVec<'s, u64, Batch>,
+    watermarks: Option<StreamVec<'s, u64, Watermark>>,
+}
+
+/// The dataflow of `node` on one worker; its sources' and stateful
+/// operators' acks go to `acks` (each named by its place, the
+/// `operators`-th).
 fn build<'s>(
     node: &Node,
     scope: Scope<'s, u64>,
     ctx: &StreamCtx,
     interval: Duration,
     acks: &mut Vec<StreamVec<'s, u64, Ack>>,
-    sources: &mut usize,
-) -> StreamVec<'s, u64, Batch> {
+    operators: &mut usize,
+) -> Flow<'s> {
     let failure = &ctx.source.failure;
+    *operators += 1;
     match node {
         Node::Scan { table, projection } => {
-            *sources += 1;
-            let name = format!("{}#{}", table.name, sources);
+            let name = format!("{}#{}", table.name, operators);
             let Format::Nexmark(nexmark) = table.format else {
-                return empty(scope);
+                return Flow {
+                    rows: empty(scope),
+                    watermarks: None,
+                };
             };
-            let (rows, source_acks) =
-                source::nexmark(scope, &name, nexmark, projection.clone(), interval, ctx);
-            acks.push(source_acks);
-            rows
+            let source = source::nexmark(scope, &name, nexmark, projection.clone(), interval, ctx);
+            acks.push(source.acks);
+            Flow {
+                rows: source.rows,
+                watermarks: Some(source.watermarks),
+            }
         }
         Node::Filter { input, .. }
         | Node::Project { input, .. }
         | Node::Unnest { input, .. }
         | Node::Window { input, .. } => {
-            let rows = build(input, scope, ctx, interval, acks, sources);
-            mapped(node, rows, failure)
+            let flow = build(input, scope, ctx, interval, acks, operators);
+            Flow {
+                rows: mapped(node, flow.rows, failure),
+                watermarks: flow.watermarks,
+            }
+        }
+        Node::Aggregate {
+            input,
+            group,
+            aggregates,
+            schema,
+        } => {
+            let name = format!("aggregate#{operators}");
+            let flow = build(input, scope, ctx, interval, acks, operators);
+            let key_fields: Vec<Field> = schema.fields()[..group.len()]
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            let windowed = window_of(input, group).and_then(|window| {
+                let (end, past) = window.ok_or_else(|| SqlError::Plan("no window".into()))?;
+                Ok(aggregate::Windowed {
+                    folding: Folding::new(
+                        group.clone(),
+                        Arc::clone(aggregates),
+                        key_fields,
+                        Arc::clone(schema),
+                    )?,
+                    end,
+                    past,
+                    group: group.clone(),
+                })
+            });
+            let (Ok(windowed), Some(watermarks)) = (windowed, flow.watermarks) else {
+                crate::exec::fail(failure, SqlError::Plan("a stream without a window".into()));
+                return Flow {
+                    rows: empty(scope),
+                    watermarks: None,
+                };
+            };
+            let (rows, state_acks) =
+                aggregate::aggregate(flow.rows, watermarks, Arc::new(windowed), &name, ctx);
+            acks.push(state_acks);
+            Flow {
+                rows,
+                watermarks: None,
+            }
         }
         // refused by `check`
-        _ => empty(scope),
+        _ => Flow {
+            rows: empty(scope),
+            watermarks: None,
+        },
     }
 }
 

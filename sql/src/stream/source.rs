@@ -17,6 +17,7 @@ use weir_progress::checkpoint::{Ack, FINAL_EPOCH};
 use weir_progress::store::SourceMark;
 use weir_runtime::JobError;
 use weir_streaming::run::StreamCtx;
+use weir_streaming::window::Watermark;
 
 use crate::batch::Batch;
 use crate::nexmark::{NexmarkTable, Share};
@@ -49,6 +50,32 @@ impl Split {
     }
 }
 
+/// Where this worker's splits stand in event time at the end of an epoch:
+/// the earliest of the last event times of the splits not yet at their end
+/// (each split's events come in time order); a split that has not begun
+/// holds event time back, and splits at their end do not.
+fn watermark(splits: &[Split]) -> Watermark {
+    if splits.is_empty() {
+        return Watermark::Idle { through: None };
+    }
+    let mut earliest: Option<u64> = None;
+    for split in splits.iter().filter(|s| s.share.left() != Some(0)) {
+        match split.share.last_time {
+            None => return Watermark::Pending,
+            Some(t) => earliest = Some(earliest.map_or(t, |e| e.min(t))),
+        }
+    }
+    earliest.map_or(Watermark::End, Watermark::At)
+}
+
+/// What a source gives: its rows, its acknowledgements, and its
+/// watermark at the end of every epoch.
+pub(crate) struct Source<'s> {
+    pub(crate) rows: StreamVec<'s, u64, Batch>,
+    pub(crate) acks: StreamVec<'s, u64, Ack>,
+    pub(crate) watermarks: StreamVec<'s, u64, Watermark>,
+}
+
 /// Generates the rows of a Nexmark table, stamped with epochs.
 pub(crate) fn nexmark<'s>(
     scope: Scope<'s, u64>,
@@ -57,7 +84,7 @@ pub(crate) fn nexmark<'s>(
     projection: Vec<usize>,
     interval: Duration,
     job: &StreamCtx,
-) -> (StreamVec<'s, u64, Batch>, StreamVec<'s, u64, Ack>) {
+) -> Source<'s> {
     let (recovery, checkpoints, ctx) = (&job.recovery, &job.checkpoints, &job.source);
     let (index, peers) = (checkpoints.index, checkpoints.peers);
     let mine = move |key: &str| {
@@ -88,18 +115,28 @@ pub(crate) fn nexmark<'s>(
     let activator = scope.activator_for(builder.operator_info().address);
     let (data_out, rows) = builder.new_output();
     let (ack_out, acks) = builder.new_output();
+    let (watermark_out, watermarks) = builder.new_output();
+    let mut watermark_out =
+        OutputBuilder::<u64, CapacityContainerBuilder<Vec<Watermark>>>::from(watermark_out);
     let mut data_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Batch>>>::from(data_out);
     let mut ack_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Ack>>>::from(ack_out);
     let (ctx, name) = (ctx.clone(), name.to_string());
     builder.build(move |mut caps| {
+        let mut watermark_cap = caps.pop();
         let mut ack_cap = caps.pop();
         let mut data_cap = caps.pop();
-        for cap in data_cap.iter_mut().chain(ack_cap.iter_mut()) {
+        for cap in data_cap
+            .iter_mut()
+            .chain(ack_cap.iter_mut())
+            .chain(watermark_cap.iter_mut())
+        {
             cap.downgrade(&start);
         }
         let mut epoch = start;
         move |_frontiers| {
-            let (Some(data), Some(ack)) = (data_cap.as_mut(), ack_cap.as_mut()) else {
+            let (Some(data), Some(ack), Some(at)) =
+                (data_cap.as_mut(), ack_cap.as_mut(), watermark_cap.as_mut())
+            else {
                 return;
             };
             let mark = |splits: &[Split], next: u64| {
@@ -122,6 +159,7 @@ pub(crate) fn nexmark<'s>(
                 }
                 data_cap = None;
                 ack_cap = None;
+                watermark_cap = None;
                 return;
             }
             let replayed = plan.remove(&epoch);
@@ -171,6 +209,7 @@ pub(crate) fn nexmark<'s>(
                 ctx.failure.set(error);
                 data_cap = None;
                 ack_cap = None;
+                watermark_cap = None;
                 return;
             }
             let stop = !replaying && splits.iter().all(|s| s.share.left() == Some(0));
@@ -180,15 +219,21 @@ pub(crate) fn nexmark<'s>(
                     .activate()
                     .session(&*ack)
                     .give(mark(&splits, epoch + 1));
+                watermark_out
+                    .activate()
+                    .session(&*at)
+                    .give(watermark(&splits));
                 epoch += 1;
                 data.downgrade(&epoch);
                 ack.downgrade(&epoch);
+                at.downgrade(&epoch);
             }
             if stop {
                 ack.downgrade(&FINAL_EPOCH);
                 ack_out.activate().session(&*ack).give(mark(&splits, epoch));
                 data_cap = None;
                 ack_cap = None;
+                watermark_cap = None;
             } else if replaying || table.rate.is_none() {
                 activator.activate();
             } else {
@@ -197,5 +242,9 @@ pub(crate) fn nexmark<'s>(
             }
         }
     });
-    (rows, acks)
+    Source {
+        rows,
+        acks,
+        watermarks,
+    }
 }

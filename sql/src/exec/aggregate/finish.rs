@@ -37,12 +37,12 @@ pub(super) struct Final {
 }
 
 impl Final {
-    fn groups(&self) -> Result<Groups> {
+    pub(super) fn groups(&self) -> Result<Groups> {
         Groups::new(&self.key_fields, &self.aggregates)
     }
 
     /// Merges a batch of partial states into the groups.
-    fn merge(&self, g: &mut Groups, batch: &RecordBatch) -> Result<()> {
+    pub(super) fn merge(&self, g: &mut Groups, batch: &RecordBatch) -> Result<()> {
         let keys = self.key_fields.len();
         let key_columns: Vec<ArrayRef> = batch.columns()[..keys].to_vec();
         let indices = g.assign(&key_columns, batch.num_rows())?;
@@ -61,7 +61,7 @@ impl Final {
     }
 
     /// The groups' final values (`None`: no group).
-    fn evaluate(&self, g: &mut Groups) -> Result<Option<RecordBatch>> {
+    pub(super) fn evaluate(&self, g: &mut Groups) -> Result<Option<RecordBatch>> {
         if g.count == 0 {
             return Ok(None);
         }

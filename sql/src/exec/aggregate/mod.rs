@@ -10,8 +10,11 @@
 //! partition at a time (see [`finish`]).
 
 mod finish;
+mod folding;
 mod groups;
 mod keys;
+
+pub(crate) use folding::Folding;
 
 use std::sync::Arc;
 

@@ -1,0 +1,357 @@
+//! A streaming aggregation grouped by an event-time window: the state of
+//! each group (its key, its window among them) is keyed state of
+//! `weir-progress`, checkpointed and restored at any worker count, and a
+//! window's groups fire once event time has passed the window's end.
+//!
+//! As in `weir_streaming::window`, event time rides on epochs: each source
+//! worker sends its watermark at the end of every epoch to every worker of
+//! the aggregation; once timely's frontier has passed epoch `e`, the
+//! aggregation has all of `e`'s rows and watermarks. It folds the rows
+//! into their groups' states (DataFusion's accumulators, states encoded in
+//! Arrow's row format), takes the smallest watermark as event time (never
+//! moving it back), and fires in epoch `e` every window whose end it has
+//! reached. A row whose window has fired already is late: it is dropped and
+//! counted. The end of the input fires every window.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, Int64Type};
+use arrow::row::RowConverter;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::generic::Operator;
+use weir_progress::checkpoint::{Ack, StatefulUnary};
+use weir_progress::route::key_hash;
+use weir_progress::state::KeyedState;
+use weir_runtime::exec::RecordCounter;
+use weir_streaming::run::StreamCtx;
+use weir_streaming::window::{Frontier, Watermark};
+
+use crate::batch::Batch;
+use crate::error::{Result, SqlError};
+use crate::exec::{Folding, evaluate, fail, row_converter};
+
+/// The state's shared value that holds event time (the watermark).
+const WATERMARK: &str = "watermark";
+
+/// A group's state: its window's end, and its aggregates' states.
+type GroupState = (i64, Vec<u8>);
+
+/// What the aggregation computes, and where its window's end is.
+pub(crate) struct Windowed {
+    /// The aggregation.
+    pub(crate) folding: Folding,
+    /// The group key column of the window's end (or start).
+    pub(crate) end: usize,
+    /// What is added to that column to give the end (the window's size if
+    /// it holds the start).
+    pub(crate) past: i64,
+    /// The group expressions.
+    pub(crate) group: Vec<Arc<dyn datafusion_physical_expr::PhysicalExpr>>,
+}
+
+/// A record of the aggregation's input, addressed to its worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Routed {
+    to: u64,
+    item: Item,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Item {
+    Rows(Batch),
+    Watermark(Watermark),
+}
+
+/// Aggregates `rows` by window; `watermarks` are the sources' (every
+/// source worker's, at every epoch). Returns the fired groups and the
+/// state's acks.
+pub(crate) fn aggregate<'s>(
+    rows: StreamVec<'s, u64, Batch>,
+    watermarks: StreamVec<'s, u64, Watermark>,
+    spec: Arc<Windowed>,
+    name: &str,
+    ctx: &StreamCtx,
+) -> (StreamVec<'s, u64, Batch>, StreamVec<'s, u64, Ack>) {
+    let peers = ctx.checkpoints.peers as u64;
+    let failure = ctx.source.failure.clone();
+    let late = ctx.metrics.counter("late rows");
+    let routing = Arc::clone(&spec);
+    let routed = rows.unary::<CapacityContainerBuilder<Vec<Routed>>, _, _, _>(
+        Pipeline,
+        "RouteWindowed",
+        move |_, _| {
+            move |input, output| {
+                input.for_each_stamp(|cap, data| {
+                    let mut session = output.session(&cap);
+                    for Batch(batch) in data.flat_map(|d| d.drain(..)) {
+                        match route(&routing, &batch, peers) {
+                            Ok(parts) => session.give_iterator(parts.into_iter()),
+                            Err(e) => fail(&failure, e),
+                        }
+                    }
+                });
+            }
+        },
+    );
+    let fanned = watermarks.unary::<CapacityContainerBuilder<Vec<Routed>>, _, _, _>(
+        Pipeline,
+        "FanOutWatermarks",
+        move |_, _| {
+            move |input, output| {
+                input.for_each_stamp(|cap, data| {
+                    let mut session = output.session(&cap);
+                    for &watermark in data.flat_map(|d| d.iter()) {
+                        session.give_iterator((0..peers).map(|to| Routed {
+                            to,
+                            item: Item::Watermark(watermark),
+                        }));
+                    }
+                });
+            }
+        },
+    );
+    let failure = ctx.source.failure.clone();
+    let mut ends: Option<BTreeMap<i64, BTreeSet<Vec<u8>>>> = None;
+    let mut codecs: Option<Codecs> = None;
+    routed.concat(fanned).stateful_unary(
+        Exchange::new(|r: &Routed| r.to),
+        name,
+        &ctx.checkpoints,
+        move |_epoch, items, state: &mut KeyedState<Vec<u8>, GroupState>, out: &mut Vec<Batch>| {
+            if failure.is_set() {
+                return;
+            }
+            let codecs = match &mut codecs {
+                Some(c) => c,
+                None => match Codecs::new(&spec.folding) {
+                    Ok(c) => codecs.insert(c),
+                    Err(e) => return fail(&failure, e),
+                },
+            };
+            let ends = ends.get_or_insert_with(|| {
+                let mut index: BTreeMap<i64, BTreeSet<Vec<u8>>> = BTreeMap::new();
+                for (key, (end, _)) in state.iter() {
+                    index.entry(*end).or_default().insert(key.clone());
+                }
+                index
+            });
+            let mut epoch = Epoch {
+                spec: &spec,
+                codecs,
+                state,
+                ends,
+                late: &late,
+            };
+            if let Err(e) = epoch.apply(items, out) {
+                fail(&failure, e);
+            }
+        },
+    )
+}
+
+/// Each row of `batch` to the worker of its group's key (by the key's
+/// routing hash, so that restored state lands where its rows go).
+fn route(spec: &Windowed, batch: &RecordBatch, peers: u64) -> Result<Vec<Routed>> {
+    let keys = spec
+        .group
+        .iter()
+        .map(|e| evaluate(e, batch))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let converter = row_converter(keys.iter().map(|k| k.data_type()))?;
+    let rows = converter.convert_columns(&keys)?;
+    let mut chosen: Vec<Vec<u32>> = vec![Vec::new(); peers.max(1) as usize];
+    for (i, row) in rows.iter().enumerate() {
+        let to = key_hash(row.as_ref()) % peers.max(1);
+        chosen[to as usize].push(i as u32);
+    }
+    let mut out = Vec::new();
+    for (to, indices) in chosen.into_iter().enumerate() {
+        if indices.is_empty() {
+            continue;
+        }
+        let indices = arrow::array::UInt32Array::from(indices);
+        let part = arrow::compute::take_record_batch(batch, &indices)?;
+        out.push(Routed {
+            to: to as u64,
+            item: Item::Rows(Batch(part)),
+        });
+    }
+    Ok(out)
+}
+
+/// The encodings of group keys and states as bytes.
+struct Codecs {
+    keys: RowConverter,
+    states: RowConverter,
+}
+
+impl Codecs {
+    fn new(folding: &Folding) -> Result<Codecs> {
+        let fields = folding.states().fields();
+        let (keys, states) = fields.split_at(folding.keys());
+        Ok(Codecs {
+            keys: row_converter(keys.iter().map(|f| f.data_type()))?,
+            states: row_converter(states.iter().map(|f| f.data_type()))?,
+        })
+    }
+}
+
+/// One epoch's work on the state.
+struct Epoch<'a> {
+    spec: &'a Windowed,
+    codecs: &'a mut Codecs,
+    state: &'a mut KeyedState<Vec<u8>, GroupState>,
+    ends: &'a mut BTreeMap<i64, BTreeSet<Vec<u8>>>,
+    late: &'a RecordCounter,
+}
+
+impl Epoch<'_> {
+    fn apply(&mut self, items: Vec<Routed>, out: &mut Vec<Batch>) -> Result<()> {
+        let mut batches = Vec::new();
+        let mut watermarks = Vec::new();
+        for routed in items {
+            match routed.item {
+                Item::Rows(Batch(b)) => batches.push(b),
+                Item::Watermark(w) => watermarks.push(w),
+            }
+        }
+        let watermark = self
+            .state
+            .shared(WATERMARK)
+            .map(|w| i64::try_from(w).unwrap_or(i64::MAX));
+        let mut open = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let ends = self.row_ends(&batch)?;
+            let keep: arrow::array::BooleanArray = ends
+                .iter()
+                .map(|end| Some(watermark.is_none_or(|w| *end > w)))
+                .collect();
+            let kept = filter_record_batch(&batch, &keep)?;
+            self.late.add((batch.num_rows() - kept.num_rows()) as u64);
+            open.push(kept);
+        }
+        if let Some(folded) = self.spec.folding.fold(&open)? {
+            self.add(folded)?;
+        }
+        let fire_to = match Watermark::combine(watermarks) {
+            Some(Frontier::End) => Frontier::End,
+            Some(Frontier::At(w)) => {
+                let w = self.state.shared(WATERMARK).map_or(w, |old| old.max(w));
+                self.state.set_shared(WATERMARK, w);
+                Frontier::At(w)
+            }
+            None => match self.state.shared(WATERMARK) {
+                Some(w) => Frontier::At(w),
+                None => return Ok(()),
+            },
+        };
+        self.fire(fire_to, out)
+    }
+
+    /// The window end of each row of `batch`.
+    fn row_ends(&self, batch: &RecordBatch) -> Result<Vec<i64>> {
+        let column = evaluate(&self.spec.group[self.spec.end], batch)?;
+        self.ends_of(&column)
+    }
+
+    fn ends_of(&self, column: &ArrayRef) -> Result<Vec<i64>> {
+        let ticks = cast(column, &DataType::Int64)?;
+        Ok(ticks
+            .as_primitive::<Int64Type>()
+            .values()
+            .iter()
+            .map(|v| v.saturating_add(self.spec.past))
+            .collect())
+    }
+
+    /// Merges an epoch's folded states into the groups' states.
+    fn add(&mut self, folded: RecordBatch) -> Result<()> {
+        let k = self.spec.folding.keys();
+        let keys = self.codecs.keys.convert_columns(&folded.columns()[..k])?;
+        let mut held: Vec<Vec<u8>> = Vec::new();
+        let mut held_states: Vec<Vec<u8>> = Vec::new();
+        for key in keys.iter() {
+            if let Some((_, states)) = self.state.get(&key.as_ref().to_vec()) {
+                held.push(key.as_ref().to_vec());
+                held_states.push(states.clone());
+            }
+        }
+        let mut batches = Vec::new();
+        if !held.is_empty() {
+            batches.push(self.decode(&held, &held_states)?);
+        }
+        batches.push(folded);
+        let Some(merged) = self.spec.folding.merge(&batches)? else {
+            return Ok(());
+        };
+        let keys = self.codecs.keys.convert_columns(&merged.columns()[..k])?;
+        let states = self.codecs.states.convert_columns(&merged.columns()[k..])?;
+        let ends = self.ends_of(merged.column(self.spec.end))?;
+        for ((key, states), end) in keys.iter().zip(states.iter()).zip(ends) {
+            let key = key.as_ref().to_vec();
+            self.ends.entry(end).or_default().insert(key.clone());
+            self.state.insert(key, (end, states.as_ref().to_vec()));
+        }
+        Ok(())
+    }
+
+    /// The states batch of groups `keys` with `states` (their encodings).
+    fn decode(&self, keys: &[Vec<u8>], states: &[Vec<u8>]) -> Result<RecordBatch> {
+        let parse = |converter: &RowConverter, bytes: &[Vec<u8>]| -> Result<Vec<ArrayRef>> {
+            let parser = converter.parser();
+            let rows: Vec<_> = bytes.iter().map(|b| parser.parse(b)).collect();
+            Ok(converter.convert_rows(rows)?)
+        };
+        let mut columns = parse(&self.codecs.keys, keys)?;
+        columns.extend(parse(&self.codecs.states, states)?);
+        Ok(RecordBatch::try_new(
+            Arc::clone(self.spec.folding.states()),
+            columns,
+        )?)
+    }
+
+    /// Fires the groups of every window whose end `frontier` has reached.
+    fn fire(&mut self, frontier: Frontier, out: &mut Vec<Batch>) -> Result<()> {
+        let mut keys = Vec::new();
+        let mut states = Vec::new();
+        while let Some(entry) = self.ends.first_entry() {
+            let end = *entry.key();
+            let passed = match frontier {
+                Frontier::End => true,
+                Frontier::At(w) => u64::try_from(end).is_ok_and(|e| e <= w) || end < 0,
+            };
+            if !passed {
+                break;
+            }
+            for key in entry.remove() {
+                if let Some((_, s)) = self.state.remove(&key) {
+                    keys.push(key);
+                    states.push(s);
+                }
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let states = self.decode(&keys, &states)?;
+        if let Some(fired) = self.spec.folding.evaluate(&[states])? {
+            out.push(Batch(fired));
+        }
+        Ok(())
+    }
+}
+
+/// The error of a window column that is not a timestamp in milliseconds.
+pub(crate) fn not_millis(what: &str) -> SqlError {
+    SqlError::Unsupported(format!(
+        "{what}: a streaming window's time column must be a timestamp in milliseconds \
+         (the sources' watermarks are)"
+    ))
+}
