@@ -1,19 +1,28 @@
 //! `weir sql`: SQL statements, planned by DataFusion and run by weir on
 //! timely's workers.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
 
 use arrow::util::pretty::pretty_format_batches;
 use weir_sql::exec::{Destination, FileFormat};
+use weir_sql::stream::{Sink, csv};
 use weir_sql::{Outcome, run_script};
 
 use crate::cli::{self, CliError, Command};
 use crate::flag::Flag;
+use crate::stream_options::{
+    Checkpointing, checkpoint_flags, checkpointed, checkpointing, interval, report,
+};
 
 pub fn command() -> Command {
     let mut c = Command::new(
         "sql",
-        "weir sql [-e \"STATEMENTS\" | -f FILE.sql] [--show N | --output DIR [--format F]] [timely flags]",
+        "weir sql [-e \"STATEMENTS\" | -f FILE.sql] [--show N | --output DIR [--format F]] [timely flags]\n\
+         \x20      weir sql -e|-f ... --checkpoint-dir CK [--checkpoint-interval 500ms] [--restore latest]",
         "Runs SQL statements, separated by ';'. Tables are declared with\n\
          CREATE EXTERNAL TABLE name [(columns)] STORED AS CSV|JSON|PARQUET LOCATION 'path'\n\
          [OPTIONS ('has_header' 'true', 'delimiter' '|')]; a location is a file or a\n\
@@ -23,12 +32,23 @@ pub fn command() -> Command {
          and its row count; EXPLAIN shows DataFusion's plan and weir's, with its exchanges.\n\
          Without -e or -f, process 0 reads statements as they come: at a prompt with\n\
          history (~/.weir_history) on a terminal, else from standard input; the other\n\
-         processes run each one alongside. \\q ends the session.",
+         processes run each one alongside. \\q ends the session.\n\
+         With --checkpoint-dir, the statements declare tables and end with one query over\n\
+         UNBOUNDED tables (CREATE UNBOUNDED EXTERNAL TABLE t STORED AS NEXMARK LOCATION\n\
+         'bid' OPTIONS ('events' 'N', 'rate' 'R')), which runs as a streaming job: every\n\
+         worker prints its rows of each epoch as CSV lines once the checkpoint covering the\n\
+         epoch is complete; with --output DIR, it writes them to DIR/epoch-<E>-w<W>.tsv,\n\
+         visible only once that checkpoint is complete. After a crash, the same command\n\
+         with --restore latest goes on from the last complete checkpoint: nothing written\n\
+         to DIR is lost or repeated (printed rows of an epoch cut short by the crash are).",
         true,
     );
     c.flags(&[&EXECUTE, &FILE, &FORMAT, &cli::MEMORY_BUDGET]);
+    checkpoint_flags(&mut c, &INTERVAL, None);
     c
 }
+
+const INTERVAL: Flag<std::time::Duration> = interval("500ms");
 
 const FORMAT: Flag<FileFormat> = Flag::new(
     "format",
@@ -51,6 +71,14 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
         (Some(_), Some(_)) => return Err(cli::usage("sql: give -e or -f, not both")),
         (None, None) => return interactive(&m, config, &options),
     };
+    if checkpointed(&m) {
+        if FORMAT.given(&m) {
+            return Err(cli::usage(
+                "sql: a streaming query writes CSV (no --format)",
+            ));
+        }
+        return stream(&m, config, &sql, options.output.clone());
+    }
     let destination = options.output.clone().map(|dir| Destination {
         dir,
         format: FORMAT.value(&m).unwrap_or(FileFormat::Csv),
@@ -84,6 +112,48 @@ pub fn main(args: &[String]) -> Result<(), CliError> {
             _ => print(&outcome, options.show)?,
         }
     }
+    Ok(())
+}
+
+/// Runs the script's query over unbounded tables as a streaming job.
+fn stream(
+    m: &getopts::Matches,
+    config: timely::Config,
+    sql: &str,
+    output: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let Checkpointing {
+        options, interval, ..
+    } = checkpointing(m, &INTERVAL, None)?;
+    let mut session = weir_sql::Session::default();
+    let plan = session
+        .plan_stream(sql)
+        .map_err(|e| CliError::Runtime(e.into()))?;
+    if let Some(nested) = plan
+        .plan()
+        .schema
+        .fields()
+        .iter()
+        .find(|f| f.data_type().is_nested())
+    {
+        return Err(CliError::Runtime(anyhow::anyhow!(
+            "sql: column {} is {}, which a CSV line cannot hold (cast it to VARCHAR)",
+            nested.name(),
+            nested.data_type()
+        )));
+    }
+    let sink = match output {
+        Some(dir) => Sink::Dir(dir),
+        None => Sink::Deliver(Arc::new(|_, _, batch: &RecordBatch| match csv(batch) {
+            Ok(text) => {
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            }
+            Err(e) => eprintln!("weir: sql: a row did not print: {e}"),
+        })),
+    };
+    let summary = weir_sql::stream::run(config, Arc::new(plan), &options, interval, sink)
+        .map_err(|e| CliError::Runtime(e.into()))?;
+    report("sql", &summary);
     Ok(())
 }
 

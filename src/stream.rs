@@ -30,7 +30,7 @@ pub fn command() -> Command {
         false,
     );
     c.flags(&[&SOURCE, &SINK, &BROKERS]);
-    checkpoint_flags(&mut c, &INTERVAL, &STOP_WHEN_IDLE);
+    checkpoint_flags(&mut c, &INTERVAL, Some(&STOP_WHEN_IDLE));
     c.timely();
     c
 }
@@ -118,7 +118,7 @@ fn wordcount_main(args: &[String]) -> Result<(), CliError> {
         interval,
         stop_when_idle,
         broker_timeout,
-    } = checkpointing(&m, &INTERVAL, &STOP_WHEN_IDLE)?;
+    } = checkpointing(&m, &INTERVAL, Some(&STOP_WHEN_IDLE))?;
     let (input, from) = match input {
         Spec::Dir(dir) => {
             let from = dir.display().to_string();

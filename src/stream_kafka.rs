@@ -125,7 +125,7 @@ pub fn yahoo_command() -> Command {
         &MAX_OUT_OF_ORDERNESS,
         &IDLE_TIMEOUT,
     ]);
-    checkpoint_flags(&mut c, &INTERVAL, &STOP_WHEN_IDLE);
+    checkpoint_flags(&mut c, &INTERVAL, Some(&STOP_WHEN_IDLE));
     c.timely();
     c
 }
@@ -175,7 +175,7 @@ pub fn yahoo_main(args: &[String]) -> Result<(), CliError> {
         interval,
         stop_when_idle,
         broker_timeout,
-    } = checkpointing(&m, &INTERVAL, &STOP_WHEN_IDLE)?;
+    } = checkpointing(&m, &INTERVAL, Some(&STOP_WHEN_IDLE))?;
     let guarantee = GUARANTEE.value(&m)?;
     let disorder = MAX_OUT_OF_ORDERNESS.value(&m)?;
     let idle = IDLE_TIMEOUT.value(&m)?;

@@ -50,20 +50,23 @@ const RETAIN: Flag<usize> = Flag::parsed(
 .default("3");
 
 /// Adds the flags every checkpointed streaming job shares, with the job's
-/// own `interval` and `stop_when_idle` (see [`interval`], [`stop_when_idle`]).
+/// own `interval` and `stop_when_idle` (see [`interval`], [`stop_when_idle`];
+/// a job whose sources end by themselves has none).
 pub fn checkpoint_flags(
     c: &mut Command,
     interval: &'static Flag<Duration>,
-    idle: &'static Flag<Duration>,
+    idle: Option<&'static Flag<Duration>>,
 ) {
-    c.flags(&[
-        &CHECKPOINT_DIR,
-        interval,
-        &RESTORE,
-        idle,
-        &BROKER_TIMEOUT,
-        &RETAIN,
-    ]);
+    c.flags(&[&CHECKPOINT_DIR, interval, &RESTORE]);
+    if let Some(idle) = idle {
+        c.flags(&[idle]);
+    }
+    c.flags(&[&BROKER_TIMEOUT, &RETAIN]);
+}
+
+/// Whether the command line asks for checkpoints (a streaming run).
+pub fn checkpointed(m: &getopts::Matches) -> bool {
+    CHECKPOINT_DIR.given(m)
 }
 
 /// The shared options' values (see [`checkpoint_flags`]).
@@ -78,11 +81,14 @@ pub struct Checkpointing {
 pub fn checkpointing(
     m: &getopts::Matches,
     interval: &Flag<Duration>,
-    idle: &Flag<Duration>,
+    idle: Option<&Flag<Duration>>,
 ) -> Result<Checkpointing, CliError> {
     let checkpoint_dir = CHECKPOINT_DIR.value(m)?;
     Ok(Checkpointing {
-        stop_when_idle: idle.get(m)?,
+        stop_when_idle: match idle {
+            Some(idle) => idle.get(m)?,
+            None => None,
+        },
         broker_timeout: BROKER_TIMEOUT.value(m)?,
         interval: interval.value(m)?,
         options: StreamOptions {

@@ -178,26 +178,42 @@ impl Session {
         merged
     }
 
-    /// Declares the tables of `ddl` (`CREATE EXTERNAL TABLE` statements only).
-    pub fn declare_all(&mut self, ddl: &str) -> Result<()> {
-        for statement in Session::parse(ddl)? {
+    /// Declares the tables of `script` in order, and plans its query (at
+    /// most one, the last statement).
+    fn declare_then_query(&mut self, script: &str) -> Result<Option<LogicalPlan>> {
+        let mut query = None;
+        for statement in Session::parse(script)? {
+            if query.is_some() {
+                return Err(SqlError::Plan(
+                    "a streaming script ends with its one query".into(),
+                ));
+            }
             match self.plan(statement)? {
                 Planned::Declare(table, replace) => self.catalog.add(table, replace)?,
-                _ => return Err(SqlError::Plan("not a CREATE EXTERNAL TABLE".into())),
+                Planned::Query(plan) => query = Some(plan),
+                Planned::Explain { .. } => {
+                    return Err(SqlError::Unsupported("EXPLAIN of a streaming query".into()));
+                }
             }
         }
-        Ok(())
+        Ok(query)
     }
 
-    /// The plan of `query` (one statement) over unbounded tables, checked
-    /// to stream.
-    pub fn plan_stream(&self, query: &str) -> Result<crate::stream::StreamPlan> {
-        let mut statements = Session::parse(query)?;
-        let (Some(statement), 1) = (statements.pop(), statements.len() + 1) else {
-            return Err(SqlError::Plan("a streaming job runs one query".into()));
-        };
-        let Planned::Query(plan) = self.plan(statement)? else {
-            return Err(SqlError::Plan("a streaming job runs a query".into()));
+    /// Declares the tables of `ddl` (`CREATE EXTERNAL TABLE` statements only).
+    pub fn declare_all(&mut self, ddl: &str) -> Result<()> {
+        match self.declare_then_query(ddl)? {
+            None => Ok(()),
+            Some(_) => Err(SqlError::Plan("not a CREATE EXTERNAL TABLE".into())),
+        }
+    }
+
+    /// Declares the tables of `script` and plans its one query, the last
+    /// statement, over unbounded tables, checked to stream.
+    pub fn plan_stream(&mut self, script: &str) -> Result<crate::stream::StreamPlan> {
+        let Some(plan) = self.declare_then_query(script)? else {
+            return Err(SqlError::Plan(
+                "a streaming script ends with a query".into(),
+            ));
         };
         let plan = crate::plan::translate_as(&plan, &self.catalog, true)?;
         crate::stream::StreamPlan::new(plan)

@@ -11,5 +11,6 @@ mod ml;
 mod plots;
 mod sql;
 mod sql_session;
+mod sql_stream;
 mod support;
 mod yahoo;

@@ -218,8 +218,8 @@ impl Translator<'_> {
                     .ok_or_else(|| SqlError::Plan(format!("table '{name}' is not declared")))?;
                 if table.unbounded && !self.streaming {
                     return Err(SqlError::Plan(format!(
-                        "table {name} is UNBOUNDED: a query over it streams \
-                         (weir_sql::stream), and `weir sql` runs batch queries only (yet)"
+                        "table {name} is UNBOUNDED: a query over it streams, \
+                         with checkpoints (weir sql --checkpoint-dir DIR)"
                     )));
                 }
                 let projection = match &scan.projection {

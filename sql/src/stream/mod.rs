@@ -3,12 +3,12 @@
 //! sources close an epoch at every checkpoint interval and record their
 //! positions in its checkpoint, and the runner of `weir_streaming::run`
 //! restores, replays and commits; a query's rows of an epoch are handed over
-//! once a checkpoint covers the epoch (see [`sink`]).
+//! once a checkpoint covers the epoch (see `sink`).
 //!
-//! What streams so far: scans of Nexmark tables ([`source`]) with their
+//! What streams so far: scans of Nexmark tables (`source`) with their
 //! watermarks; filters, projections, unnesting, and tumbling and hopping
 //! windows, which map each batch by itself; and aggregations grouped by a
-//! window's start or end ([`aggregate`]), whose groups fire as event time
+//! window's start or end (`aggregate`), whose groups fire as event time
 //! passes their window. Other aggregations, joins and session windows are
 //! refused at plan time with the reason.
 
@@ -19,12 +19,18 @@ mod source;
 use std::sync::Arc;
 use std::time::Duration;
 
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Scope, StreamVec};
 use weir_progress::checkpoint::Ack;
+use weir_progress::recovery::Recovery;
+use weir_progress::store::CheckpointStore;
 use weir_runtime::JobError;
-use weir_streaming::run::{Built, StreamCtx, StreamOptions, StreamSummary, run_stream};
+use weir_streaming::dir_sink::{CommitFiles, DirSink, recover_output};
+use weir_streaming::run::{Built, Commit, StreamCtx, StreamOptions, StreamSummary, run_stream};
 
-pub use sink::Deliver;
+pub use sink::{Deliver, Sink, csv};
 pub use source::SPLITS;
 
 use arrow::datatypes::{DataType, Field, TimeUnit};
@@ -138,54 +144,96 @@ fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
 
 /// Runs `query` as a streaming job on `config` until its sources end
 /// (bounded Nexmark tables end after their `events`), closing an epoch (a
-/// checkpoint) every `interval`; `deliver` receives every worker's rows of
-/// each committed epoch.
+/// checkpoint) every `interval`; its rows go to `sink`.
 pub fn run(
     config: timely::Config,
     query: Arc<StreamPlan>,
     options: &StreamOptions,
     interval: Duration,
-    deliver: Deliver,
+    sink: Sink,
 ) -> std::result::Result<StreamSummary, JobError> {
-    run_stream(
-        config,
-        options,
-        |_, _, _| Ok(()),
-        move |scope, ctx| {
-            let mut acks = Vec::new();
-            let mut operators = 0;
-            let rows = build(
-                &query.plan.root,
-                scope,
-                ctx,
-                interval,
-                &mut acks,
-                &mut operators,
-            )
-            .rows;
-            let committed_rows = Committed {
+    let settle = sink.clone();
+    let prepare = move |recovery: &Recovery, _: &CheckpointStore, _: usize| match &settle {
+        Sink::Dir(dir) => recover_output(
+            dir,
+            recovery.committed_before(),
+            recovery.manifest.is_none(),
+        ),
+        Sink::Deliver(_) => Ok(()),
+    };
+    run_stream(config, options, prepare, move |scope, ctx| {
+        let mut acks = Vec::new();
+        let mut operators = 0;
+        let rows = build(
+            &query.plan.root,
+            scope,
+            ctx,
+            interval,
+            &mut acks,
+            &mut operators,
+        )
+        .rows;
+        let commit: Box<dyn Commit<'_>> = match &sink {
+            Sink::Deliver(deliver) => Box::new(Delivered {
                 rows,
                 worker: ctx.checkpoints.index,
                 source: ctx.source.clone(),
-                deliver: Arc::clone(&deliver),
-            };
-            Built {
-                acks,
-                commits: vec![Box::new(committed_rows)],
+                counted: ctx.records_out.clone(),
+                deliver: Arc::clone(deliver),
+            }),
+            Sink::Dir(dir) => {
+                let failure = ctx.source.failure.clone();
+                let lines = rows.unary::<CapacityContainerBuilder<Vec<String>>, _, _, _>(
+                    Pipeline,
+                    "Csv",
+                    move |_, _| {
+                        move |input, output| {
+                            input.for_each_stamp(|cap, data| {
+                                let mut session = output.session(&cap);
+                                for Batch(batch) in data.flat_map(|d| d.drain(..)) {
+                                    match csv(&batch) {
+                                        Ok(text) => {
+                                            session.give_iterator(text.lines().map(String::from))
+                                        }
+                                        Err(e) => crate::exec::fail(&failure, e),
+                                    }
+                                }
+                            });
+                        }
+                    },
+                );
+                let sink = DirSink {
+                    dir: dir.clone(),
+                    committed_before: ctx.recovery.committed_before(),
+                };
+                let (sink_acks, staged) = lines.commit_files(
+                    "sink",
+                    &sink,
+                    &ctx.checkpoints,
+                    &ctx.source,
+                    &ctx.records_out,
+                );
+                acks.push(sink_acks);
+                Box::new(staged)
             }
-        },
-    )
+        };
+        Built {
+            acks,
+            commits: vec![commit],
+        }
+    })
 }
 
 /// The rows of a query, waiting for the committed stream.
-struct Committed<'s> {
+struct Delivered<'s> {
     rows: StreamVec<'s, u64, Batch>,
     worker: usize,
     source: weir_runtime::source_ctx::SourceCtx,
+    counted: weir_runtime::exec::RecordCounter,
     deliver: Deliver,
 }
 
-impl<'s> weir_streaming::run::Commit<'s> for Committed<'s> {
+impl<'s> Commit<'s> for Delivered<'s> {
     fn publish(
         self: Box<Self>,
         committed: StreamVec<'s, u64, weir_progress::checkpoint::Committed>,
@@ -195,6 +243,7 @@ impl<'s> weir_streaming::run::Commit<'s> for Committed<'s> {
             committed,
             self.worker,
             &self.source,
+            &self.counted,
             self.deliver,
         )
     }

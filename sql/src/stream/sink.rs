@@ -8,6 +8,7 @@
 //! and Kafka sinks of `weir stream` do).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -16,13 +17,37 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use weir_progress::checkpoint::Committed;
+use weir_runtime::exec::RecordCounter;
 use weir_runtime::source_ctx::SourceCtx;
 
 use crate::batch::Batch;
+use crate::error::{Result, SqlError};
 
 /// What receives a streaming query's committed rows: the worker, the
 /// epoch, and rows of that epoch (called in epoch order on each worker).
 pub type Deliver = Arc<dyn Fn(usize, u64, &RecordBatch) + Send + Sync>;
+
+/// Where a streaming query's rows go.
+#[derive(Clone)]
+pub enum Sink {
+    /// To a function, as checkpoints cover them (see the module doc).
+    Deliver(Deliver),
+    /// To CSV files in a directory, exactly once: `weir stream`'s
+    /// committing directory sink (an epoch's file of each worker becomes
+    /// visible once a checkpoint covers it; a restart settles what a crash
+    /// left, and replayed epochs are not written again).
+    Dir(PathBuf),
+}
+
+/// `batch` as CSV lines, without a header.
+pub fn csv(batch: &RecordBatch) -> Result<String> {
+    let mut text = Vec::new();
+    arrow::csv::WriterBuilder::new()
+        .with_header(false)
+        .build(&mut text)
+        .write(batch)?;
+    String::from_utf8(text).map_err(|e| SqlError::Execution(e.to_string()))
+}
 
 /// Hands over each epoch's rows once a checkpoint covers it. The output
 /// carries nothing: it ends once both inputs have, after the last rows
@@ -32,9 +57,10 @@ pub(crate) fn deliver<'s>(
     committed: StreamVec<'s, u64, Committed>,
     worker: usize,
     ctx: &SourceCtx,
+    counted: &RecordCounter,
     to: Deliver,
 ) -> StreamVec<'s, u64, ()> {
-    let ctx = ctx.clone();
+    let (ctx, counted) = (ctx.clone(), counted.clone());
     let mut pending: BTreeMap<u64, Vec<RecordBatch>> = BTreeMap::new();
     let mut newest: Option<u64> = None;
     rows.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
@@ -60,6 +86,7 @@ pub(crate) fn deliver<'s>(
                         break;
                     }
                     for batch in entry.remove() {
+                        counted.add(batch.num_rows() as u64);
                         to(worker, epoch, &batch);
                     }
                 }

@@ -23,7 +23,7 @@
 //! `table` is a declared table, a `WITH` query or a parenthesized query;
 //! `time` a timestamp column of it; sizes are day-time intervals. A window
 //! holds its start and not its end. Rows whose time is null fall in no
-//! window. [`relation`] plans the calls into a [`Windowed`] node of
+//! window. `relation` plans the calls into a [`Windowed`] node of
 //! DataFusion's logical plan.
 
 mod relation;

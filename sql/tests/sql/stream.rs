@@ -11,7 +11,7 @@ use arrow::array::RecordBatch;
 use weir_progress::store::Restore;
 use weir_sql::nexmark::TABLES;
 use weir_sql::session::Session;
-use weir_sql::stream::{self, Deliver};
+use weir_sql::stream::{self, Deliver, Sink};
 use weir_sql::{Outcome, run_script};
 use weir_streaming::run::StreamOptions;
 
@@ -97,7 +97,7 @@ fn streamed(
         plan,
         &options,
         Duration::from_millis(5),
-        deliver,
+        Sink::Deliver(deliver),
     )
     .unwrap();
     assert_eq!(summary.metrics.get("late rows").copied().unwrap_or(0), 0);

@@ -1,0 +1,200 @@
+//! `weir sql --checkpoint-dir`: a query over unbounded Nexmark tables runs as
+//! a streaming job. What it prints (one process, two workers) and what it
+//! commits to `--output` (two processes) are the batch answer to the same
+//! query over the same events; killed with kill -9 at random points from
+//! its first moments and restarted with the same command each time, it
+//! commits every window exactly once.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+use crate::support::{hostfile, path, stderr, weir};
+
+/// Tumbling one-second windows of bids: counts and top prices per auction.
+const QUERY: &str = "SELECT auction, CAST(window_start AS VARCHAR), count(*), max(price) \
+     FROM tumble(bid, date_time, INTERVAL '1' SECOND) \
+     GROUP BY auction, window_start, window_end";
+
+/// The script over the first `events` events (streamed at `rate` a second).
+fn script(events: u64, rate: Option<u64>) -> String {
+    let (kind, rate) = match rate {
+        Some(r) => ("UNBOUNDED ", format!(", 'rate' '{r}'")),
+        None => ("", String::new()),
+    };
+    format!(
+        "CREATE {kind}EXTERNAL TABLE bid STORED AS NEXMARK LOCATION 'bid' \
+         OPTIONS ('events' '{events}'{rate}); {QUERY}"
+    )
+}
+
+/// The batch answer, as sorted CSV lines.
+fn batch_answer(dir: &Path, events: u64) -> Vec<String> {
+    let out = dir.join("batch");
+    let result = weir()
+        .args(["sql", "-e", &script(events, None), "--output", path(&out)])
+        .args(["-w", "2"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", stderr(&result));
+    // each part file has a header line
+    let mut lines: Vec<String> = files(&out)
+        .iter()
+        .flat_map(|f| read_lines(f).into_iter().skip(1))
+        .collect();
+    lines.sort();
+    assert!(lines.len() > 100, "{} rows", lines.len());
+    lines
+}
+
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|f| {
+        !f.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    });
+    files.sort();
+    files
+}
+
+fn read_lines(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The committed lines of the visible files in `dir`, sorted.
+fn committed(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = files(dir).iter().flat_map(|f| read_lines(f)).collect();
+    lines.sort();
+    lines
+}
+
+fn stream_args<'a>(sql: &'a str, interval: &'a str) -> Vec<&'a str> {
+    vec![
+        "sql",
+        "-e",
+        sql,
+        "--checkpoint-dir",
+        "ck",
+        "--checkpoint-interval",
+        interval,
+        "--restore",
+        "latest",
+    ]
+}
+
+#[test]
+fn sql_streams_the_batch_answer_printed_on_two_workers_and_committed_by_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = batch_answer(dir.path(), 60_000);
+    let sql = script(60_000, Some(200_000));
+    let printed = weir()
+        .current_dir(dir.path())
+        .args(stream_args(&sql, "50ms"))
+        .args(["-w", "2"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    let mut lines: Vec<String> = String::from_utf8(printed.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    assert_eq!(lines.len(), expected.len());
+    assert_eq!(lines, expected);
+
+    let two = tempfile::tempdir().unwrap();
+    let hosts = hostfile(two.path(), 2);
+    let spawn = |p: &str| {
+        weir()
+            .current_dir(two.path())
+            .args(stream_args(&sql, "50ms"))
+            .args(["--output", "out", "-n", "2", "-p", p, "-h", path(&hosts)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn("0");
+    std::thread::sleep(Duration::from_millis(100));
+    for child in [first, spawn("1")] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(committed(&two.path().join("out")), expected);
+}
+
+/// Waits for `child` to exit, killing it after `limit`; whether it exited by
+/// itself with success.
+fn reap(child: &mut Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    false
+}
+
+#[test]
+fn kill_9_of_a_streaming_sql_query_at_random_points_commits_every_window_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = 150_000;
+    let expected = batch_answer(dir.path(), events);
+    let sql = script(events, Some(50_000));
+    let seed: u64 = rand::rng().random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let start = || {
+        weir()
+            .current_dir(dir.path())
+            .args(stream_args(&sql, "40ms"))
+            .args(["--output", "out", "-w", "2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // the first kills come before any checkpoint can be complete
+    let mut kills = 0;
+    for i in 0..10 {
+        let mut child = start();
+        let after = match i {
+            0 => rng.random_range(5..40),
+            1 => rng.random_range(20..120),
+            _ => rng.random_range(100..700),
+        };
+        let finished = reap(&mut child, Duration::from_millis(after));
+        if finished {
+            break;
+        }
+        kills += 1;
+    }
+    let mut last = start();
+    assert!(
+        reap(&mut last, Duration::from_secs(120)),
+        "seed {seed}: the last run failed"
+    );
+    let got = committed(&dir.path().join("out"));
+    assert!(kills >= 3, "seed {seed}: only {kills} kills");
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "seed {seed}, {kills} kills: rows lost or repeated"
+    );
+    assert_eq!(got, expected, "seed {seed}, {kills} kills");
+}
