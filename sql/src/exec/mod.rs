@@ -357,6 +357,15 @@ fn map<'s, T: Timestamp>(
     })
 }
 
+/// The first `keys` fields of an aggregation's output `schema`: its group
+/// key columns.
+pub(crate) fn key_fields(schema: &SchemaRef, keys: usize) -> Vec<Field> {
+    schema.fields()[..keys.min(schema.fields().len())]
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect()
+}
+
 /// What a node that maps each batch by itself does to a batch: filter,
 /// project, unnest, tumbling and hopping windows (`None` for other nodes).
 pub(crate) type RowOp = Box<dyn Fn(&RecordBatch) -> Result<RecordBatch>>;
@@ -450,10 +459,7 @@ fn build<'s>(
             aggregates,
             schema,
         } => {
-            let key_fields: Vec<Field> = schema.fields()[..group.len()]
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
+            let key_fields = key_fields(schema, group.len());
             aggregate::aggregate(
                 build(input, scope, ctx, pool, gate),
                 ctx,

@@ -21,11 +21,10 @@ use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::RowConverter;
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Concat;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
 use weir_progress::checkpoint::{Ack, StatefulUnary};
 use weir_progress::route::key_hash;
 use weir_progress::state::KeyedState;
@@ -83,40 +82,18 @@ pub(crate) fn aggregate<'s>(
     let failure = ctx.source.failure.clone();
     let late = ctx.metrics.counter("late rows");
     let routing = Arc::clone(&spec);
-    let routed = rows.unary::<CapacityContainerBuilder<Vec<Routed>>, _, _, _>(
-        Pipeline,
-        "RouteWindowed",
-        move |_, _| {
-            move |input, output| {
-                input.for_each_stamp(|cap, data| {
-                    let mut session = output.session(&cap);
-                    for Batch(batch) in data.flat_map(|d| d.drain(..)) {
-                        match route(&routing, &batch, peers) {
-                            Ok(parts) => session.give_iterator(parts.into_iter()),
-                            Err(e) => fail(&failure, e),
-                        }
-                    }
-                });
-            }
-        },
-    );
-    let fanned = watermarks.unary::<CapacityContainerBuilder<Vec<Routed>>, _, _, _>(
-        Pipeline,
-        "FanOutWatermarks",
-        move |_, _| {
-            move |input, output| {
-                input.for_each_stamp(|cap, data| {
-                    let mut session = output.session(&cap);
-                    for &watermark in data.flat_map(|d| d.iter()) {
-                        session.give_iterator((0..peers).map(|to| Routed {
-                            to,
-                            item: Item::Watermark(watermark),
-                        }));
-                    }
-                });
-            }
-        },
-    );
+    let routed = rows.flat_map(move |Batch(batch)| {
+        route(&routing, &batch, peers).unwrap_or_else(|e| {
+            fail(&failure, e);
+            Vec::new()
+        })
+    });
+    let fanned = watermarks.flat_map(move |watermark| {
+        (0..peers).map(move |to| Routed {
+            to,
+            item: Item::Watermark(watermark),
+        })
+    });
     let failure = ctx.source.failure.clone();
     let mut ends: Option<BTreeMap<i64, BTreeSet<Vec<u8>>>> = None;
     let mut codecs: Option<Codecs> = None;

@@ -19,9 +19,7 @@ mod source;
 use std::sync::Arc;
 use std::time::Duration;
 
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, StreamVec};
 use weir_progress::checkpoint::Ack;
 use weir_progress::recovery::Recovery;
@@ -33,7 +31,7 @@ use weir_streaming::run::{Built, Commit, StreamCtx, StreamOptions, StreamSummary
 pub use sink::{Deliver, Sink, csv};
 pub use source::SPLITS;
 
-use arrow::datatypes::{DataType, Field, TimeUnit};
+use arrow::datatypes::{DataType, TimeUnit};
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::expressions::Column;
 use weir_streaming::window::Watermark;
@@ -41,7 +39,7 @@ use weir_streaming::window::Watermark;
 use crate::batch::Batch;
 use crate::catalog::Format;
 use crate::error::{Result, SqlError};
-use crate::exec::{Folding, mapped};
+use crate::exec::{Folding, key_fields, mapped};
 use crate::plan::{Node, Plan};
 
 /// A streaming query, checked to stream.
@@ -183,25 +181,13 @@ pub fn run(
             }),
             Sink::Dir(dir) => {
                 let failure = ctx.source.failure.clone();
-                let lines = rows.unary::<CapacityContainerBuilder<Vec<String>>, _, _, _>(
-                    Pipeline,
-                    "Csv",
-                    move |_, _| {
-                        move |input, output| {
-                            input.for_each_stamp(|cap, data| {
-                                let mut session = output.session(&cap);
-                                for Batch(batch) in data.flat_map(|d| d.drain(..)) {
-                                    match csv(&batch) {
-                                        Ok(text) => {
-                                            session.give_iterator(text.lines().map(String::from))
-                                        }
-                                        Err(e) => crate::exec::fail(&failure, e),
-                                    }
-                                }
-                            });
-                        }
-                    },
-                );
+                let lines = rows.flat_map(move |Batch(batch)| match csv(&batch) {
+                    Ok(text) => text.lines().map(String::from).collect(),
+                    Err(e) => {
+                        crate::exec::fail(&failure, e);
+                        Vec::new()
+                    }
+                });
                 let sink = DirSink {
                     dir: dir.clone(),
                     committed_before: ctx.recovery.committed_before(),
@@ -302,10 +288,7 @@ fn build<'s>(
         } => {
             let name = format!("aggregate#{operators}");
             let flow = build(input, scope, ctx, interval, acks, operators);
-            let key_fields: Vec<Field> = schema.fields()[..group.len()]
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
+            let key_fields = key_fields(schema, group.len());
             let windowed = window_of(input, group).and_then(|window| {
                 let (end, past) = window.ok_or_else(|| SqlError::Plan("no window".into()))?;
                 Ok(aggregate::Windowed {
