@@ -287,11 +287,25 @@ pub(crate) fn split(
     seed: u64,
 ) -> Result<Vec<(u64, RecordBatch)>> {
     let columns: Vec<ArrayRef> = keys.iter().map(|&k| Arc::clone(batch.column(k))).collect();
-    let converter = row_converter(columns.iter().map(|c| c.data_type()))?;
-    let rows = converter.convert_columns(&columns)?;
+    split_by(batch, &columns, parts, |row| {
+        twox_hash::XxHash3_64::oneshot_with_seed(seed, row)
+    })
+}
+
+/// `batch`'s rows by the part (of `parts`) that `hash` of the Arrow row
+/// encoding of their `keys` (columns of `batch`'s rows) chooses.
+pub(crate) fn split_by(
+    batch: &RecordBatch,
+    keys: &[ArrayRef],
+    parts: usize,
+    hash: impl Fn(&[u8]) -> u64,
+) -> Result<Vec<(u64, RecordBatch)>> {
+    let converter = row_converter(keys.iter().map(|c| c.data_type()))?;
+    let rows = converter.convert_columns(keys)?;
+    let parts = parts.max(1);
     let mut chosen: Vec<Vec<u32>> = vec![Vec::new(); parts];
     for (i, row) in rows.iter().enumerate() {
-        let to = twox_hash::XxHash3_64::oneshot_with_seed(seed, row.as_ref()) % parts as u64;
+        let to = hash(row.as_ref()) % parts as u64;
         chosen[to as usize].push(i as u32);
     }
     let mut out = Vec::new();

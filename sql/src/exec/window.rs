@@ -72,7 +72,7 @@ pub(crate) fn assign(batch: &RecordBatch, spec: &WindowSpec) -> Result<RecordBat
     let size = spec.windows.size().unwrap_or(0);
     let ends: Int64Array = starts.iter().map(|s| s + size).collect();
     let starts = Int64Array::from(starts);
-    let columns = if rows.len() == batch.num_rows()
+    let mut columns = if rows.len() == batch.num_rows()
         && rows.iter().enumerate().all(|(i, &r)| i == r as usize)
     {
         batch.columns().to_vec()
@@ -84,7 +84,6 @@ pub(crate) fn assign(batch: &RecordBatch, spec: &WindowSpec) -> Result<RecordBat
             .map(|c| Ok(take(c, &rows, None)?))
             .collect::<Result<Vec<ArrayRef>>>()?
     };
-    let mut columns = columns;
     for bounds in [starts, ends] {
         columns.push(cast(&bounds, time.data_type())?);
     }

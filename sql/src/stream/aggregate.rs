@@ -34,7 +34,7 @@ use weir_streaming::window::{Frontier, Watermark};
 
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
-use crate::exec::{Folding, evaluate, fail, row_converter};
+use crate::exec::{Folding, evaluate, fail, row_converter, split_by};
 
 /// The state's shared value that holds event time (the watermark).
 const WATERMARK: &str = "watermark";
@@ -51,8 +51,6 @@ pub(crate) struct Windowed {
     /// What is added to that column to give the end (the window's size if
     /// it holds the start).
     pub(crate) past: i64,
-    /// The group expressions.
-    pub(crate) group: Vec<Arc<dyn datafusion_physical_expr::PhysicalExpr>>,
 }
 
 /// A record of the aggregation's input, addressed to its worker.
@@ -137,30 +135,19 @@ pub(crate) fn aggregate<'s>(
 /// routing hash, so that restored state lands where its rows go).
 fn route(spec: &Windowed, batch: &RecordBatch, peers: u64) -> Result<Vec<Routed>> {
     let keys = spec
-        .group
+        .folding
+        .group()
         .iter()
         .map(|e| evaluate(e, batch))
         .collect::<Result<Vec<ArrayRef>>>()?;
-    let converter = row_converter(keys.iter().map(|k| k.data_type()))?;
-    let rows = converter.convert_columns(&keys)?;
-    let mut chosen: Vec<Vec<u32>> = vec![Vec::new(); peers.max(1) as usize];
-    for (i, row) in rows.iter().enumerate() {
-        let to = key_hash(row.as_ref()) % peers.max(1);
-        chosen[to as usize].push(i as u32);
-    }
-    let mut out = Vec::new();
-    for (to, indices) in chosen.into_iter().enumerate() {
-        if indices.is_empty() {
-            continue;
-        }
-        let indices = arrow::array::UInt32Array::from(indices);
-        let part = arrow::compute::take_record_batch(batch, &indices)?;
-        out.push(Routed {
-            to: to as u64,
+    let parts = split_by(batch, &keys, peers as usize, key_hash)?;
+    Ok(parts
+        .into_iter()
+        .map(|(to, part)| Routed {
+            to,
             item: Item::Rows(Batch(part)),
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// The encodings of group keys and states as bytes.
@@ -234,7 +221,7 @@ impl Epoch<'_> {
 
     /// The window end of each row of `batch`.
     fn row_ends(&self, batch: &RecordBatch) -> Result<Vec<i64>> {
-        let column = evaluate(&self.spec.group[self.spec.end], batch)?;
+        let column = evaluate(&self.spec.folding.group()[self.spec.end], batch)?;
         self.ends_of(&column)
     }
 

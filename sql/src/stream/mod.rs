@@ -300,7 +300,6 @@ fn build<'s>(
                     )?,
                     end,
                     past,
-                    group: group.clone(),
                 })
             });
             let (Ok(windowed), Some(watermarks)) = (windowed, flow.watermarks) else {

@@ -87,15 +87,16 @@ pub(crate) fn nexmark<'s>(
 ) -> Source<'s> {
     let (recovery, checkpoints, ctx) = (&job.recovery, &job.checkpoints, &job.source);
     let (index, peers) = (checkpoints.index, checkpoints.peers);
+    let owns = move |split: usize| split % peers.max(1) == index;
     let mine = move |key: &str| {
         key.strip_prefix("split-")
             .and_then(|s| s.parse::<usize>().ok())
-            .is_some_and(|s| s % peers.max(1) == index)
+            .is_some_and(owns)
     };
     let positions = recovery.positions(name, mine);
     let now = Instant::now();
     let mut splits: Vec<Split> = (0..SPLITS)
-        .filter(|s| s % peers.max(1) == index)
+        .filter(|&s| owns(s))
         .map(|s| {
             let key = format!("split-{s}");
             let skip = positions.get(&key).copied().unwrap_or(0);

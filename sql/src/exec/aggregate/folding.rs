@@ -40,6 +40,11 @@ impl Folding {
         })
     }
 
+    /// The group key expressions.
+    pub(crate) fn group(&self) -> &[Arc<dyn PhysicalExpr>] {
+        &self.group
+    }
+
     /// The group key columns (the first of a state batch).
     pub(crate) fn keys(&self) -> usize {
         self.last.key_fields.len()
