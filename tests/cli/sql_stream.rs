@@ -198,3 +198,30 @@ fn kill_9_of_a_streaming_sql_query_at_random_points_commits_every_window_exactly
     );
     assert_eq!(got, expected, "seed {seed}, {kills} kills");
 }
+
+#[test]
+fn a_streaming_sql_usage_error_is_named_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str], sql: &str| {
+        weir()
+            .current_dir(dir.path())
+            .args(stream_args(sql, "50ms"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let sql = script(1_000, Some(1_000));
+    let out = run(&["--output", "out", "--format", "json"], &sql);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no --format"), "{}", stderr(&out));
+    let nested = sql.replace(QUERY, "SELECT make_array(auction, price) FROM bid");
+    let out = run(&[], &nested);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("which a CSV line cannot hold"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -180,4 +180,28 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
         let err = session.plan_stream(query).err().unwrap();
         assert!(err.to_string().contains(needle), "{query}: {err}");
     }
+    // a streaming script: tables, then one query, last
+    for (script, needle) in [
+        (
+            "SELECT 1 FROM bid; SELECT 2 FROM bid",
+            "ends with its one query",
+        ),
+        (
+            "CREATE UNBOUNDED EXTERNAL TABLE more STORED AS NEXMARK LOCATION 'bid'",
+            "ends with a query",
+        ),
+        (
+            "CREATE EXTERNAL TABLE few STORED AS NEXMARK LOCATION 'bid' \
+             OPTIONS ('events' '10'); EXPLAIN SELECT * FROM few",
+            "EXPLAIN of a streaming query",
+        ),
+    ] {
+        let err = session.plan_stream(script).err().unwrap();
+        assert!(err.to_string().contains(needle), "{script}: {err}");
+    }
+    let err = session.declare_all("SELECT * FROM bid").err().unwrap();
+    assert!(
+        err.to_string().contains("not a CREATE EXTERNAL TABLE"),
+        "{err}"
+    );
 }
