@@ -256,12 +256,19 @@ impl Epoch<'_> {
             return Ok(());
         };
         let keys = self.codecs.keys.convert_columns(&merged.columns()[..k])?;
-        let states = self.codecs.states.convert_columns(&merged.columns()[k..])?;
+        // without aggregates (GROUP BY alone), every group's state is empty
+        let states: Vec<Vec<u8>> = match merged.num_columns() > k {
+            true => {
+                let rows = self.codecs.states.convert_columns(&merged.columns()[k..])?;
+                rows.iter().map(|r| r.as_ref().to_vec()).collect()
+            }
+            false => vec![Vec::new(); merged.num_rows()],
+        };
         let ends = self.ends_of(merged.column(self.spec.end))?;
-        for ((key, states), end) in keys.iter().zip(states.iter()).zip(ends) {
+        for ((key, states), end) in keys.iter().zip(states).zip(ends) {
             let key = key.as_ref().to_vec();
             self.ends.entry(end).or_default().insert(key.clone());
-            self.state.insert(key, (end, states.as_ref().to_vec()));
+            self.state.insert(key, (end, states));
         }
         Ok(())
     }
