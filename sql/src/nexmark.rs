@@ -23,6 +23,9 @@ use crate::tpch::{io, write_parquet};
 /// The tables, in the order of their events' kinds.
 pub const TABLES: [&str; 3] = ["person", "auction", "bid"];
 
+/// The event-time column of every Nexmark table (its watermarks' time).
+pub(crate) const EVENT_TIME: &str = "date_time";
+
 /// The time of the first event: 2015-07-15 00:00:00 UTC, in milliseconds
 /// since the epoch (fixed, where the crate's default is the present).
 pub const BASE_TIME: u64 = 1_436_918_400_000;

@@ -17,6 +17,7 @@ mod write;
 
 pub(crate) use aggregate::Folding;
 pub(crate) use gate::{Gate, Opener};
+pub(crate) use join::{JoinSpec, meeting, with_keys};
 pub use memory::Budget;
 pub(crate) use memory::{Held, Pool, Reservation};
 pub use unnest::UnnestSpec;

@@ -13,6 +13,8 @@
 //! refused at plan time with the reason.
 
 mod aggregate;
+mod bounds;
+mod join;
 mod sink;
 mod source;
 
@@ -31,7 +33,8 @@ use weir_streaming::run::{Built, Commit, StreamCtx, StreamOptions, StreamSummary
 pub use sink::{Deliver, Sink, csv};
 pub use source::SPLITS;
 
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion_common::JoinType;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::expressions::Column;
 use weir_streaming::window::Watermark;
@@ -39,8 +42,8 @@ use weir_streaming::window::Watermark;
 use crate::batch::Batch;
 use crate::catalog::Format;
 use crate::error::{Result, SqlError};
-use crate::exec::{Folding, key_fields, mapped};
-use crate::plan::{Node, Plan};
+use crate::exec::{Folding, JoinSpec, key_fields, mapped};
+use crate::plan::{JoinKeys, Node, Plan};
 
 /// A streaming query, checked to stream.
 pub struct StreamPlan {
@@ -65,7 +68,8 @@ fn check(node: &Node) -> Result<()> {
     let refuse = |what: &str| {
         Err(SqlError::Unsupported(format!(
             "{what} in a streaming query (filters, projections, unnest, \
-             tumble and hop windows and aggregations grouped by them stream so far)"
+             tumble and hop windows, aggregations grouped by them, and window and \
+             interval joins stream so far)"
         )))
     };
     match node {
@@ -83,7 +87,29 @@ fn check(node: &Node) -> Result<()> {
             Some(_) => check(input),
             None => refuse("an aggregation not grouped by a window's start or end"),
         },
-        Node::Join { .. } => refuse("a join"),
+        Node::Join {
+            left,
+            right,
+            on,
+            filter,
+            join_type,
+            ..
+        } => {
+            if !matches!(
+                join_type,
+                JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
+            ) {
+                let kind = join_type.to_string().to_lowercase();
+                return refuse(&format!("a {kind} join (inner and semi joins stream)"));
+            }
+            if bounds::expiry(left, right, on, filter.as_ref()).is_none() {
+                return refuse(
+                    "a join whose rows could meet rows of the other side however late                      (join windowed sides on their windows' bounds, or bound the two                      sides' event times, as in `a.date_time BETWEEN b.date_time -                      INTERVAL '10' SECOND AND b.date_time`)",
+                );
+            }
+            check(left)?;
+            check(right)
+        }
         Node::Sort { .. } | Node::Limit { .. } => refuse("ORDER BY or LIMIT"),
         Node::Empty { .. } => refuse("a query without a table"),
     }
@@ -117,6 +143,14 @@ fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
                 return trace(input, c);
             }
             let field = spec.schema.field(c);
+            if bounds::lower(input, spec.time).is_none() {
+                return Err(SqlError::Unsupported(format!(
+                    "{}: a streaming window's time column must be the event time of \
+                     its stream (the `{}` of a Nexmark table)",
+                    spec.schema.field(spec.time).name(),
+                    crate::nexmark::EVENT_TIME
+                )));
+            }
             if !matches!(
                 field.data_type(),
                 DataType::Timestamp(TimeUnit::Millisecond, _)
@@ -136,6 +170,13 @@ fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
             }
         }
         Node::Filter { input, .. } => trace(input, c),
+        // groups of windows fire whole: a window's bound stays one
+        Node::Aggregate { input, group, .. } => {
+            match group.get(c).and_then(|e| e.downcast_ref::<Column>()) {
+                Some(column) => trace(input, column.index()),
+                None => Ok(None),
+            }
+        }
         _ => Ok(None),
     }
 }
@@ -309,8 +350,67 @@ fn build<'s>(
                     watermarks: None,
                 };
             };
-            let (rows, state_acks) =
-                aggregate::aggregate(flow.rows, watermarks, Arc::new(windowed), &name, ctx);
+            let (rows, state_acks) = aggregate::aggregate(
+                flow.rows,
+                watermarks.clone(),
+                Arc::new(windowed),
+                &name,
+                ctx,
+            );
+            acks.push(state_acks);
+            // its groups fire as these pass their windows
+            Flow {
+                rows,
+                watermarks: Some(watermarks),
+            }
+        }
+        Node::Join {
+            left,
+            right,
+            on,
+            filter,
+            nulls_equal,
+            join_type,
+            schema,
+            ..
+        } => {
+            let name = format!("join#{operators}");
+            let flows = [
+                build(left, scope, ctx, interval, acks, operators),
+                build(right, scope, ctx, interval, acks, operators),
+            ];
+            let join = stream_join(left, right, on, filter, (*join_type, *nulls_equal), schema);
+            let [
+                Flow {
+                    rows: l,
+                    watermarks: Some(lw),
+                },
+                Flow {
+                    rows: r,
+                    watermarks: Some(rw),
+                },
+            ] = flows
+            else {
+                crate::exec::fail(
+                    failure,
+                    SqlError::Plan("a join of streams without watermarks".into()),
+                );
+                return Flow {
+                    rows: empty(scope),
+                    watermarks: None,
+                };
+            };
+            let join = match join {
+                Ok(join) => join,
+                Err(e) => {
+                    crate::exec::fail(failure, e);
+                    return Flow {
+                        rows: empty(scope),
+                        watermarks: None,
+                    };
+                }
+            };
+            let (rows, state_acks) = join::join([l, r], [lw, rw], Arc::new(join), &name, ctx);
             acks.push(state_acks);
             Flow {
                 rows,
@@ -323,6 +423,40 @@ fn build<'s>(
             watermarks: None,
         },
     }
+}
+
+/// The streaming form of a join (checked by `check`).
+fn stream_join(
+    left: &Node,
+    right: &Node,
+    on: &Arc<JoinKeys>,
+    filter: &Option<Arc<dyn PhysicalExpr>>,
+    (join_type, nulls_equal): (JoinType, bool),
+    schema: &SchemaRef,
+) -> Result<join::StreamJoin> {
+    let unbounded = || SqlError::Plan("a join without bounds".into());
+    let expiry = bounds::expiry(left, right, on, filter.as_ref()).ok_or_else(unbounded)?;
+    let keyed = |node: &Node, keys: &[Arc<dyn PhysicalExpr>]| -> Result<SchemaRef> {
+        let input = bounds::schema(node).ok_or_else(unbounded)?;
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            fields.push(Field::new(format!("__key{i}"), k.data_type(&input)?, true));
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    };
+    Ok(join::StreamJoin {
+        keyed: [keyed(left, &on.left)?, keyed(right, &on.right)?],
+        spec: JoinSpec {
+            keys: Arc::clone(on),
+            filter: filter.clone(),
+            join_type,
+            nulls_equal,
+            null_aware: false,
+            broadcast: false,
+            schema: Arc::clone(schema),
+        },
+        expiry,
+    })
 }
 
 /// A stream without rows.

@@ -30,7 +30,7 @@ const QUERIES: [&str; 3] = [
 /// 50,000 events a second (some 80 epochs of 5 ms for 20,000).
 /// Windowed aggregations: each window's groups fire once event time has
 /// passed its end.
-const WINDOWED: [&str; 4] = [
+const WINDOWED: [&str; 5] = [
     "SELECT auction, CAST(window_start AS VARCHAR), count(*) \
      FROM tumble(bid, date_time, INTERVAL '100' MILLISECOND) \
      GROUP BY auction, window_start, window_end",
@@ -42,6 +42,45 @@ const WINDOWED: [&str; 4] = [
      GROUP BY window_start",
     "SELECT city, CAST(window_end AS VARCHAR), count(*), max(id) \
      FROM tumble(person, date_time, INTERVAL '200' MILLISECOND) GROUP BY city, window_end",
+    // groups without aggregates (their states are empty)
+    "SELECT seller, CAST(s AS VARCHAR) FROM (SELECT DISTINCT seller, window_start AS s \
+     FROM tumble(auction, date_time, INTERVAL '100' MILLISECOND))",
+];
+
+/// Joins of streams whose held rows expire with event time: Nexmark q5
+/// (hot items: a window join of two windowed aggregations, one of them
+/// aggregated again), q7 (highest bid: an interval join of bids with their
+/// window's top price) and q8 (new users: a window join of two tables), in
+/// Flink's forms over shorter windows, and an interval join of two tables.
+const JOINS: [&str; 4] = [
+    "SELECT AuctionBids.auction, AuctionBids.num, CAST(AuctionBids.starttime AS VARCHAR) \
+     FROM (SELECT auction, count(*) AS num, window_start AS starttime, window_end AS endtime \
+       FROM hop(bid, date_time, INTERVAL '20' MILLISECOND, INTERVAL '100' MILLISECOND) \
+       GROUP BY auction, window_start, window_end) AS AuctionBids \
+     JOIN (SELECT max(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime \
+       FROM (SELECT count(*) AS num, window_start AS starttime, window_end AS endtime \
+         FROM hop(bid, date_time, INTERVAL '20' MILLISECOND, INTERVAL '100' MILLISECOND) \
+         GROUP BY auction, window_start, window_end) AS CountBids \
+       GROUP BY CountBids.starttime, CountBids.endtime) AS MaxBids \
+     ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime \
+       AND AuctionBids.num >= MaxBids.maxn",
+    "SELECT B.auction, B.price, B.bidder, CAST(B.date_time AS VARCHAR) FROM bid B \
+     JOIN (SELECT max(price) AS maxprice, window_end AS date_time \
+       FROM tumble(bid, date_time, INTERVAL '100' MILLISECOND) \
+       GROUP BY window_start, window_end) B1 \
+     ON B.price = B1.maxprice \
+     WHERE B.date_time BETWEEN B1.date_time - INTERVAL '100' MILLISECOND AND B1.date_time",
+    "SELECT P.id, P.name, CAST(P.starttime AS VARCHAR) \
+     FROM (SELECT id, name, window_start AS starttime, window_end AS endtime \
+       FROM tumble(person, date_time, INTERVAL '100' MILLISECOND) \
+       GROUP BY id, name, window_start, window_end) P \
+     JOIN (SELECT seller, window_start AS starttime, window_end AS endtime \
+       FROM tumble(auction, date_time, INTERVAL '100' MILLISECOND) \
+       GROUP BY seller, window_start, window_end) A \
+     ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime",
+    "SELECT a.id, a.seller, b.bidder, b.price, CAST(b.date_time AS VARCHAR) \
+     FROM auction a JOIN bid b ON a.id = b.auction \
+     AND b.date_time >= a.date_time AND b.date_time < a.date_time + INTERVAL '30' MILLISECOND",
 ];
 
 fn ddl(unbounded: bool, events: u64) -> String {
@@ -151,6 +190,21 @@ fn a_windowed_aggregation_streams_the_batch_answer_on_1_and_2_workers() {
 }
 
 #[test]
+fn a_join_of_streams_hands_over_the_batch_answer_on_1_and_2_workers() {
+    for query in JOINS {
+        let expected = batch_answer(query, 20_000);
+        assert!(expected.len() > 3, "{query}");
+        for workers in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let (rows, epochs) = streamed(query, 20_000, workers, dir.path(), None);
+            assert!(epochs > 1, "{query}: rows in {epochs} epochs");
+            assert_eq!(rows.len(), expected.len(), "{workers} workers: {query}");
+            assert_eq!(rows, expected, "{workers} workers: {query}");
+        }
+    }
+}
+
+#[test]
 fn a_restored_stream_resumes_every_split_where_it_was_at_another_worker_count() {
     let query = QUERIES[0];
     let dir = tempfile::tempdir().unwrap();
@@ -176,6 +230,22 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
             "a join",
         ),
         ("SELECT * FROM bid ORDER BY price", "ORDER BY"),
+        (
+            "SELECT * FROM bid b LEFT JOIN person p ON b.bidder = p.id \
+             AND b.date_time BETWEEN p.date_time AND p.date_time + INTERVAL '1' SECOND",
+            "join (inner and semi joins stream)",
+        ),
+        // a person's rows could meet bids however late
+        (
+            "SELECT * FROM bid b JOIN person p ON b.bidder = p.id AND b.date_time >= p.date_time",
+            "however late",
+        ),
+        // auctions do not come in the order they expire
+        (
+            "SELECT count(*) FROM tumble(auction, expires, INTERVAL '1' SECOND) \
+             GROUP BY window_end",
+            "must be the event time",
+        ),
     ] {
         let err = session.plan_stream(query).err().unwrap();
         assert!(err.to_string().contains(needle), "{query}: {err}");

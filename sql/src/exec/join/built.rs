@@ -92,23 +92,36 @@ impl Built {
         Ok((l, r))
     }
 
+    /// The (left, right) pairs of `batch`'s rows that meet: equal keys,
+    /// and the filter holds.
+    pub(super) fn matched(
+        &mut self,
+        batch: &RecordBatch,
+        spec: &JoinSpec,
+    ) -> Result<(Vec<u32>, Vec<u32>)> {
+        let (l, r) = self.pairs(batch)?;
+        let (Some(filter), Some(rows)) = (&spec.filter, &self.rows) else {
+            return Ok((l, r));
+        };
+        let both = combine(rows, batch, &l, &r, self.k)?;
+        let keep = evaluate(filter, &both)?;
+        let keep = keep.as_boolean();
+        let kept: Vec<usize> = (0..keep.len())
+            .filter(|&i| keep.is_valid(i) && keep.value(i))
+            .collect();
+        Ok((
+            kept.iter().map(|&i| l[i]).collect(),
+            kept.iter().map(|&i| r[i]).collect(),
+        ))
+    }
+
     /// Joins a right batch: what its rows produce now.
     pub(super) fn probe(
         &mut self,
         batch: &RecordBatch,
         spec: &JoinSpec,
     ) -> Result<Option<RecordBatch>> {
-        let (mut l, mut r) = self.pairs(batch)?;
-        if let (Some(filter), Some(rows)) = (&spec.filter, &self.rows) {
-            let both = combine(rows, batch, &l, &r, self.k)?;
-            let keep = evaluate(filter, &both)?;
-            let keep = keep.as_boolean();
-            let kept: Vec<usize> = (0..keep.len())
-                .filter(|&i| keep.is_valid(i) && keep.value(i))
-                .collect();
-            l = kept.iter().map(|&i| l[i]).collect();
-            r = kept.iter().map(|&i| r[i]).collect();
-        }
+        let (l, r) = self.matched(batch, spec)?;
         if matches!(
             spec.join_type,
             JoinType::Left

@@ -66,29 +66,48 @@ fn keyed<'s>(
     keys: Vec<Arc<dyn PhysicalExpr>>,
 ) -> StreamVec<'s, BatchTime, Batch> {
     map(input, failure, "JoinKeys", move |batch| {
-        let mut columns = batch.columns().to_vec();
-        let mut fields: Vec<Field> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        for (i, k) in keys.iter().enumerate() {
-            let values = evaluate(k, batch)?;
-            fields.push(Field::new(
-                format!("__key{i}"),
-                values.data_type().clone(),
-                true,
-            ));
-            columns.push(values);
-        }
-        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        Ok(RecordBatch::try_new_with_options(
-            Arc::new(Schema::new(fields)),
-            columns,
-            &options,
-        )?)
+        with_keys(batch, &keys)
     })
+}
+
+/// `batch` with the values of `keys` appended as its last columns.
+pub(crate) fn with_keys(
+    batch: &RecordBatch,
+    keys: &[Arc<dyn PhysicalExpr>],
+) -> Result<RecordBatch> {
+    let mut columns = batch.columns().to_vec();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        let values = evaluate(k, batch)?;
+        fields.push(Field::new(
+            format!("__key{i}"),
+            values.data_type().clone(),
+            true,
+        ));
+        columns.push(values);
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &options,
+    )?)
+}
+
+/// The pairs of `left`'s and `right`'s rows that meet as `spec` says (equal
+/// keys, and its filter), both with their key columns last (see
+/// [`with_keys`]): left row indices, and right row indices.
+pub(crate) fn meeting(
+    left: &RecordBatch,
+    right: &RecordBatch,
+    spec: &JoinSpec,
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    Built::new(vec![left.clone()], spec.keys.left.len(), spec.nulls_equal)?.matched(right, spec)
 }
 
 /// Joins `left` and `right` as `spec` says; `built` is opened once this
