@@ -18,23 +18,53 @@ const QUERY: &str = "SELECT auction, CAST(window_start AS VARCHAR), count(*), ma
      FROM tumble(bid, date_time, INTERVAL '1' SECOND) \
      GROUP BY auction, window_start, window_end";
 
-/// The script over the first `events` events (streamed at `rate` a second).
-fn script(events: u64, rate: Option<u64>) -> String {
+/// Nexmark q8 (new users) in Flink's form over one-second windows: a
+/// window join of people and the sellers of auctions.
+const WINDOW_JOIN: &str = "SELECT P.id, P.name, CAST(P.starttime AS VARCHAR) \
+     FROM (SELECT id, name, window_start AS starttime, window_end AS endtime \
+       FROM tumble(person, date_time, INTERVAL '1' SECOND) \
+       GROUP BY id, name, window_start, window_end) P \
+     JOIN (SELECT seller, window_start AS starttime, window_end AS endtime \
+       FROM tumble(auction, date_time, INTERVAL '1' SECOND) \
+       GROUP BY seller, window_start, window_end) A \
+     ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime";
+
+/// Bids within half a second of their auction's creation: an interval
+/// join, whose rows are held across many checkpoints.
+const INTERVAL_JOIN: &str = "SELECT a.id, a.seller, b.bidder, b.price, \
+     CAST(b.date_time AS VARCHAR) FROM auction a JOIN bid b ON a.id = b.auction \
+     AND b.date_time BETWEEN a.date_time AND a.date_time + INTERVAL '500' MILLISECOND";
+
+/// `query` over the first `events` events of the Nexmark tables (streamed
+/// at `rate` a second).
+fn script_of(query: &str, events: u64, rate: Option<u64>) -> String {
     let (kind, rate) = match rate {
         Some(r) => ("UNBOUNDED ", format!(", 'rate' '{r}'")),
         None => ("", String::new()),
     };
-    format!(
-        "CREATE {kind}EXTERNAL TABLE bid STORED AS NEXMARK LOCATION 'bid' \
-         OPTIONS ('events' '{events}'{rate}); {QUERY}"
-    )
+    let tables: String = ["person", "auction", "bid"]
+        .iter()
+        .map(|t| {
+            format!(
+                "CREATE {kind}EXTERNAL TABLE {t} STORED AS NEXMARK LOCATION '{t}' \
+                 OPTIONS ('events' '{events}'{rate}); "
+            )
+        })
+        .collect();
+    format!("{tables}{query}")
 }
 
-/// The batch answer, as sorted CSV lines.
-fn batch_answer(dir: &Path, events: u64) -> Vec<String> {
+/// [`QUERY`]'s script.
+fn script(events: u64, rate: Option<u64>) -> String {
+    script_of(QUERY, events, rate)
+}
+
+/// The batch answer to `query`, as sorted CSV lines.
+fn batch_answer(dir: &Path, query: &str, events: u64) -> Vec<String> {
     let out = dir.join("batch");
+    let sql = script_of(query, events, None);
     let result = weir()
-        .args(["sql", "-e", &script(events, None), "--output", path(&out)])
+        .args(["sql", "-e", &sql, "--output", path(&out)])
         .args(["-w", "2"])
         .stdin(Stdio::null())
         .output()
@@ -94,7 +124,7 @@ fn stream_args<'a>(sql: &'a str, interval: &'a str) -> Vec<&'a str> {
 #[test]
 fn sql_streams_the_batch_answer_printed_on_two_workers_and_committed_by_two_processes() {
     let dir = tempfile::tempdir().unwrap();
-    let expected = batch_answer(dir.path(), 60_000);
+    let expected = batch_answer(dir.path(), QUERY, 60_000);
     let sql = script(60_000, Some(200_000));
     let printed = weir()
         .current_dir(dir.path())
@@ -135,6 +165,16 @@ fn sql_streams_the_batch_answer_printed_on_two_workers_and_committed_by_two_proc
     assert_eq!(committed(&two.path().join("out")), expected);
 }
 
+/// The newest complete checkpoint in `dir` (one with its manifest).
+fn latest_checkpoint(dir: &Path) -> Option<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().join("MANIFEST.json").exists())
+        .map(|e| e.file_name())
+        .max()
+}
+
 /// Waits for `child` to exit, killing it after `limit`; whether it exited by
 /// itself with success.
 fn reap(child: &mut Child, limit: Duration) -> bool {
@@ -152,10 +192,28 @@ fn reap(child: &mut Child, limit: Duration) -> bool {
 
 #[test]
 fn kill_9_of_a_streaming_sql_query_at_random_points_commits_every_window_exactly_once() {
+    kill_9_at_random_points(QUERY);
+}
+
+#[test]
+fn kill_9_of_a_streaming_window_join_at_random_points_commits_every_row_exactly_once() {
+    kill_9_at_random_points(WINDOW_JOIN);
+}
+
+#[test]
+fn kill_9_of_a_streaming_interval_join_at_random_points_commits_every_row_exactly_once() {
+    kill_9_at_random_points(INTERVAL_JOIN);
+}
+
+/// Streams `query` over 150,000 events (five seconds at 30,000 a second), killed with kill -9 about ten
+/// times at random points (the first before any checkpoint can be
+/// complete) and restarted with the same command each time; what it
+/// commits must be the batch answer, each row once.
+fn kill_9_at_random_points(query: &str) {
     let dir = tempfile::tempdir().unwrap();
     let events = 150_000;
-    let expected = batch_answer(dir.path(), events);
-    let sql = script(events, Some(50_000));
+    let expected = batch_answer(dir.path(), query, events);
+    let sql = script_of(query, events, Some(30_000));
     let seed: u64 = rand::rng().random();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let start = || {
@@ -169,28 +227,47 @@ fn kill_9_of_a_streaming_sql_query_at_random_points_commits_every_window_exactly
             .spawn()
             .unwrap()
     };
-    // the first kills come before any checkpoint can be complete
-    let mut kills = 0;
+    let (mut kills, mut restores) = (0, 0);
+    let checkpoints = dir.path().join("ck");
     for i in 0..10 {
+        let before = latest_checkpoint(&checkpoints);
         let mut child = start();
+        // the first two kills come early (before the first checkpoint of a
+        // slow start); the others once this run has completed a checkpoint
+        // of its own, at a random point after it
+        if i >= 2 {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while latest_checkpoint(&checkpoints) == before
+                && Instant::now() < deadline
+                && child.try_wait().unwrap().is_none()
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         let after = match i {
             0 => rng.random_range(5..40),
             1 => rng.random_range(20..120),
-            _ => rng.random_range(100..700),
+            _ => rng.random_range(0..400),
         };
         let finished = reap(&mut child, Duration::from_millis(after));
+        // a run that found a complete checkpoint went on from it
+        restores += usize::from(before.is_some());
         if finished {
             break;
         }
         kills += 1;
     }
+    let before = latest_checkpoint(&checkpoints);
     let mut last = start();
     assert!(
         reap(&mut last, Duration::from_secs(120)),
         "seed {seed}: the last run failed"
     );
+    restores += usize::from(before.is_some());
     let got = committed(&dir.path().join("out"));
     assert!(kills >= 3, "seed {seed}: only {kills} kills");
+    // the kills must land after checkpoints too, not only before the first
+    assert!(restores >= 2, "seed {seed}: {restores} runs restored");
     assert_eq!(
         got.len(),
         expected.len(),
