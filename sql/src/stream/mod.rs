@@ -9,8 +9,10 @@
 //! watermarks; filters, projections, unnesting, and tumbling and hopping
 //! windows, which map each batch by itself; and aggregations grouped by a
 //! window's start or end (`aggregate`), whose groups fire as event time
-//! passes their window. Other aggregations, joins and session windows are
-//! refused at plan time with the reason.
+//! passes their window; and inner and semi joins whose rows expire with
+//! event time (`join`: window and interval joins, when `bounds` finds how
+//! late a row can meet the other side). Other aggregations and joins and
+//! session windows are refused at plan time with the reason.
 
 mod aggregate;
 mod bounds;
