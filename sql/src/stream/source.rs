@@ -33,20 +33,28 @@ struct Split {
     share: Share,
     /// Events generated when this run started, and when.
     from: (u64, Instant),
+    /// Events generated when the current epoch began.
+    epoch_from: u64,
 }
 
 impl Split {
-    /// Events due by now at `rate` events a second for the whole sequence.
-    fn due(&self, rate: Option<u64>) -> u64 {
-        let done = self.share.generated - self.from.0;
-        let due = match rate {
-            None => u64::MAX,
-            Some(rate) => {
-                let per_split = rate as f64 / SPLITS as f64;
-                (self.from.1.elapsed().as_secs_f64() * per_split) as u64
-            }
+    /// Events due by now at `rate` events a second for the whole sequence,
+    /// but no more in one epoch than two `interval`s' worth: a source that
+    /// falls behind (its worker starved, a slow operator) catches up over
+    /// several epochs rather than in one (bounded epochs, as they are
+    /// when it keeps up).
+    fn due(&self, rate: Option<u64>, interval: Duration) -> u64 {
+        let Some(rate) = rate else {
+            return BATCH_EVENTS;
         };
-        due.saturating_sub(done).min(BATCH_EVENTS)
+        let per_split = rate as f64 / SPLITS as f64;
+        let done = self.share.generated - self.from.0;
+        let due = (self.from.1.elapsed().as_secs_f64() * per_split) as u64;
+        let epoch_cap = ((2.0 * interval.as_secs_f64() * per_split).ceil() as u64).max(1);
+        let this_epoch = self.share.generated - self.epoch_from;
+        due.saturating_sub(done)
+            .min(epoch_cap.saturating_sub(this_epoch))
+            .min(BATCH_EVENTS)
     }
 }
 
@@ -104,6 +112,7 @@ pub(crate) fn nexmark<'s>(
             Split {
                 key,
                 from: (share.generated, now),
+                epoch_from: share.generated,
                 share,
             }
         })
@@ -174,7 +183,7 @@ pub(crate) fn nexmark<'s>(
                         .get(&split.key)
                         .map_or(0, |&t| t.saturating_sub(split.share.generated)),
                     None if replaying => 0,
-                    None => split.due(table.rate),
+                    None => split.due(table.rate, interval),
                 };
                 let mut left = events;
                 while left > 0 && split.share.left() != Some(0) && result.is_ok() {
@@ -225,6 +234,9 @@ pub(crate) fn nexmark<'s>(
                     .session(&*at)
                     .give(watermark(&splits));
                 epoch += 1;
+                for split in &mut splits {
+                    split.epoch_from = split.share.generated;
+                }
                 data.downgrade(&epoch);
                 ack.downgrade(&epoch);
                 at.downgrade(&epoch);
@@ -247,5 +259,37 @@ pub(crate) fn nexmark<'s>(
         rows,
         acks,
         watermarks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_that_fell_behind_catches_up_over_several_epochs() {
+        // 16,000 events a second: 1,000 a split; ten seconds behind
+        let table = NexmarkTable {
+            table: 2,
+            events: None,
+            rate: Some(16_000),
+        };
+        let share = Share::new(&table, 0, SPLITS, 0);
+        let mut split = Split {
+            key: "split-0".into(),
+            from: (0, Instant::now() - Duration::from_secs(10)),
+            epoch_from: 0,
+            share,
+        };
+        let interval = Duration::from_millis(5);
+        // two intervals' worth in an epoch: 2 * 5 ms * 1,000 a second
+        assert_eq!(split.due(table.rate, interval), 10);
+        split.share.next_batch(10).unwrap();
+        assert_eq!(split.due(table.rate, interval), 0);
+        // the next epoch goes on catching up
+        split.epoch_from = split.share.generated;
+        assert_eq!(split.due(table.rate, interval), 10);
+        // as fast as possible: no bound but a batch's
+        assert_eq!(split.due(None, interval), BATCH_EVENTS);
     }
 }
