@@ -17,9 +17,10 @@ mod write;
 
 pub(crate) use aggregate::Folding;
 pub(crate) use gate::{Gate, Opener};
-pub(crate) use join::{JoinSpec, meeting, with_keys};
+pub(crate) use join::{JoinSpec, Lookup, meeting, with_keys};
 pub use memory::Budget;
 pub(crate) use memory::{Held, Pool, Reservation};
+pub(crate) use scan::read_all;
 pub use unnest::UnnestSpec;
 pub use window::WindowSpec;
 pub use write::{Destination, FileFormat};
@@ -346,7 +347,7 @@ pub(crate) fn gather<'s>(
 }
 
 /// Applies `f` to every batch (a failure is set, and the batch dropped).
-fn map<'s, T: Timestamp>(
+pub(crate) fn map<'s, T: Timestamp>(
     input: StreamVec<'s, T, Batch>,
     failure: &Failure,
     name: &str,

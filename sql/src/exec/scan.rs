@@ -44,7 +44,7 @@ pub fn scan<'s>(
     table: &Table,
     projection: &[usize],
 ) -> StreamVec<'s, BatchTime, Batch> {
-    let mut reader: Option<Box<dyn Reader>> = match open(table, projection, ctx) {
+    let mut reader: Option<Box<dyn Reader>> = match open(table, projection, ctx.index, ctx.peers) {
         Ok(reader) => Some(reader),
         Err(e) => {
             ctx.failure.set(e);
@@ -90,20 +90,38 @@ pub fn scan<'s>(
     )
 }
 
-fn open(table: &Table, projection: &[usize], ctx: &WorkerCtx) -> Result<Box<dyn Reader>, JobError> {
+/// Every row of `table`, its columns `projection`, read by one thread.
+pub(crate) fn read_all(table: &Table, projection: &[usize]) -> Result<Vec<RecordBatch>, JobError> {
+    let mut reader = open(table, projection, 0, 1)?;
+    let mut batches = Vec::new();
+    while let Some(batch) = reader.next_batch()? {
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+/// The reader of share `index` of `peers` of `table`.
+fn open(
+    table: &Table,
+    projection: &[usize],
+    index: usize,
+    peers: usize,
+) -> Result<Box<dyn Reader>, JobError> {
     let projected = Arc::new(table.schema.project(projection).map_err(|e| JobError::Io {
         path: table.name.clone(),
         message: e.to_string(),
     })?);
     Ok(match table.format {
-        Format::Parquet => Box::new(ParquetShare::open(table, projection, projected, ctx)?),
+        Format::Parquet => Box::new(ParquetShare::open(
+            table, projection, projected, index, peers,
+        )?),
         Format::Nexmark(source) => Box::new(NexmarkShare {
-            share: Share::new(&source, ctx.index, ctx.peers, 0),
+            share: Share::new(&source, index, peers, 0),
             table: table.name.clone(),
             projection: projection.to_vec(),
         }),
         Format::Csv { .. } | Format::Json | Format::Text => Box::new(TextShare {
-            lines: LineInput::Files(table.files.clone()).reader(ctx.index, ctx.peers)?,
+            lines: LineInput::Files(table.files.clone()).reader(index, peers)?,
             table: table.clone(),
             projection: projection.to_vec(),
             projected,
@@ -160,7 +178,8 @@ impl ParquetShare {
         table: &Table,
         projection: &[usize],
         schema: SchemaRef,
-        ctx: &WorkerCtx,
+        index: usize,
+        peers: usize,
     ) -> Result<Self, JobError> {
         let mut groups = Vec::new();
         let mut k = 0usize;
@@ -169,7 +188,7 @@ impl ParquetShare {
             let builder = ParquetRecordBatchReaderBuilder::try_new(file)
                 .map_err(|e| parquet_error(path, e))?;
             for g in 0..builder.metadata().num_row_groups() {
-                if k % ctx.peers == ctx.index {
+                if k % peers == index {
                     groups.push((f, g));
                 }
                 k += 1;

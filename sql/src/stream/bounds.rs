@@ -14,7 +14,7 @@ use datafusion_expr::Operator;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::expressions::{BinaryExpr, Column, Literal};
 
-use super::trace;
+use super::{lookup, stream_column, trace};
 use crate::catalog::Format;
 use crate::nexmark::EVENT_TIME;
 use crate::plan::{JoinKeys, Node};
@@ -51,6 +51,12 @@ pub(crate) fn lower(node: &Node, c: usize) -> Option<i64> {
                 _ => Some(d + 1),
             }
         }
+        Node::Join {
+            left,
+            right,
+            join_type,
+            ..
+        } if lookup::bounded(left) => lower(right, stream_column(left, *join_type, c)?),
         Node::Aggregate { input, group, .. } => {
             // groups fire once the watermark reaches their window's end:
             // what fires later ends after the watermark

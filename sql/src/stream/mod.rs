@@ -17,6 +17,7 @@
 mod aggregate;
 mod bounds;
 mod join;
+mod lookup;
 mod sink;
 mod source;
 
@@ -97,6 +98,13 @@ fn check(node: &Node) -> Result<()> {
             join_type,
             ..
         } => {
+            if lookup::bounded(left) && !lookup::bounded(right) {
+                lookup::check(left, *join_type)?;
+                return check(right);
+            }
+            if lookup::bounded(right) {
+                return refuse("a join with a bounded table on the side a stream should take");
+            }
             if !matches!(
                 join_type,
                 JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
@@ -172,6 +180,15 @@ fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
             }
         }
         Node::Filter { input, .. } => trace(input, c),
+        Node::Join {
+            left,
+            right,
+            join_type,
+            ..
+        } if lookup::bounded(left) => match stream_column(left, *join_type, c) {
+            Some(c) => trace(right, c),
+            None => Ok(None),
+        },
         // groups of windows fire whole: a window's bound stays one
         Node::Aggregate { input, group, .. } => {
             match group.get(c).and_then(|e| e.downcast_ref::<Column>()) {
@@ -180,6 +197,16 @@ fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
             }
         }
         _ => Ok(None),
+    }
+}
+
+/// The column of a lookup join's stream (its right side) that its column
+/// `c` is, if it is one (the table, `left`, comes first in an inner or
+/// outer join's output; a semi or anti join outputs the stream's alone).
+fn stream_column(left: &Node, join_type: JoinType, c: usize) -> Option<usize> {
+    match join_type {
+        JoinType::RightSemi | JoinType::RightAnti => Some(c),
+        _ => c.checked_sub(bounds::schema(left)?.fields().len()),
     }
 }
 
@@ -376,6 +403,22 @@ fn build<'s>(
             schema,
             ..
         } => {
+            if lookup::bounded(left) {
+                let flow = build(right, scope, ctx, interval, acks, operators);
+                let spec = JoinSpec {
+                    keys: Arc::clone(on),
+                    filter: filter.clone(),
+                    join_type: *join_type,
+                    nulls_equal: *nulls_equal,
+                    null_aware: false,
+                    broadcast: true,
+                    schema: Arc::clone(schema),
+                };
+                return Flow {
+                    rows: lookup::lookup(flow.rows, left, Arc::new(spec), failure),
+                    watermarks: flow.watermarks,
+                };
+            }
             let name = format!("join#{operators}");
             let flows = [
                 build(left, scope, ctx, interval, acks, operators),

@@ -83,6 +83,40 @@ const JOINS: [&str; 4] = [
      AND b.date_time >= a.date_time AND b.date_time < a.date_time + INTERVAL '30' MILLISECOND",
 ];
 
+/// Lookup joins of a stream with a bounded table (`tiers`, a CSV file of
+/// most people's tiers): inner, with a window over the joined rows (the
+/// Yahoo benchmark's shape), stream-side outer, and semi.
+const LOOKUPS: [&str; 4] = [
+    "SELECT b.auction, b.price, t.tier FROM bid b JOIN tiers t ON b.bidder = t.id \
+     WHERE t.tier <> 'c'",
+    "SELECT tier, CAST(window_start AS VARCHAR), count(*), max(price) \
+     FROM tumble((SELECT b.date_time, b.price, t.tier FROM bid b \
+       JOIN tiers t ON b.bidder = t.id), date_time, INTERVAL '100' MILLISECOND) \
+     GROUP BY tier, window_start, window_end",
+    "SELECT b.auction, b.bidder, t.tier FROM bid b LEFT JOIN tiers t ON b.bidder = t.id",
+    "SELECT auction, price FROM bid WHERE bidder IN (SELECT id FROM tiers WHERE tier = 'a')",
+];
+
+/// The DDL of `tiers`: ids from 1000 (the first person's) to 1499 but
+/// every seventh, each with a tier.
+fn tiers_ddl() -> String {
+    static FILE: std::sync::OnceLock<tempfile::TempPath> = std::sync::OnceLock::new();
+    let path = FILE.get_or_init(|| {
+        let mut text = String::from("id,tier\n");
+        for id in (1000..1500).filter(|id| id % 7 != 0) {
+            text.push_str(&format!("{id},{}\n", ["a", "b", "c"][id % 3]));
+        }
+        let file = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file.into_temp_path()
+    });
+    format!(
+        "CREATE EXTERNAL TABLE tiers (id BIGINT, tier VARCHAR) STORED AS CSV \
+         LOCATION '{}' OPTIONS ('has_header' 'true');\n",
+        path.display()
+    )
+}
+
 fn ddl(unbounded: bool, events: u64) -> String {
     let (kind, rate) = match unbounded {
         true => ("UNBOUNDED ", ", 'rate' '50000'"),
@@ -96,6 +130,7 @@ fn ddl(unbounded: bool, events: u64) -> String {
                  OPTIONS ('events' '{events}'{rate});\n"
             )
         })
+        .chain([tiers_ddl()])
         .collect()
 }
 
@@ -191,6 +226,11 @@ fn a_join_of_streams_hands_over_the_batch_answer_on_1_and_2_workers() {
 }
 
 #[test]
+fn a_lookup_join_of_a_stream_and_a_table_streams_the_batch_answer() {
+    streams_the_batch_answer(&LOOKUPS, 3);
+}
+
+#[test]
 fn a_restored_stream_resumes_every_split_where_it_was_at_another_worker_count() {
     let query = QUERIES[0];
     let dir = tempfile::tempdir().unwrap();
@@ -225,6 +265,16 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
         (
             "SELECT * FROM bid b JOIN person p ON b.bidder = p.id AND b.date_time >= p.date_time",
             "however late",
+        ),
+        // it would owe the tiers no bid met
+        (
+            "SELECT * FROM tiers t LEFT JOIN bid b ON b.bidder = t.id",
+            "would owe the table's rows",
+        ),
+        (
+            "SELECT * FROM bid b JOIN (SELECT tier, count(*) AS n FROM tiers GROUP BY tier) t \
+             ON b.channel = t.tier",
+            "not a table's scan",
         ),
         // auctions do not come in the order they expire
         (

@@ -110,6 +110,36 @@ pub(crate) fn meeting(
     Built::new(vec![left.clone()], spec.keys.left.len(), spec.nulls_equal)?.matched(right, spec)
 }
 
+/// A bounded left side built once, probed by every batch of a stream (a
+/// join that owes nothing for left rows no right row met).
+pub(crate) struct Lookup {
+    built: Built,
+    spec: Arc<JoinSpec>,
+}
+
+impl Lookup {
+    /// The left side's `rows`, built for `spec`.
+    pub(crate) fn new(rows: Vec<RecordBatch>, spec: Arc<JoinSpec>) -> Result<Lookup> {
+        let keyed = rows
+            .iter()
+            .map(|b| with_keys(b, &spec.keys.left))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Lookup {
+            built: Built::new(keyed, spec.keys.left.len(), spec.nulls_equal)?,
+            spec,
+        })
+    }
+
+    /// What a right batch's rows produce.
+    pub(crate) fn probe(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let keyed = with_keys(batch, &self.spec.keys.right)?;
+        Ok(match self.built.probe(&keyed, &self.spec)? {
+            Some(out) => out,
+            None => RecordBatch::new_empty(Arc::clone(&self.spec.schema)),
+        })
+    }
+}
+
 /// Joins `left` and `right` as `spec` says; `built` is opened once this
 /// worker's table is built (or its rows go to disk, or the join ends).
 pub fn join<'s>(
