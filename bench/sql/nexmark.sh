@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Nexmark as streaming SQL (sql/nexmark/qN.sql: q0, q1, q2, q5, q7, q8) at
+# -w 2, each query a checkpointed streaming job over EVENTS generated events
+# (as fast as the job takes them, a checkpoint every second, rows printed as
+# CSV to /dev/null): events a second per core, against Flink 1.13's published
+# per-core figures (nexmark/nexmark README), and peak RSS.
+#   bench/sql/nexmark.sh [EVENTS]        (default 10000000)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+EVENTS=${1:-10000000}
+cargo build --release --quiet
+WEIR=$PWD/target/release/weir
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+declare -A FLINK=([q0]=155000 [q1]=158000 [q2]=175000 [q5]=22000 [q7]=12000)
+printf '%-5s %10s %14s %10s %10s %9s\n' query seconds "events/s/core" "Flink/core" "vs Flink" "RSS MB"
+for q in q0 q1 q2 q5 q7 q8; do
+  SCRIPT=$WORK/$q.sql
+  : > "$SCRIPT"
+  for t in person auction bid; do
+    echo "CREATE UNBOUNDED EXTERNAL TABLE $t STORED AS NEXMARK LOCATION '$t' OPTIONS ('events' '$EVENTS');" >> "$SCRIPT"
+  done
+  cat "sql/nexmark/$q.sql" >> "$SCRIPT"
+  rm -rf "$WORK/ck"
+  START=$(date +%s.%N)
+  /usr/bin/time -f '%M' -o "$WORK/rss" \
+    "$WEIR" sql -f "$SCRIPT" --checkpoint-dir "$WORK/ck" --checkpoint-interval 1s -w 2 \
+    > /dev/null 2> "$WORK/err" || { cat "$WORK/err"; exit 1; }
+  END=$(date +%s.%N)
+  python3 - "$q" "$START" "$END" "$EVENTS" "${FLINK[$q]:-0}" "$(tail -1 "$WORK/rss")" <<'PY'
+import sys
+q, start, end, events, flink, rss = sys.argv[1:]
+secs = float(end) - float(start)
+per_core = int(events) / secs / 2
+flink = int(flink)
+ratio = f"{per_core / flink:.2f}x" if flink else "-"
+print(f"{q:<5} {secs:>10.2f} {per_core:>14,.0f} {flink or '-':>10} {ratio:>10} {int(rss) / 1024:>9.0f}")
+PY
+done
