@@ -15,7 +15,7 @@ use weir_sql::{Outcome, run_script};
 use crate::cli::{self, CliError, Command};
 use crate::flag::Flag;
 use crate::stream_options::{
-    Checkpointing, checkpoint_flags, checkpointed, checkpointing, interval, report,
+    Checkpointing, checkpoint_flags, checkpointed, checkpointing, interval, report, stop_when_idle,
 };
 
 pub fn command() -> Command {
@@ -44,11 +44,15 @@ pub fn command() -> Command {
         true,
     );
     c.flags(&[&EXECUTE, &FILE, &FORMAT, &cli::MEMORY_BUDGET]);
-    checkpoint_flags(&mut c, &INTERVAL, None);
+    checkpoint_flags(&mut c, &INTERVAL, Some(&IDLE));
     c
 }
 
 const INTERVAL: Flag<std::time::Duration> = interval("500ms");
+const IDLE: Flag<std::time::Duration> = stop_when_idle(
+    "end the streams of Kafka tables once no record has come for this long \
+     (every window then fires)",
+);
 
 const FORMAT: Flag<FileFormat> = Flag::new(
     "format",
@@ -123,8 +127,15 @@ fn stream(
     output: Option<PathBuf>,
 ) -> Result<(), CliError> {
     let Checkpointing {
-        options, interval, ..
-    } = checkpointing(m, &INTERVAL, None)?;
+        options,
+        interval,
+        stop_when_idle,
+        ..
+    } = checkpointing(m, &INTERVAL, Some(&IDLE))?;
+    let epochs = weir_sql::stream::Epochs {
+        interval,
+        stop_when_idle,
+    };
     let mut session = weir_sql::Session::default();
     let plan = session
         .plan_stream(sql)
@@ -151,7 +162,7 @@ fn stream(
             Err(e) => eprintln!("weir: sql: a row did not print: {e}"),
         })),
     };
-    let summary = weir_sql::stream::run(config, Arc::new(plan), &options, interval, sink)
+    let summary = weir_sql::stream::run(config, Arc::new(plan), &options, epochs, sink)
         .map_err(|e| CliError::Runtime(e.into()))?;
     report("sql", &summary);
     Ok(())

@@ -7,7 +7,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion_expr::CreateExternalTable;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -18,7 +18,7 @@ use crate::nexmark::NexmarkTable;
 const INFER_ROWS: usize = 1000;
 
 /// How a table's files are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Format {
     /// Delimited text.
     Csv {
@@ -36,17 +36,35 @@ pub enum Format {
     Text,
     /// Nexmark's events, generated (no files).
     Nexmark(NexmarkTable),
+    /// A Kafka topic's records, their values JSON objects (no files).
+    Kafka(Arc<KafkaTable>),
+}
+
+/// A Kafka table: `LOCATION 'topic'`, `OPTIONS ('brokers' 'host:port',
+/// 'event_time' 'column', 'watermark_delay_ms' 'N')`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaTable {
+    /// Bootstrap brokers.
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// The timestamp column of event time (from the JSON field of its name,
+    /// milliseconds as a number or a decimal string); the record's Kafka
+    /// timestamp without one.
+    pub event_time: Option<String>,
+    /// How far out of order events may come, in milliseconds.
+    pub watermark_delay_ms: u64,
 }
 
 impl Format {
     /// The extension of the files a directory location holds (text tables
     /// read every file).
-    fn extension(self) -> Option<&'static str> {
+    fn extension(&self) -> Option<&'static str> {
         match self {
             Format::Csv { .. } => Some("csv"),
             Format::Json => Some("json"),
             Format::Parquet => Some("parquet"),
-            Format::Text | Format::Nexmark(_) => None,
+            Format::Text | Format::Nexmark(_) | Format::Kafka(_) => None,
         }
     }
 }
@@ -98,9 +116,11 @@ impl Table {
             "PARQUET" => Format::Parquet,
             "TEXT" => Format::Text,
             "NEXMARK" => return Table::nexmark(&name, cmd),
+            "KAFKA" => return Table::kafka(&name, cmd),
             other => {
                 return Err(SqlError::Unsupported(format!(
-                    "table {name}: STORED AS {other} (CSV, JSON, PARQUET, TEXT and NEXMARK are)"
+                    "table {name}: STORED AS {other} (CSV, JSON, PARQUET, TEXT, NEXMARK \
+                     and KAFKA are)"
                 )));
             }
         };
@@ -162,6 +182,59 @@ impl Table {
         })
     }
 
+    /// A table of a Kafka topic's JSON records (see [`KafkaTable`]): its
+    /// columns declared, the event-time one a timestamp in milliseconds;
+    /// only `UNBOUNDED` (a topic has no end).
+    fn kafka(name: &str, cmd: &CreateExternalTable) -> Result<Table> {
+        let plan = |message: String| SqlError::Plan(format!("table {name}: {message}"));
+        let [topic] = cmd.locations.as_slice() else {
+            return Err(plan("LOCATION names one topic".into()));
+        };
+        if !cmd.unbounded {
+            return Err(plan(
+                "a Kafka topic has no end: CREATE UNBOUNDED EXTERNAL TABLE".into(),
+            ));
+        }
+        if cmd.schema.fields().is_empty() {
+            return Err(plan("a Kafka table declares its columns".into()));
+        }
+        let brokers = option(cmd, "brokers")
+            .ok_or_else(|| plan("OPTIONS ('brokers' 'host:port') is missing".into()))?;
+        let schema = Arc::new(cmd.schema.as_arrow().clone());
+        let event_time = option(cmd, "event_time").cloned();
+        if let Some(column) = &event_time {
+            let field = schema
+                .field_with_name(column)
+                .map_err(|_| plan(format!("event_time '{column}' is not one of its columns")))?;
+            if field.data_type() != &DataType::Timestamp(TimeUnit::Millisecond, None) {
+                return Err(plan(format!(
+                    "event_time '{column}' is {}, not TIMESTAMP(3) (milliseconds)",
+                    field.data_type()
+                )));
+            }
+        }
+        let watermark_delay_ms = match option(cmd, "watermark_delay_ms") {
+            None => 0,
+            Some(v) => v.parse::<u64>().map_err(|_| {
+                plan(format!(
+                    "option 'watermark_delay_ms' is '{v}', not a whole number"
+                ))
+            })?,
+        };
+        Ok(Table {
+            name: name.to_string(),
+            format: Format::Kafka(Arc::new(KafkaTable {
+                brokers: brokers.clone(),
+                topic: topic.clone(),
+                event_time,
+                watermark_delay_ms,
+            })),
+            files: Vec::new(),
+            schema,
+            unbounded: true,
+        })
+    }
+
     /// The table `name` of the files at `locations` (files, or directories
     /// of files with the format's extension); its schema `declared` or
     /// inferred from the first file.
@@ -173,7 +246,7 @@ impl Table {
     ) -> Result<Table> {
         let mut files = Vec::new();
         for location in locations {
-            files.extend(list(location.as_ref(), format)?);
+            files.extend(list(location.as_ref(), &format)?);
         }
         let Some(first) = files.first() else {
             let named: Vec<String> = locations
@@ -191,7 +264,7 @@ impl Table {
         let schema = match declared {
             Some(schema) if format == Format::Text => one_text_column(name, schema)?,
             Some(schema) => schema,
-            None => infer(first, format)?,
+            None => infer(first, &format)?,
         };
         Ok(Table {
             name: name.to_string(),
@@ -223,7 +296,7 @@ fn option<'a>(cmd: &'a CreateExternalTable, key: &str) -> Option<&'a String> {
 
 /// The files of a location: the file itself, or a directory's files with
 /// the format's extension, in name order (hidden files left out).
-fn list(location: &Path, format: Format) -> Result<Vec<PathBuf>> {
+fn list(location: &Path, format: &Format) -> Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(location).map_err(|e| input(location, e))?;
     if meta.is_file() {
         return Ok(vec![location.to_path_buf()]);
@@ -248,10 +321,10 @@ fn list(location: &Path, format: Format) -> Result<Vec<PathBuf>> {
 }
 
 /// The schema of `file`.
-fn infer(file: &Path, format: Format) -> Result<SchemaRef> {
+fn infer(file: &Path, format: &Format) -> Result<SchemaRef> {
     let open = || File::open(file).map_err(|e| input(file, e));
     let schema: Schema = match format {
-        Format::Csv {
+        &Format::Csv {
             has_header,
             delimiter,
         } => {
@@ -276,7 +349,9 @@ fn infer(file: &Path, format: Format) -> Result<SchemaRef> {
             open()?;
             Schema::new(vec![Field::new("line", DataType::Utf8, false)])
         }
-        Format::Nexmark(_) => return Err(input(file, "a Nexmark table has no files")),
+        Format::Nexmark(_) | Format::Kafka(_) => {
+            return Err(input(file, "a generated or Kafka table has no files"));
+        }
     };
     Ok(Arc::new(schema))
 }

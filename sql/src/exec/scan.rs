@@ -111,12 +111,21 @@ fn open(
         path: table.name.clone(),
         message: e.to_string(),
     })?);
-    Ok(match table.format {
+    Ok(match &table.format {
+        Format::Kafka(kafka) => {
+            return Err(JobError::Io {
+                path: table.name.clone(),
+                message: format!(
+                    "Kafka topic {} is read by streaming queries only",
+                    kafka.topic
+                ),
+            });
+        }
         Format::Parquet => Box::new(ParquetShare::open(
             table, projection, projected, index, peers,
         )?),
         Format::Nexmark(source) => Box::new(NexmarkShare {
-            share: Share::new(&source, index, peers, 0),
+            share: Share::new(source, index, peers, 0),
             table: table.name.clone(),
             projection: projection.to_vec(),
         }),
@@ -318,8 +327,8 @@ impl TextShare {
         let schema = Arc::clone(&self.table.schema);
         // every line in one batch
         let rows = text.iter().filter(|&&b| b == b'\n').count().max(1);
-        match self.table.format {
-            Format::Csv { delimiter, .. } => {
+        match &self.table.format {
+            &Format::Csv { delimiter, .. } => {
                 let mut decoder = arrow::csv::ReaderBuilder::new(schema)
                     .with_header(false)
                     .with_delimiter(delimiter)
@@ -335,9 +344,9 @@ impl TextShare {
                 let lines: arrow::array::StringArray = text.lines().map(Some).collect();
                 RecordBatch::try_new(schema, vec![Arc::new(lines)]).map(Some)
             }
-            Format::Parquet | Format::Nexmark(_) => Err(arrow::error::ArrowError::ParseError(
-                "not a text format".into(),
-            )),
+            Format::Parquet | Format::Nexmark(_) | Format::Kafka(_) => Err(
+                arrow::error::ArrowError::ParseError("not a text format".into()),
+            ),
             Format::Json => {
                 let mut decoder = arrow::json::ReaderBuilder::new(schema)
                     .with_batch_size(rows)

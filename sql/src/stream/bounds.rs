@@ -24,15 +24,17 @@ use crate::plan::{JoinKeys, Node};
 pub(crate) fn lower(node: &Node, c: usize) -> Option<i64> {
     match node {
         Node::Scan { table, projection } => {
-            let Format::Nexmark(_) = table.format else {
-                return None;
+            let time = match &table.format {
+                Format::Nexmark(_) => EVENT_TIME,
+                Format::Kafka(kafka) => kafka.event_time.as_deref()?,
+                _ => return None,
             };
             let field = table.schema.field(*projection.get(c)?);
             let millis = matches!(
                 field.data_type(),
                 DataType::Timestamp(TimeUnit::Millisecond, _)
             );
-            (millis && field.name() == EVENT_TIME).then_some(0)
+            (millis && field.name() == time).then_some(0)
         }
         Node::Filter { input, .. } => lower(input, c),
         Node::Project { input, exprs, .. } => {

@@ -17,6 +17,7 @@
 mod aggregate;
 mod bounds;
 mod join;
+mod kafka;
 mod lookup;
 mod sink;
 mod source;
@@ -77,7 +78,7 @@ fn check(node: &Node) -> Result<()> {
     };
     match node {
         Node::Scan { table, .. } => match table.format {
-            Format::Nexmark(_) if table.unbounded => Ok(()),
+            Format::Nexmark(_) | Format::Kafka(_) if table.unbounded => Ok(()),
             _ => refuse(&format!("the bounded table {}", table.name)),
         },
         Node::Filter { input, .. } | Node::Project { input, .. } | Node::Unnest { input, .. } => {
@@ -210,14 +211,34 @@ fn stream_column(left: &Node, join_type: JoinType, c: usize) -> Option<usize> {
     }
 }
 
+/// How a streaming query cuts its input into epochs.
+#[derive(Clone, Copy, Debug)]
+pub struct Epochs {
+    /// An epoch (a checkpoint) closes every `interval`.
+    pub interval: Duration,
+    /// A Kafka table's stream ends once no record has come for this long.
+    pub stop_when_idle: Option<Duration>,
+}
+
+impl Epochs {
+    /// Epochs of `interval`, streams without end.
+    pub fn every(interval: Duration) -> Epochs {
+        Epochs {
+            interval,
+            stop_when_idle: None,
+        }
+    }
+}
+
 /// Runs `query` as a streaming job on `config` until its sources end
-/// (bounded Nexmark tables end after their `events`), closing an epoch (a
-/// checkpoint) every `interval`; its rows go to `sink`.
+/// (bounded Nexmark tables end after their `events`, Kafka tables once
+/// idle, if `epochs` says so), closing epochs as `epochs` says; its rows
+/// go to `sink`.
 pub fn run(
     config: timely::Config,
     query: Arc<StreamPlan>,
     options: &StreamOptions,
-    interval: Duration,
+    epochs: Epochs,
     sink: Sink,
 ) -> std::result::Result<StreamSummary, JobError> {
     let settle = sink.clone();
@@ -236,7 +257,7 @@ pub fn run(
             &query.plan.root,
             scope,
             ctx,
-            interval,
+            epochs,
             &mut acks,
             &mut operators,
         )
@@ -318,7 +339,7 @@ fn build<'s>(
     node: &Node,
     scope: Scope<'s, u64>,
     ctx: &StreamCtx,
-    interval: Duration,
+    epochs: Epochs,
     acks: &mut Vec<StreamVec<'s, u64, Ack>>,
     operators: &mut usize,
 ) -> Flow<'s> {
@@ -327,13 +348,31 @@ fn build<'s>(
     match node {
         Node::Scan { table, projection } => {
             let name = format!("{}#{}", table.name, operators);
-            let Format::Nexmark(nexmark) = table.format else {
+            let source = match &table.format {
+                Format::Nexmark(nexmark) => Some(source::nexmark(
+                    scope,
+                    &name,
+                    *nexmark,
+                    projection.clone(),
+                    epochs.interval,
+                    ctx,
+                )),
+                Format::Kafka(topic) => kafka::kafka(
+                    scope,
+                    &name,
+                    (table, topic),
+                    projection.clone(),
+                    (epochs.interval, epochs.stop_when_idle),
+                    ctx,
+                ),
+                _ => None,
+            };
+            let Some(source) = source else {
                 return Flow {
                     rows: empty(scope),
                     watermarks: None,
                 };
             };
-            let source = source::nexmark(scope, &name, nexmark, projection.clone(), interval, ctx);
             acks.push(source.acks);
             Flow {
                 rows: source.rows,
@@ -344,7 +383,7 @@ fn build<'s>(
         | Node::Project { input, .. }
         | Node::Unnest { input, .. }
         | Node::Window { input, .. } => {
-            let flow = build(input, scope, ctx, interval, acks, operators);
+            let flow = build(input, scope, ctx, epochs, acks, operators);
             Flow {
                 rows: mapped(node, flow.rows, failure),
                 watermarks: flow.watermarks,
@@ -357,7 +396,7 @@ fn build<'s>(
             schema,
         } => {
             let name = format!("aggregate#{operators}");
-            let flow = build(input, scope, ctx, interval, acks, operators);
+            let flow = build(input, scope, ctx, epochs, acks, operators);
             let key_fields = key_fields(schema, group.len());
             let windowed = window_of(input, group).and_then(|window| {
                 let (end, past) = window.ok_or_else(|| SqlError::Plan("no window".into()))?;
@@ -404,7 +443,7 @@ fn build<'s>(
             ..
         } => {
             if lookup::bounded(left) {
-                let flow = build(right, scope, ctx, interval, acks, operators);
+                let flow = build(right, scope, ctx, epochs, acks, operators);
                 let spec = JoinSpec {
                     keys: Arc::clone(on),
                     filter: filter.clone(),
@@ -421,8 +460,8 @@ fn build<'s>(
             }
             let name = format!("join#{operators}");
             let flows = [
-                build(left, scope, ctx, interval, acks, operators),
-                build(right, scope, ctx, interval, acks, operators),
+                build(left, scope, ctx, epochs, acks, operators),
+                build(right, scope, ctx, epochs, acks, operators),
             ];
             let join = stream_join(left, right, on, filter, (*join_type, *nulls_equal), schema);
             let [

@@ -142,7 +142,7 @@ fn streamed(
         timely::Config::process(workers),
         plan,
         &options,
-        Duration::from_millis(5),
+        stream::Epochs::every(Duration::from_millis(5)),
         Sink::Deliver(deliver),
     )
     .unwrap();
@@ -299,4 +299,53 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
         err.to_string().contains("not a CREATE EXTERNAL TABLE"),
         "{err}"
     );
+}
+
+#[test]
+fn a_kafka_table_declared_wrong_is_refused_with_what_is_wrong() {
+    let columns = "(id BIGINT, at TIMESTAMP(3), name VARCHAR)";
+    for (ddl, needle) in [
+        (
+            format!(
+                "CREATE EXTERNAL TABLE k {columns} STORED AS KAFKA LOCATION 't' \
+                 OPTIONS ('brokers' 'localhost:9092')"
+            ),
+            "CREATE UNBOUNDED EXTERNAL TABLE",
+        ),
+        (
+            "CREATE UNBOUNDED EXTERNAL TABLE k STORED AS KAFKA LOCATION 't' \
+             OPTIONS ('brokers' 'localhost:9092')"
+                .to_string(),
+            "declares its columns",
+        ),
+        (
+            format!("CREATE UNBOUNDED EXTERNAL TABLE k {columns} STORED AS KAFKA LOCATION 't'"),
+            "'brokers'",
+        ),
+        (
+            format!(
+                "CREATE UNBOUNDED EXTERNAL TABLE k {columns} STORED AS KAFKA LOCATION 't' \
+                 OPTIONS ('brokers' 'b:1', 'event_time' 'when')"
+            ),
+            "event_time 'when' is not one of its columns",
+        ),
+        (
+            format!(
+                "CREATE UNBOUNDED EXTERNAL TABLE k {columns} STORED AS KAFKA LOCATION 't' \
+                 OPTIONS ('brokers' 'b:1', 'event_time' 'name')"
+            ),
+            "not TIMESTAMP(3)",
+        ),
+        (
+            format!(
+                "CREATE UNBOUNDED EXTERNAL TABLE k {columns} STORED AS KAFKA LOCATION 't' \
+                 OPTIONS ('brokers' 'b:1', 'watermark_delay_ms' 'soon')"
+            ),
+            "'watermark_delay_ms' is 'soon'",
+        ),
+    ] {
+        let err = Session::default().declare_all(&ddl).err().unwrap();
+        assert!(err.to_string().contains(needle), "{ddl}: {err}");
+        assert!(err.to_string().contains("table k"), "{ddl}: {err}");
+    }
 }

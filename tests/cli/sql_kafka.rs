@@ -1,0 +1,136 @@
+//! `weir sql` over a Kafka table: the Yahoo streaming benchmark as one
+//! query (a lookup join of the events with the campaigns table, then
+//! counts per campaign per 10-second window) on the events `weir stream
+//! yahoo`'s tests write, committed by two processes, equals the counts the
+//! hand-written job's verifier computes from the same topic.
+
+use std::path::Path;
+
+use weir_streaming::jobs::yahoo::{expected_from_input, load_campaigns};
+use weir_streaming::jobs::yahoo_events::{Amount, produce};
+
+use crate::support::{hostfile, path, stderr, weir};
+use crate::yahoo::setup;
+
+/// The Yahoo benchmark as SQL: the tables, then one query.
+fn yahoo_sql(brokers: &str) -> String {
+    format!(
+        "CREATE UNBOUNDED EXTERNAL TABLE events (user_id VARCHAR, page_id VARCHAR, \
+           ad_id VARCHAR, ad_type VARCHAR, event_type VARCHAR, event_time TIMESTAMP(3), \
+           ip_address VARCHAR) \
+         STORED AS KAFKA LOCATION 'events' \
+         OPTIONS ('brokers' '{brokers}', 'event_time' 'event_time'); \
+         CREATE EXTERNAL TABLE campaigns (ad_id VARCHAR, campaign_id VARCHAR) \
+         STORED AS CSV LOCATION 'campaigns.csv' OPTIONS ('has_header' 'true'); \
+         SELECT campaign_id, CAST(window_start AS BIGINT), count(*) \
+         FROM tumble((SELECT e.event_time, c.campaign_id FROM events e \
+           JOIN campaigns c ON e.ad_id = c.ad_id WHERE e.event_type = 'view'), \
+           event_time, INTERVAL '10' SECOND) \
+         GROUP BY campaign_id, window_start, window_end"
+    )
+}
+
+/// The committed lines of `dir`'s visible files, sorted.
+fn committed(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            lines.extend(text.lines().map(String::from));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+#[test]
+fn the_yahoo_benchmark_as_one_sql_query_commits_the_counts_of_the_hand_written_job() {
+    let root = tempfile::tempdir().unwrap();
+    let (broker, mut generator) = setup(root.path(), 7, 4);
+    let brokers = broker.brokers();
+    // 12 s of event time at 2,500 events a second, sent as fast as may be
+    let sent = produce(
+        &brokers,
+        "events",
+        2_500,
+        Amount::Count(6_000),
+        &mut generator,
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(sent, 6_000);
+    let sql = yahoo_sql(&brokers);
+    let hosts = hostfile(root.path(), 2);
+    let spawn = |p: &str| {
+        weir()
+            .current_dir(root.path())
+            .args([
+                "sql",
+                "-e",
+                &sql,
+                "--checkpoint-dir",
+                "ck",
+                "--stop-when-idle",
+                "2s",
+            ])
+            .args(["--checkpoint-interval", "200ms", "--output", "out"])
+            .args(["-n", "2", "-p", p, "-h", path(&hosts)])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn("0");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    for child in [first, spawn("1")] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let campaigns = load_campaigns(&root.path().join("campaigns.csv")).unwrap();
+    let (expected, malformed) = expected_from_input(&brokers, "events", &campaigns).unwrap();
+    assert!(malformed.is_empty());
+    assert!(expected.len() > 10, "{} windows", expected.len());
+    let expected: Vec<String> = {
+        let mut lines: Vec<String> = expected
+            .iter()
+            .map(|((campaign, start), n)| format!("{campaign},{start},{n}"))
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(committed(&root.path().join("out")), expected);
+}
+
+#[test]
+fn a_record_that_is_not_a_json_object_fails_the_query_naming_its_offset() {
+    let root = tempfile::tempdir().unwrap();
+    let (broker, mut generator) = setup(root.path(), 8, 1);
+    let brokers = broker.brokers();
+    produce(
+        &brokers,
+        "events",
+        1_000,
+        Amount::Count(20),
+        &mut generator,
+        &|_| {},
+    )
+    .unwrap();
+    crate::yahoo::send_malformed(&brokers);
+    let out = weir()
+        .current_dir(root.path())
+        .args(["sql", "-e", &yahoo_sql(&brokers), "--checkpoint-dir", "ck"])
+        .args(["--stop-when-idle", "2s"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // the 21st record of the topic's one partition
+    assert!(stderr(&out).contains("events/0@20"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a JSON object"),
+        "{}",
+        stderr(&out)
+    );
+}
