@@ -2,14 +2,21 @@
 //! query (a lookup join of the events with the campaigns table, then
 //! counts per campaign per 10-second window) on the events `weir stream
 //! yahoo`'s tests write, committed by two processes, equals the counts the
-//! hand-written job's verifier computes from the same topic.
+//! hand-written job's verifier computes from the same topic; killed with
+//! kill -9 over and over while events arrive, restarted with the same
+//! command each time, it still commits exactly those counts.
 
 use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
+use rand::{Rng, SeedableRng};
 use weir_streaming::jobs::yahoo::{expected_from_input, load_campaigns};
-use weir_streaming::jobs::yahoo_events::{Amount, produce};
+use weir_streaming::jobs::yahoo_events::{Amount, EventGenerator, produce};
 
-use crate::support::{hostfile, path, stderr, weir};
+use crate::support::{hostfile, latest_checkpoint, path, stderr, weir};
 use crate::yahoo::setup;
 
 /// The Yahoo benchmark as SQL: the tables, then one query.
@@ -40,6 +47,21 @@ fn committed(dir: &Path) -> Vec<String> {
             lines.extend(text.lines().map(String::from));
         }
     }
+    lines.sort();
+    lines
+}
+
+/// The counts the hand-written job's verifier computes from the topic, as
+/// the query's CSV lines, sorted.
+fn expected(root: &Path, brokers: &str) -> Vec<String> {
+    let campaigns = load_campaigns(&root.join("campaigns.csv")).unwrap();
+    let (expected, malformed) = expected_from_input(brokers, "events", &campaigns).unwrap();
+    assert!(malformed.is_empty());
+    assert!(expected.len() > 10, "{} windows", expected.len());
+    let mut lines: Vec<String> = expected
+        .iter()
+        .map(|((campaign, start), n)| format!("{campaign},{start},{n}"))
+        .collect();
     lines.sort();
     lines
 }
@@ -88,18 +110,7 @@ fn the_yahoo_benchmark_as_one_sql_query_commits_the_counts_of_the_hand_written_j
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let campaigns = load_campaigns(&root.path().join("campaigns.csv")).unwrap();
-    let (expected, malformed) = expected_from_input(&brokers, "events", &campaigns).unwrap();
-    assert!(malformed.is_empty());
-    assert!(expected.len() > 10, "{} windows", expected.len());
-    let expected: Vec<String> = {
-        let mut lines: Vec<String> = expected
-            .iter()
-            .map(|((campaign, start), n)| format!("{campaign},{start},{n}"))
-            .collect();
-        lines.sort();
-        lines
-    };
+    let expected = expected(root.path(), &brokers);
     assert_eq!(committed(&root.path().join("out")), expected);
 }
 
@@ -133,4 +144,91 @@ fn a_record_that_is_not_a_json_object_fails_the_query_naming_its_offset() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Writes bursts of events (5,000 a second for 0.2-1 s) and pauses (0-0.6
+/// s) until `stop`.
+fn feed(brokers: String, seed: u64, stop: Arc<AtomicBool>) {
+    let mut generator = EventGenerator::new(seed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
+    while !stop.load(Ordering::SeqCst) {
+        let burst = Amount::For(Duration::from_millis(rng.random_range(200..1000)));
+        produce(&brokers, "events", 5_000, burst, &mut generator, &|_| {}).unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..600)));
+    }
+}
+
+#[test]
+fn kill_9_of_the_yahoo_sql_query_with_live_input_commits_every_window_exactly_once() {
+    let root = tempfile::tempdir().unwrap();
+    let seed: u64 = rand::rng().random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (broker, _) = setup(root.path(), seed, 4);
+    let brokers = broker.brokers();
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let (stop, brokers) = (Arc::clone(&stop), brokers.clone());
+        std::thread::spawn(move || feed(brokers, seed, stop))
+    };
+    let sql = yahoo_sql(&brokers);
+    // the same command every time
+    let start = || -> Child {
+        weir()
+            .current_dir(root.path())
+            .args([
+                "sql",
+                "-e",
+                &sql,
+                "--checkpoint-dir",
+                "ck",
+                "--restore",
+                "latest",
+            ])
+            .args(["--checkpoint-interval", "200ms", "--stop-when-idle", "3s"])
+            .args(["--output", "out", "-w", "2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let checkpoints = root.path().join("ck");
+    let mut restores = 0;
+    for kill in 0..8 {
+        let before = latest_checkpoint(&checkpoints);
+        restores += usize::from(before.is_some());
+        let mut child = start();
+        // the first kill before any checkpoint; then each once the run has
+        // completed one of its own, at a random point after it
+        let wait = match kill {
+            0 => Duration::from_millis(rng.random_range(20..150)),
+            _ => {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while latest_checkpoint(&checkpoints) == before && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Duration::from_millis(rng.random_range(0..600))
+            }
+        };
+        std::thread::sleep(wait);
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "seed {seed}: run {kill} ended by itself"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    feeder.join().unwrap();
+    let last = start().wait_with_output().unwrap();
+    assert!(last.status.success(), "seed {seed}: {}", stderr(&last));
+    assert!(restores >= 5, "seed {seed}: {restores} runs restored");
+    let expected = expected(root.path(), &brokers);
+    let got = committed(&root.path().join("out"));
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "seed {seed}: windows lost or repeated"
+    );
+    assert_eq!(got, expected, "seed {seed}");
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use crate::support::{hostfile, path, stderr, weir};
+use crate::support::{hostfile, latest_checkpoint, path, stderr, weir};
 
 /// Tumbling one-second windows of bids: counts and top prices per auction.
 const QUERY: &str = "SELECT auction, CAST(window_start AS VARCHAR), count(*), max(price) \
@@ -163,16 +163,6 @@ fn sql_streams_the_batch_answer_printed_on_two_workers_and_committed_by_two_proc
         assert!(out.status.success(), "{}", stderr(&out));
     }
     assert_eq!(committed(&two.path().join("out")), expected);
-}
-
-/// The newest complete checkpoint in `dir` (one with its manifest).
-fn latest_checkpoint(dir: &Path) -> Option<std::ffi::OsString> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| e.path().join("MANIFEST.json").exists())
-        .map(|e| e.file_name())
-        .max()
 }
 
 /// Waits for `child` to exit, killing it after `limit`; whether it exited by

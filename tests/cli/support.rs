@@ -150,3 +150,13 @@ pub fn kill_one_after_a_checkpoint(
     }
     seed
 }
+
+/// The newest complete checkpoint in `dir` (one with its manifest).
+pub fn latest_checkpoint(dir: &Path) -> Option<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().join("MANIFEST.json").exists())
+        .map(|e| e.file_name())
+        .max()
+}
