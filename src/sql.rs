@@ -40,7 +40,11 @@ pub fn command() -> Command {
          epoch is complete; with --output DIR, it writes them to DIR/epoch-<E>-w<W>.tsv,\n\
          visible only once that checkpoint is complete. After a crash, the same command\n\
          with --restore latest goes on from the last complete checkpoint: nothing written\n\
-         to DIR is lost or repeated (printed rows of an epoch cut short by the crash are).",
+         to DIR is lost or repeated (printed rows of an epoch cut short by the crash are).\n\
+         Kafka tables: CREATE UNBOUNDED EXTERNAL TABLE t (columns) STORED AS KAFKA\n\
+         LOCATION 'topic' OPTIONS ('brokers' 'host:port', 'event_time' 'column') reads a\n\
+         topic's JSON records; INSERT INTO t SELECT ... writes the query's rows to one as\n\
+         JSON objects, in transactions committed with the checkpoints (exactly once).",
         true,
     );
     c.flags(&[&EXECUTE, &FILE, &FORMAT, &cli::MEMORY_BUDGET]);
@@ -140,6 +144,11 @@ fn stream(
     let plan = session
         .plan_stream(sql)
         .map_err(|e| CliError::Runtime(e.into()))?;
+    if let (Some(topic), Some(_)) = (plan.inserts_into(), &output) {
+        return Err(cli::usage(format!(
+            "sql: the query inserts into Kafka topic {topic} (no --output)"
+        )));
+    }
     if let Some(nested) = plan
         .plan()
         .schema

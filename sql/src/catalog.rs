@@ -41,7 +41,9 @@ pub enum Format {
 }
 
 /// A Kafka table: `LOCATION 'topic'`, `OPTIONS ('brokers' 'host:port',
-/// 'event_time' 'column', 'watermark_delay_ms' 'N')`.
+/// 'event_time' 'column', 'watermark_delay_ms' 'N', 'transactional_id'
+/// 'prefix')`. A streaming query reads it, or inserts its rows into it (as
+/// JSON objects, exactly once).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KafkaTable {
     /// Bootstrap brokers.
@@ -54,6 +56,9 @@ pub struct KafkaTable {
     pub event_time: Option<String>,
     /// How far out of order events may come, in milliseconds.
     pub watermark_delay_ms: u64,
+    /// The prefix of the transactional ids of a query that inserts into it
+    /// (`OPTIONS ('transactional_id' 'p')`; by default `weir-sql-<table>`).
+    pub transactional_id: String,
 }
 
 impl Format {
@@ -228,6 +233,9 @@ impl Table {
                 topic: topic.clone(),
                 event_time,
                 watermark_delay_ms,
+                transactional_id: option(cmd, "transactional_id")
+                    .cloned()
+                    .unwrap_or_else(|| format!("weir-sql-{name}")),
             })),
             files: Vec::new(),
             schema,

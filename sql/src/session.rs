@@ -9,7 +9,7 @@ use datafusion_common::config::ConfigOptions;
 use datafusion_common::tree_node::{Transformed, TreeNode};
 use datafusion_common::{DataFusionError, ScalarValue};
 use datafusion_expr::Expr;
-use datafusion_expr::{DdlStatement, LogicalPlan};
+use datafusion_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion_optimizer::{Analyzer, Optimizer, OptimizerContext};
 use datafusion_sql::parser::{DFParser, Statement};
 use datafusion_sql::planner::SqlToRel;
@@ -66,7 +66,15 @@ pub struct Session {
 enum Planned {
     Declare(Table, bool),
     Query(LogicalPlan),
-    Explain { logical: String, weir: String },
+    Explain {
+        logical: String,
+        weir: String,
+    },
+    /// `INSERT INTO table query` (streaming into a Kafka table only).
+    Insert {
+        table: String,
+        query: LogicalPlan,
+    },
 }
 
 impl Session {
@@ -102,9 +110,11 @@ impl Session {
                     weir: weir.root.explain(),
                 })
             }
-            LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(SqlError::Unsupported(
-                "INSERT and COPY (write results with --output)".into(),
-            )),
+            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => Ok(Planned::Insert {
+                table: dml.table_name.table().to_string(),
+                query: self.optimize(dml.input.as_ref().clone())?,
+            }),
+            LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(unsupported_writes()),
             plan => Ok(Planned::Query(self.optimize(plan)?)),
         }
     }
@@ -141,8 +151,18 @@ impl Session {
             }
             Planned::Query(plan) => Outcome::Rows(self.run_optimized(worker, plan)?),
             Planned::Explain { logical, weir } => Outcome::Explain { logical, weir },
+            Planned::Insert { .. } => return Err(unsupported_writes()),
         })
     }
+}
+
+/// The error of a statement that writes to a table where weir does not.
+fn unsupported_writes() -> SqlError {
+    SqlError::Unsupported(
+        "INSERT and COPY (write results with --output; a streaming query \
+         inserts into a Kafka table)"
+            .into(),
+    )
 }
 
 impl Session {
@@ -179,8 +199,11 @@ impl Session {
     }
 
     /// Declares the tables of `script` in order, and plans its query (at
-    /// most one, the last statement).
-    fn declare_then_query(&mut self, script: &str) -> Result<Option<LogicalPlan>> {
+    /// most one, the last statement), and the table it inserts into.
+    fn declare_then_query(
+        &mut self,
+        script: &str,
+    ) -> Result<Option<(LogicalPlan, Option<String>)>> {
         let mut query = None;
         for statement in Session::parse(script)? {
             if query.is_some() {
@@ -190,7 +213,8 @@ impl Session {
             }
             match self.plan(statement)? {
                 Planned::Declare(table, replace) => self.catalog.add(table, replace)?,
-                Planned::Query(plan) => query = Some(plan),
+                Planned::Query(plan) => query = Some((plan, None)),
+                Planned::Insert { table, query: plan } => query = Some((plan, Some(table))),
                 Planned::Explain { .. } => {
                     return Err(SqlError::Unsupported("EXPLAIN of a streaming query".into()));
                 }
@@ -208,15 +232,25 @@ impl Session {
     }
 
     /// Declares the tables of `script` and plans its one query, the last
-    /// statement, over unbounded tables, checked to stream.
+    /// statement, over unbounded tables, checked to stream (an `INSERT
+    /// INTO` a Kafka table writes its rows there).
     pub fn plan_stream(&mut self, script: &str) -> Result<crate::stream::StreamPlan> {
-        let Some(plan) = self.declare_then_query(script)? else {
+        let Some((plan, target)) = self.declare_then_query(script)? else {
             return Err(SqlError::Plan(
                 "a streaming script ends with a query".into(),
             ));
         };
+        let into = match target {
+            None => None,
+            Some(name) => Some(
+                self.catalog
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| SqlError::Plan(format!("INSERT INTO {name}: no such table")))?,
+            ),
+        };
         let plan = crate::plan::translate_as(&plan, &self.catalog, true)?;
-        crate::stream::StreamPlan::new(plan)
+        crate::stream::StreamPlan::new(plan, into)
     }
 
     /// Declares `table` (replacing one of the same name).

@@ -14,7 +14,8 @@ use datafusion_expr::Operator;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::expressions::{BinaryExpr, Column, Literal};
 
-use super::{lookup, stream_column, trace};
+use super::lookup;
+use super::plan::{stream_column, trace};
 use crate::catalog::Format;
 use crate::nexmark::EVENT_TIME;
 use crate::plan::{JoinKeys, Node};

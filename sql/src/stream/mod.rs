@@ -16,9 +16,11 @@
 
 mod aggregate;
 mod bounds;
+mod insert;
 mod join;
 mod kafka;
 mod lookup;
+mod plan;
 mod sink;
 mod source;
 
@@ -34,182 +36,21 @@ use weir_runtime::JobError;
 use weir_streaming::dir_sink::{CommitFiles, DirSink, recover_output};
 use weir_streaming::run::{Built, Commit, StreamCtx, StreamOptions, StreamSummary, run_stream};
 
+pub use plan::StreamPlan;
+use plan::window_of;
 pub use sink::{Deliver, Sink, csv};
 pub use source::SPLITS;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_common::JoinType;
 use datafusion_physical_expr::PhysicalExpr;
-use datafusion_physical_expr::expressions::Column;
 use weir_streaming::window::Watermark;
 
 use crate::batch::Batch;
 use crate::catalog::Format;
 use crate::error::{Result, SqlError};
 use crate::exec::{Folding, JoinSpec, key_fields, mapped};
-use crate::plan::{JoinKeys, Node, Plan};
-
-/// A streaming query, checked to stream.
-pub struct StreamPlan {
-    plan: Plan,
-}
-
-impl StreamPlan {
-    /// `plan` if every node of it streams; otherwise what does not.
-    pub fn new(plan: Plan) -> Result<StreamPlan> {
-        check(&plan.root)?;
-        Ok(StreamPlan { plan })
-    }
-
-    /// Its plan.
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-}
-
-/// Whether `node` streams.
-fn check(node: &Node) -> Result<()> {
-    let refuse = |what: &str| {
-        Err(SqlError::Unsupported(format!(
-            "{what} in a streaming query (filters, projections, unnest, \
-             tumble and hop windows, aggregations grouped by them, and window and \
-             interval joins stream so far)"
-        )))
-    };
-    match node {
-        Node::Scan { table, .. } => match table.format {
-            Format::Nexmark(_) | Format::Kafka(_) if table.unbounded => Ok(()),
-            _ => refuse(&format!("the bounded table {}", table.name)),
-        },
-        Node::Filter { input, .. } | Node::Project { input, .. } | Node::Unnest { input, .. } => {
-            check(input)
-        }
-        Node::Window { input, spec } if !spec.keys_route() => check(input),
-        Node::Window { .. } => refuse("a session window"),
-        Node::Union { .. } => refuse("UNION"),
-        Node::Aggregate { input, group, .. } => match window_of(input, group)? {
-            Some(_) => check(input),
-            None => refuse("an aggregation not grouped by a window's start or end"),
-        },
-        Node::Join {
-            left,
-            right,
-            on,
-            filter,
-            join_type,
-            ..
-        } => {
-            if lookup::bounded(left) && !lookup::bounded(right) {
-                lookup::check(left, *join_type)?;
-                return check(right);
-            }
-            if lookup::bounded(right) {
-                return refuse("a join with a bounded table on the side a stream should take");
-            }
-            if !matches!(
-                join_type,
-                JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
-            ) {
-                let kind = join_type.to_string().to_lowercase();
-                return refuse(&format!("a {kind} join (inner and semi joins stream)"));
-            }
-            if bounds::expiry(left, right, on, filter.as_ref()).is_none() {
-                return refuse(
-                    "a join whose rows could meet rows of the other side however late                      (join windowed sides on their windows' bounds, or bound the two                      sides' event times, as in `a.date_time BETWEEN b.date_time -                      INTERVAL '10' SECOND AND b.date_time`)",
-                );
-            }
-            check(left)?;
-            check(right)
-        }
-        Node::Sort { .. } | Node::Limit { .. } => refuse("ORDER BY or LIMIT"),
-        Node::Empty { .. } => refuse("a query without a table"),
-    }
-}
-
-/// The group key that holds the end (or the start) of an event-time
-/// window of `input`, and what to add to it for the end.
-fn window_of(input: &Node, group: &[Arc<dyn PhysicalExpr>]) -> Result<Option<(usize, i64)>> {
-    let mut found = None;
-    for (i, expr) in group.iter().enumerate() {
-        let Some(column) = expr.downcast_ref::<Column>() else {
-            continue;
-        };
-        match (trace(input, column.index())?, found) {
-            // an end beats a start
-            (Some(0), _) => return Ok(Some((i, 0))),
-            (Some(past), None) => found = Some((i, past)),
-            _ => {}
-        }
-    }
-    Ok(found)
-}
-
-/// If column `c` of `node` is a window's bound: 0 for its end, its size for
-/// its start.
-fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
-    match node {
-        Node::Window { input, spec } => {
-            let inputs = spec.schema.fields().len() - 2;
-            if c < inputs {
-                return trace(input, c);
-            }
-            let field = spec.schema.field(c);
-            if bounds::lower(input, spec.time).is_none() {
-                return Err(SqlError::Unsupported(format!(
-                    "{}: a streaming window's time column must be the event time of \
-                     its stream (the `{}` of a Nexmark table)",
-                    spec.schema.field(spec.time).name(),
-                    crate::nexmark::EVENT_TIME
-                )));
-            }
-            if !matches!(
-                field.data_type(),
-                DataType::Timestamp(TimeUnit::Millisecond, _)
-            ) {
-                return Err(aggregate::not_millis(field.name()));
-            }
-            Ok(match (c - inputs, spec.windows.size()) {
-                (1, _) => Some(0),
-                (_, Some(size)) => Some(size),
-                (_, None) => None,
-            })
-        }
-        Node::Project { input, exprs, .. } => {
-            match exprs.get(c).and_then(|e| e.downcast_ref::<Column>()) {
-                Some(column) => trace(input, column.index()),
-                None => Ok(None),
-            }
-        }
-        Node::Filter { input, .. } => trace(input, c),
-        Node::Join {
-            left,
-            right,
-            join_type,
-            ..
-        } if lookup::bounded(left) => match stream_column(left, *join_type, c) {
-            Some(c) => trace(right, c),
-            None => Ok(None),
-        },
-        // groups of windows fire whole: a window's bound stays one
-        Node::Aggregate { input, group, .. } => {
-            match group.get(c).and_then(|e| e.downcast_ref::<Column>()) {
-                Some(column) => trace(input, column.index()),
-                None => Ok(None),
-            }
-        }
-        _ => Ok(None),
-    }
-}
-
-/// The column of a lookup join's stream (its right side) that its column
-/// `c` is, if it is one (the table, `left`, comes first in an inner or
-/// outer join's output; a semi or anti join outputs the stream's alone).
-fn stream_column(left: &Node, join_type: JoinType, c: usize) -> Option<usize> {
-    match join_type {
-        JoinType::RightSemi | JoinType::RightAnti => Some(c),
-        _ => c.checked_sub(bounds::schema(left)?.fields().len()),
-    }
-}
+use crate::plan::{JoinKeys, Node};
 
 /// How a streaming query cuts its input into epochs.
 #[derive(Clone, Copy, Debug)]
@@ -233,7 +74,7 @@ impl Epochs {
 /// Runs `query` as a streaming job on `config` until its sources end
 /// (bounded Nexmark tables end after their `events`, Kafka tables once
 /// idle, if `epochs` says so), closing epochs as `epochs` says; its rows
-/// go to `sink`.
+/// go to the Kafka table it inserts into, or else to `sink`.
 pub fn run(
     config: timely::Config,
     query: Arc<StreamPlan>,
@@ -241,14 +82,19 @@ pub fn run(
     epochs: Epochs,
     sink: Sink,
 ) -> std::result::Result<StreamSummary, JobError> {
-    let settle = sink.clone();
-    let prepare = move |recovery: &Recovery, _: &CheckpointStore, _: usize| match &settle {
-        Sink::Dir(dir) => recover_output(
-            dir,
-            recovery.committed_before(),
-            recovery.manifest.is_none(),
-        ),
-        Sink::Deliver(_) => Ok(()),
+    let (settle, inserting) = (sink.clone(), Arc::clone(&query));
+    let prepare = move |recovery: &Recovery, store: &CheckpointStore, workers: usize| {
+        if let Some(into) = &inserting.into {
+            return into.prepare(store, recovery, workers);
+        }
+        match &settle {
+            Sink::Dir(dir) => recover_output(
+                dir,
+                recovery.committed_before(),
+                recovery.manifest.is_none(),
+            ),
+            Sink::Deliver(_) => Ok(()),
+        }
     };
     run_stream(config, options, prepare, move |scope, ctx| {
         let mut acks = Vec::new();
@@ -262,6 +108,14 @@ pub fn run(
             &mut operators,
         )
         .rows;
+        if let Some(into) = &query.into {
+            let (sink_acks, commit) = into.write(rows, ctx);
+            acks.push(sink_acks);
+            return Built {
+                acks,
+                commits: vec![commit],
+            };
+        }
         let commit: Box<dyn Commit<'_>> = match &sink {
             Sink::Deliver(deliver) => Box::new(Delivered {
                 rows,

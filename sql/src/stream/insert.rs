@@ -1,0 +1,125 @@
+//! `INSERT INTO` a Kafka table: each row becomes a record whose value is a
+//! JSON object of the table's columns, written by `weir-streaming`'s
+//! transactional sink (each worker's records of an epoch in a transaction,
+//! committed once a checkpoint covers the epoch; a restart settles what a
+//! crash left open), exactly as `weir stream yahoo` writes its counts.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use timely::dataflow::StreamVec;
+use timely::dataflow::operators::vec::Map;
+use weir_progress::checkpoint::Ack;
+use weir_progress::recovery::Recovery;
+use weir_progress::store::CheckpointStore;
+use weir_runtime::JobError;
+use weir_streaming::kafka::producer::Produce;
+use weir_streaming::kafka::sink::{Guarantee, KafkaSink, WriteKafka};
+use weir_streaming::kafka::sink_recovery::recover_transactions;
+use weir_streaming::kafka::source::BROKER_TIMEOUT;
+use weir_streaming::run::{Commit, StreamCtx};
+
+use crate::batch::Batch;
+use crate::catalog::{Format, KafkaTable, Table};
+use crate::error::{Result, SqlError};
+use crate::exec::fail;
+
+/// The name of the sink's participant and transactions in checkpoints.
+const SINK: &str = "sink";
+
+/// The Kafka table a streaming query inserts into.
+pub(crate) struct Insert {
+    topic: String,
+    /// Its columns: the query's rows are written under their names.
+    schema: SchemaRef,
+    sink: KafkaSink,
+}
+
+impl Insert {
+    /// Inserting rows of `columns` columns into `table`, if it takes them.
+    pub(crate) fn new(table: &Table, columns: usize) -> Result<Insert> {
+        let Format::Kafka(kafka) = &table.format else {
+            return Err(SqlError::Unsupported(format!(
+                "INSERT INTO {}: a streaming query inserts into Kafka tables \
+                 (write to a directory with --output)",
+                table.name
+            )));
+        };
+        if table.schema.fields().len() != columns {
+            return Err(SqlError::Plan(format!(
+                "INSERT INTO {}: {} columns, the query gives {columns}",
+                table.name,
+                table.schema.fields().len()
+            )));
+        }
+        Ok(Insert {
+            topic: kafka.topic.clone(),
+            schema: Arc::clone(&table.schema),
+            sink: sink_of(kafka),
+        })
+    }
+
+    /// The table's topic.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Before a run: the topic must exist, and what crashed runs left in
+    /// Kafka is settled (on worker 0, before any worker writes).
+    pub(crate) fn prepare(
+        &self,
+        store: &CheckpointStore,
+        recovery: &Recovery,
+        workers: usize,
+    ) -> std::result::Result<(), JobError> {
+        self.sink.require_topic(&self.topic)?;
+        recover_transactions(store, recovery, SINK, &self.sink, workers)
+    }
+
+    /// Writes `rows`; returns the sink's acks and its commit step.
+    pub(crate) fn write<'s>(
+        &self,
+        rows: StreamVec<'s, u64, Batch>,
+        ctx: &StreamCtx,
+    ) -> (StreamVec<'s, u64, Ack>, Box<dyn Commit<'s> + 's>) {
+        let failure = ctx.source.failure.clone();
+        let (topic, schema) = (self.topic.clone(), Arc::clone(&self.schema));
+        let records = rows.flat_map(move |Batch(batch)| {
+            records(&batch, &schema, &topic).unwrap_or_else(|e| {
+                fail(&failure, e);
+                Vec::new()
+            })
+        });
+        let sink = KafkaSink {
+            committed_before: ctx.recovery.committed_before(),
+            ..self.sink.clone()
+        };
+        records.write_kafka(SINK, &sink, &ctx.checkpoints, &ctx.source, &ctx.records_out)
+    }
+}
+
+/// The exactly-once sink of `kafka`.
+fn sink_of(kafka: &KafkaTable) -> KafkaSink {
+    KafkaSink {
+        brokers: kafka.brokers.clone(),
+        transactional_prefix: kafka.transactional_id.clone(),
+        guarantee: Guarantee::ExactlyOnce,
+        committed_before: 0,
+        broker_timeout: BROKER_TIMEOUT,
+    }
+}
+
+/// The records of `batch`'s rows: JSON objects of `schema`'s columns.
+fn records(batch: &RecordBatch, schema: &SchemaRef, topic: &str) -> Result<Vec<Produce>> {
+    let named = RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())?;
+    let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
+    writer.write(&named)?;
+    writer.finish()?;
+    let text = writer.into_inner();
+    Ok(text
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| Produce::value(topic, line))
+        .collect())
+}

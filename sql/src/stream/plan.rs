@@ -1,0 +1,192 @@
+//! What streams: a query's plan is checked node by node before it runs,
+//! and the windows of aggregations are traced to their sources' event
+//! time.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion_common::JoinType;
+use datafusion_physical_expr::PhysicalExpr;
+use datafusion_physical_expr::expressions::Column;
+
+use super::insert::Insert;
+use super::{aggregate, bounds, lookup};
+use crate::catalog::{Format, Table};
+use crate::error::{Result, SqlError};
+use crate::plan::{Node, Plan};
+
+/// A streaming query, checked to stream.
+pub struct StreamPlan {
+    pub(super) plan: Plan,
+    /// The Kafka table it inserts its rows into, if it does.
+    pub(super) into: Option<Insert>,
+}
+
+impl StreamPlan {
+    /// `plan` if every node of it streams (and `into`, the table it inserts
+    /// into if any, takes its rows); otherwise what does not.
+    pub fn new(plan: Plan, into: Option<Table>) -> Result<StreamPlan> {
+        check(&plan.root)?;
+        let into = into
+            .map(|table| Insert::new(&table, plan.schema.fields().len()))
+            .transpose()?;
+        Ok(StreamPlan { plan, into })
+    }
+
+    /// Its plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The topic it inserts its rows into, if it does.
+    pub fn inserts_into(&self) -> Option<&str> {
+        self.into.as_ref().map(Insert::topic)
+    }
+}
+
+/// Whether `node` streams.
+fn check(node: &Node) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(SqlError::Unsupported(format!(
+            "{what} in a streaming query (filters, projections, unnest, \
+             tumble and hop windows, aggregations grouped by them, and window and \
+             interval joins stream so far)"
+        )))
+    };
+    match node {
+        Node::Scan { table, .. } => match table.format {
+            Format::Nexmark(_) | Format::Kafka(_) if table.unbounded => Ok(()),
+            _ => refuse(&format!("the bounded table {}", table.name)),
+        },
+        Node::Filter { input, .. } | Node::Project { input, .. } | Node::Unnest { input, .. } => {
+            check(input)
+        }
+        Node::Window { input, spec } if !spec.keys_route() => check(input),
+        Node::Window { .. } => refuse("a session window"),
+        Node::Union { .. } => refuse("UNION"),
+        Node::Aggregate { input, group, .. } => match window_of(input, group)? {
+            Some(_) => check(input),
+            None => refuse("an aggregation not grouped by a window's start or end"),
+        },
+        Node::Join {
+            left,
+            right,
+            on,
+            filter,
+            join_type,
+            ..
+        } => {
+            if lookup::bounded(left) && !lookup::bounded(right) {
+                lookup::check(left, *join_type)?;
+                return check(right);
+            }
+            if lookup::bounded(right) {
+                return refuse("a join with a bounded table on the side a stream should take");
+            }
+            if !matches!(
+                join_type,
+                JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
+            ) {
+                let kind = join_type.to_string().to_lowercase();
+                return refuse(&format!("a {kind} join (inner and semi joins stream)"));
+            }
+            if bounds::expiry(left, right, on, filter.as_ref()).is_none() {
+                return refuse(
+                    "a join whose rows could meet rows of the other side however late                      (join windowed sides on their windows' bounds, or bound the two                      sides' event times, as in `a.date_time BETWEEN b.date_time -                      INTERVAL '10' SECOND AND b.date_time`)",
+                );
+            }
+            check(left)?;
+            check(right)
+        }
+        Node::Sort { .. } | Node::Limit { .. } => refuse("ORDER BY or LIMIT"),
+        Node::Empty { .. } => refuse("a query without a table"),
+    }
+}
+
+/// The group key that holds the end (or the start) of an event-time
+/// window of `input`, and what to add to it for the end.
+pub(super) fn window_of(
+    input: &Node,
+    group: &[Arc<dyn PhysicalExpr>],
+) -> Result<Option<(usize, i64)>> {
+    let mut found = None;
+    for (i, expr) in group.iter().enumerate() {
+        let Some(column) = expr.downcast_ref::<Column>() else {
+            continue;
+        };
+        match (trace(input, column.index())?, found) {
+            // an end beats a start
+            (Some(0), _) => return Ok(Some((i, 0))),
+            (Some(past), None) => found = Some((i, past)),
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// If column `c` of `node` is a window's bound: 0 for its end, its size for
+/// its start.
+pub(super) fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
+    match node {
+        Node::Window { input, spec } => {
+            let inputs = spec.schema.fields().len() - 2;
+            if c < inputs {
+                return trace(input, c);
+            }
+            let field = spec.schema.field(c);
+            if bounds::lower(input, spec.time).is_none() {
+                return Err(SqlError::Unsupported(format!(
+                    "{}: a streaming window's time column must be the event time of \
+                     its stream (the `{}` of a Nexmark table)",
+                    spec.schema.field(spec.time).name(),
+                    crate::nexmark::EVENT_TIME
+                )));
+            }
+            if !matches!(
+                field.data_type(),
+                DataType::Timestamp(TimeUnit::Millisecond, _)
+            ) {
+                return Err(aggregate::not_millis(field.name()));
+            }
+            Ok(match (c - inputs, spec.windows.size()) {
+                (1, _) => Some(0),
+                (_, Some(size)) => Some(size),
+                (_, None) => None,
+            })
+        }
+        Node::Project { input, exprs, .. } => {
+            match exprs.get(c).and_then(|e| e.downcast_ref::<Column>()) {
+                Some(column) => trace(input, column.index()),
+                None => Ok(None),
+            }
+        }
+        Node::Filter { input, .. } => trace(input, c),
+        Node::Join {
+            left,
+            right,
+            join_type,
+            ..
+        } if lookup::bounded(left) => match stream_column(left, *join_type, c) {
+            Some(c) => trace(right, c),
+            None => Ok(None),
+        },
+        // groups of windows fire whole: a window's bound stays one
+        Node::Aggregate { input, group, .. } => {
+            match group.get(c).and_then(|e| e.downcast_ref::<Column>()) {
+                Some(column) => trace(input, column.index()),
+                None => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The column of a lookup join's stream (its right side) that its column
+/// `c` is, if it is one (the table, `left`, comes first in an inner or
+/// outer join's output; a semi or anti join outputs the stream's alone).
+pub(super) fn stream_column(left: &Node, join_type: JoinType, c: usize) -> Option<usize> {
+    match join_type {
+        JoinType::RightSemi | JoinType::RightAnti => Some(c),
+        _ => c.checked_sub(bounds::schema(left)?.fields().len()),
+    }
+}
