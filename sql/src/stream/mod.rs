@@ -119,6 +119,7 @@ pub fn run(
         let commit: Box<dyn Commit<'_>> = match &sink {
             Sink::Deliver(deliver) => Box::new(Delivered {
                 rows,
+                committed_before: ctx.recovery.committed_before(),
                 worker: ctx.checkpoints.index,
                 source: ctx.source.clone(),
                 counted: ctx.records_out.clone(),
@@ -158,6 +159,7 @@ pub fn run(
 /// The rows of a query, waiting for the committed stream.
 struct Delivered<'s> {
     rows: StreamVec<'s, u64, Batch>,
+    committed_before: u64,
     worker: usize,
     source: weir_runtime::source_ctx::SourceCtx,
     counted: weir_runtime::exec::RecordCounter,
@@ -170,7 +172,7 @@ impl<'s> Commit<'s> for Delivered<'s> {
         committed: StreamVec<'s, u64, weir_progress::checkpoint::Committed>,
     ) -> StreamVec<'s, u64, ()> {
         sink::deliver(
-            self.rows,
+            (self.rows, self.committed_before),
             committed,
             self.worker,
             &self.source,

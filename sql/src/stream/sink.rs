@@ -1,11 +1,10 @@
 //! Where a streaming query's rows go: each worker holds its rows of an epoch
 //! until a checkpoint that covers the epoch is committed (and every row of
 //! the epoch is in), then hands them over, epoch by epoch. A run restored
-//! from that checkpoint does not produce them again, so rows are handed
-//! over once, unless a damaged checkpoint makes the restore fall back past
-//! a committed one (the epochs between are then replayed and handed over
-//! again; a sink that must not repeat them stages them, as the directory
-//! and Kafka sinks of `weir stream` do).
+//! from that checkpoint does not produce them again; when a damaged
+//! checkpoint makes the restore fall back past a committed one, the epochs
+//! between are replayed (the sources cut them as before) and not handed
+//! over again: rows are handed over once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,11 +48,12 @@ pub fn csv(batch: &RecordBatch) -> Result<String> {
     String::from_utf8(text).map_err(|e| SqlError::Execution(e.to_string()))
 }
 
-/// Hands over each epoch's rows once a checkpoint covers it. The output
-/// carries nothing: it ends once both inputs have, after the last rows
-/// (covered by the final checkpoint) are handed over.
+/// Hands over each epoch's rows once a checkpoint covers it, but for the
+/// epochs below `committed_before` (an earlier run handed them over). The
+/// output carries nothing: it ends once both inputs have, after the last
+/// rows (covered by the final checkpoint) are handed over.
 pub(crate) fn deliver<'s>(
-    rows: StreamVec<'s, u64, Batch>,
+    (rows, committed_before): (StreamVec<'s, u64, Batch>, u64),
     committed: StreamVec<'s, u64, Committed>,
     worker: usize,
     ctx: &SourceCtx,
@@ -85,7 +85,11 @@ pub(crate) fn deliver<'s>(
                     if epoch > through || rows_frontier.less_equal(&epoch) {
                         break;
                     }
-                    for batch in entry.remove() {
+                    let batches = entry.remove();
+                    if epoch < committed_before {
+                        continue;
+                    }
+                    for batch in batches {
                         counted.add(batch.num_rows() as u64);
                         to(worker, epoch, &batch);
                     }

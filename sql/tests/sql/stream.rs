@@ -232,6 +232,32 @@ fn a_restored_stream_resumes_every_split_where_it_was_at_another_worker_count() 
 }
 
 #[test]
+fn regression_a_fallback_restore_handed_over_replayed_epochs_again() {
+    // a finished run; its last checkpoint then damaged
+    let query = WINDOWED[0];
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = streamed(query, 10_000, 2, dir.path(), None);
+    assert_eq!(first, batch_answer(query, 10_000));
+    // the newest state file, which the newest checkpoint's chain holds
+    let newest = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .map(|f| f.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("aggregate"))
+        })
+        .max()
+        .unwrap();
+    std::fs::write(&newest, b"").unwrap();
+    // the restore falls back to an older checkpoint and replays the epochs
+    // since, whose rows were handed over already
+    let (again, _) = streamed(query, 10_000, 2, dir.path(), Some(Restore::Latest));
+    assert_eq!(again, Vec::<Row>::new());
+}
+
+#[test]
 fn a_query_that_keeps_state_is_refused_before_it_streams() {
     let mut session = Session::default();
     session.declare_all(&ddl(true, 100)).unwrap();
