@@ -1,15 +1,5 @@
-//! A streaming inner join whose held rows expire with event time: a window
-//! join (both sides windowed, joined on the window's bounds) or an interval
-//! join (the two sides' event times within a bound of each other).
-//!
-//! Both sides are routed by the routing hash of their keys' row bytes, and
-//! each worker holds its rows in `weir-progress` keyed state, by key, each
-//! row with the time at which it expires (see [`super::bounds`]). Once
-//! timely's frontier has passed epoch `e`, the worker has all of `e`'s rows
-//! and watermarks of both sides: it joins the new rows of each side with the
-//! other side's held rows and new rows (each pair once), holds the new
-//! rows, moves each side's event time to its smallest watermark, and drops
-//! the rows that the other side's event time has passed their expiry.
+//! A worker's side of a streaming join: its held rows' encodings and
+//! expiry index, and the join of one epoch's new rows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,162 +9,16 @@ use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::RowConverter;
 use datafusion_common::JoinType;
-use serde::{Deserialize, Serialize};
-use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Concat;
-use timely::dataflow::operators::vec::Map;
-use weir_progress::checkpoint::{Ack, StatefulUnary};
-use weir_progress::route::key_hash;
 use weir_progress::state::KeyedState;
-use weir_streaming::run::StreamCtx;
 use weir_streaming::window::{Frontier, Watermark};
 
-use super::bounds::Expiry;
+use super::{Held, Item, Routed, SIDES, Side, StreamJoin};
 use crate::batch::Batch;
 use crate::error::Result;
-use crate::exec::{JoinSpec, fail, meeting, row_converter, split_by, with_keys};
-
-/// The two sides.
-const SIDES: [Side; 2] = [Side::Left, Side::Right];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-enum Side {
-    Left,
-    Right,
-}
-
-impl Side {
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    fn other(self) -> Side {
-        match self {
-            Side::Left => Side::Right,
-            Side::Right => Side::Left,
-        }
-    }
-
-    /// The name of the state's shared value that holds the side's event
-    /// time.
-    fn watermark(self) -> &'static str {
-        match self {
-            Side::Left => "left watermark",
-            Side::Right => "right watermark",
-        }
-    }
-}
-
-/// What the join computes, and when its rows expire.
-pub(crate) struct StreamJoin {
-    /// Keys, filter and output (an inner join).
-    pub(crate) spec: JoinSpec,
-    /// When held rows expire.
-    pub(crate) expiry: Expiry,
-    /// Each side's columns, then its key columns.
-    pub(crate) keyed: [SchemaRef; 2],
-}
-
-/// The rows of one key held by a worker: each row's expiry and its bytes
-/// (Arrow's row format of its columns and keys), left then right.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Held([Vec<(i64, Vec<u8>)>; 2]);
-
-/// A record of the join's input, addressed to its worker.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Routed {
-    to: u64,
-    side: Side,
-    item: Item,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-enum Item {
-    Rows(Batch),
-    Watermark(Watermark),
-}
-
-/// Joins `left` and `right`, whose sources' watermarks are `marks` (left,
-/// right). Returns the joined rows and the state's acks.
-pub(crate) fn join<'s>(
-    rows: [StreamVec<'s, u64, Batch>; 2],
-    marks: [StreamVec<'s, u64, Watermark>; 2],
-    join: Arc<StreamJoin>,
-    name: &str,
-    ctx: &StreamCtx,
-) -> (StreamVec<'s, u64, Batch>, StreamVec<'s, u64, Ack>) {
-    let peers = ctx.checkpoints.peers as u64;
-    let [left, right] = rows;
-    let [left_marks, right_marks] = marks;
-    let route_side = |rows: StreamVec<'s, u64, Batch>, side: Side| {
-        let failure = ctx.source.failure.clone();
-        let join = Arc::clone(&join);
-        rows.flat_map(move |Batch(batch)| {
-            route(&join, side, &batch, peers).unwrap_or_else(|e| {
-                fail(&failure, e);
-                Vec::new()
-            })
-        })
-    };
-    let fan = |marks: StreamVec<'s, u64, Watermark>, side: Side| {
-        marks.flat_map(move |watermark| {
-            (0..peers).map(move |to| Routed {
-                to,
-                side,
-                item: Item::Watermark(watermark),
-            })
-        })
-    };
-    let input = route_side(left, Side::Left)
-        .concat(route_side(right, Side::Right))
-        .concat(fan(left_marks, Side::Left))
-        .concat(fan(right_marks, Side::Right));
-    let failure = ctx.source.failure.clone();
-    let mut worker: Option<Worker> = None;
-    input.stateful_unary(
-        Exchange::new(|r: &Routed| r.to),
-        name,
-        &ctx.checkpoints,
-        move |_epoch, items, state: &mut KeyedState<Vec<u8>, Held>, out: &mut Vec<Batch>| {
-            if failure.is_set() {
-                return;
-            }
-            let worker = match &mut worker {
-                Some(w) => w,
-                None => match Worker::new(&join, state) {
-                    Ok(w) => worker.insert(w),
-                    Err(e) => return fail(&failure, e),
-                },
-            };
-            if let Err(e) = worker.apply(items, state, out) {
-                fail(&failure, e);
-            }
-        },
-    )
-}
-
-/// Each row of `batch` (of `side`), with its keys appended, to the worker
-/// of its keys.
-fn route(join: &StreamJoin, side: Side, batch: &RecordBatch, peers: u64) -> Result<Vec<Routed>> {
-    let keys = match side {
-        Side::Left => &join.spec.keys.left,
-        Side::Right => &join.spec.keys.right,
-    };
-    let keyed = with_keys(batch, keys)?;
-    let tail = keyed.columns()[batch.num_columns()..].to_vec();
-    Ok(split_by(&keyed, &tail, peers as usize, key_hash)?
-        .into_iter()
-        .map(|(to, part)| Routed {
-            to,
-            side,
-            item: Item::Rows(Batch(part)),
-        })
-        .collect())
-}
+use crate::exec::{meeting, row_converter};
 
 /// A worker's encodings and index of its held rows.
-struct Worker {
+pub(super) struct Worker {
     join: Arc<StreamJoin>,
     /// Each side's rows (columns and keys) as bytes.
     rows: [RowConverter; 2],
@@ -185,7 +29,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(join: &Arc<StreamJoin>, state: &KeyedState<Vec<u8>, Held>) -> Result<Worker> {
+    pub(super) fn new(join: &Arc<StreamJoin>, state: &KeyedState<Vec<u8>, Held>) -> Result<Worker> {
         let converter = |schema: &SchemaRef, from: usize| {
             row_converter(schema.fields()[from..].iter().map(|f| f.data_type()))
         };
@@ -210,7 +54,7 @@ impl Worker {
         })
     }
 
-    fn apply(
+    pub(super) fn apply(
         &mut self,
         items: Vec<Routed>,
         state: &mut KeyedState<Vec<u8>, Held>,

@@ -1,0 +1,173 @@
+//! A streaming inner join whose held rows expire with event time: a window
+//! join (both sides windowed, joined on the window's bounds) or an interval
+//! join (the two sides' event times within a bound of each other).
+//!
+//! Both sides are routed by the routing hash of their keys' row bytes, and
+//! each worker holds its rows in `weir-progress` keyed state, by key, each
+//! row with the time at which it expires (see [`super::bounds`]). Once
+//! timely's frontier has passed epoch `e`, the worker has all of `e`'s rows
+//! and watermarks of both sides: it joins the new rows of each side with the
+//! other side's held rows and new rows (each pair once), holds the new
+//! rows, moves each side's event time to its smallest watermark, and drops
+//! the rows that the other side's event time has passed their expiry.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::vec::Map;
+use weir_progress::checkpoint::{Ack, StatefulUnary};
+use weir_progress::route::key_hash;
+use weir_progress::state::KeyedState;
+use weir_streaming::run::StreamCtx;
+use weir_streaming::window::Watermark;
+
+mod worker;
+
+use super::bounds::Expiry;
+use crate::batch::Batch;
+use crate::error::Result;
+use crate::exec::{JoinSpec, fail, split_by, with_keys};
+use worker::Worker;
+
+/// The two sides.
+pub(super) const SIDES: [Side; 2] = [Side::Left, Side::Right];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Side {
+    Left,
+    Right,
+}
+
+impl Side {
+    pub(super) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(super) fn other(self) -> Side {
+        match self {
+            Side::Left => Side::Right,
+            Side::Right => Side::Left,
+        }
+    }
+
+    /// The name of the state's shared value that holds the side's event
+    /// time.
+    pub(super) fn watermark(self) -> &'static str {
+        match self {
+            Side::Left => "left watermark",
+            Side::Right => "right watermark",
+        }
+    }
+}
+
+/// What the join computes, and when its rows expire.
+pub(crate) struct StreamJoin {
+    /// Keys, filter and output (an inner join).
+    pub(crate) spec: JoinSpec,
+    /// When held rows expire.
+    pub(crate) expiry: Expiry,
+    /// Each side's columns, then its key columns.
+    pub(crate) keyed: [SchemaRef; 2],
+}
+
+/// The rows of one key held by a worker: each row's expiry and its bytes
+/// (Arrow's row format of its columns and keys), left then right.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct Held([Vec<(i64, Vec<u8>)>; 2]);
+
+/// A record of the join's input, addressed to its worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct Routed {
+    to: u64,
+    pub(super) side: Side,
+    pub(super) item: Item,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) enum Item {
+    Rows(Batch),
+    Watermark(Watermark),
+}
+
+/// Joins `left` and `right`, whose sources' watermarks are `marks` (left,
+/// right). Returns the joined rows and the state's acks.
+pub(crate) fn join<'s>(
+    rows: [StreamVec<'s, u64, Batch>; 2],
+    marks: [StreamVec<'s, u64, Watermark>; 2],
+    join: Arc<StreamJoin>,
+    name: &str,
+    ctx: &StreamCtx,
+) -> (StreamVec<'s, u64, Batch>, StreamVec<'s, u64, Ack>) {
+    let peers = ctx.checkpoints.peers as u64;
+    let [left, right] = rows;
+    let [left_marks, right_marks] = marks;
+    let route_side = |rows: StreamVec<'s, u64, Batch>, side: Side| {
+        let failure = ctx.source.failure.clone();
+        let join = Arc::clone(&join);
+        rows.flat_map(move |Batch(batch)| {
+            route(&join, side, &batch, peers).unwrap_or_else(|e| {
+                fail(&failure, e);
+                Vec::new()
+            })
+        })
+    };
+    let fan = |marks: StreamVec<'s, u64, Watermark>, side: Side| {
+        marks.flat_map(move |watermark| {
+            (0..peers).map(move |to| Routed {
+                to,
+                side,
+                item: Item::Watermark(watermark),
+            })
+        })
+    };
+    let input = route_side(left, Side::Left)
+        .concat(route_side(right, Side::Right))
+        .concat(fan(left_marks, Side::Left))
+        .concat(fan(right_marks, Side::Right));
+    let failure = ctx.source.failure.clone();
+    let mut worker: Option<Worker> = None;
+    input.stateful_unary(
+        Exchange::new(|r: &Routed| r.to),
+        name,
+        &ctx.checkpoints,
+        move |_epoch, items, state: &mut KeyedState<Vec<u8>, Held>, out: &mut Vec<Batch>| {
+            if failure.is_set() {
+                return;
+            }
+            let worker = match &mut worker {
+                Some(w) => w,
+                None => match Worker::new(&join, state) {
+                    Ok(w) => worker.insert(w),
+                    Err(e) => return fail(&failure, e),
+                },
+            };
+            if let Err(e) = worker.apply(items, state, out) {
+                fail(&failure, e);
+            }
+        },
+    )
+}
+
+/// Each row of `batch` (of `side`), with its keys appended, to the worker
+/// of its keys.
+fn route(join: &StreamJoin, side: Side, batch: &RecordBatch, peers: u64) -> Result<Vec<Routed>> {
+    let keys = match side {
+        Side::Left => &join.spec.keys.left,
+        Side::Right => &join.spec.keys.right,
+    };
+    let keyed = with_keys(batch, keys)?;
+    let tail = keyed.columns()[batch.num_columns()..].to_vec();
+    Ok(split_by(&keyed, &tail, peers as usize, key_hash)?
+        .into_iter()
+        .map(|(to, part)| Routed {
+            to,
+            side,
+            item: Item::Rows(Batch(part)),
+        })
+        .collect())
+}
