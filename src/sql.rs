@@ -134,11 +134,12 @@ fn stream(
         options,
         interval,
         stop_when_idle,
-        ..
+        broker_timeout,
     } = checkpointing(m, &INTERVAL, Some(&IDLE))?;
     let epochs = weir_sql::stream::Epochs {
         interval,
         stop_when_idle,
+        broker_timeout,
     };
     let mut session = weir_sql::Session::default();
     let plan = session

@@ -254,3 +254,42 @@ fn kill_9_of_the_yahoo_sql_insert_with_live_input_commits_every_window_exactly_o
     // the verifier of `weir stream yahoo`'s committed output
     crate::yahoo::check(root.path(), &brokers, seed);
 }
+
+#[test]
+fn an_unreachable_broker_fails_the_query_after_its_broker_timeout_naming_it() {
+    let root = tempfile::tempdir().unwrap();
+    // nothing listens on a port just freed
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let brokers = format!("127.0.0.1:{port}");
+    std::fs::write(
+        root.path().join("campaigns.csv"),
+        "ad_id,campaign_id\na,b\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = weir()
+        .current_dir(root.path())
+        .args([
+            "sql",
+            "-e",
+            &yahoo_sql(&brokers, true),
+            "--checkpoint-dir",
+            "ck",
+        ])
+        .args(["--broker-timeout", "2s"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&brokers), "{}", stderr(&out));
+    // not the default 30 s
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+}

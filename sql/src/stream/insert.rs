@@ -5,6 +5,7 @@
 //! crash left open), exactly as `weir stream yahoo` writes its counts.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -65,23 +66,30 @@ impl Insert {
         &self.topic
     }
 
-    /// Before a run: the topic must exist, and what crashed runs left in
-    /// Kafka is settled (on worker 0, before any worker writes).
+    /// Before a run of `workers` workers: the topic must exist, and what
+    /// crashed runs left in Kafka is settled (on worker 0, before any worker
+    /// writes), waiting up to `broker_timeout` on an unreachable broker.
     pub(crate) fn prepare(
         &self,
         store: &CheckpointStore,
         recovery: &Recovery,
-        workers: usize,
+        (workers, broker_timeout): (usize, Duration),
     ) -> std::result::Result<(), JobError> {
-        self.sink.require_topic(&self.topic)?;
-        recover_transactions(store, recovery, SINK, &self.sink, workers)
+        let sink = KafkaSink {
+            broker_timeout,
+            ..self.sink.clone()
+        };
+        sink.require_topic(&self.topic)?;
+        recover_transactions(store, recovery, SINK, &sink, workers)
     }
 
-    /// Writes `rows`; returns the sink's acks and its commit step.
+    /// Writes `rows` (waiting up to `broker_timeout` on an unreachable
+    /// broker); returns the sink's acks and its commit step.
     pub(crate) fn write<'s>(
         &self,
         rows: StreamVec<'s, u64, Batch>,
         ctx: &StreamCtx,
+        broker_timeout: Duration,
     ) -> (StreamVec<'s, u64, Ack>, Box<dyn Commit<'s> + 's>) {
         let failure = ctx.source.failure.clone();
         let (topic, schema) = (self.topic.clone(), Arc::clone(&self.schema));
@@ -93,6 +101,7 @@ impl Insert {
         });
         let sink = KafkaSink {
             committed_before: ctx.recovery.committed_before(),
+            broker_timeout,
             ..self.sink.clone()
         };
         records.write_kafka(SINK, &sink, &ctx.checkpoints, &ctx.source, &ctx.records_out)

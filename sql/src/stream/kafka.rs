@@ -9,7 +9,6 @@
 //! columns fails the job, naming the record's `topic/partition@offset`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
 use arrow::datatypes::{Schema, SchemaRef};
@@ -18,11 +17,10 @@ use timely::dataflow::Scope;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use weir_runtime::JobError;
-use weir_streaming::kafka::source::{
-    BROKER_TIMEOUT, EventTime, KafkaRecord, KafkaSource, ReadKafka,
-};
+use weir_streaming::kafka::source::{EventTime, KafkaRecord, KafkaSource, ReadKafka};
 use weir_streaming::run::StreamCtx;
 
+use super::Epochs;
 use super::source::Source;
 use crate::batch::Batch;
 use crate::catalog::{KafkaTable, Table};
@@ -34,28 +32,28 @@ use crate::exec::fail;
 const IDLE_EPOCHS: u64 = 5;
 
 /// Reads this worker's partitions of `kafka` (the topic of `table`), its
-/// columns `projection`, in epochs of `interval`; with `stop_when_idle`,
-/// the stream ends once no record has come for that long.
+/// columns `projection`, in `epochs` (with their `stop_when_idle`, the
+/// stream ends once no record has come for that long).
 pub(crate) fn kafka<'s>(
     scope: Scope<'s, u64>,
     name: &str,
     (table, kafka): (&Table, &KafkaTable),
     projection: Vec<usize>,
-    (interval, stop_when_idle): (Duration, Option<Duration>),
+    epochs: Epochs,
     job: &StreamCtx,
 ) -> Option<Source<'s>> {
     let source = KafkaSource {
         brokers: kafka.brokers.clone(),
         topic: kafka.topic.clone(),
-        interval,
-        stop_when_idle,
+        interval: epochs.interval,
+        stop_when_idle: epochs.stop_when_idle,
         event_time: match &kafka.event_time {
             Some(column) => EventTime::JsonField(column.clone()),
             None => EventTime::RecordTimestamp,
         },
         out_of_orderness_ms: kafka.watermark_delay_ms,
         idle_epochs: IDLE_EPOCHS,
-        broker_timeout: BROKER_TIMEOUT,
+        broker_timeout: epochs.broker_timeout,
     };
     let partitions = match source.partitions() {
         Ok(p) => p,

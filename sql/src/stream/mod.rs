@@ -52,21 +52,26 @@ use crate::error::{Result, SqlError};
 use crate::exec::{Folding, JoinSpec, key_fields, mapped};
 use crate::plan::{JoinKeys, Node};
 
-/// How a streaming query cuts its input into epochs.
+/// How a streaming query cuts its input into epochs, and how long it
+/// waits on a Kafka broker.
 #[derive(Clone, Copy, Debug)]
 pub struct Epochs {
     /// An epoch (a checkpoint) closes every `interval`.
     pub interval: Duration,
     /// A Kafka table's stream ends once no record has come for this long.
     pub stop_when_idle: Option<Duration>,
+    /// How long a Kafka broker may stay unreachable before the job fails.
+    pub broker_timeout: Duration,
 }
 
 impl Epochs {
-    /// Epochs of `interval`, streams without end.
+    /// Epochs of `interval`, streams without end, brokers waited on for
+    /// the default 30 s.
     pub fn every(interval: Duration) -> Epochs {
         Epochs {
             interval,
             stop_when_idle: None,
+            broker_timeout: weir_streaming::kafka::source::BROKER_TIMEOUT,
         }
     }
 }
@@ -85,7 +90,7 @@ pub fn run(
     let (settle, inserting) = (sink.clone(), Arc::clone(&query));
     let prepare = move |recovery: &Recovery, store: &CheckpointStore, workers: usize| {
         if let Some(into) = &inserting.into {
-            return into.prepare(store, recovery, workers);
+            return into.prepare(store, recovery, (workers, epochs.broker_timeout));
         }
         match &settle {
             Sink::Dir(dir) => recover_output(
@@ -109,7 +114,7 @@ pub fn run(
         )
         .rows;
         if let Some(into) = &query.into {
-            let (sink_acks, commit) = into.write(rows, ctx);
+            let (sink_acks, commit) = into.write(rows, ctx, epochs.broker_timeout);
             acks.push(sink_acks);
             return Built {
                 acks,
@@ -218,7 +223,7 @@ fn build<'s>(
                     &name,
                     (table, topic),
                     projection.clone(),
-                    (epochs.interval, epochs.stop_when_idle),
+                    epochs,
                     ctx,
                 ),
                 _ => None,
