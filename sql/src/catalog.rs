@@ -56,6 +56,10 @@ pub struct KafkaTable {
     pub event_time: Option<String>,
     /// How far out of order events may come, in milliseconds.
     pub watermark_delay_ms: u64,
+    /// A partition without records this long (milliseconds) stops holding
+    /// event time back (`OPTIONS ('idle_timeout_ms' 'N')`, 5000 by default
+    /// as `weir stream yahoo`'s `--idle-timeout`).
+    pub idle_timeout_ms: u64,
     /// The prefix of the transactional ids of a query that inserts into it
     /// (`OPTIONS ('transactional_id' 'p')`; by default `weir-sql-<table>`).
     pub transactional_id: String,
@@ -218,14 +222,16 @@ impl Table {
                 )));
             }
         }
-        let watermark_delay_ms = match option(cmd, "watermark_delay_ms") {
-            None => 0,
-            Some(v) => v.parse::<u64>().map_err(|_| {
-                plan(format!(
-                    "option 'watermark_delay_ms' is '{v}', not a whole number"
-                ))
-            })?,
+        let millis = |key: &str, default: u64| -> Result<u64> {
+            match option(cmd, key) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map_err(|_| plan(format!("option '{key}' is '{v}', not a whole number"))),
+            }
         };
+        let watermark_delay_ms = millis("watermark_delay_ms", 0)?;
+        let idle_timeout_ms = millis("idle_timeout_ms", 5_000)?;
         Ok(Table {
             name: name.to_string(),
             format: Format::Kafka(Arc::new(KafkaTable {
@@ -233,6 +239,7 @@ impl Table {
                 topic: topic.clone(),
                 event_time,
                 watermark_delay_ms,
+                idle_timeout_ms,
                 transactional_id: option(cmd, "transactional_id")
                     .cloned()
                     .unwrap_or_else(|| format!("weir-sql-{name}")),

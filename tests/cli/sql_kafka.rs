@@ -23,6 +23,8 @@ use crate::yahoo::setup;
 
 /// The Yahoo benchmark as SQL: the tables, then one query; with `insert`,
 /// it writes its counts to the topic `out` as `weir stream yahoo` does.
+/// Its watermark allows a second of disorder and partitions go idle after
+/// 5 s, as `weir stream yahoo`'s defaults do.
 fn yahoo_sql(brokers: &str, insert: bool) -> String {
     let (into, table) = match insert {
         true => (
@@ -40,7 +42,8 @@ fn yahoo_sql(brokers: &str, insert: bool) -> String {
            ad_id VARCHAR, ad_type VARCHAR, event_type VARCHAR, event_time TIMESTAMP(3), \
            ip_address VARCHAR) \
          STORED AS KAFKA LOCATION 'events' \
-         OPTIONS ('brokers' '{brokers}', 'event_time' 'event_time'); \
+         OPTIONS ('brokers' '{brokers}', 'event_time' 'event_time', \
+           'watermark_delay_ms' '1000'); \
          CREATE EXTERNAL TABLE campaigns (ad_id VARCHAR, campaign_id VARCHAR) \
          STORED AS CSV LOCATION 'campaigns.csv' OPTIONS ('has_header' 'true'); \
          {table}{into}SELECT campaign_id, CAST(window_start AS BIGINT), count(*) \

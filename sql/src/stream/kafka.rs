@@ -27,10 +27,6 @@ use crate::catalog::{KafkaTable, Table};
 use crate::error::{Result, SqlError};
 use crate::exec::fail;
 
-/// Empty epochs after which a partition is idle (its watermark then does
-/// not hold event time back).
-const IDLE_EPOCHS: u64 = 5;
-
 /// Reads this worker's partitions of `kafka` (the topic of `table`), its
 /// columns `projection`, in `epochs` (with their `stop_when_idle`, the
 /// stream ends once no record has come for that long).
@@ -52,7 +48,7 @@ pub(crate) fn kafka<'s>(
             None => EventTime::RecordTimestamp,
         },
         out_of_orderness_ms: kafka.watermark_delay_ms,
-        idle_epochs: IDLE_EPOCHS,
+        idle_epochs: (kafka.idle_timeout_ms / epochs.interval.as_millis().max(1) as u64).max(1),
         broker_timeout: epochs.broker_timeout,
     };
     let partitions = match source.partitions() {
