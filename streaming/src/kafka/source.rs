@@ -14,8 +14,9 @@
 //! holds it back ([`Watermark::Pending`]): its first fetch may not have
 //! answered, and its first records may belong to a window the other partitions
 //! have passed. A partition is idle, and stops holding the watermark back,
-//! once it has been read to its end (the broker said so) and has had no
-//! records for `idle_epochs` epochs. The per-partition state behind it
+//! once it has been read to its end (the broker said so), has had no
+//! records for `idle_epochs` epochs, and the broker confirms that nothing
+//! waits in it unread. The per-partition state behind it
 //! (largest event time, last epoch it was active) is in the marks too, and a
 //! replayed epoch takes it from there, so a restored or replayed epoch carries
 //! the same watermark as before.
@@ -284,9 +285,19 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                 };
                 if close || stop {
                     let watermark = if stop {
-                        Watermark::End
+                        Ok(Watermark::End)
                     } else {
                         reader.close(epoch, step.replaying)
+                    };
+                    let watermark = match watermark {
+                        Ok(watermark) => watermark,
+                        Err(error) => {
+                            stop_all(Some(error), ack);
+                            data_cap = None;
+                            mark_cap = None;
+                            ack_cap = None;
+                            return;
+                        }
                     };
                     mark_out.activate().session(&*marks).give(watermark);
                     let mark = reader.mark(&name, index, epoch + 1);

@@ -58,7 +58,7 @@ impl Reader {
 
     /// Counts the broker as unreachable since the first of a run of failures:
     /// logs it (every 5 s) and fails the job once it lasted `broker_timeout`.
-    fn unreachable(&mut self, what: &str) -> Result<(), JobError> {
+    pub(super) fn unreachable(&mut self, what: &str) -> Result<(), JobError> {
         let now = Instant::now();
         let since = *self.unreachable_since.get_or_insert(now);
         let brokers = &self.source.brokers;
@@ -150,5 +150,30 @@ impl Reader {
             behind |= self.partitions.get(&p).is_some_and(|s| s.next < high);
         }
         Ok((end, behind))
+    }
+
+    /// Those of `partitions` whose log goes past what the consumer handed
+    /// over (its position, which passes transaction markers; the broker's end
+    /// is the last stable offset, as the consumer reads committed records).
+    pub(super) fn unread(&self, partitions: &[i32]) -> Result<Vec<i32>, RdError> {
+        let Some(consumer) = self.consumer.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let topic = &self.source.topic;
+        let positions = consumer.position()?;
+        let timeout = self.source.broker_timeout.min(Duration::from_secs(5));
+        let mut behind = Vec::new();
+        for &p in partitions {
+            let (_, end) = consumer.fetch_watermarks(topic, p, timeout)?;
+            let handed = positions
+                .find_partition(topic, p)
+                .and_then(|e| e.offset().to_raw())
+                .unwrap_or(0);
+            let next = self.partitions.get(&p).map_or(0, |s| s.next);
+            if handed.max(next) < end {
+                behind.push(p);
+            }
+        }
+        Ok(behind)
     }
 }

@@ -300,16 +300,43 @@ impl Reader {
     }
 
     /// Ends `epoch` (a replayed one keeps the state its marks restored) and
-    /// returns this worker's watermark after it.
-    pub(super) fn close(&mut self, epoch: u64, replayed: bool) -> Watermark {
+    /// returns this worker's watermark after it. A partition about to count
+    /// as idle (and, while idle, every `idle_epochs` epochs) is first checked
+    /// with the broker: records past what the consumer handed over (waiting
+    /// behind other partitions' backlog, or fetched late) keep it active, so
+    /// the watermark never passes records that were in the log before it
+    /// went idle. A broker that does not answer keeps it active too.
+    pub(super) fn close(&mut self, epoch: u64, replayed: bool) -> Result<Watermark, JobError> {
         if !replayed {
-            for state in self.partitions.values_mut() {
+            let idle = self.source.idle_epochs.max(1);
+            let mut due = Vec::new();
+            for (&p, state) in &mut self.partitions {
                 if !state.caught_up {
                     state.seen = epoch;
                 }
+                let quiet = epoch.saturating_sub(state.seen);
+                if quiet >= idle && (quiet - idle).is_multiple_of(idle) {
+                    due.push(p);
+                }
+            }
+            if !due.is_empty() {
+                let active = match self.unread(&due) {
+                    Ok(behind) => behind,
+                    Err(e) => {
+                        let what = format!("no answer about {}'s offsets: {e}", self.source.topic);
+                        self.unreachable(&what)?;
+                        due
+                    }
+                };
+                for p in active {
+                    if let Some(state) = self.partitions.get_mut(&p) {
+                        state.seen = epoch;
+                        state.caught_up = false;
+                    }
+                }
             }
         }
-        self.watermark(epoch)
+        Ok(self.watermark(epoch))
     }
 
     /// This worker's watermark after `epoch`: the smallest of its active
@@ -377,17 +404,17 @@ mod tests {
         ]);
         let mut reader = Reader::new(&source, &[0, 1], &restored, 0, BTreeMap::new(), 2);
         // not known to be read to its end: partition 1 holds event time
-        assert_eq!(reader.close(0, false), Watermark::Pending);
+        assert_eq!(reader.close(0, false).unwrap(), Watermark::Pending);
         for state in reader.partitions.values_mut() {
             state.caught_up = true;
         }
         // both read to their ends in epoch 0: partition 1 is still pending
         // until it has been quiet for 3 epochs
-        assert_eq!(reader.close(2, false), Watermark::Pending);
+        assert_eq!(reader.close(2, false).unwrap(), Watermark::Pending);
         // then both are idle together, and what partition 0 read is kept
         // (regression: the worker said only "idle", and no window ever fired)
         assert_eq!(
-            reader.close(3, false),
+            reader.close(3, false).unwrap(),
             Watermark::Idle {
                 through: Some(49_000)
             }
@@ -396,6 +423,69 @@ mod tests {
         if let Some(state) = reader.partitions.get_mut(&0) {
             state.caught_up = false;
         }
-        assert_eq!(reader.close(4, false), Watermark::At(49_000));
+        assert_eq!(reader.close(4, false).unwrap(), Watermark::At(49_000));
+    }
+
+    /// Reads until partition `p` is read to its end; returns the records.
+    fn read_to_end(reader: &mut Reader, epoch: u64, p: i32) -> Vec<KafkaRecord> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut out = Vec::new();
+        while !reader.partitions.get(&p).is_some_and(|s| s.caught_up) {
+            assert!(
+                Instant::now() < deadline,
+                "partition {p} never read to its end"
+            );
+            reader.step(epoch, &mut out).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        out
+    }
+
+    /// Regression: a partition read to its end once went idle after
+    /// `idle_epochs` epochs without records handed over, even when records
+    /// had arrived in its log that the consumer had not handed over yet (a
+    /// busy worker, or records waiting behind other partitions' backlog), so
+    /// the watermark could pass them. Transactional records, so that the
+    /// end is past a commit marker.
+    #[test]
+    fn regression_a_partition_with_records_not_handed_over_went_idle() {
+        use crate::kafka::broker::Broker;
+        use crate::kafka::producer::{Produce, TxnProducer};
+        let broker = Broker::start().unwrap();
+        broker.create_topic("events", 1).unwrap();
+        let producer = TxnProducer::open(&broker.brokers(), "test-events").unwrap();
+        let write = |time: i64| {
+            producer.begin().unwrap();
+            let record = Produce {
+                partition: Some(0),
+                timestamp: Some(time),
+                ..Produce::value("events", "e")
+            };
+            producer.send(&record).unwrap();
+            producer.commit().unwrap();
+        };
+        write(1000);
+        let source = KafkaSource {
+            idle_epochs: 2,
+            ..KafkaSource::new(&broker.brokers(), "events")
+        };
+        let mut reader = Reader::new(&source, &[0], &BTreeMap::new(), 0, BTreeMap::new(), 1);
+        assert_eq!(read_to_end(&mut reader, 0, 0).len(), 1);
+        // a record arrives while the worker is busy: epochs end before the
+        // consumer hands it over, and the partition must stay active
+        write(2000);
+        for epoch in 0..5 {
+            assert_eq!(reader.close(epoch, false).unwrap(), Watermark::At(1000));
+        }
+        assert_eq!(read_to_end(&mut reader, 5, 0).len(), 1);
+        assert_eq!(reader.close(5, false).unwrap(), Watermark::At(2000));
+        assert_eq!(reader.close(6, false).unwrap(), Watermark::At(2000));
+        // read to its end (past the commit marker) and quiet: idle
+        assert_eq!(
+            reader.close(7, false).unwrap(),
+            Watermark::Idle {
+                through: Some(2000)
+            }
+        );
     }
 }
