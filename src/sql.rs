@@ -229,6 +229,7 @@ fn print(outcome: &Outcome, show: usize) -> Result<(), CliError> {
         Outcome::Declared { table, columns } => {
             eprintln!("sql: table {table} ({})", columns.join(", "));
         }
+        Outcome::Set { variable, value } => eprintln!("sql: {variable} = {value}"),
         Outcome::Explain { logical, weir } => {
             println!("DataFusion's optimized logical plan:\n{logical}\n\nweir's plan:\n{weir}");
         }

@@ -15,7 +15,8 @@
 //! - [`exec`]: the operators (scan, filter, project, unnest, two-phase
 //!   aggregate, hash join, sort, limit) and the run of a plan on a worker.
 //! - [`session`]: statements one after another on one timely execution,
-//!   from a script or as they come (an interactive prompt).
+//!   from a script or as they come (an interactive prompt); [`settings`]
+//!   holds what `SET` gives its queries.
 //! - [`stream`]: queries over unbounded tables as checkpointed streaming
 //!   jobs (the runner of `weir-streaming`).
 //! - [`table`]: the Table API: programs built with DataFusion's plan builder
@@ -34,6 +35,7 @@ pub mod exec;
 pub mod nexmark;
 pub mod plan;
 pub mod session;
+pub mod settings;
 pub mod stream;
 pub mod table;
 pub mod tpch;

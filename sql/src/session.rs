@@ -13,6 +13,7 @@ use datafusion_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion_optimizer::{Analyzer, Optimizer, OptimizerContext};
 use datafusion_sql::parser::{DFParser, Statement};
 use datafusion_sql::planner::SqlToRel;
+use datafusion_sql::sqlparser::ast;
 use timely::worker::Worker;
 use weir_progress::agree::all_gather;
 use weir_runtime::JobError;
@@ -24,6 +25,7 @@ use crate::context::{Functions, Provider};
 use crate::error::{Result, SqlError};
 use crate::exec::{Budget, Output, run_on};
 use crate::plan::translate;
+use crate::settings::Settings;
 
 /// What a statement did.
 #[derive(Debug)]
@@ -37,6 +39,13 @@ pub enum Outcome {
     },
     /// A query's result.
     Rows(Output),
+    /// `SET variable = value`.
+    Set {
+        /// The setting.
+        variable: String,
+        /// Its value.
+        value: String,
+    },
     /// `EXPLAIN`: DataFusion's optimized logical plan, and weir's.
     Explain {
         /// DataFusion's plan.
@@ -60,12 +69,17 @@ pub struct Session {
     catalog: Catalog,
     functions: Functions,
     options: ConfigOptions,
+    settings: Settings,
 }
 
 /// What a statement asks for, planned.
 enum Planned {
     Declare(Table, bool),
     Query(LogicalPlan),
+    Set {
+        variable: String,
+        value: String,
+    },
     Explain {
         logical: String,
         weir: String,
@@ -96,6 +110,14 @@ impl Session {
                 Ok(Planned::Declare(Table::declare(&cmd)?, cmd.or_replace))
             }
             LogicalPlan::Ddl(other) => Err(SqlError::Unsupported(other.name().to_string())),
+            LogicalPlan::Statement(datafusion_expr::Statement::SetVariable(set)) => {
+                // checked here, so that every worker refuses a bad value
+                Settings::default().set(&set.variable, &set.value)?;
+                Ok(Planned::Set {
+                    variable: set.variable,
+                    value: set.value,
+                })
+            }
             LogicalPlan::Explain(explain) => {
                 let optimized = self.optimize(explain.plan.as_ref().clone())?;
                 // scalar subqueries run first, as plans of their own: here a
@@ -150,6 +172,10 @@ impl Session {
                 outcome
             }
             Planned::Query(plan) => Outcome::Rows(self.run_optimized(worker, plan)?),
+            Planned::Set { variable, value } => {
+                self.settings.set(&variable, &value)?;
+                Outcome::Set { variable, value }
+            }
             Planned::Explain { logical, weir } => Outcome::Explain { logical, weir },
             Planned::Insert { .. } => return Err(unsupported_writes()),
         })
@@ -214,6 +240,7 @@ impl Session {
             match self.plan(statement)? {
                 Planned::Declare(table, replace) => self.catalog.add(table, replace)?,
                 Planned::Query(plan) => query = Some((plan, None)),
+                Planned::Set { variable, value } => self.settings.set(&variable, &value)?,
                 Planned::Insert { table, query: plan } => query = Some((plan, Some(table))),
                 Planned::Explain { .. } => {
                     return Err(SqlError::Unsupported("EXPLAIN of a streaming query".into()));
@@ -250,7 +277,7 @@ impl Session {
             ),
         };
         let plan = crate::plan::translate_as(&plan, &self.catalog, true)?;
-        crate::stream::StreamPlan::new(plan, into)
+        crate::stream::StreamPlan::new(plan, into, &self.settings)
     }
 
     /// Declares `table` (replacing one of the same name).
@@ -380,7 +407,11 @@ pub fn run_script(
     if let Some(destination) = &destination {
         let queries = statements
             .iter()
-            .filter(|s| !matches!(s, Statement::CreateExternalTable(_)))
+            .filter(|s| match s {
+                Statement::CreateExternalTable(_) => false,
+                Statement::Statement(s) => !matches!(**s, ast::Statement::Set(_)),
+                _ => true,
+            })
             .count();
         if queries != 1 {
             return Err(SqlError::Plan(format!(

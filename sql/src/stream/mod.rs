@@ -11,8 +11,10 @@
 //! window's start or end (`aggregate`), whose groups fire as event time
 //! passes their window; and inner and semi joins whose rows expire with
 //! event time (`join`: window and interval joins, when `bounds` finds how
-//! late a row can meet the other side). Other aggregations and joins and
-//! session windows are refused at plan time with the reason.
+//! late a row can meet the other side), or else, with `SET
+//! table.exec.state.ttl`, after that many epochs (regular joins). Other
+//! aggregations and joins and session windows are refused at plan time
+//! with the reason.
 
 mod aggregate;
 mod bounds;
@@ -104,11 +106,16 @@ pub fn run(
     run_stream(config, options, prepare, move |scope, ctx| {
         let mut acks = Vec::new();
         let mut operators = 0;
+        // a row's time to live, in epochs (at least one)
+        let ttl = query
+            .state_ttl
+            .map(|ttl| ttl.as_nanos().div_ceil(epochs.interval.as_nanos().max(1)))
+            .map(|n| u64::try_from(n).unwrap_or(u64::MAX));
         let rows = build(
             &query.plan.root,
             scope,
             ctx,
-            epochs,
+            (epochs, ttl),
             &mut acks,
             &mut operators,
         )
@@ -193,14 +200,15 @@ struct Flow<'s> {
     watermarks: Option<StreamVec<'s, u64, Watermark>>,
 }
 
-/// The dataflow of `node` on one worker; its sources' and stateful
-/// operators' acks go to `acks` (each named by its place, the
-/// `operators`-th).
+/// The dataflow of `node` on one worker, cutting epochs as `epochs` says
+/// and holding the rows of joins without a time bound for `ttl` epochs;
+/// its sources' and stateful operators' acks go to `acks` (each named by
+/// its place, the `operators`-th).
 fn build<'s>(
     node: &Node,
     scope: Scope<'s, u64>,
     ctx: &StreamCtx,
-    epochs: Epochs,
+    (epochs, ttl): (Epochs, Option<u64>),
     acks: &mut Vec<StreamVec<'s, u64, Ack>>,
     operators: &mut usize,
 ) -> Flow<'s> {
@@ -244,7 +252,7 @@ fn build<'s>(
         | Node::Project { input, .. }
         | Node::Unnest { input, .. }
         | Node::Window { input, .. } => {
-            let flow = build(input, scope, ctx, epochs, acks, operators);
+            let flow = build(input, scope, ctx, (epochs, ttl), acks, operators);
             Flow {
                 rows: mapped(node, flow.rows, failure),
                 watermarks: flow.watermarks,
@@ -257,7 +265,7 @@ fn build<'s>(
             schema,
         } => {
             let name = format!("aggregate#{operators}");
-            let flow = build(input, scope, ctx, epochs, acks, operators);
+            let flow = build(input, scope, ctx, (epochs, ttl), acks, operators);
             let key_fields = key_fields(schema, group.len());
             let windowed = window_of(input, group).and_then(|window| {
                 let (end, past) = window.ok_or_else(|| SqlError::Plan("no window".into()))?;
@@ -304,7 +312,7 @@ fn build<'s>(
             ..
         } => {
             if lookup::bounded(left) {
-                let flow = build(right, scope, ctx, epochs, acks, operators);
+                let flow = build(right, scope, ctx, (epochs, ttl), acks, operators);
                 let spec = JoinSpec {
                     keys: Arc::clone(on),
                     filter: filter.clone(),
@@ -321,10 +329,16 @@ fn build<'s>(
             }
             let name = format!("join#{operators}");
             let flows = [
-                build(left, scope, ctx, epochs, acks, operators),
-                build(right, scope, ctx, epochs, acks, operators),
+                build(left, scope, ctx, (epochs, ttl), acks, operators),
+                build(right, scope, ctx, (epochs, ttl), acks, operators),
             ];
-            let join = stream_join(left, right, on, filter, (*join_type, *nulls_equal), schema);
+            let join = stream_join(
+                (left, right),
+                (on, filter),
+                (*join_type, *nulls_equal),
+                schema,
+                ttl,
+            );
             let [
                 Flow {
                     rows: l,
@@ -370,17 +384,21 @@ fn build<'s>(
     }
 }
 
-/// The streaming form of a join (checked by `check`).
+/// The streaming form of a join (checked by `check`): its rows expire with
+/// event time when `bounds` finds how, else after `ttl` epochs.
 fn stream_join(
-    left: &Node,
-    right: &Node,
-    on: &Arc<JoinKeys>,
-    filter: &Option<Arc<dyn PhysicalExpr>>,
+    (left, right): (&Node, &Node),
+    (on, filter): (&Arc<JoinKeys>, &Option<Arc<dyn PhysicalExpr>>),
     (join_type, nulls_equal): (JoinType, bool),
     schema: &SchemaRef,
+    ttl: Option<u64>,
 ) -> Result<join::StreamJoin> {
     let unbounded = || SqlError::Plan("a join without bounds".into());
-    let expiry = bounds::expiry(left, right, on, filter.as_ref()).ok_or_else(unbounded)?;
+    let expiry = match (bounds::expiry(left, right, on, filter.as_ref()), ttl) {
+        (Some(bounds), _) => join::Expire::EventTime(bounds),
+        (None, Some(epochs)) => join::Expire::After(epochs),
+        (None, None) => return Err(unbounded()),
+    };
     let keyed = |node: &Node, keys: &[Arc<dyn PhysicalExpr>]| -> Result<SchemaRef> {
         let input = bounds::schema(node).ok_or_else(unbounded)?;
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();

@@ -9,28 +9,40 @@ use datafusion_common::JoinType;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::expressions::Column;
 
+use std::time::Duration;
+
 use super::insert::Insert;
 use super::{aggregate, bounds, lookup};
 use crate::catalog::{Format, Table};
 use crate::error::{Result, SqlError};
 use crate::plan::{Node, Plan};
+use crate::settings::{STATE_TTL, Settings};
 
 /// A streaming query, checked to stream.
 pub struct StreamPlan {
     pub(super) plan: Plan,
+    /// How long a join without a time bound holds a row (`SET
+    /// table.exec.state.ttl`).
+    pub(super) state_ttl: Option<Duration>,
     /// The Kafka table it inserts its rows into, if it does.
     pub(super) into: Option<Insert>,
 }
 
 impl StreamPlan {
-    /// `plan` if every node of it streams (and `into`, the table it inserts
-    /// into if any, takes its rows); otherwise what does not.
-    pub fn new(plan: Plan, into: Option<Table>) -> Result<StreamPlan> {
-        check(&plan.root)?;
+    /// `plan` if every node of it streams under `settings` (and `into`, the
+    /// table it inserts into if any, takes its rows); otherwise what does
+    /// not.
+    pub fn new(plan: Plan, into: Option<Table>, settings: &Settings) -> Result<StreamPlan> {
+        let state_ttl = settings.state_ttl;
+        check(&plan.root, state_ttl.is_some())?;
         let into = into
             .map(|table| Insert::new(&table, plan.schema.fields().len()))
             .transpose()?;
-        Ok(StreamPlan { plan, into })
+        Ok(StreamPlan {
+            plan,
+            state_ttl,
+            into,
+        })
     }
 
     /// Its plan.
@@ -44,8 +56,9 @@ impl StreamPlan {
     }
 }
 
-/// Whether `node` streams.
-fn check(node: &Node) -> Result<()> {
+/// Whether `node` streams (joins without a time bound do when rows have a
+/// time to live, `ttl`).
+fn check(node: &Node, ttl: bool) -> Result<()> {
     let refuse = |what: &str| {
         Err(SqlError::Unsupported(format!(
             "{what} in a streaming query (filters, projections, unnest, \
@@ -59,13 +72,13 @@ fn check(node: &Node) -> Result<()> {
             _ => refuse(&format!("the bounded table {}", table.name)),
         },
         Node::Filter { input, .. } | Node::Project { input, .. } | Node::Unnest { input, .. } => {
-            check(input)
+            check(input, ttl)
         }
-        Node::Window { input, spec } if !spec.keys_route() => check(input),
+        Node::Window { input, spec } if !spec.keys_route() => check(input, ttl),
         Node::Window { .. } => refuse("a session window"),
         Node::Union { .. } => refuse("UNION"),
         Node::Aggregate { input, group, .. } => match window_of(input, group)? {
-            Some(_) => check(input),
+            Some(_) => check(input, ttl),
             None => refuse("an aggregation not grouped by a window's start or end"),
         },
         Node::Join {
@@ -78,7 +91,7 @@ fn check(node: &Node) -> Result<()> {
         } => {
             if lookup::bounded(left) && !lookup::bounded(right) {
                 lookup::check(left, *join_type)?;
-                return check(right);
+                return check(right, ttl);
             }
             if lookup::bounded(right) {
                 return refuse("a join with a bounded table on the side a stream should take");
@@ -90,13 +103,17 @@ fn check(node: &Node) -> Result<()> {
                 let kind = join_type.to_string().to_lowercase();
                 return refuse(&format!("a {kind} join (inner and semi joins stream)"));
             }
-            if bounds::expiry(left, right, on, filter.as_ref()).is_none() {
-                return refuse(
-                    "a join whose rows could meet rows of the other side however late                      (join windowed sides on their windows' bounds, or bound the two                      sides' event times, as in `a.date_time BETWEEN b.date_time -                      INTERVAL '10' SECOND AND b.date_time`)",
-                );
+            if !ttl && bounds::expiry(left, right, on, filter.as_ref()).is_none() {
+                return refuse(&format!(
+                    "a join whose rows could meet rows of the other side however late \
+                     (join windowed sides on their windows' bounds, bound the two \
+                     sides' event times, as in `a.date_time BETWEEN b.date_time - \
+                     INTERVAL '10' SECOND AND b.date_time`, or give rows a time to \
+                     live: `SET {STATE_TTL} = '1 h'`)"
+                ));
             }
-            check(left)?;
-            check(right)
+            check(left, ttl)?;
+            check(right, ttl)
         }
         Node::Sort { .. } | Node::Limit { .. } => refuse("ORDER BY or LIMIT"),
         Node::Empty { .. } => refuse("a query without a table"),

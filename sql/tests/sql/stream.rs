@@ -214,6 +214,37 @@ fn the_nexmark_queries_stream_the_batch_answer_on_1_and_2_workers() {
     streams_the_batch_answer(&queries, 3);
 }
 
+/// A regular join (no time bound): rows held for the state's time to live.
+const REGULAR: &str = "SELECT p.name, a.id, a.category FROM auction a JOIN person p \
+     ON a.seller = p.id WHERE a.category < 12";
+
+#[test]
+fn a_regular_join_holds_its_rows_for_the_state_ttl() {
+    // longer than the stream: the batch answer
+    let long = format!("SET table.exec.state.ttl = '1 h'; {REGULAR}");
+    streams_the_batch_answer(&[&long], 3);
+    // two epochs of 5 ms: a person meets only the auctions that come soon
+    // after; the rows are the batch answer's, fewer of them
+    let expected = batch_answer(REGULAR, 20_000);
+    let short = format!("SET table.exec.state.ttl = '10 ms'; {REGULAR}");
+    for workers in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (rows, _) = streamed(&short, 20_000, workers, dir.path(), None);
+        assert!(
+            !rows.is_empty() && rows.len() < expected.len() / 2,
+            "{workers} workers: {} of {} rows",
+            rows.len(),
+            expected.len()
+        );
+        let mut left = expected.clone();
+        for row in &rows {
+            let at = left.iter().position(|r| r == row);
+            assert!(at.is_some(), "{workers} workers: {row:?} is not an answer");
+            left.swap_remove(at.unwrap_or_default());
+        }
+    }
+}
+
 #[test]
 fn a_lookup_join_of_a_stream_and_a_table_streams_the_batch_answer() {
     streams_the_batch_answer(&LOOKUPS, 3);
@@ -279,7 +310,7 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
         // a person's rows could meet bids however late
         (
             "SELECT * FROM bid b JOIN person p ON b.bidder = p.id AND b.date_time >= p.date_time",
-            "however late",
+            "or give rows a time to live: `SET table.exec.state.ttl = '1 h'`",
         ),
         // it would owe the tiers no bid met
         (
@@ -320,6 +351,15 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
         let err = session.plan_stream(script).err().unwrap();
         assert!(err.to_string().contains(needle), "{script}: {err}");
     }
+    // a bad setting is refused with the reason
+    let err = session
+        .plan_stream("SET table.exec.state.ttl = '1 month'; SELECT * FROM bid")
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("months have no fixed length"),
+        "{err}"
+    );
     let err = session.declare_all("SELECT * FROM bid").err().unwrap();
     assert!(
         err.to_string().contains("not a CREATE EXTERNAL TABLE"),

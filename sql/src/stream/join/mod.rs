@@ -9,7 +9,10 @@
 //! and watermarks of both sides: it joins the new rows of each side with the
 //! other side's held rows and new rows (each pair once), holds the new
 //! rows, moves each side's event time to its smallest watermark, and drops
-//! the rows that the other side's event time has passed their expiry.
+//! the rows that the other side's event time has passed their expiry. A
+//! join without such a bound (a regular join) holds each row for the
+//! state's time to live instead, counted in epochs: a replayed epoch
+//! expires exactly the rows it expired before.
 
 use std::sync::Arc;
 
@@ -70,9 +73,18 @@ pub(crate) struct StreamJoin {
     /// Keys, filter and output (an inner join).
     pub(crate) spec: JoinSpec,
     /// When held rows expire.
-    pub(crate) expiry: Expiry,
+    pub(crate) expiry: Expire,
     /// Each side's columns, then its key columns.
     pub(crate) keyed: [SchemaRef; 2],
+}
+
+/// When a join's held rows expire.
+pub(crate) enum Expire {
+    /// When the other side's event time passes them (see [`Expiry`]).
+    EventTime(Expiry),
+    /// This many epochs after the one they came in (`SET
+    /// table.exec.state.ttl`).
+    After(u64),
 }
 
 /// The rows of one key held by a worker: each row's expiry and its bytes
@@ -135,7 +147,7 @@ pub(crate) fn join<'s>(
         Exchange::new(|r: &Routed| r.to),
         name,
         &ctx.checkpoints,
-        move |_epoch, items, state: &mut KeyedState<Vec<u8>, Held>, out: &mut Vec<Batch>| {
+        move |epoch, items, state: &mut KeyedState<Vec<u8>, Held>, out: &mut Vec<Batch>| {
             if failure.is_set() {
                 return;
             }
@@ -146,7 +158,7 @@ pub(crate) fn join<'s>(
                     Err(e) => return fail(&failure, e),
                 },
             };
-            if let Err(e) = worker.apply(items, state, out) {
+            if let Err(e) = worker.apply(epoch, items, state, out) {
                 fail(&failure, e);
             }
         },

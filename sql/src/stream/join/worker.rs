@@ -12,7 +12,7 @@ use datafusion_common::JoinType;
 use weir_progress::state::KeyedState;
 use weir_streaming::window::{Frontier, Watermark};
 
-use super::{Held, Item, Routed, SIDES, Side, StreamJoin};
+use super::{Expire, Held, Item, Routed, SIDES, Side, StreamJoin};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::exec::{meeting, row_converter};
@@ -56,6 +56,7 @@ impl Worker {
 
     pub(super) fn apply(
         &mut self,
+        epoch: u64,
         items: Vec<Routed>,
         state: &mut KeyedState<Vec<u8>, Held>,
         out: &mut Vec<Batch>,
@@ -93,7 +94,7 @@ impl Worker {
                 remove(state, s, &done);
             }
             if let Some(batch) = &new[s] {
-                self.hold(state, side, batch, &keys[s], &met[s].new)?;
+                self.hold(state, (side, epoch), batch, &keys[s], &met[s].new)?;
             }
         }
         // how far each side's event time has come (its end is not kept: a
@@ -114,7 +115,11 @@ impl Worker {
             };
         }
         for side in SIDES {
-            self.expire(state, side, reached[side.other().index()]);
+            let clock = match &self.join.expiry {
+                Expire::EventTime(_) => reached[side.other().index()],
+                Expire::After(_) => Some(epoch),
+            };
+            self.expire(state, side, clock);
         }
         Ok(())
     }
@@ -255,22 +260,27 @@ impl Worker {
         Ok(Some(HeldRows { batch, places }))
     }
 
-    /// Holds the new rows of `side` (of keys `keys`) but those at `done`;
-    /// those the other side's event time has passed go at the next
-    /// `expire`.
+    /// Holds the new rows of `side` of `epoch` (of keys `keys`) but those
+    /// at `done`; those the other side's event time has passed (or, with a
+    /// time to live, whose epochs have passed) go at the next `expire`.
     fn hold(
         &mut self,
         state: &mut KeyedState<Vec<u8>, Held>,
-        side: Side,
+        (side, epoch): (Side, u64),
         batch: &RecordBatch,
         keys: &[Vec<u8>],
         done: &[u32],
     ) -> Result<()> {
-        let rules = match side {
-            Side::Left => &self.join.expiry.left,
-            Side::Right => &self.join.expiry.right,
+        let expiries = match &self.join.expiry {
+            Expire::EventTime(bounds) => match side {
+                Side::Left => expiries(batch, &bounds.left)?,
+                Side::Right => expiries(batch, &bounds.right)?,
+            },
+            Expire::After(epochs) => {
+                let at = i64::try_from(epoch.saturating_add(*epochs)).unwrap_or(i64::MAX);
+                vec![Some(at); batch.num_rows()]
+            }
         };
-        let expiries = expiries(batch, rules)?;
         let rows = self.rows[side.index()].convert_columns(batch.columns())?;
         let mut done = done.iter().peekable();
         for (i, ((row, key), expiry)) in rows.iter().zip(keys).zip(expiries).enumerate() {
@@ -289,8 +299,8 @@ impl Worker {
         Ok(())
     }
 
-    /// Drops the rows of `side` whose expiry the other side's event time,
-    /// `other`, has reached.
+    /// Drops the rows of `side` whose expiry the other side's event time
+    /// (or, with a time to live, the epoch), `other`, has reached.
     fn expire(&mut self, state: &mut KeyedState<Vec<u8>, Held>, side: Side, other: Option<u64>) {
         let Some(w) = other else {
             return;
