@@ -55,13 +55,13 @@ pub(crate) struct Windowed {
 
 /// A record of the aggregation's input, addressed to its worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Routed {
-    to: u64,
-    item: Item,
+pub(super) struct Routed {
+    pub(super) to: u64,
+    pub(super) item: Item,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-enum Item {
+pub(super) enum Item {
     Rows(Batch),
     Watermark(Watermark),
 }
@@ -81,7 +81,7 @@ pub(crate) fn aggregate<'s>(
     let late = ctx.metrics.counter("late rows");
     let routing = Arc::clone(&spec);
     let routed = rows.flat_map(move |Batch(batch)| {
-        route(&routing, &batch, peers).unwrap_or_else(|e| {
+        route(&routing.folding, &batch, peers).unwrap_or_else(|e| {
             fail(&failure, e);
             Vec::new()
         })
@@ -133,13 +133,19 @@ pub(crate) fn aggregate<'s>(
 
 /// Each row of `batch` to the worker of its group's key (by the key's
 /// routing hash, so that restored state lands where its rows go).
-fn route(spec: &Windowed, batch: &RecordBatch, peers: u64) -> Result<Vec<Routed>> {
-    let keys = spec
-        .folding
+pub(super) fn route(folding: &Folding, batch: &RecordBatch, peers: u64) -> Result<Vec<Routed>> {
+    let keys = folding
         .group()
         .iter()
         .map(|e| evaluate(e, batch))
         .collect::<Result<Vec<ArrayRef>>>()?;
+    if keys.is_empty() {
+        // one group (no GROUP BY): worker 0's
+        return Ok(vec![Routed {
+            to: 0,
+            item: Item::Rows(Batch(batch.clone())),
+        }]);
+    }
     let parts = split_by(batch, &keys, peers as usize, key_hash)?;
     Ok(parts
         .into_iter()
@@ -151,18 +157,59 @@ fn route(spec: &Windowed, batch: &RecordBatch, peers: u64) -> Result<Vec<Routed>
 }
 
 /// The encodings of group keys and states as bytes.
-struct Codecs {
-    keys: RowConverter,
-    states: RowConverter,
+pub(super) struct Codecs {
+    pub(super) keys: RowConverter,
+    pub(super) states: RowConverter,
 }
 
 impl Codecs {
-    fn new(folding: &Folding) -> Result<Codecs> {
+    pub(super) fn new(folding: &Folding) -> Result<Codecs> {
         let fields = folding.states().fields();
         let (keys, states) = fields.split_at(folding.keys());
         Ok(Codecs {
             keys: row_converter(keys.iter().map(|f| f.data_type()))?,
             states: row_converter(states.iter().map(|f| f.data_type()))?,
+        })
+    }
+}
+
+impl Codecs {
+    /// The states batch of `folding`'s groups `keys` with `states` (their
+    /// encodings).
+    pub(super) fn decode(
+        &self,
+        folding: &Folding,
+        keys: &[Vec<u8>],
+        states: &[Vec<u8>],
+    ) -> Result<RecordBatch> {
+        let parse = |converter: &RowConverter, bytes: &[Vec<u8>]| -> Result<Vec<ArrayRef>> {
+            let parser = converter.parser();
+            let rows: Vec<_> = bytes.iter().map(|b| parser.parse(b)).collect();
+            Ok(converter.convert_rows(rows)?)
+        };
+        let mut columns = parse(&self.keys, keys)?;
+        columns.extend(parse(&self.states, states)?);
+        Ok(RecordBatch::try_new(Arc::clone(folding.states()), columns)?)
+    }
+
+    /// The group keys of the first `k` columns of `batch` as bytes (an
+    /// empty key per row when there are none: a single group).
+    pub(super) fn encode_keys(&self, batch: &RecordBatch, k: usize) -> Result<Vec<Vec<u8>>> {
+        if k == 0 {
+            return Ok(vec![Vec::new(); batch.num_rows()]);
+        }
+        let rows = self.keys.convert_columns(&batch.columns()[..k])?;
+        Ok(rows.iter().map(|r| r.as_ref().to_vec()).collect())
+    }
+
+    /// Each group's state as bytes (none without aggregates).
+    pub(super) fn encode_states(&self, merged: &RecordBatch, k: usize) -> Result<Vec<Vec<u8>>> {
+        Ok(match merged.num_columns() > k {
+            true => {
+                let rows = self.states.convert_columns(&merged.columns()[k..])?;
+                rows.iter().map(|r| r.as_ref().to_vec()).collect()
+            }
+            false => vec![Vec::new(); merged.num_rows()],
         })
     }
 }
@@ -249,7 +296,10 @@ impl Epoch<'_> {
         }
         let mut batches = Vec::new();
         if !held.is_empty() {
-            batches.push(self.decode(&held, &held_states)?);
+            batches.push(
+                self.codecs
+                    .decode(&self.spec.folding, &held, &held_states)?,
+            );
         }
         batches.push(folded);
         let Some(merged) = self.spec.folding.merge(&batches)? else {
@@ -257,13 +307,7 @@ impl Epoch<'_> {
         };
         let keys = self.codecs.keys.convert_columns(&merged.columns()[..k])?;
         // without aggregates (GROUP BY alone), every group's state is empty
-        let states: Vec<Vec<u8>> = match merged.num_columns() > k {
-            true => {
-                let rows = self.codecs.states.convert_columns(&merged.columns()[k..])?;
-                rows.iter().map(|r| r.as_ref().to_vec()).collect()
-            }
-            false => vec![Vec::new(); merged.num_rows()],
-        };
+        let states = self.codecs.encode_states(&merged, k)?;
         let ends = self.ends_of(merged.column(self.spec.end))?;
         for ((key, states), end) in keys.iter().zip(states).zip(ends) {
             let key = key.as_ref().to_vec();
@@ -271,21 +315,6 @@ impl Epoch<'_> {
             self.state.insert(key, (end, states));
         }
         Ok(())
-    }
-
-    /// The states batch of groups `keys` with `states` (their encodings).
-    fn decode(&self, keys: &[Vec<u8>], states: &[Vec<u8>]) -> Result<RecordBatch> {
-        let parse = |converter: &RowConverter, bytes: &[Vec<u8>]| -> Result<Vec<ArrayRef>> {
-            let parser = converter.parser();
-            let rows: Vec<_> = bytes.iter().map(|b| parser.parse(b)).collect();
-            Ok(converter.convert_rows(rows)?)
-        };
-        let mut columns = parse(&self.codecs.keys, keys)?;
-        columns.extend(parse(&self.codecs.states, states)?);
-        Ok(RecordBatch::try_new(
-            Arc::clone(self.spec.folding.states()),
-            columns,
-        )?)
     }
 
     /// Fires the groups of every window whose end `frontier` has reached.
@@ -311,7 +340,7 @@ impl Epoch<'_> {
         if keys.is_empty() {
             return Ok(());
         }
-        let states = self.decode(&keys, &states)?;
+        let states = self.codecs.decode(&self.spec.folding, &keys, &states)?;
         if let Some(fired) = self.spec.folding.evaluate(&[states])? {
             out.push(Batch(fired));
         }

@@ -12,9 +12,10 @@
 //! passes their window; and inner and semi joins whose rows expire with
 //! event time (`join`: window and interval joins, when `bounds` finds how
 //! late a row can meet the other side), or else, with `SET
-//! table.exec.state.ttl`, after that many epochs (regular joins). Other
-//! aggregations and joins and session windows are refused at plan time
-//! with the reason.
+//! table.exec.state.ttl`, after that many epochs (regular joins). With
+//! that setting, aggregations without a window emit updates (`updating`).
+//! Other aggregations and joins and session windows are refused at plan
+//! time with the reason.
 
 mod aggregate;
 mod bounds;
@@ -25,6 +26,7 @@ mod lookup;
 mod plan;
 mod sink;
 mod source;
+mod updating;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,8 +255,12 @@ fn build<'s>(
         | Node::Unnest { input, .. }
         | Node::Window { input, .. } => {
             let flow = build(input, scope, ctx, (epochs, ttl), acks, operators);
+            let rows = match plan::updating(input) {
+                true => updating::mapped(node, flow.rows, failure),
+                false => mapped(node, flow.rows, failure),
+            };
             Flow {
-                rows: mapped(node, flow.rows, failure),
+                rows,
                 watermarks: flow.watermarks,
             }
         }
@@ -267,6 +273,31 @@ fn build<'s>(
             let name = format!("aggregate#{operators}");
             let flow = build(input, scope, ctx, (epochs, ttl), acks, operators);
             let key_fields = key_fields(schema, group.len());
+            if let (Ok(None), Some(ttl)) = (window_of(input, group), ttl) {
+                let folding = Folding::new(
+                    group.clone(),
+                    Arc::clone(aggregates),
+                    key_fields,
+                    Arc::clone(schema),
+                );
+                let folding = match folding {
+                    Ok(folding) => folding,
+                    Err(e) => {
+                        crate::exec::fail(failure, e);
+                        return Flow {
+                            rows: empty(scope),
+                            watermarks: None,
+                        };
+                    }
+                };
+                let spec = Arc::new(updating::Updating { folding, ttl });
+                let (rows, state_acks) = updating::aggregate(flow.rows, spec, &name, ctx);
+                acks.push(state_acks);
+                return Flow {
+                    rows,
+                    watermarks: None,
+                };
+            }
             let windowed = window_of(input, group).and_then(|window| {
                 let (end, past) = window.ok_or_else(|| SqlError::Plan("no window".into()))?;
                 Ok(aggregate::Windowed {

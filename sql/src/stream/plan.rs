@@ -35,6 +35,13 @@ impl StreamPlan {
     pub fn new(plan: Plan, into: Option<Table>, settings: &Settings) -> Result<StreamPlan> {
         let state_ttl = settings.state_ttl;
         check(&plan.root, state_ttl.is_some())?;
+        if into.is_some() && updating(&plan.root) {
+            return Err(SqlError::Unsupported(
+                "INSERT INTO a Kafka table of updating results (as Flink's upsert-kafka \
+                 tables take them)"
+                    .into(),
+            ));
+        }
         let into = into
             .map(|table| Insert::new(&table, plan.schema.fields().len()))
             .transpose()?;
@@ -48,6 +55,12 @@ impl StreamPlan {
     /// Its plan.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Whether its rows are updates: its results change as rows come, and
+    /// each row ends with an `op` column (`+I`, `-U`, `+U`).
+    pub fn updating(&self) -> bool {
+        updating(&self.plan.root)
     }
 
     /// The topic it inserts its rows into, if it does.
@@ -71,16 +84,29 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
             Format::Nexmark(_) | Format::Kafka(_) if table.unbounded => Ok(()),
             _ => refuse(&format!("the bounded table {}", table.name)),
         },
-        Node::Filter { input, .. } | Node::Project { input, .. } | Node::Unnest { input, .. } => {
-            check(input, ttl)
+        Node::Filter { input, .. } | Node::Project { input, .. } => check(input, ttl),
+        Node::Unnest { input, .. } | Node::Window { input, .. } if updating(input) => {
+            refuse("unnest or a window over updating results")
         }
+        Node::Unnest { input, .. } => check(input, ttl),
         Node::Window { input, spec } if !spec.keys_route() => check(input, ttl),
         Node::Window { .. } => refuse("a session window"),
         Node::Union { .. } => refuse("UNION"),
+        Node::Aggregate { input, .. } if updating(input) => {
+            refuse("an aggregation over updating results")
+        }
         Node::Aggregate { input, group, .. } => match window_of(input, group)? {
             Some(_) => check(input, ttl),
-            None => refuse("an aggregation not grouped by a window's start or end"),
+            None if ttl => check(input, ttl),
+            None => refuse(&format!(
+                "an aggregation not grouped by a window's start or end, whose groups \
+                 would be held forever (group by a window, or give groups a time to \
+                 live: `SET {STATE_TTL} = '1 h'`)"
+            )),
         },
+        Node::Join { left, right, .. } if updating(left) || updating(right) => {
+            refuse("a join of updating results")
+        }
         Node::Join {
             left,
             right,
@@ -117,6 +143,18 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
         }
         Node::Sort { .. } | Node::Limit { .. } => refuse("ORDER BY or LIMIT"),
         Node::Empty { .. } => refuse("a query without a table"),
+    }
+}
+
+/// Whether `node`'s results change as rows come (an aggregation without a
+/// window, and what filters and projects it): its rows are updates.
+pub(super) fn updating(node: &Node) -> bool {
+    match node {
+        Node::Aggregate { input, group, .. } if !lookup::bounded(input) => {
+            matches!(window_of(input, group), Ok(None)) || updating(input)
+        }
+        Node::Filter { input, .. } | Node::Project { input, .. } => updating(input),
+        _ => false,
     }
 }
 

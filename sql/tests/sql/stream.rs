@@ -245,6 +245,93 @@ fn a_regular_join_holds_its_rows_for_the_state_ttl() {
     }
 }
 
+/// Aggregations without a window: their results are updates.
+const UPDATING: [&str; 3] = [
+    "SELECT auction, count(*), max(price), min(bidder) FROM bid GROUP BY auction",
+    "SELECT count(*), sum(price), count(DISTINCT auction) FROM bid",
+    "SELECT auction, n * 2 FROM (SELECT auction, count(*) AS n FROM bid GROUP BY auction) \
+     WHERE n > 3",
+];
+
+/// The results that `updates` (each row ending with its `op`) leave, in
+/// any order: each `-U` withdraws a row emitted before it.
+fn apply_updates(updates: &[Row]) -> Vec<Row> {
+    let mut counts: std::collections::BTreeMap<Row, i64> = Default::default();
+    for update in updates {
+        let (op, row) = update.split_last().unwrap();
+        let sign = match op.as_deref() {
+            Some("+I") | Some("+U") => 1,
+            Some("-U") => -1,
+            other => panic!("not an update: {other:?}"),
+        };
+        *counts.entry(row.to_vec()).or_default() += sign;
+    }
+    let mut rows = Vec::new();
+    for (row, n) in counts {
+        assert!(n >= 0, "{row:?} withdrawn more often than emitted");
+        rows.extend(std::iter::repeat_n(row, n as usize));
+    }
+    rows
+}
+
+#[test]
+fn an_aggregation_without_a_window_streams_updates_that_end_at_the_batch_answer() {
+    for query in UPDATING {
+        let expected = batch_answer(query, 20_000);
+        let with_ttl = format!("SET table.exec.state.ttl = '1 h'; {query}");
+        for workers in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let (updates, epochs) = streamed(&with_ttl, 20_000, workers, dir.path(), None);
+            assert!(epochs > 1, "{query}: updates in {epochs} epochs");
+            let withdrawn = updates
+                .iter()
+                .filter(|u| u.last() == Some(&Some("-U".into())));
+            assert!(
+                withdrawn.count() > 0,
+                "{workers} workers: {query}: no update"
+            );
+            assert_eq!(
+                apply_updates(&updates),
+                expected,
+                "{workers} workers: {query}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_aggregation_without_a_window_starts_a_group_afresh_after_its_ttl() {
+    let query = "SELECT auction, count(*) FROM bid GROUP BY auction";
+    let expected: std::collections::BTreeMap<String, u64> = batch_answer(query, 20_000)
+        .into_iter()
+        .map(|row| {
+            (
+                row[0].clone().unwrap(),
+                row[1].clone().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    // two epochs of 5 ms: an auction's group lives on only while bids come
+    let short = format!("SET table.exec.state.ttl = '10 ms'; {query}");
+    for workers in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (updates, _) = streamed(&short, 20_000, workers, dir.path(), None);
+        let results = apply_updates(&updates);
+        // each life of a group counted other bids, and its last result stands
+        let mut counted: std::collections::BTreeMap<String, u64> = Default::default();
+        for row in &results {
+            let n: u64 = row[1].clone().unwrap().parse().unwrap();
+            *counted.entry(row[0].clone().unwrap()).or_default() += n;
+        }
+        assert_eq!(counted, expected, "{workers} workers");
+        assert!(
+            results.len() > expected.len(),
+            "{workers} workers: no group expired ({} results)",
+            results.len()
+        );
+    }
+}
+
 #[test]
 fn a_lookup_join_of_a_stream_and_a_table_streams_the_batch_answer() {
     streams_the_batch_answer(&LOOKUPS, 3);
@@ -295,7 +382,7 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
     for (query, needle) in [
         (
             "SELECT auction, count(*) FROM bid GROUP BY auction",
-            "an aggregation",
+            "or give groups a time to live: `SET table.exec.state.ttl = '1 h'`",
         ),
         (
             "SELECT * FROM bid JOIN person ON bid.bidder = person.id",
@@ -350,6 +437,23 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
     ] {
         let err = session.plan_stream(script).err().unwrap();
         assert!(err.to_string().contains(needle), "{script}: {err}");
+    }
+    // updating results go nowhere that cannot take them
+    for (query, needle) in [
+        (
+            "SELECT n, count(*) FROM (SELECT auction, count(*) AS n FROM bid GROUP BY auction) \
+             GROUP BY n",
+            "an aggregation over updating results",
+        ),
+        (
+            "SELECT * FROM person p JOIN (SELECT bidder, count(*) AS n FROM bid GROUP BY bidder) b \
+             ON p.id = b.bidder",
+            "a join of updating results",
+        ),
+    ] {
+        let script = format!("SET table.exec.state.ttl = '1 h'; {query}");
+        let err = session.plan_stream(&script).err().unwrap();
+        assert!(err.to_string().contains(needle), "{query}: {err}");
     }
     // a bad setting is refused with the reason
     let err = session
@@ -414,4 +518,13 @@ fn a_kafka_table_declared_wrong_is_refused_with_what_is_wrong() {
         assert!(err.to_string().contains(needle), "{ddl}: {err}");
         assert!(err.to_string().contains("table k"), "{ddl}: {err}");
     }
+    // updating results are not rows a Kafka table takes
+    let mut session = Session::default();
+    session.declare_all(&ddl(true, 100)).unwrap();
+    let script = "CREATE UNBOUNDED EXTERNAL TABLE counts (auction BIGINT, n BIGINT) \
+         STORED AS KAFKA LOCATION 'counts' OPTIONS ('brokers' 'b:1'); \
+         SET table.exec.state.ttl = '1 h'; \
+         INSERT INTO counts SELECT auction, count(*) FROM bid GROUP BY auction";
+    let err = session.plan_stream(script).err().unwrap();
+    assert!(err.to_string().contains("of updating results"), "{err}");
 }

@@ -50,6 +50,11 @@ impl Folding {
         self.last.key_fields.len()
     }
 
+    /// The schema of results: group keys, then every aggregate's value.
+    pub(crate) fn output(&self) -> &SchemaRef {
+        &self.last.schema
+    }
+
     /// The schema of states: group keys, then every aggregate's state.
     pub(crate) fn states(&self) -> &SchemaRef {
         &self.last.states

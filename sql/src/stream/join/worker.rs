@@ -61,6 +61,13 @@ impl Worker {
         state: &mut KeyedState<Vec<u8>, Held>,
         out: &mut Vec<Batch>,
     ) -> Result<()> {
+        if let Expire::After(_) = self.join.expiry {
+            // rows whose time ran out before this epoch meet nothing more,
+            // whether or not this worker ran in between
+            for side in SIDES {
+                self.expire(state, side, epoch.checked_sub(1));
+            }
+        }
         let mut new: [Vec<RecordBatch>; 2] = Default::default();
         let mut marks: [Vec<Watermark>; 2] = Default::default();
         for routed in items {

@@ -1,0 +1,271 @@
+//! A streaming aggregation without a window: its results change as rows
+//! come, so it emits updates, as Flink's group aggregation does. Each row
+//! it emits ends with an `op` column: `+I` a group's first result, `-U` a
+//! result withdrawn, `+U` the result that replaces it (a result that did
+//! not change is not emitted again). Applying them in epoch order gives the
+//! current results.
+//!
+//! Each group's state (DataFusion's accumulators' states, in Arrow's row
+//! format) is keyed state of `weir-progress`, routed by the group key's
+//! routing hash, checkpointed and restored at any worker count. A group
+//! lives for the state's time to live (`SET table.exec.state.ttl`, counted
+//! in epochs) after its last row, then goes without a word (as in Flink,
+//! its last result stands; a later row starts the group afresh).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::{concat_batches, take_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::RowConverter;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::vec::Map;
+use weir_progress::checkpoint::{Ack, StatefulUnary};
+use weir_progress::state::KeyedState;
+use weir_streaming::run::StreamCtx;
+
+use super::aggregate::{Codecs, Item, Routed, route};
+use crate::batch::Batch;
+use crate::error::{Result, SqlError};
+use crate::exec::{Folding, fail, map, row_converter, row_op};
+use crate::plan::Node;
+use weir_runtime::exec::Failure;
+
+/// The name of the column of updates' kinds.
+pub(crate) const OP: &str = "op";
+
+/// A group's state: the epoch after which it expires, and its aggregates'
+/// states.
+type GroupState = (i64, Vec<u8>);
+
+/// What the aggregation computes, and how long its groups live.
+pub(crate) struct Updating {
+    /// The aggregation.
+    pub(crate) folding: Folding,
+    /// Epochs a group lives after its last row.
+    pub(crate) ttl: u64,
+}
+
+/// `schema` with the `op` column after its columns.
+pub(crate) fn with_op(schema: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(OP, DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Aggregates `rows` by group, emitting each epoch's updates. Returns the
+/// updates (the aggregation's columns, then `op`) and the state's acks.
+pub(crate) fn aggregate<'s>(
+    rows: StreamVec<'s, u64, Batch>,
+    spec: Arc<Updating>,
+    name: &str,
+    ctx: &StreamCtx,
+) -> (StreamVec<'s, u64, Batch>, StreamVec<'s, u64, Ack>) {
+    let peers = ctx.checkpoints.peers as u64;
+    let failure = ctx.source.failure.clone();
+    let routing = Arc::clone(&spec);
+    let routed = rows.flat_map(move |Batch(batch)| {
+        route(&routing.folding, &batch, peers).unwrap_or_else(|e| {
+            fail(&failure, e);
+            Vec::new()
+        })
+    });
+    let failure = ctx.source.failure.clone();
+    let mut worker: Option<Worker> = None;
+    routed.stateful_unary(
+        Exchange::new(|r: &Routed| r.to),
+        name,
+        &ctx.checkpoints,
+        move |epoch, items, state: &mut KeyedState<Vec<u8>, GroupState>, out: &mut Vec<Batch>| {
+            if failure.is_set() {
+                return;
+            }
+            let worker = match &mut worker {
+                Some(w) => w,
+                None => match Worker::new(&spec, state) {
+                    Ok(w) => worker.insert(w),
+                    Err(e) => return fail(&failure, e),
+                },
+            };
+            if let Err(e) = worker.apply(epoch, items, state, out) {
+                fail(&failure, e);
+            }
+        },
+    )
+}
+
+/// A worker's encodings and the expiry index of its groups.
+struct Worker {
+    spec: Arc<Updating>,
+    codecs: Codecs,
+    /// Results as bytes (to see whether one changed).
+    results: RowConverter,
+    /// Groups by the epoch after which they expire (an entry may be stale:
+    /// the group's state says when it expires).
+    expiring: BTreeMap<i64, BTreeSet<Vec<u8>>>,
+    schema: SchemaRef,
+}
+
+impl Worker {
+    fn new(spec: &Arc<Updating>, state: &KeyedState<Vec<u8>, GroupState>) -> Result<Worker> {
+        let mut expiring: BTreeMap<i64, BTreeSet<Vec<u8>>> = BTreeMap::new();
+        for (key, (expiry, _)) in state.iter() {
+            expiring.entry(*expiry).or_default().insert(key.clone());
+        }
+        let output = spec.folding.output();
+        Ok(Worker {
+            codecs: Codecs::new(&spec.folding)?,
+            results: row_converter(output.fields().iter().map(|f| f.data_type()))?,
+            schema: with_op(output),
+            spec: Arc::clone(spec),
+            expiring,
+        })
+    }
+
+    /// Expires the groups whose time ran out before `epoch`, then folds the
+    /// epoch's rows into their groups and emits what changed.
+    fn apply(
+        &mut self,
+        epoch: u64,
+        items: Vec<Routed>,
+        state: &mut KeyedState<Vec<u8>, GroupState>,
+        out: &mut Vec<Batch>,
+    ) -> Result<()> {
+        let now = i64::try_from(epoch).unwrap_or(i64::MAX);
+        self.expire(state, now);
+        let batches: Vec<RecordBatch> = items
+            .into_iter()
+            .filter_map(|r| match r.item {
+                Item::Rows(Batch(b)) if b.num_rows() > 0 => Some(b),
+                _ => None,
+            })
+            .collect();
+        let folding = &self.spec.folding;
+        let Some(folded) = folding.fold(&batches)? else {
+            return Ok(());
+        };
+        let k = folding.keys();
+        let mut held_keys = Vec::new();
+        let mut held_states = Vec::new();
+        for key in self.codecs.encode_keys(&folded, k)? {
+            if let Some((_, states)) = state.get(&key) {
+                held_states.push(states.clone());
+                held_keys.push(key);
+            }
+        }
+        let held = match held_keys.is_empty() {
+            true => None,
+            false => Some(self.codecs.decode(folding, &held_keys, &held_states)?),
+        };
+        let parts: Vec<RecordBatch> = held.iter().cloned().chain([folded]).collect();
+        let Some(merged) = folding.merge(&parts)? else {
+            return Ok(());
+        };
+        let expiry = i64::try_from(epoch.saturating_add(self.spec.ttl)).unwrap_or(i64::MAX);
+        let keys = self.codecs.encode_keys(&merged, k)?;
+        let states = self.codecs.encode_states(&merged, k)?;
+        for (key, states) in keys.into_iter().zip(states) {
+            self.expiring.entry(expiry).or_default().insert(key.clone());
+            state.insert(key, (expiry, states));
+        }
+        let before = match held {
+            Some(held) => folding.evaluate(&[held])?,
+            None => None,
+        };
+        if let Some(after) = folding.evaluate(&[merged])? {
+            out.push(Batch(self.changes(before.as_ref(), &after)?));
+        }
+        Ok(())
+    }
+
+    /// The updates from results `before` (of the groups that had one) to
+    /// results `after`.
+    fn changes(&self, before: Option<&RecordBatch>, after: &RecordBatch) -> Result<RecordBatch> {
+        let k = self.spec.folding.keys();
+        let key_bytes = |batch: &RecordBatch| self.codecs.encode_keys(batch, k);
+        let mut old: HashMap<Vec<u8>, u32> = HashMap::new();
+        let mut old_rows = Vec::new();
+        if let Some(before) = before {
+            for (i, key) in key_bytes(before)?.into_iter().enumerate() {
+                old.insert(key, i as u32);
+            }
+            let rows = self.results.convert_columns(before.columns())?;
+            old_rows = rows.iter().map(|r| r.as_ref().to_vec()).collect();
+        }
+        let new_rows = self.results.convert_columns(after.columns())?;
+        let (mut withdrawn, mut emitted, mut ops) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, key) in key_bytes(after)?.into_iter().enumerate() {
+            match old.get(&key) {
+                Some(&j) if old_rows[j as usize] == new_rows.row(i).as_ref() => {}
+                Some(&j) => {
+                    withdrawn.push(j);
+                    emitted.push(i as u32);
+                    ops.push("+U");
+                }
+                None => {
+                    emitted.push(i as u32);
+                    ops.push("+I");
+                }
+            }
+        }
+        let mut parts = Vec::new();
+        if let Some(before) = before.filter(|_| !withdrawn.is_empty()) {
+            let n = withdrawn.len();
+            parts.push(self.tagged(before, withdrawn, vec!["-U"; n])?);
+        }
+        parts.push(self.tagged(after, emitted, ops)?);
+        Ok(concat_batches(&self.schema, &parts)?)
+    }
+
+    /// Rows `at` of `batch`, each with its `op`.
+    fn tagged(&self, batch: &RecordBatch, at: Vec<u32>, ops: Vec<&str>) -> Result<RecordBatch> {
+        let rows = take_record_batch(batch, &UInt32Array::from(at))?;
+        let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
+        columns.push(Arc::new(StringArray::from(ops)));
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+
+    /// Drops the groups whose last row came `ttl` or more epochs before
+    /// `now` (whether or not this worker ran in between).
+    fn expire(&mut self, state: &mut KeyedState<Vec<u8>, GroupState>, now: i64) {
+        while let Some(entry) = self.expiring.first_entry() {
+            if *entry.key() >= now {
+                break;
+            }
+            let at = *entry.key();
+            for key in entry.remove() {
+                if state.get(&key).is_some_and(|(expiry, _)| *expiry == at) {
+                    state.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// Updates through the filter or projection `node`: a projection keeps
+/// each row's `op`.
+pub(crate) fn mapped<'s>(
+    node: &Node,
+    rows: StreamVec<'s, u64, Batch>,
+    failure: &Failure,
+) -> StreamVec<'s, u64, Batch> {
+    let Some((name, f)) = row_op(node) else {
+        fail(failure, SqlError::Plan("not a row operator".into()));
+        return rows;
+    };
+    let schema = match node {
+        Node::Project { schema, .. } => Some(with_op(schema)),
+        _ => None,
+    };
+    map(rows, failure, name, move |batch: &RecordBatch| {
+        let out = f(batch)?;
+        let Some(schema) = &schema else {
+            return Ok(out);
+        };
+        let mut columns = out.columns().to_vec();
+        columns.push(Arc::clone(batch.column(batch.num_columns() - 1)));
+        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+    })
+}
