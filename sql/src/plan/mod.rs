@@ -24,7 +24,7 @@ use crate::exec::{UnnestSpec, WindowSpec};
 use crate::window::Windowed;
 
 /// An aggregate of an [`Node::Aggregate`]: the function, and its FILTER.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Aggregate {
     /// The function, its arguments and output name.
     pub function: Arc<AggregateFunctionExpr>,

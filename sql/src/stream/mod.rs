@@ -290,7 +290,11 @@ fn build<'s>(
                         };
                     }
                 };
-                let spec = Arc::new(updating::Updating { folding, ttl });
+                let spec = Arc::new(updating::Updating {
+                    folding,
+                    ttl,
+                    updates: plan::updating(input),
+                });
                 let (rows, state_acks) = updating::aggregate(flow.rows, spec, &name, ctx);
                 acks.push(state_acks);
                 return Flow {

@@ -12,7 +12,7 @@ use datafusion_physical_expr::expressions::Column;
 use std::time::Duration;
 
 use super::insert::Insert;
-use super::{aggregate, bounds, lookup};
+use super::{aggregate, bounds, lookup, updating};
 use crate::catalog::{Format, Table};
 use crate::error::{Result, SqlError};
 use crate::plan::{Node, Plan};
@@ -58,7 +58,7 @@ impl StreamPlan {
     }
 
     /// Whether its rows are updates: its results change as rows come, and
-    /// each row ends with an `op` column (`+I`, `-U`, `+U`).
+    /// each row ends with an `op` column (`+I`, `-U`, `+U`, `-D`).
     pub fn updating(&self) -> bool {
         updating(&self.plan.root)
     }
@@ -92,9 +92,16 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
         Node::Window { input, spec } if !spec.keys_route() => check(input, ttl),
         Node::Window { .. } => refuse("a session window"),
         Node::Union { .. } => refuse("UNION"),
-        Node::Aggregate { input, .. } if updating(input) => {
-            refuse("an aggregation over updating results")
-        }
+        Node::Aggregate {
+            input, aggregates, ..
+        } if updating(input) => match aggregates.iter().find(|a| !updating::retractable(a)) {
+            Some(a) => refuse(&format!(
+                "{} over updating results (COUNT, SUM and AVG without DISTINCT take \
+                 rows back; the others would need every row they saw)",
+                a.function.name()
+            )),
+            None => check(input, ttl),
+        },
         Node::Aggregate { input, group, .. } => match window_of(input, group)? {
             Some(_) => check(input, ttl),
             None if ttl => check(input, ttl),

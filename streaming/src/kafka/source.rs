@@ -263,12 +263,26 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                         .give_iterator(out.drain(..));
                 }
                 let now = Instant::now();
-                let looked = step.and_then(|step| {
+                let stepped = step.and_then(|step| {
                     let stop = !step.replaying && reader.look(source.stop_when_idle, now)?;
-                    Ok((step, stop))
+                    let close = match step.replayed_epoch_done {
+                        Some(done) => done,
+                        None => {
+                            !step.replaying
+                                && ctx.clock.left(epoch, start, source.interval).is_zero()
+                        }
+                    };
+                    let watermark = if stop {
+                        Some(Watermark::End)
+                    } else if close {
+                        Some(reader.close(epoch, step.replaying)?)
+                    } else {
+                        None
+                    };
+                    Ok((step, stop, watermark))
                 });
-                let (step, stop) = match looked {
-                    Ok(looked) => looked,
+                let (step, stop, watermark) = match stepped {
+                    Ok(stepped) => stepped,
                     Err(error) => {
                         stop_all(Some(error), ack);
                         data_cap = None;
@@ -277,28 +291,7 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                         return;
                     }
                 };
-                let close = match step.replayed_epoch_done {
-                    Some(done) => done,
-                    None => {
-                        !step.replaying && ctx.clock.left(epoch, start, source.interval).is_zero()
-                    }
-                };
-                if close || stop {
-                    let watermark = if stop {
-                        Ok(Watermark::End)
-                    } else {
-                        reader.close(epoch, step.replaying)
-                    };
-                    let watermark = match watermark {
-                        Ok(watermark) => watermark,
-                        Err(error) => {
-                            stop_all(Some(error), ack);
-                            data_cap = None;
-                            mark_cap = None;
-                            ack_cap = None;
-                            return;
-                        }
-                    };
+                if let Some(watermark) = watermark {
                     mark_out.activate().session(&*marks).give(watermark);
                     let mark = reader.mark(&name, index, epoch + 1);
                     ack_out.activate().session(&*ack).give(mark);

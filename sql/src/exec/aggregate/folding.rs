@@ -45,6 +45,11 @@ impl Folding {
         &self.group
     }
 
+    /// The aggregates.
+    pub(crate) fn aggregates(&self) -> &[Aggregate] {
+        &self.last.aggregates
+    }
+
     /// The group key columns (the first of a state batch).
     pub(crate) fn keys(&self) -> usize {
         self.last.key_fields.len()

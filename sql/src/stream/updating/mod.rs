@@ -2,8 +2,13 @@
 //! come, so it emits updates, as Flink's group aggregation does. Each row
 //! it emits ends with an `op` column: `+I` a group's first result, `-U` a
 //! result withdrawn, `+U` the result that replaces it (a result that did
-//! not change is not emitted again). Applying them in epoch order gives the
-//! current results.
+//! not change is not emitted again), `-D` the result of a group gone.
+//! Applying them in epoch order gives the current results.
+//!
+//! Over rows that only come, groups fold as a batch aggregation's do
+//! (DataFusion's group accumulators); over updates (an aggregation of an
+//! aggregation's results), `-U` and `-D` rows take back what they withdraw
+//! (`retract`).
 //!
 //! Each group's state (DataFusion's accumulators' states, in Arrow's row
 //! format) is keyed state of `weir-progress`, routed by the group key's
@@ -11,6 +16,10 @@
 //! lives for the state's time to live (`SET table.exec.state.ttl`, counted
 //! in epochs) after its last row, then goes without a word (as in Flink,
 //! its last result stands; a later row starts the group afresh).
+
+mod retract;
+
+pub(crate) use retract::retractable;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -31,6 +40,7 @@ use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{Folding, fail, map, row_converter, row_op};
 use crate::plan::Node;
+use retract::Retractor;
 use weir_runtime::exec::Failure;
 
 /// The name of the column of updates' kinds.
@@ -46,6 +56,8 @@ pub(crate) struct Updating {
     pub(crate) folding: Folding,
     /// Epochs a group lives after its last row.
     pub(crate) ttl: u64,
+    /// Whether its input is updates (rows taken back as well as given).
+    pub(crate) updates: bool,
 }
 
 /// `schema` with the `op` column after its columns.
@@ -96,10 +108,30 @@ pub(crate) fn aggregate<'s>(
     )
 }
 
+/// How a worker folds its groups: rows that only come (states merged as
+/// DataFusion's group accumulators give them), or updates that also take
+/// rows back.
+enum Kind {
+    Appended(Codecs),
+    Updates(Retractor),
+}
+
+/// One epoch's changes: the results of the touched groups that had one,
+/// their results now (a group gone has none), and their new states (`None`:
+/// the group is gone).
+#[derive(Default)]
+pub(super) struct Epoch {
+    pub(super) before: Option<RecordBatch>,
+    pub(super) after: Option<RecordBatch>,
+    pub(super) states: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
 /// A worker's encodings and the expiry index of its groups.
 struct Worker {
     spec: Arc<Updating>,
-    codecs: Codecs,
+    kind: Kind,
+    /// Group keys as bytes.
+    keys: RowConverter,
     /// Results as bytes (to see whether one changed).
     results: RowConverter,
     /// Groups by the epoch after which they expire (an entry may be stale:
@@ -115,8 +147,14 @@ impl Worker {
             expiring.entry(*expiry).or_default().insert(key.clone());
         }
         let output = spec.folding.output();
+        let k = spec.folding.keys();
+        let kind = match spec.updates {
+            true => Kind::Updates(Retractor::new(&spec.folding)?),
+            false => Kind::Appended(Codecs::new(&spec.folding)?),
+        };
         Ok(Worker {
-            codecs: Codecs::new(&spec.folding)?,
+            kind,
+            keys: row_converter(output.fields()[..k].iter().map(|f| f.data_type()))?,
             results: row_converter(output.fields().iter().map(|f| f.data_type()))?,
             schema: with_op(output),
             spec: Arc::clone(spec),
@@ -142,49 +180,48 @@ impl Worker {
                 _ => None,
             })
             .collect();
-        let folding = &self.spec.folding;
-        let Some(folded) = folding.fold(&batches)? else {
-            return Ok(());
-        };
-        let k = folding.keys();
-        let mut held_keys = Vec::new();
-        let mut held_states = Vec::new();
-        for key in self.codecs.encode_keys(&folded, k)? {
-            if let Some((_, states)) = state.get(&key) {
-                held_states.push(states.clone());
-                held_keys.push(key);
-            }
-        }
-        let held = match held_keys.is_empty() {
-            true => None,
-            false => Some(self.codecs.decode(folding, &held_keys, &held_states)?),
-        };
-        let parts: Vec<RecordBatch> = held.iter().cloned().chain([folded]).collect();
-        let Some(merged) = folding.merge(&parts)? else {
-            return Ok(());
+        let changed = match &self.kind {
+            Kind::Appended(codecs) => appended(&self.spec.folding, codecs, &batches, state)?,
+            Kind::Updates(retractor) => match batches.first() {
+                Some(first) => {
+                    retractor.apply(&concat_batches(&first.schema(), &batches)?, state)?
+                }
+                None => Epoch::default(),
+            },
         };
         let expiry = i64::try_from(epoch.saturating_add(self.spec.ttl)).unwrap_or(i64::MAX);
-        let keys = self.codecs.encode_keys(&merged, k)?;
-        let states = self.codecs.encode_states(&merged, k)?;
-        for (key, states) in keys.into_iter().zip(states) {
-            self.expiring.entry(expiry).or_default().insert(key.clone());
-            state.insert(key, (expiry, states));
+        for (key, states) in changed.states {
+            match states {
+                Some(states) => {
+                    self.expiring.entry(expiry).or_default().insert(key.clone());
+                    state.insert(key, (expiry, states));
+                }
+                None => {
+                    state.remove(&key);
+                }
+            }
         }
-        let before = match held {
-            Some(held) => folding.evaluate(&[held])?,
-            None => None,
-        };
-        if let Some(after) = folding.evaluate(&[merged])? {
-            out.push(Batch(self.changes(before.as_ref(), &after)?));
+        if let Some(changes) = self.changes(changed.before.as_ref(), changed.after.as_ref())? {
+            out.push(Batch(changes));
         }
         Ok(())
     }
 
     /// The updates from results `before` (of the groups that had one) to
-    /// results `after`.
-    fn changes(&self, before: Option<&RecordBatch>, after: &RecordBatch) -> Result<RecordBatch> {
+    /// results `after`: `-D` for a group gone.
+    fn changes(
+        &self,
+        before: Option<&RecordBatch>,
+        after: Option<&RecordBatch>,
+    ) -> Result<Option<RecordBatch>> {
         let k = self.spec.folding.keys();
-        let key_bytes = |batch: &RecordBatch| self.codecs.encode_keys(batch, k);
+        let key_bytes = |batch: &RecordBatch| -> Result<Vec<Vec<u8>>> {
+            if k == 0 {
+                return Ok(vec![Vec::new(); batch.num_rows()]);
+            }
+            let rows = self.keys.convert_columns(&batch.columns()[..k])?;
+            Ok(rows.iter().map(|r| r.as_ref().to_vec()).collect())
+        };
         let mut old: HashMap<Vec<u8>, u32> = HashMap::new();
         let mut old_rows = Vec::new();
         if let Some(before) = before {
@@ -194,29 +231,38 @@ impl Worker {
             let rows = self.results.convert_columns(before.columns())?;
             old_rows = rows.iter().map(|r| r.as_ref().to_vec()).collect();
         }
-        let new_rows = self.results.convert_columns(after.columns())?;
-        let (mut withdrawn, mut emitted, mut ops) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, key) in key_bytes(after)?.into_iter().enumerate() {
-            match old.get(&key) {
-                Some(&j) if old_rows[j as usize] == new_rows.row(i).as_ref() => {}
-                Some(&j) => {
-                    withdrawn.push(j);
-                    emitted.push(i as u32);
-                    ops.push("+U");
-                }
-                None => {
-                    emitted.push(i as u32);
-                    ops.push("+I");
+        let (mut emitted, mut ops) = (Vec::new(), Vec::new());
+        let mut withdrawn: BTreeMap<u32, &str> = BTreeMap::new();
+        if let Some(after) = after {
+            let new_rows = self.results.convert_columns(after.columns())?;
+            for (i, key) in key_bytes(after)?.into_iter().enumerate() {
+                match old.remove(&key) {
+                    Some(j) if old_rows[j as usize] == new_rows.row(i).as_ref() => {}
+                    Some(j) => {
+                        withdrawn.insert(j, "-U");
+                        emitted.push(i as u32);
+                        ops.push("+U");
+                    }
+                    None => {
+                        emitted.push(i as u32);
+                        ops.push("+I");
+                    }
                 }
             }
         }
+        withdrawn.extend(old.into_values().map(|j| (j, "-D")));
         let mut parts = Vec::new();
         if let Some(before) = before.filter(|_| !withdrawn.is_empty()) {
-            let n = withdrawn.len();
-            parts.push(self.tagged(before, withdrawn, vec!["-U"; n])?);
+            let (at, ops): (Vec<u32>, Vec<&str>) = withdrawn.into_iter().unzip();
+            parts.push(self.tagged(before, at, ops)?);
         }
-        parts.push(self.tagged(after, emitted, ops)?);
-        Ok(concat_batches(&self.schema, &parts)?)
+        if let Some(after) = after.filter(|_| !emitted.is_empty()) {
+            parts.push(self.tagged(after, emitted, ops)?);
+        }
+        Ok(match parts.is_empty() {
+            true => None,
+            false => Some(concat_batches(&self.schema, &parts)?),
+        })
     }
 
     /// Rows `at` of `batch`, each with its `op`.
@@ -242,6 +288,45 @@ impl Worker {
             }
         }
     }
+}
+
+/// Folds `batches` (rows that only come) into the groups of `state`.
+fn appended(
+    folding: &Folding,
+    codecs: &Codecs,
+    batches: &[RecordBatch],
+    state: &KeyedState<Vec<u8>, GroupState>,
+) -> Result<Epoch> {
+    let Some(folded) = folding.fold(batches)? else {
+        return Ok(Epoch::default());
+    };
+    let k = folding.keys();
+    let mut held_keys = Vec::new();
+    let mut held_states = Vec::new();
+    for key in codecs.encode_keys(&folded, k)? {
+        if let Some((_, states)) = state.get(&key) {
+            held_states.push(states.clone());
+            held_keys.push(key);
+        }
+    }
+    let held = match held_keys.is_empty() {
+        true => None,
+        false => Some(codecs.decode(folding, &held_keys, &held_states)?),
+    };
+    let parts: Vec<RecordBatch> = held.iter().cloned().chain([folded]).collect();
+    let Some(merged) = folding.merge(&parts)? else {
+        return Ok(Epoch::default());
+    };
+    let keys = codecs.encode_keys(&merged, k)?;
+    let states = codecs.encode_states(&merged, k)?;
+    Ok(Epoch {
+        before: match held {
+            Some(held) => folding.evaluate(&[held])?,
+            None => None,
+        },
+        after: folding.evaluate(&[merged])?,
+        states: keys.into_iter().zip(states.into_iter().map(Some)).collect(),
+    })
 }
 
 /// Updates through the filter or projection `node`: a projection keeps
