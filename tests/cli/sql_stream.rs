@@ -212,28 +212,90 @@ fn two_processes(sql: &str, interval: &str) -> Vec<String> {
     committed(&two.path().join("out"))
 }
 
-/// Nexmark's queries as `bench/` runs them (event time scaled down a
-/// hundredfold, as in weir-sql's tests), streamed by two processes: each
-/// commits its batch answer (updating ones, updates that end at it).
+/// Nexmark's queries as `bench/` runs them, by name, their event time
+/// scaled down a hundredfold (as in weir-sql's tests: windows of 100 ms).
+fn nexmark_scaled() -> Vec<(&'static str, String)> {
+    weir_sql::nexmark::QUERIES
+        .iter()
+        .map(|(name, query)| {
+            let query = query
+                .replace("INTERVAL '10' SECOND", "INTERVAL '100' MILLISECOND")
+                .replace("INTERVAL '2' SECOND", "INTERVAL '20' MILLISECOND");
+            (*name, query)
+        })
+        .collect()
+}
+
+/// The results `query` committed as `lines`: the lines themselves, or the
+/// results its updates leave.
+fn results_of(query: &str, lines: Vec<String>) -> Vec<String> {
+    let mut session = weir_sql::session::Session::default();
+    session.declare_all(&script_of("", 1, Some(1))).unwrap();
+    match session.plan_stream(query).unwrap().updating() {
+        true => apply_updates(lines),
+        false => lines,
+    }
+}
+
+/// Each Nexmark query streamed by two processes commits its batch answer
+/// (updating ones, updates that end at it).
 #[test]
 fn the_nexmark_queries_commit_the_batch_answer_across_two_processes() {
     let dir = tempfile::tempdir().unwrap();
     let events = 20_000;
-    for (name, query) in weir_sql::nexmark::QUERIES {
-        let query = query
-            .replace("INTERVAL '10' SECOND", "INTERVAL '100' MILLISECOND")
-            .replace("INTERVAL '2' SECOND", "INTERVAL '20' MILLISECOND");
+    for (name, query) in nexmark_scaled() {
         let expected = batch_lines(dir.path(), &query, events);
         assert!(expected.len() > 3, "{name}: {} rows", expected.len());
         let sql = script_of(&query, events, Some(50_000));
-        let mut session = weir_sql::session::Session::default();
-        session.declare_all(&script_of("", 1, Some(1))).unwrap();
-        let got = match session.plan_stream(&query).unwrap().updating() {
-            true => apply_updates(two_processes(&sql, "20ms")),
-            false => two_processes(&sql, "20ms"),
-        };
+        let got = results_of(&query, two_processes(&sql, "20ms"));
         assert_eq!(got.len(), expected.len(), "{name}: rows lost or repeated");
         assert_eq!(got, expected, "{name}");
+    }
+}
+
+/// Each Nexmark query, killed with kill -9 at a random point after a
+/// checkpoint of its own and restarted with the same command, commits its
+/// batch answer, each row once.
+#[test]
+fn each_nexmark_query_killed_mid_stream_commits_its_batch_answer_once_restored() {
+    let seed: u64 = rand::rng().random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let events = 20_000;
+    for (name, query) in nexmark_scaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = batch_lines(dir.path(), &query, events);
+        let sql = script_of(&query, events, Some(20_000));
+        let start = || {
+            weir()
+                .current_dir(dir.path())
+                .args(stream_args(&sql, "20ms"))
+                .args(["--output", "out", "-w", "2"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let checkpoints = dir.path().join("ck");
+        let mut first = start();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while latest_checkpoint(&checkpoints).is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let killed = !reap(&mut first, Duration::from_millis(rng.random_range(0..300)));
+        assert!(killed, "seed {seed}: {name} ended (or failed) before its kill");
+        let mut last = start();
+        assert!(
+            reap(&mut last, Duration::from_secs(120)),
+            "seed {seed}: {name}: the restored run failed"
+        );
+        let got = results_of(&query, committed(&dir.path().join("out")));
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "seed {seed}: {name}: rows lost or repeated"
+        );
+        assert_eq!(got, expected, "seed {seed}: {name}");
     }
 }
 
