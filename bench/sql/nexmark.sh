@@ -5,6 +5,7 @@
 # CSV to /dev/null): events a second per core, against Flink 1.13's published
 # per-core figures (nexmark/nexmark README), and peak RSS.
 #   bench/sql/nexmark.sh [EVENTS]        (default 10000000)
+#   QUERIES='q4 q7' bench/sql/nexmark.sh  (some of them)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 EVENTS=${1:-10000000}
@@ -12,9 +13,9 @@ cargo build --release --quiet
 WEIR=$PWD/target/release/weir
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-declare -A FLINK=([q0]=155000 [q1]=158000 [q2]=175000 [q5]=22000 [q7]=12000)
+declare -A FLINK=([q0]=155000 [q1]=158000 [q2]=175000 [q4]=34000 [q5]=22000 [q7]=12000)
 printf '%-5s %10s %14s %10s %10s %9s\n' query seconds "events/s/core" "Flink/core" "vs Flink" "RSS MB"
-for q in q0 q1 q2 q3 q4 q5 q7 q8; do
+for q in ${QUERIES:-q0 q1 q2 q3 q4 q5 q7 q8}; do
   SCRIPT=$WORK/$q.sql
   : > "$SCRIPT"
   for t in person auction bid; do

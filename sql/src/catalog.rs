@@ -42,7 +42,7 @@ pub enum Format {
 
 /// A Kafka table: `LOCATION 'topic'`, `OPTIONS ('brokers' 'host:port',
 /// 'event_time' 'column', 'watermark_delay_ms' 'N', 'transactional_id'
-/// 'prefix')`. A streaming query reads it, or inserts its rows into it (as
+/// 'prefix', 'dead_letter_topic' 'T')`. A streaming query reads it, or inserts its rows into it (as
 /// JSON objects, exactly once).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KafkaTable {
@@ -63,6 +63,10 @@ pub struct KafkaTable {
     /// The prefix of the transactional ids of a query that inserts into it
     /// (`OPTIONS ('transactional_id' 'p')`; by default `weir-sql-<table>`).
     pub transactional_id: String,
+    /// Where records that are not JSON objects of its columns go
+    /// (`OPTIONS ('dead_letter_topic' 'T')`); without one, such a record
+    /// fails the query.
+    pub dead_letter_topic: Option<String>,
 }
 
 impl Format {
@@ -243,6 +247,7 @@ impl Table {
                 transactional_id: option(cmd, "transactional_id")
                     .cloned()
                     .unwrap_or_else(|| format!("weir-sql-{name}")),
+                dead_letter_topic: option(cmd, "dead_letter_topic").cloned(),
             })),
             files: Vec::new(),
             schema,

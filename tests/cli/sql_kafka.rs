@@ -2,11 +2,12 @@
 //! query (a lookup join of the events with the campaigns table, then
 //! counts per campaign per 10-second window) on the events `weir stream
 //! yahoo`'s tests write, committed by two processes, equals the counts the
-//! hand-written job's verifier computes from the same topic; written with
+//! hand-written job's verifier computes from the same topic, and its
+//! malformed records go to the dead-letter topic, each once; written with
 //! `INSERT INTO` a Kafka table, and killed with kill -9 over and over
-//! while events arrive (and aborting right before transaction commits),
-//! restarted with the same command each time, it commits to its topic
-//! exactly what the hand-written job does.
+//! while events (and malformed records) arrive (and aborting right before
+//! transaction commits), restarted with the same command each time, it
+//! commits to its topics exactly what the hand-written job does.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use weir_streaming::jobs::yahoo::{expected_from_input, load_campaigns};
+use weir_streaming::jobs::yahoo::{dead_letters_once, expected_from_input, load_campaigns};
 use weir_streaming::jobs::yahoo_events::{Amount, EventGenerator, produce};
 
 use crate::support::{hostfile, latest_checkpoint, path, stderr, weir};
@@ -24,8 +25,14 @@ use crate::yahoo::setup;
 /// The Yahoo benchmark as SQL: the tables, then one query; with `insert`,
 /// it writes its counts to the topic `out` as `weir stream yahoo` does.
 /// Its watermark allows a second of disorder and partitions go idle after
-/// 5 s, as `weir stream yahoo`'s defaults do.
-fn yahoo_sql(brokers: &str, insert: bool) -> String {
+/// 5 s, and records that do not parse go to `events.dead` (without
+/// `dead_letters`, they fail the query), as `weir stream yahoo`'s defaults
+/// do.
+fn yahoo_sql(brokers: &str, insert: bool, dead_letters: bool) -> String {
+    let dead = match dead_letters {
+        true => ", 'dead_letter_topic' 'events.dead'",
+        false => "",
+    };
     let (into, table) = match insert {
         true => (
             "INSERT INTO counts ",
@@ -43,7 +50,7 @@ fn yahoo_sql(brokers: &str, insert: bool) -> String {
            ip_address VARCHAR) \
          STORED AS KAFKA LOCATION 'events' \
          OPTIONS ('brokers' '{brokers}', 'event_time' 'event_time', \
-           'watermark_delay_ms' '1000'); \
+           'watermark_delay_ms' '1000'{dead}); \
          CREATE EXTERNAL TABLE campaigns (ad_id VARCHAR, campaign_id VARCHAR) \
          STORED AS CSV LOCATION 'campaigns.csv' OPTIONS ('has_header' 'true'); \
          {table}{into}SELECT campaign_id, CAST(window_start AS BIGINT), count(*) \
@@ -69,11 +76,17 @@ fn committed(dir: &Path) -> Vec<String> {
 }
 
 /// The counts the hand-written job's verifier computes from the topic, as
-/// the query's CSV lines, sorted.
+/// the query's CSV lines, sorted; every malformed record of the topic must
+/// be in `events.dead` exactly once.
 fn expected(root: &Path, brokers: &str) -> Vec<String> {
     let campaigns = load_campaigns(&root.join("campaigns.csv")).unwrap();
     let (expected, malformed) = expected_from_input(brokers, "events", &campaigns).unwrap();
-    assert!(malformed.is_empty());
+    assert!(!malformed.is_empty());
+    assert_eq!(
+        dead_letters_once(brokers, "events.dead", &malformed).unwrap(),
+        malformed.len(),
+        "malformed records not dead letters exactly once"
+    );
     assert!(expected.len() > 10, "{} windows", expected.len());
     let mut lines: Vec<String> = expected
         .iter()
@@ -88,18 +101,23 @@ fn the_yahoo_benchmark_as_one_sql_query_commits_the_counts_of_the_hand_written_j
     let root = tempfile::tempdir().unwrap();
     let (broker, mut generator) = setup(root.path(), 7, 4);
     let brokers = broker.brokers();
-    // 12 s of event time at 2,500 events a second, sent as fast as may be
-    let sent = produce(
-        &brokers,
-        "events",
-        2_500,
-        Amount::Count(6_000),
-        &mut generator,
-        &|_| {},
-    )
-    .unwrap();
+    // 12 s of event time at 2,500 events a second, sent as fast as may be,
+    // with malformed records among them
+    let mut sent = 0;
+    for _ in 0..3 {
+        sent += produce(
+            &brokers,
+            "events",
+            2_500,
+            Amount::Count(2_000),
+            &mut generator,
+            &|_| {},
+        )
+        .unwrap();
+        crate::yahoo::send_malformed(&brokers);
+    }
     assert_eq!(sent, 6_000);
-    let sql = yahoo_sql(&brokers, false);
+    let sql = yahoo_sql(&brokers, false, true);
     let hosts = hostfile(root.path(), 2);
     let spawn = |p: &str| {
         weir()
@@ -151,7 +169,7 @@ fn a_record_that_is_not_a_json_object_fails_the_query_naming_its_offset() {
         .args([
             "sql",
             "-e",
-            &yahoo_sql(&brokers, false),
+            &yahoo_sql(&brokers, false, false),
             "--checkpoint-dir",
             "ck",
         ])
@@ -169,14 +187,15 @@ fn a_record_that_is_not_a_json_object_fails_the_query_naming_its_offset() {
     );
 }
 
-/// Writes bursts of events (5,000 a second for 0.2-1 s) and pauses (0-0.6
-/// s) until `stop`.
+/// Writes bursts of events (5,000 a second for 0.2-1 s, then a malformed
+/// record) and pauses (0-0.6 s) until `stop`.
 fn feed(brokers: String, seed: u64, stop: Arc<AtomicBool>) {
     let mut generator = EventGenerator::new(seed);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
     while !stop.load(Ordering::SeqCst) {
         let burst = Amount::For(Duration::from_millis(rng.random_range(200..1000)));
         produce(&brokers, "events", 5_000, burst, &mut generator, &|_| {}).unwrap();
+        crate::yahoo::send_malformed(&brokers);
         std::thread::sleep(Duration::from_millis(rng.random_range(0..600)));
     }
 }
@@ -193,7 +212,7 @@ fn kill_9_of_the_yahoo_sql_insert_with_live_input_commits_every_window_exactly_o
         let (stop, brokers) = (Arc::clone(&stop), brokers.clone());
         std::thread::spawn(move || feed(brokers, seed, stop))
     };
-    let sql = yahoo_sql(&brokers, true);
+    let sql = yahoo_sql(&brokers, true, true);
     // the same command every time (`fault`: it aborts itself right before
     // its `fault`-th transaction commit)
     let start = |fault: Option<u64>| -> Child {
@@ -254,8 +273,10 @@ fn kill_9_of_the_yahoo_sql_insert_with_live_input_commits_every_window_exactly_o
     let last = start(None).wait_with_output().unwrap();
     assert!(last.status.success(), "seed {seed}: {}", stderr(&last));
     assert!(restores >= 5, "seed {seed}: {restores} runs restored");
-    // the verifier of `weir stream yahoo`'s committed output
-    crate::yahoo::check(root.path(), &brokers, seed);
+    // the verifier of `weir stream yahoo`'s committed output (and dead
+    // letters)
+    let malformed = crate::yahoo::check(root.path(), &brokers, seed);
+    assert!(malformed > 0, "seed {seed}: no malformed record was sent");
 }
 
 #[test]
@@ -279,7 +300,7 @@ fn an_unreachable_broker_fails_the_query_after_its_broker_timeout_naming_it() {
         .args([
             "sql",
             "-e",
-            &yahoo_sql(&brokers, true),
+            &yahoo_sql(&brokers, true, false),
             "--checkpoint-dir",
             "ck",
         ])

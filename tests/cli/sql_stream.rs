@@ -283,7 +283,10 @@ fn each_nexmark_query_killed_mid_stream_commits_its_batch_answer_once_restored()
             std::thread::sleep(Duration::from_millis(2));
         }
         let killed = !reap(&mut first, Duration::from_millis(rng.random_range(0..300)));
-        assert!(killed, "seed {seed}: {name} ended (or failed) before its kill");
+        assert!(
+            killed,
+            "seed {seed}: {name} ended (or failed) before its kill"
+        );
         let mut last = start();
         assert!(
             reap(&mut last, Duration::from_secs(120)),

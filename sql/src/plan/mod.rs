@@ -143,6 +143,24 @@ pub enum Node {
     },
 }
 
+impl Node {
+    /// The nodes whose rows it takes, in order.
+    pub fn inputs(&self) -> Vec<&Node> {
+        match self {
+            Node::Scan { .. } | Node::Empty { .. } => Vec::new(),
+            Node::Join { left, right, .. } => vec![left, right],
+            Node::Union { inputs, .. } => inputs.iter().collect(),
+            Node::Filter { input, .. }
+            | Node::Project { input, .. }
+            | Node::Unnest { input, .. }
+            | Node::Window { input, .. }
+            | Node::Aggregate { input, .. }
+            | Node::Sort { input, .. }
+            | Node::Limit { input, .. } => vec![input],
+        }
+    }
+}
+
 /// The keys of a join: expressions over each side's columns, pairwise equal.
 #[derive(Debug)]
 pub struct JoinKeys {

@@ -6,18 +6,32 @@
 //! reads it for its watermark (the JSON field of its name, in milliseconds,
 //! a number or a decimal string; or the record's Kafka timestamp), so rows
 //! and watermarks agree. A value that is not a JSON object of the table's
-//! columns fails the job, naming the record's `topic/partition@offset`.
+//! columns goes to the table's dead-letter topic, unchanged, with the
+//! reason and its `topic/partition@offset` in headers (as in `weir stream
+//! yahoo`; exactly once, by its own transactional sink); without one, it
+//! fails the job, naming the record's position.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
 use arrow::datatypes::{Schema, SchemaRef};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Scope;
 use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+use weir_progress::recovery::Recovery;
+use weir_progress::store::CheckpointStore;
 use weir_runtime::JobError;
-use weir_streaming::kafka::source::{EventTime, KafkaRecord, KafkaSource, ReadKafka};
+use weir_streaming::kafka::dead_letter::dead_letter;
+use weir_streaming::kafka::producer::Produce;
+use weir_streaming::kafka::sink::{Guarantee, KafkaSink, WriteKafka};
+use weir_streaming::kafka::sink_recovery::recover_transactions;
+use weir_streaming::kafka::source::{
+    BROKER_TIMEOUT, EventTime, KafkaRecord, KafkaSource, ReadKafka,
+};
 use weir_streaming::run::StreamCtx;
 
 use super::Epochs;
@@ -68,9 +82,9 @@ pub(crate) fn kafka<'s>(
     );
     let decoding = Decoding::new(table, kafka, projection);
     let failure = job.source.failure.clone();
-    let rows = streams
+    let decoded = streams
         .records
-        .unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
+        .unary::<CapacityContainerBuilder<Vec<Decoded>>, _, _, _>(
             Pipeline,
             "KafkaJson",
             move |_, _| {
@@ -81,7 +95,7 @@ pub(crate) fn kafka<'s>(
                                 return;
                             }
                             match decoding.decode(records) {
-                                Ok(batch) => output.session(&cap).give(Batch(batch)),
+                                Ok(decoded) => output.session(&cap).give(decoded),
                                 Err(e) => fail(&failure, e),
                             }
                         }
@@ -89,11 +103,78 @@ pub(crate) fn kafka<'s>(
                 }
             },
         );
+    let rows = decoded.clone().map(|(rows, _)| Batch(rows));
+    let mut acks = streams.acks;
+    let mut commit = None;
+    if let Some(dead) = DeadLetters::of(table, kafka) {
+        let letters = decoded.flat_map(|(_, letters)| letters);
+        let sink = KafkaSink {
+            committed_before: job.recovery.committed_before(),
+            broker_timeout: epochs.broker_timeout,
+            ..dead.sink
+        };
+        let counted = job.metrics.counter(DEAD_LETTERS);
+        let (sink_acks, written) =
+            letters.write_kafka(&dead.name, &sink, &job.checkpoints, &job.source, &counted);
+        acks = acks.concat(sink_acks);
+        commit = Some(written);
+    }
     Some(Source {
         rows,
-        acks: streams.acks,
+        acks,
         watermarks: streams.watermarks,
+        commit,
     })
+}
+
+/// A batch of records decoded: the rows, and the dead letters of the
+/// records that did not decode.
+type Decoded = (RecordBatch, Vec<Produce>);
+
+/// The metric of records sent to a dead-letter topic.
+pub const DEAD_LETTERS: &str = "dead letters";
+
+/// Where a Kafka table's records that do not decode go: the exactly-once
+/// sink of its dead-letter topic (`OPTIONS ('dead_letter_topic' 'T')`),
+/// named in checkpoints after the table.
+pub(crate) struct DeadLetters {
+    pub(crate) name: String,
+    pub(crate) topic: String,
+    pub(crate) sink: KafkaSink,
+}
+
+impl DeadLetters {
+    /// The dead letters of `table`, if it names a topic for them.
+    pub(crate) fn of(table: &Table, kafka: &KafkaTable) -> Option<DeadLetters> {
+        let topic = kafka.dead_letter_topic.clone()?;
+        Some(DeadLetters {
+            name: format!("dead letters of {}", table.name),
+            topic,
+            sink: KafkaSink {
+                brokers: kafka.brokers.clone(),
+                transactional_prefix: format!("{}-dead", kafka.transactional_id),
+                guarantee: Guarantee::ExactlyOnce,
+                committed_before: 0,
+                broker_timeout: BROKER_TIMEOUT,
+            },
+        })
+    }
+
+    /// Before a run of `workers` workers: the topic must exist, and what
+    /// crashed runs left in it is settled (see `Insert::prepare`).
+    pub(crate) fn prepare(
+        &self,
+        store: &CheckpointStore,
+        recovery: &Recovery,
+        (workers, broker_timeout): (usize, Duration),
+    ) -> std::result::Result<(), JobError> {
+        let sink = KafkaSink {
+            broker_timeout,
+            ..self.sink.clone()
+        };
+        sink.require_topic(&self.topic)?;
+        recover_transactions(store, recovery, &self.name, &sink, workers)
+    }
 }
 
 /// How records become rows of the table.
@@ -106,6 +187,8 @@ struct Decoding {
     /// Where the event-time column is among them.
     time: Option<usize>,
     projection: Vec<usize>,
+    /// Where records that do not decode go, if anywhere.
+    dead: Option<String>,
 }
 
 impl Decoding {
@@ -128,23 +211,35 @@ impl Decoding {
             schema: Arc::clone(&table.schema),
             time,
             projection,
+            dead: kafka.dead_letter_topic.clone(),
         }
     }
 
-    /// The rows of `records`, projected.
-    fn decode(&self, records: &[KafkaRecord]) -> Result<RecordBatch> {
-        let decoded = match self.json_rows(records) {
-            Ok(batch) => batch,
-            // find the record at fault, one at a time
-            Err(e) => {
-                for record in records {
-                    if let Err(e) = self.json_rows(std::slice::from_ref(record)) {
-                        return Err(self.bad(record, e));
-                    }
+    /// The rows of `records`, projected, and the dead letters of those that
+    /// do not decode (with a dead-letter topic; without one, the first such
+    /// record fails the job).
+    fn decode(&self, records: &[KafkaRecord]) -> Result<(RecordBatch, Vec<Produce>)> {
+        if let Ok(decoded) = self.json_rows(records) {
+            return Ok((self.rows(decoded, records)?, Vec::new()));
+        }
+        // find the records at fault, one at a time
+        let (mut good, mut dead) = (Vec::new(), Vec::new());
+        for record in records {
+            match (self.json_rows(std::slice::from_ref(record)), &self.dead) {
+                (Ok(_), _) => good.push(record.clone()),
+                (Err(e), None) => return Err(self.bad(record, e)),
+                (Err(e), Some(topic)) => {
+                    let error = format!("not a JSON object of the table's columns: {e}");
+                    dead.push(dead_letter(topic, &self.topic, record.clone(), &error));
                 }
-                return Err(e);
             }
-        };
+        }
+        Ok((self.rows(self.json_rows(&good)?, &good)?, dead))
+    }
+
+    /// The table's rows of `records`, whose JSON columns are `decoded`,
+    /// projected.
+    fn rows(&self, decoded: RecordBatch, records: &[KafkaRecord]) -> Result<RecordBatch> {
         let mut columns: Vec<ArrayRef> = decoded.columns().to_vec();
         if let Some(at) = self.time {
             let times: TimestampMillisecondArray = records

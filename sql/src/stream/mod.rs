@@ -93,8 +93,12 @@ pub fn run(
 ) -> std::result::Result<StreamSummary, JobError> {
     let (settle, inserting) = (sink.clone(), Arc::clone(&query));
     let prepare = move |recovery: &Recovery, store: &CheckpointStore, workers: usize| {
+        let waited = (workers, epochs.broker_timeout);
+        for dead in &inserting.dead {
+            dead.prepare(store, recovery, waited)?;
+        }
         if let Some(into) = &inserting.into {
-            return into.prepare(store, recovery, (workers, epochs.broker_timeout));
+            return into.prepare(store, recovery, waited);
         }
         match &settle {
             Sink::Dir(dir) => recover_output(
@@ -106,29 +110,27 @@ pub fn run(
         }
     };
     run_stream(config, options, prepare, move |scope, ctx| {
-        let mut acks = Vec::new();
-        let mut operators = 0;
+        let mut parts = Parts {
+            acks: Vec::new(),
+            commits: Vec::new(),
+            operators: 0,
+        };
         // a row's time to live, in epochs (at least one)
         let ttl = query
             .state_ttl
             .map(|ttl| ttl.as_nanos().div_ceil(epochs.interval.as_nanos().max(1)))
             .map(|n| u64::try_from(n).unwrap_or(u64::MAX));
-        let rows = build(
-            &query.plan.root,
-            scope,
-            ctx,
-            (epochs, ttl),
-            &mut acks,
-            &mut operators,
-        )
-        .rows;
+        let rows = build(&query.plan.root, scope, ctx, (epochs, ttl), &mut parts).rows;
+        let Parts {
+            mut acks,
+            mut commits,
+            ..
+        } = parts;
         if let Some(into) = &query.into {
             let (sink_acks, commit) = into.write(rows, ctx, epochs.broker_timeout);
             acks.push(sink_acks);
-            return Built {
-                acks,
-                commits: vec![commit],
-            };
+            commits.push(commit);
+            return Built { acks, commits };
         }
         let commit: Box<dyn Commit<'_>> = match &sink {
             Sink::Deliver(deliver) => Box::new(Delivered {
@@ -163,10 +165,8 @@ pub fn run(
                 Box::new(staged)
             }
         };
-        Built {
-            acks,
-            commits: vec![commit],
-        }
+        commits.push(commit);
+        Built { acks, commits }
     })
 }
 
@@ -196,6 +196,16 @@ impl<'s> Commit<'s> for Delivered<'s> {
     }
 }
 
+/// What a query's operators give the runner besides its rows: the acks of
+/// its sources and stateful operators, and the commit steps of its sinks
+/// of dead letters; and how many operators it has built (each named by its
+/// place).
+struct Parts<'s> {
+    acks: Vec<StreamVec<'s, u64, Ack>>,
+    commits: Vec<Box<dyn Commit<'s> + 's>>,
+    operators: usize,
+}
+
 /// A node's rows, and the watermarks of the sources under it.
 struct Flow<'s> {
     rows: StreamVec<'s, u64, Batch>,
@@ -204,21 +214,19 @@ struct Flow<'s> {
 
 /// The dataflow of `node` on one worker, cutting epochs as `epochs` says
 /// and holding the rows of joins without a time bound for `ttl` epochs;
-/// its sources' and stateful operators' acks go to `acks` (each named by
-/// its place, the `operators`-th).
+/// what else its operators give the runner goes to `parts`.
 fn build<'s>(
     node: &Node,
     scope: Scope<'s, u64>,
     ctx: &StreamCtx,
     (epochs, ttl): (Epochs, Option<u64>),
-    acks: &mut Vec<StreamVec<'s, u64, Ack>>,
-    operators: &mut usize,
+    parts: &mut Parts<'s>,
 ) -> Flow<'s> {
     let failure = &ctx.source.failure;
-    *operators += 1;
+    parts.operators += 1;
     match node {
         Node::Scan { table, projection } => {
-            let name = format!("{}#{}", table.name, operators);
+            let name = format!("{}#{}", table.name, parts.operators);
             let source = match &table.format {
                 Format::Nexmark(nexmark) => Some(source::nexmark(
                     scope,
@@ -244,7 +252,8 @@ fn build<'s>(
                     watermarks: None,
                 };
             };
-            acks.push(source.acks);
+            parts.acks.push(source.acks);
+            parts.commits.extend(source.commit);
             Flow {
                 rows: source.rows,
                 watermarks: Some(source.watermarks),
@@ -254,7 +263,7 @@ fn build<'s>(
         | Node::Project { input, .. }
         | Node::Unnest { input, .. }
         | Node::Window { input, .. } => {
-            let flow = build(input, scope, ctx, (epochs, ttl), acks, operators);
+            let flow = build(input, scope, ctx, (epochs, ttl), parts);
             let rows = match plan::updating(input) {
                 true => updating::mapped(node, flow.rows, failure),
                 false => mapped(node, flow.rows, failure),
@@ -270,8 +279,8 @@ fn build<'s>(
             aggregates,
             schema,
         } => {
-            let name = format!("aggregate#{operators}");
-            let flow = build(input, scope, ctx, (epochs, ttl), acks, operators);
+            let name = format!("aggregate#{}", parts.operators);
+            let flow = build(input, scope, ctx, (epochs, ttl), parts);
             let key_fields = key_fields(schema, group.len());
             if let (Ok(None), Some(ttl)) = (window_of(input, group), ttl) {
                 let folding = Folding::new(
@@ -296,7 +305,7 @@ fn build<'s>(
                     updates: plan::updating(input),
                 });
                 let (rows, state_acks) = updating::aggregate(flow.rows, spec, &name, ctx);
-                acks.push(state_acks);
+                parts.acks.push(state_acks);
                 return Flow {
                     rows,
                     watermarks: None,
@@ -329,7 +338,7 @@ fn build<'s>(
                 &name,
                 ctx,
             );
-            acks.push(state_acks);
+            parts.acks.push(state_acks);
             // its groups fire as these pass their windows
             Flow {
                 rows,
@@ -347,7 +356,7 @@ fn build<'s>(
             ..
         } => {
             if lookup::bounded(left) {
-                let flow = build(right, scope, ctx, (epochs, ttl), acks, operators);
+                let flow = build(right, scope, ctx, (epochs, ttl), parts);
                 let spec = JoinSpec {
                     keys: Arc::clone(on),
                     filter: filter.clone(),
@@ -362,10 +371,10 @@ fn build<'s>(
                     watermarks: flow.watermarks,
                 };
             }
-            let name = format!("join#{operators}");
+            let name = format!("join#{}", parts.operators);
             let flows = [
-                build(left, scope, ctx, (epochs, ttl), acks, operators),
-                build(right, scope, ctx, (epochs, ttl), acks, operators),
+                build(left, scope, ctx, (epochs, ttl), parts),
+                build(right, scope, ctx, (epochs, ttl), parts),
             ];
             let join = stream_join(
                 (left, right),
@@ -405,7 +414,7 @@ fn build<'s>(
                 }
             };
             let (rows, state_acks) = join::join([l, r], [lw, rw], Arc::new(join), &name, ctx);
-            acks.push(state_acks);
+            parts.acks.push(state_acks);
             Flow {
                 rows,
                 watermarks: None,

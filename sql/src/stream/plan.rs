@@ -12,6 +12,7 @@ use datafusion_physical_expr::expressions::Column;
 use std::time::Duration;
 
 use super::insert::Insert;
+use super::kafka::DeadLetters;
 use super::{aggregate, bounds, lookup, updating};
 use crate::catalog::{Format, Table};
 use crate::error::{Result, SqlError};
@@ -26,6 +27,8 @@ pub struct StreamPlan {
     pub(super) state_ttl: Option<Duration>,
     /// The Kafka table it inserts its rows into, if it does.
     pub(super) into: Option<Insert>,
+    /// The sinks of the dead letters of the Kafka tables it reads.
+    pub(super) dead: Vec<DeadLetters>,
 }
 
 impl StreamPlan {
@@ -45,10 +48,12 @@ impl StreamPlan {
         let into = into
             .map(|table| Insert::new(&table, plan.schema.fields().len()))
             .transpose()?;
+        let dead = dead_letters(&plan.root)?;
         Ok(StreamPlan {
             plan,
             state_ttl,
             into,
+            dead,
         })
     }
 
@@ -67,6 +72,32 @@ impl StreamPlan {
     pub fn inserts_into(&self) -> Option<&str> {
         self.into.as_ref().map(Insert::topic)
     }
+}
+
+/// The sinks of the dead letters of the Kafka tables that `node` reads
+/// (each named after its table: one that names a dead-letter topic may be
+/// read once).
+fn dead_letters(node: &Node) -> Result<Vec<DeadLetters>> {
+    let mut scans = Vec::new();
+    let mut nodes = vec![node];
+    while let Some(n) = nodes.pop() {
+        if let Node::Scan { table, .. } = n
+            && let Format::Kafka(kafka) = &table.format
+        {
+            scans.extend(DeadLetters::of(table, kafka));
+        }
+        nodes.extend(n.inputs());
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for dead in &scans {
+        if !names.insert(dead.name.clone()) {
+            return Err(SqlError::Unsupported(format!(
+                "a query that reads a table with a dead-letter topic twice ({})",
+                dead.name
+            )));
+        }
+    }
+    Ok(scans)
 }
 
 /// Whether `node` streams (joins without a time bound do when rows have a

@@ -16,7 +16,7 @@ use timely::dataflow::{Scope, StreamVec};
 use weir_progress::checkpoint::{Ack, FINAL_EPOCH};
 use weir_progress::store::SourceMark;
 use weir_runtime::JobError;
-use weir_streaming::run::StreamCtx;
+use weir_streaming::run::{Commit, StreamCtx};
 use weir_streaming::window::Watermark;
 
 use crate::batch::Batch;
@@ -82,6 +82,8 @@ pub(crate) struct Source<'s> {
     pub(crate) rows: StreamVec<'s, u64, Batch>,
     pub(crate) acks: StreamVec<'s, u64, Ack>,
     pub(crate) watermarks: StreamVec<'s, u64, Watermark>,
+    /// The commit step of its dead letters' sink, if it has one.
+    pub(crate) commit: Option<Box<dyn Commit<'s> + 's>>,
 }
 
 /// Generates the rows of a Nexmark table, stamped with epochs.
@@ -259,6 +261,7 @@ pub(crate) fn nexmark<'s>(
         rows,
         acks,
         watermarks,
+        commit: None,
     }
 }
 

@@ -52,10 +52,7 @@ pub const LATE: &str = "late events";
 /// View events whose ad is not in the campaigns table.
 pub const UNKNOWN_ADS: &str = "views of unknown ads";
 
-/// Header keys of a dead letter.
-pub const ERROR_HEADER: &str = "weir.error";
-/// Header key of a dead letter's source position (`topic/partition@offset`).
-pub const SOURCE_HEADER: &str = "weir.source";
+pub use crate::kafka::dead_letter::{ERROR_HEADER, SOURCE_HEADER, dead_letter};
 
 /// View counts per (campaign, window start).
 pub type WindowCounts = BTreeMap<(String, u64), u64>;
@@ -206,23 +203,6 @@ fn parse<'s>(
         }
     });
     (views, dead)
-}
-
-/// The dead letter of `record`: value and key unchanged, headers kept, plus the
-/// error and the source position.
-pub fn dead_letter(dead_topic: &str, topic: &str, record: KafkaRecord, error: &str) -> Produce {
-    let position = record.position(topic);
-    let mut headers = record.headers;
-    headers.push((ERROR_HEADER.to_string(), error.as_bytes().to_vec()));
-    headers.push((SOURCE_HEADER.to_string(), position.into_bytes()));
-    Produce {
-        topic: dead_topic.to_string(),
-        key: record.key,
-        value: record.value,
-        headers,
-        timestamp: Some(record.timestamp),
-        partition: None,
-    }
 }
 
 /// Runs the pipeline until its source stops (`stop_when_idle`).

@@ -5,6 +5,7 @@
 //!   log with transaction markers applied; ending a crashed producer's
 //!   transaction).
 //! - [`broker`]: starts the project's own broker for tests and benchmarks.
+//! - [`dead_letter`]: records that do not parse, to a dead-letter topic.
 //! - [`retry`]: waiting out an unreachable broker, with backoff.
 //! - [`sink`]: the sinks and the exactly-once protocol; [`txn_pool`]: each
 //!   worker's transactional producers and the thread that flushes and commits
@@ -12,6 +13,7 @@
 //!   what a crashed run left open.
 
 pub mod broker;
+pub mod dead_letter;
 pub mod producer;
 mod reader;
 pub mod retry;
