@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Nexmark as streaming SQL (sql/nexmark/qN.sql: q0, q1, q2, q3, q4, q5, q7, q8) at
+# Nexmark as streaming SQL (sql/nexmark/qN.sql: q0-q5, q7, q8, q11) at
 # -w 2, each query a checkpointed streaming job over EVENTS generated events
 # (as fast as the job takes them, a checkpoint every second, rows printed as
 # CSV to /dev/null): events a second per core, against Flink 1.13's published
@@ -15,7 +15,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 declare -A FLINK=([q0]=155000 [q1]=158000 [q2]=175000 [q4]=34000 [q5]=22000 [q7]=12000)
 printf '%-5s %10s %14s %10s %10s %9s\n' query seconds "events/s/core" "Flink/core" "vs Flink" "RSS MB"
-for q in ${QUERIES:-q0 q1 q2 q3 q4 q5 q7 q8}; do
+for q in ${QUERIES:-q0 q1 q2 q3 q4 q5 q7 q8 q11}; do
   SCRIPT=$WORK/$q.sql
   : > "$SCRIPT"
   for t in person auction bid; do

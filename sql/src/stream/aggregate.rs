@@ -20,6 +20,7 @@ use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::RowConverter;
+use datafusion_physical_expr::PhysicalExpr;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -134,8 +135,17 @@ pub(crate) fn aggregate<'s>(
 /// Each row of `batch` to the worker of its group's key (by the key's
 /// routing hash, so that restored state lands where its rows go).
 pub(super) fn route(folding: &Folding, batch: &RecordBatch, peers: u64) -> Result<Vec<Routed>> {
-    let keys = folding
-        .group()
+    route_by(folding.group(), batch, peers)
+}
+
+/// Each row of `batch` to the worker of its key `by` (all to worker 0
+/// without a key).
+pub(super) fn route_by(
+    by: &[Arc<dyn PhysicalExpr>],
+    batch: &RecordBatch,
+    peers: u64,
+) -> Result<Vec<Routed>> {
+    let keys = by
         .iter()
         .map(|e| evaluate(e, batch))
         .collect::<Result<Vec<ArrayRef>>>()?;

@@ -14,8 +14,10 @@
 //! late a row can meet the other side), or else, with `SET
 //! table.exec.state.ttl`, after that many epochs (regular joins). With
 //! that setting, aggregations without a window emit updates (`updating`).
-//! Other aggregations and joins and session windows are refused at plan
-//! time with the reason.
+//! Session windows hold each key's rows until event time has passed their
+//! session (`session`). Kafka tables (`kafka`) send records that do not
+//! decode to a dead-letter topic; `insert` writes into one. Other
+//! aggregations and joins are refused at plan time with the reason.
 
 mod aggregate;
 mod bounds;
@@ -24,6 +26,7 @@ mod join;
 mod kafka;
 mod lookup;
 mod plan;
+mod session;
 mod sink;
 mod source;
 mod updating;
@@ -257,6 +260,27 @@ fn build<'s>(
             Flow {
                 rows: source.rows,
                 watermarks: Some(source.watermarks),
+            }
+        }
+        Node::Window { input, spec } if spec.keys_route() => {
+            let name = format!("session#{}", parts.operators);
+            let flow = build(input, scope, ctx, (epochs, ttl), parts);
+            let Some(watermarks) = flow.watermarks else {
+                crate::exec::fail(
+                    failure,
+                    SqlError::Plan("a stream without watermarks".into()),
+                );
+                return Flow {
+                    rows: empty(scope),
+                    watermarks: None,
+                };
+            };
+            let (rows, state_acks) =
+                session::sessions(flow.rows, watermarks.clone(), Arc::clone(spec), &name, ctx);
+            parts.acks.push(state_acks);
+            Flow {
+                rows,
+                watermarks: Some(watermarks),
             }
         }
         Node::Filter { input, .. }

@@ -106,8 +106,8 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
     let refuse = |what: &str| {
         Err(SqlError::Unsupported(format!(
             "{what} in a streaming query (filters, projections, unnest, \
-             tumble and hop windows, aggregations grouped by them, and window and \
-             interval joins stream so far)"
+             tumble, hop and session windows, aggregations grouped by them, and \
+             window, interval, lookup and regular joins stream so far)"
         )))
     };
     match node {
@@ -120,8 +120,12 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
             refuse("unnest or a window over updating results")
         }
         Node::Unnest { input, .. } => check(input, ttl),
-        Node::Window { input, spec } if !spec.keys_route() => check(input, ttl),
-        Node::Window { .. } => refuse("a session window"),
+        Node::Window { input, spec } => {
+            if spec.keys_route() && bounds::lower(input, spec.time).is_none() {
+                return Err(not_event_time(spec));
+            }
+            check(input, ttl)
+        }
         Node::Union { .. } => refuse("UNION"),
         Node::Aggregate {
             input, aggregates, ..
@@ -196,6 +200,16 @@ pub(super) fn updating(node: &Node) -> bool {
     }
 }
 
+/// The refusal of a window over `spec.time`, which is not event time.
+fn not_event_time(spec: &crate::exec::WindowSpec) -> SqlError {
+    SqlError::Unsupported(format!(
+        "{}: a streaming window's time column must be the event time of its stream \
+         (the `{}` of a Nexmark table)",
+        spec.schema.field(spec.time).name(),
+        crate::nexmark::EVENT_TIME
+    ))
+}
+
 /// The group key that holds the end (or the start) of an event-time
 /// window of `input`, and what to add to it for the end.
 pub(super) fn window_of(
@@ -217,8 +231,9 @@ pub(super) fn window_of(
     Ok(found)
 }
 
-/// If column `c` of `node` is a window's bound: 0 for its end, its size for
-/// its start.
+/// If column `c` of `node` is a window's bound, what to add to it for the
+/// time its window is complete: 0 for a window's end (1 for a session's),
+/// its size for its start.
 pub(super) fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
     match node {
         Node::Window { input, spec } => {
@@ -228,12 +243,7 @@ pub(super) fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
             }
             let field = spec.schema.field(c);
             if bounds::lower(input, spec.time).is_none() {
-                return Err(SqlError::Unsupported(format!(
-                    "{}: a streaming window's time column must be the event time of \
-                     its stream (the `{}` of a Nexmark table)",
-                    spec.schema.field(spec.time).name(),
-                    crate::nexmark::EVENT_TIME
-                )));
+                return Err(not_event_time(spec));
             }
             if !matches!(
                 field.data_type(),
@@ -242,6 +252,8 @@ pub(super) fn trace(node: &Node, c: usize) -> Result<Option<i64>> {
                 return Err(aggregate::not_millis(field.name()));
             }
             Ok(match (c - inputs, spec.windows.size()) {
+                // a session is complete once event time is past its end
+                (1, _) if spec.keys_route() => Some(1),
                 (1, _) => Some(0),
                 (_, Some(size)) => Some(size),
                 (_, None) => None,

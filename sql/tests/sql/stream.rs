@@ -47,6 +47,18 @@ const WINDOWED: [&str; 5] = [
      FROM tumble(auction, date_time, INTERVAL '100' MILLISECOND))",
 ];
 
+/// Session windows: per bidder (Nexmark q11's shape), over all auctions,
+/// and their rows without an aggregation.
+const SESSIONS: [&str; 3] = [
+    "SELECT bidder, CAST(window_start AS VARCHAR), CAST(window_end AS VARCHAR), count(*), \
+     max(price) FROM session(bid, date_time, INTERVAL '10' MILLISECOND, bidder) \
+     GROUP BY bidder, window_start, window_end",
+    "SELECT CAST(window_end AS VARCHAR), count(*), min(id) \
+     FROM session(auction, date_time, INTERVAL '1' MILLISECOND) GROUP BY window_end",
+    "SELECT bidder, auction, CAST(window_start AS VARCHAR), CAST(window_end AS VARCHAR) \
+     FROM session(bid, date_time, INTERVAL '20' MILLISECOND, bidder) WHERE auction % 5 = 0",
+];
+
 /// A join of two tables' streams whose held rows expire with event time
 /// (an interval join; Nexmark's q5, q7 and q8 are window joins).
 const JOINS: [&str; 1] = [
@@ -201,6 +213,12 @@ fn a_streaming_query_hands_over_the_batch_answer_on_1_and_2_workers() {
 fn a_windowed_aggregation_streams_the_batch_answer_on_1_and_2_workers() {
     // windows fire as event time passes them, not all at the end
     streams_the_batch_answer(&WINDOWED, 3);
+}
+
+#[test]
+fn session_windows_stream_the_batch_answer_on_1_and_2_workers() {
+    // sessions go out as event time passes their ends, not all at the end
+    streams_the_batch_answer(&SESSIONS, 10);
 }
 
 #[test]
