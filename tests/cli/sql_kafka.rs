@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use weir_streaming::jobs::yahoo::{dead_letters_once, expected_from_input, load_campaigns};
 use weir_streaming::jobs::yahoo_events::{Amount, EventGenerator, produce};
+use weir_streaming::kafka::producer::{IdempotentProducer, Produce};
 
 use crate::support::{hostfile, latest_checkpoint, path, stderr, weir};
 use crate::yahoo::setup;
@@ -185,6 +186,62 @@ fn a_record_that_is_not_a_json_object_fails_the_query_naming_its_offset() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_kafka_table_gives_each_record_s_key_partition_offset_timestamp_and_headers() {
+    let root = tempfile::tempdir().unwrap();
+    let (broker, _) = setup(root.path(), 9, 2);
+    let brokers = broker.brokers();
+    let producer = IdempotentProducer::open(&brokers).unwrap();
+    let records = 40;
+    for i in 0..records {
+        producer
+            .send(&Produce {
+                topic: "events".into(),
+                key: (i % 4 != 0).then(|| format!("k{i}").into_bytes()),
+                value: format!("{{\"n\": {i}}}").into_bytes(),
+                headers: vec![("h".into(), format!("v{i}").into_bytes())],
+                timestamp: Some(1_001 + i),
+                partition: Some((i % 2) as i32),
+            })
+            .unwrap();
+    }
+    producer.flush().unwrap();
+    let sql = format!(
+        "CREATE UNBOUNDED EXTERNAL TABLE t (n BIGINT, k VARCHAR, p INT, o BIGINT, \
+           ts TIMESTAMP(3), h ARRAY<STRUCT<key VARCHAR, value VARCHAR>>) \
+         STORED AS KAFKA LOCATION 'events' OPTIONS ('brokers' '{brokers}', \
+           'metadata.key' 'k', 'metadata.partition' 'p', 'metadata.offset' 'o', \
+           'metadata.timestamp' 'ts', 'metadata.headers' 'h'); \
+         SELECT n, k, p, o, CAST(ts AS VARCHAR), h[1]['key'], h[1]['value'], \
+           array_length(h) FROM t"
+    );
+    let out = weir()
+        .current_dir(root.path())
+        .args(["sql", "-e", &sql, "--checkpoint-dir", "ck"])
+        .args(["--stop-when-idle", "2s", "--output", "out", "-w", "2"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut expected: Vec<String> = (0..records)
+        .map(|i| {
+            let key = if i % 4 != 0 {
+                format!("k{i}")
+            } else {
+                String::new()
+            };
+            format!(
+                "{i},{key},{},{},1970-01-01T00:00:01.{:03},h,v{i},1",
+                i % 2,
+                i / 2,
+                i + 1
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(committed(&root.path().join("out")), expected);
 }
 
 /// Writes bursts of events (5,000 a second for 0.2-1 s, then a malformed

@@ -37,7 +37,7 @@ use weir_streaming::run::StreamCtx;
 use super::Epochs;
 use super::source::Source;
 use crate::batch::Batch;
-use crate::catalog::{KafkaTable, Table};
+use crate::catalog::{KafkaTable, Metadata, Table};
 use crate::error::{Result, SqlError};
 use crate::exec::fail;
 
@@ -180,36 +180,53 @@ impl DeadLetters {
 /// How records become rows of the table.
 struct Decoding {
     topic: String,
-    /// The columns decoded from JSON (all but the event-time one).
+    /// The columns decoded from JSON (all but the event-time and metadata
+    /// ones).
     json: SchemaRef,
-    /// The table's columns.
+    /// The table's columns, each from JSON, event time or metadata.
     schema: SchemaRef,
-    /// Where the event-time column is among them.
-    time: Option<usize>,
+    columns: Vec<From>,
     projection: Vec<usize>,
     /// Where records that do not decode go, if anywhere.
     dead: Option<String>,
 }
 
+/// Where a column of a Kafka table comes from.
+#[derive(Clone, Copy)]
+enum From {
+    Json,
+    EventTime,
+    Metadata(Metadata),
+}
+
 impl Decoding {
     fn new(table: &Table, kafka: &KafkaTable, projection: Vec<usize>) -> Decoding {
-        let time = kafka
-            .event_time
-            .as_ref()
-            .and_then(|c| table.schema.index_of(c).ok());
+        let columns: Vec<From> = table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let name = f.name();
+                match kafka.metadata.iter().find(|(_, column)| column == name) {
+                    Some((what, _)) => From::Metadata(*what),
+                    None if kafka.event_time.as_ref() == Some(name) => From::EventTime,
+                    None => From::Json,
+                }
+            })
+            .collect();
         let json = table
             .schema
             .fields()
             .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != time)
-            .map(|(_, f)| Arc::clone(f))
+            .zip(&columns)
+            .filter(|(_, source)| matches!(source, From::Json))
+            .map(|(f, _)| Arc::clone(f))
             .collect::<Vec<_>>();
         Decoding {
             topic: kafka.topic.clone(),
             json: Arc::new(Schema::new(json)),
             schema: Arc::clone(&table.schema),
-            time,
+            columns,
             projection,
             dead: kafka.dead_letter_topic.clone(),
         }
@@ -240,13 +257,22 @@ impl Decoding {
     /// The table's rows of `records`, whose JSON columns are `decoded`,
     /// projected.
     fn rows(&self, decoded: RecordBatch, records: &[KafkaRecord]) -> Result<RecordBatch> {
-        let mut columns: Vec<ArrayRef> = decoded.columns().to_vec();
-        if let Some(at) = self.time {
-            let times: TimestampMillisecondArray = records
-                .iter()
-                .map(|r| r.event_time.and_then(|t| i64::try_from(t).ok()))
-                .collect();
-            columns.insert(at, Arc::new(times));
+        let mut json = decoded.columns().iter();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
+        for (field, source) in self.schema.fields().iter().zip(&self.columns) {
+            columns.push(match source {
+                From::Json => Arc::clone(
+                    json.next()
+                        .ok_or_else(|| SqlError::Plan("fewer JSON columns than declared".into()))?,
+                ),
+                From::EventTime => Arc::new(
+                    records
+                        .iter()
+                        .map(|r| r.event_time.and_then(|t| i64::try_from(t).ok()))
+                        .collect::<TimestampMillisecondArray>(),
+                ),
+                From::Metadata(what) => what.column(records, field.data_type())?,
+            });
         }
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
         Ok(batch.project(&self.projection)?)

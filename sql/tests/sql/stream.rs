@@ -553,6 +553,27 @@ fn a_kafka_table_declared_wrong_is_refused_with_what_is_wrong() {
             ),
             "'watermark_delay_ms' is 'soon'",
         ),
+        (
+            format!(
+                "CREATE UNBOUNDED EXTERNAL TABLE k {columns} STORED AS KAFKA LOCATION 't' \
+                 OPTIONS ('brokers' 'b:1', 'metadata.offset' 'name')"
+            ),
+            "which cannot hold a record's offset",
+        ),
+        (
+            format!(
+                "CREATE UNBOUNDED EXTERNAL TABLE k {columns} STORED AS KAFKA LOCATION 't' \
+                 OPTIONS ('brokers' 'b:1', 'metadata.key' 'nope')"
+            ),
+            "metadata.key 'nope' is not one of its columns",
+        ),
+        (
+            format!(
+                "CREATE UNBOUNDED EXTERNAL TABLE k {columns} STORED AS KAFKA LOCATION 't' \
+                 OPTIONS ('brokers' 'b:1', 'metadata.offset' 'id', 'metadata.partition' 'id')"
+            ),
+            "column 'id' holds two of a record's metadata",
+        ),
     ] {
         let err = Session::default().declare_all(&ddl).err().unwrap();
         assert!(err.to_string().contains(needle), "{ddl}: {err}");

@@ -7,12 +7,16 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_expr::CreateExternalTable;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Result, SqlError};
 use crate::nexmark::NexmarkTable;
+
+mod kafka;
+
+pub use kafka::{KafkaTable, Metadata};
 
 /// Rows read to infer the schema of a CSV or JSON table.
 const INFER_ROWS: usize = 1000;
@@ -38,35 +42,6 @@ pub enum Format {
     Nexmark(NexmarkTable),
     /// A Kafka topic's records, their values JSON objects (no files).
     Kafka(Arc<KafkaTable>),
-}
-
-/// A Kafka table: `LOCATION 'topic'`, `OPTIONS ('brokers' 'host:port',
-/// 'event_time' 'column', 'watermark_delay_ms' 'N', 'transactional_id'
-/// 'prefix', 'dead_letter_topic' 'T')`. A streaming query reads it, or inserts its rows into it (as
-/// JSON objects, exactly once).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KafkaTable {
-    /// Bootstrap brokers.
-    pub brokers: String,
-    /// The topic.
-    pub topic: String,
-    /// The timestamp column of event time (from the JSON field of its name,
-    /// milliseconds as a number or a decimal string); the record's Kafka
-    /// timestamp without one.
-    pub event_time: Option<String>,
-    /// How far out of order events may come, in milliseconds.
-    pub watermark_delay_ms: u64,
-    /// A partition without records this long (milliseconds) stops holding
-    /// event time back (`OPTIONS ('idle_timeout_ms' 'N')`, 5000 by default
-    /// as `weir stream yahoo`'s `--idle-timeout`).
-    pub idle_timeout_ms: u64,
-    /// The prefix of the transactional ids of a query that inserts into it
-    /// (`OPTIONS ('transactional_id' 'p')`; by default `weir-sql-<table>`).
-    pub transactional_id: String,
-    /// Where records that are not JSON objects of its columns go
-    /// (`OPTIONS ('dead_letter_topic' 'T')`); without one, such a record
-    /// fails the query.
-    pub dead_letter_topic: Option<String>,
 }
 
 impl Format {
@@ -129,7 +104,7 @@ impl Table {
             "PARQUET" => Format::Parquet,
             "TEXT" => Format::Text,
             "NEXMARK" => return Table::nexmark(&name, cmd),
-            "KAFKA" => return Table::kafka(&name, cmd),
+            "KAFKA" => return kafka::table(&name, cmd),
             other => {
                 return Err(SqlError::Unsupported(format!(
                     "table {name}: STORED AS {other} (CSV, JSON, PARQUET, TEXT, NEXMARK \
@@ -195,66 +170,6 @@ impl Table {
         })
     }
 
-    /// A table of a Kafka topic's JSON records (see [`KafkaTable`]): its
-    /// columns declared, the event-time one a timestamp in milliseconds;
-    /// only `UNBOUNDED` (a topic has no end).
-    fn kafka(name: &str, cmd: &CreateExternalTable) -> Result<Table> {
-        let plan = |message: String| SqlError::Plan(format!("table {name}: {message}"));
-        let [topic] = cmd.locations.as_slice() else {
-            return Err(plan("LOCATION names one topic".into()));
-        };
-        if !cmd.unbounded {
-            return Err(plan(
-                "a Kafka topic has no end: CREATE UNBOUNDED EXTERNAL TABLE".into(),
-            ));
-        }
-        if cmd.schema.fields().is_empty() {
-            return Err(plan("a Kafka table declares its columns".into()));
-        }
-        let brokers = option(cmd, "brokers")
-            .ok_or_else(|| plan("OPTIONS ('brokers' 'host:port') is missing".into()))?;
-        let schema = Arc::new(cmd.schema.as_arrow().clone());
-        let event_time = option(cmd, "event_time").cloned();
-        if let Some(column) = &event_time {
-            let field = schema
-                .field_with_name(column)
-                .map_err(|_| plan(format!("event_time '{column}' is not one of its columns")))?;
-            if field.data_type() != &DataType::Timestamp(TimeUnit::Millisecond, None) {
-                return Err(plan(format!(
-                    "event_time '{column}' is {}, not TIMESTAMP(3) (milliseconds)",
-                    field.data_type()
-                )));
-            }
-        }
-        let millis = |key: &str, default: u64| -> Result<u64> {
-            match option(cmd, key) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .map_err(|_| plan(format!("option '{key}' is '{v}', not a whole number"))),
-            }
-        };
-        let watermark_delay_ms = millis("watermark_delay_ms", 0)?;
-        let idle_timeout_ms = millis("idle_timeout_ms", 5_000)?;
-        Ok(Table {
-            name: name.to_string(),
-            format: Format::Kafka(Arc::new(KafkaTable {
-                brokers: brokers.clone(),
-                topic: topic.clone(),
-                event_time,
-                watermark_delay_ms,
-                idle_timeout_ms,
-                transactional_id: option(cmd, "transactional_id")
-                    .cloned()
-                    .unwrap_or_else(|| format!("weir-sql-{name}")),
-                dead_letter_topic: option(cmd, "dead_letter_topic").cloned(),
-            })),
-            files: Vec::new(),
-            schema,
-            unbounded: true,
-        })
-    }
-
     /// The table `name` of the files at `locations` (files, or directories
     /// of files with the format's extension); its schema `declared` or
     /// inferred from the first file.
@@ -308,7 +223,7 @@ fn one_text_column(table: &str, schema: SchemaRef) -> Result<SchemaRef> {
 }
 
 /// A table option, with or without DataFusion's `format.` prefix.
-fn option<'a>(cmd: &'a CreateExternalTable, key: &str) -> Option<&'a String> {
+pub(crate) fn option<'a>(cmd: &'a CreateExternalTable, key: &str) -> Option<&'a String> {
     cmd.options
         .get(&format!("format.{key}"))
         .or_else(|| cmd.options.get(key))
