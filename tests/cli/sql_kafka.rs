@@ -189,6 +189,67 @@ fn a_record_that_is_not_a_json_object_fails_the_query_naming_its_offset() {
 }
 
 #[test]
+fn an_at_least_once_insert_killed_mid_stream_loses_no_window() {
+    let root = tempfile::tempdir().unwrap();
+    let seed: u64 = rand::rng().random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (broker, mut generator) = setup(root.path(), seed, 2);
+    let brokers = broker.brokers();
+    let sent = produce(
+        &brokers,
+        "events",
+        2_500,
+        Amount::Count(20_000),
+        &mut generator,
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(sent, 20_000);
+    let sql = yahoo_sql(&brokers, true, true).replace(
+        "LOCATION 'out' OPTIONS (",
+        "LOCATION 'out' OPTIONS ('sink.delivery-guarantee' 'at-least-once', ",
+    );
+    assert!(sql.contains("at-least-once"));
+    let start = || {
+        weir()
+            .current_dir(root.path())
+            .args(["sql", "-e", &sql, "--checkpoint-dir", "ck"])
+            .args(["--restore", "latest", "--checkpoint-interval", "50ms"])
+            .args(["--stop-when-idle", "2s", "-w", "2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // killed once it has completed a checkpoint, at a random point after
+    let checkpoints = root.path().join("ck");
+    let mut first = start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while latest_checkpoint(&checkpoints).is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(rng.random_range(0..300)));
+    assert!(first.try_wait().unwrap().is_none(), "seed {seed}: it ended");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let last = start().wait_with_output().unwrap();
+    assert!(last.status.success(), "seed {seed}: {}", stderr(&last));
+    // every window, each with its count, perhaps more than once
+    let (verdict, expected) = crate::yahoo::verdict(root.path(), &brokers);
+    assert!(!expected.is_empty());
+    assert!(
+        verdict.missing.is_empty() && verdict.wrong.is_empty() && verdict.unreadable.is_empty(),
+        "seed {seed}:\n{}",
+        verdict.describe()
+    );
+    assert_eq!(
+        verdict.open, 0,
+        "seed {seed}: at least once needs no transaction"
+    );
+}
+
+#[test]
 fn a_kafka_table_gives_each_record_s_key_partition_offset_timestamp_and_headers() {
     let root = tempfile::tempdir().unwrap();
     let (broker, _) = setup(root.path(), 9, 2);

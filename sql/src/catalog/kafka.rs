@@ -11,6 +11,7 @@ use arrow::array::{
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use datafusion_expr::CreateExternalTable;
+use weir_streaming::kafka::sink::Guarantee;
 use weir_streaming::kafka::source::KafkaRecord;
 
 use super::{Format, Table, option};
@@ -19,7 +20,7 @@ use crate::error::{Result, SqlError};
 /// A Kafka table: `LOCATION 'topic'`, `OPTIONS ('brokers' 'host:port',
 /// 'event_time' 'column', 'watermark_delay_ms' 'N', 'idle_timeout_ms' 'N',
 /// 'transactional_id' 'prefix', 'dead_letter_topic' 'T', 'metadata.key'
-/// 'column', ...)`. A streaming query reads it, or inserts its rows into it
+/// 'column', ..., 'sink.delivery-guarantee' 'at-least-once')`. A streaming query reads it, or inserts its rows into it
 /// (as JSON objects, exactly once).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KafkaTable {
@@ -44,6 +45,10 @@ pub struct KafkaTable {
     /// (`OPTIONS ('dead_letter_topic' 'T')`); without one, such a record
     /// fails the query.
     pub dead_letter_topic: Option<String>,
+    /// How a query that inserts into it writes (`OPTIONS
+    /// ('sink.delivery-guarantee' 'at-least-once')`, as Flink's Kafka
+    /// connector; exactly once by default).
+    pub guarantee: Guarantee,
     /// The columns that hold a record's metadata rather than a JSON field
     /// (`OPTIONS ('metadata.partition' 'column')`), as Flink's `METADATA`
     /// columns do.
@@ -255,6 +260,12 @@ pub(super) fn table(name: &str, cmd: &CreateExternalTable) -> Result<Table> {
                 .map_err(|_| plan(format!("option '{key}' is '{v}', not a whole number"))),
         }
     };
+    let guarantee = match option(cmd, "sink.delivery-guarantee") {
+        Some(g) => g
+            .parse::<Guarantee>()
+            .map_err(|e| plan(format!("option 'sink.delivery-guarantee': {e}")))?,
+        None => Guarantee::ExactlyOnce,
+    };
     let watermark_delay_ms = millis("watermark_delay_ms", 0)?;
     let idle_timeout_ms = millis("idle_timeout_ms", 5_000)?;
     Ok(Table {
@@ -269,6 +280,7 @@ pub(super) fn table(name: &str, cmd: &CreateExternalTable) -> Result<Table> {
                 .cloned()
                 .unwrap_or_else(|| format!("weir-sql-{name}")),
             dead_letter_topic: option(cmd, "dead_letter_topic").cloned(),
+            guarantee,
             metadata,
         })),
         files: Vec::new(),

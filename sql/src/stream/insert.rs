@@ -2,7 +2,9 @@
 //! JSON object of the table's columns, written by `weir-streaming`'s
 //! transactional sink (each worker's records of an epoch in a transaction,
 //! committed once a checkpoint covers the epoch; a restart settles what a
-//! crash left open), exactly as `weir stream yahoo` writes its counts.
+//! crash left open), exactly as `weir stream yahoo` writes its counts; or,
+//! if the table says so, at least once (an idempotent producer, without
+//! transactions: a restored query may write records again).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +18,7 @@ use weir_progress::recovery::Recovery;
 use weir_progress::store::CheckpointStore;
 use weir_runtime::JobError;
 use weir_streaming::kafka::producer::Produce;
-use weir_streaming::kafka::sink::{Guarantee, KafkaSink, WriteKafka};
+use weir_streaming::kafka::sink::{KafkaSink, WriteKafka};
 use weir_streaming::kafka::sink_recovery::recover_transactions;
 use weir_streaming::kafka::source::BROKER_TIMEOUT;
 use weir_streaming::run::{Commit, StreamCtx};
@@ -113,7 +115,7 @@ fn sink_of(kafka: &KafkaTable) -> KafkaSink {
     KafkaSink {
         brokers: kafka.brokers.clone(),
         transactional_prefix: kafka.transactional_id.clone(),
-        guarantee: Guarantee::ExactlyOnce,
+        guarantee: kafka.guarantee,
         committed_before: 0,
         broker_timeout: BROKER_TIMEOUT,
     }
