@@ -9,6 +9,7 @@ use arrow::array::RecordBatch;
 
 use arrow::util::pretty::pretty_format_batches;
 use weir_sql::exec::{Destination, FileFormat};
+use weir_sql::session::Streaming;
 use weir_sql::stream::{Sink, csv};
 use weir_sql::{Outcome, run_script};
 
@@ -142,9 +143,18 @@ fn stream(
         broker_timeout,
     };
     let mut session = weir_sql::Session::default();
-    let plan = session
-        .plan_stream(sql)
-        .map_err(|e| CliError::Runtime(e.into()))?;
+    let plan = match session
+        .stream_script(sql)
+        .map_err(|e| CliError::Runtime(e.into()))?
+    {
+        Streaming::Run(plan) => plan,
+        Streaming::Explain(outcome) => {
+            if cli::process_zero(m) {
+                print(&outcome, 0)?;
+            }
+            return Ok(());
+        }
+    };
     if let (Some(topic), Some(_)) = (plan.inserts_into(), &output) {
         return Err(cli::usage(format!(
             "sql: the query inserts into Kafka topic {topic} (no --output)"

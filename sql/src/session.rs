@@ -73,6 +73,21 @@ pub struct Session {
 }
 
 /// What a statement asks for, planned.
+/// What a streaming script asks for.
+pub enum Streaming {
+    /// Its query, to stream.
+    Run(crate::stream::StreamPlan),
+    /// The plan of its query as it streams (an `Outcome::Explain`).
+    Explain(Outcome),
+}
+
+/// A script's last statement: a query (and the table it inserts into), or
+/// the plan of one.
+enum Last {
+    Query(LogicalPlan, Option<String>),
+    Explain(Outcome),
+}
+
 enum Planned {
     Declare(Table, bool),
     Query(LogicalPlan),
@@ -119,16 +134,37 @@ impl Session {
                 })
             }
             LogicalPlan::Explain(explain) => {
-                let optimized = self.optimize(explain.plan.as_ref().clone())?;
+                let (query, into) = match explain.plan.as_ref() {
+                    LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => (
+                        dml.input.as_ref().clone(),
+                        Some(dml.table_name.table().to_string()),
+                    ),
+                    plan => (plan.clone(), None),
+                };
+                let optimized = self.optimize(query)?;
+                let logical = optimized.display_indent().to_string();
+                // a query over unbounded tables: its plan as it streams
+                let streaming = crate::plan::translate_as(&optimized, &self.catalog, true);
+                if let Ok(streaming) = streaming
+                    && !crate::stream::bounded(&streaming.root)
+                {
+                    let into = into.map(|name| self.table(&name)).transpose()?;
+                    let plan = crate::stream::StreamPlan::new(streaming, into, &self.settings)?;
+                    let weir = plan.explain();
+                    return Ok(Planned::Explain { logical, weir });
+                }
+                if into.is_some() {
+                    return Err(unsupported_writes());
+                }
                 // scalar subqueries run first, as plans of their own: here a
                 // null stands for each value
-                let shown = with_scalar_subqueries(optimized.clone(), |sub| {
+                let shown = with_scalar_subqueries(optimized, |sub| {
                     let t = sub.schema().field(0).data_type().clone();
                     Ok(ScalarValue::try_from(&t)?)
                 })?;
                 let weir = translate(&shown, &self.catalog)?;
                 Ok(Planned::Explain {
-                    logical: optimized.display_indent().to_string(),
+                    logical,
                     weir: weir.root.explain(),
                 })
             }
@@ -226,10 +262,7 @@ impl Session {
 
     /// Declares the tables of `script` in order, and plans its query (at
     /// most one, the last statement), and the table it inserts into.
-    fn declare_then_query(
-        &mut self,
-        script: &str,
-    ) -> Result<Option<(LogicalPlan, Option<String>)>> {
+    fn declare_then_query(&mut self, script: &str) -> Result<Option<Last>> {
         let mut query = None;
         for statement in Session::parse(script)? {
             if query.is_some() {
@@ -239,11 +272,13 @@ impl Session {
             }
             match self.plan(statement)? {
                 Planned::Declare(table, replace) => self.catalog.add(table, replace)?,
-                Planned::Query(plan) => query = Some((plan, None)),
+                Planned::Query(plan) => query = Some(Last::Query(plan, None)),
                 Planned::Set { variable, value } => self.settings.set(&variable, &value)?,
-                Planned::Insert { table, query: plan } => query = Some((plan, Some(table))),
-                Planned::Explain { .. } => {
-                    return Err(SqlError::Unsupported("EXPLAIN of a streaming query".into()));
+                Planned::Insert { table, query: plan } => {
+                    query = Some(Last::Query(plan, Some(table)))
+                }
+                Planned::Explain { logical, weir } => {
+                    query = Some(Last::Explain(Outcome::Explain { logical, weir }))
                 }
             }
         }
@@ -262,22 +297,42 @@ impl Session {
     /// statement, over unbounded tables, checked to stream (an `INSERT
     /// INTO` a Kafka table writes its rows there).
     pub fn plan_stream(&mut self, script: &str) -> Result<crate::stream::StreamPlan> {
-        let Some((plan, target)) = self.declare_then_query(script)? else {
-            return Err(SqlError::Plan(
-                "a streaming script ends with a query".into(),
-            ));
+        match self.stream_script(script)? {
+            Streaming::Run(plan) => Ok(plan),
+            Streaming::Explain(_) => Err(SqlError::Plan(
+                "an EXPLAIN of a streaming query shows it and runs nothing".into(),
+            )),
+        }
+    }
+
+    /// Declares the tables of `script` and plans its one query, the last
+    /// statement, to stream (as [`Session::plan_stream`]); or, if it is an
+    /// `EXPLAIN`, shows the query's plan as it streams.
+    pub fn stream_script(&mut self, script: &str) -> Result<Streaming> {
+        let (plan, target) = match self.declare_then_query(script)? {
+            None => {
+                return Err(SqlError::Plan(
+                    "a streaming script ends with a query".into(),
+                ));
+            }
+            Some(Last::Explain(outcome)) => return Ok(Streaming::Explain(outcome)),
+            Some(Last::Query(plan, target)) => (plan, target),
         };
-        let into = match target {
-            None => None,
-            Some(name) => Some(
-                self.catalog
-                    .get(&name)
-                    .cloned()
-                    .ok_or_else(|| SqlError::Plan(format!("INSERT INTO {name}: no such table")))?,
-            ),
-        };
+        let into = target.map(|name| self.table(&name)).transpose()?;
         let plan = crate::plan::translate_as(&plan, &self.catalog, true)?;
-        crate::stream::StreamPlan::new(plan, into, &self.settings)
+        Ok(Streaming::Run(crate::stream::StreamPlan::new(
+            plan,
+            into,
+            &self.settings,
+        )?))
+    }
+
+    /// The declared table `name`, that a query inserts into.
+    fn table(&self, name: &str) -> Result<Table> {
+        self.catalog
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SqlError::Plan(format!("INSERT INTO {name}: no such table")))
     }
 
     /// Declares `table` (replacing one of the same name).

@@ -21,6 +21,7 @@
 
 mod aggregate;
 mod bounds;
+mod explain;
 mod insert;
 mod join;
 mod kafka;
@@ -43,6 +44,7 @@ use weir_runtime::JobError;
 use weir_streaming::dir_sink::{CommitFiles, DirSink, recover_output};
 use weir_streaming::run::{Built, Commit, StreamCtx, StreamOptions, StreamSummary, run_stream};
 
+pub(crate) use lookup::bounded;
 pub use plan::StreamPlan;
 use plan::window_of;
 pub use sink::{Deliver, Sink, csv};

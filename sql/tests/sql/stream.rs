@@ -472,7 +472,7 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
         (
             "CREATE EXTERNAL TABLE few STORED AS NEXMARK LOCATION 'bid' \
              OPTIONS ('events' '10'); EXPLAIN SELECT * FROM few",
-            "EXPLAIN of a streaming query",
+            "an EXPLAIN of a streaming query shows it and runs nothing",
         ),
     ] {
         let err = session.plan_stream(script).err().unwrap();
@@ -509,6 +509,55 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
         err.to_string().contains("not a CREATE EXTERNAL TABLE"),
         "{err}"
     );
+}
+
+#[test]
+fn explain_shows_a_streaming_query_as_it_streams() {
+    let q = |name: &str| {
+        weir_sql::nexmark::QUERIES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, q)| q.to_string())
+            .unwrap()
+    };
+    for (query, operators) in [
+        (
+            q("q4").replace("SELECT Q.category", "EXPLAIN SELECT Q.category"),
+            vec!["GroupAggregate of updates", "GroupAggregate [", "RegularJoin"],
+        ),
+        (
+            format!("EXPLAIN {}", q("q5")),
+            vec!["IntervalJoin", "WindowAggregate", "Window Hop"],
+        ),
+        (
+            format!("EXPLAIN {}", q("q11")),
+            vec!["WindowAggregate", "SessionWindow"],
+        ),
+        (
+            format!("EXPLAIN {}", LOOKUPS[0]),
+            vec!["LookupJoin", "Table tiers"],
+        ),
+    ] {
+        let mut session = Session::default();
+        session.declare_all(&ddl(true, 100)).unwrap();
+        let Ok(weir_sql::session::Streaming::Explain(Outcome::Explain { weir, .. })) =
+            session.stream_script(&query)
+        else {
+            panic!("{query}: no plan");
+        };
+        assert!(weir.starts_with("Sink: stdout"), "{weir}");
+        assert!(weir.contains("Nexmark source"), "{weir}");
+        for operator in operators {
+            assert!(weir.contains(operator), "{query}: {operator} in\n{weir}");
+        }
+        // EXPLAIN outside a streaming run shows the query as it would stream
+        let script = format!("{}{query}", ddl(true, 100));
+        let outcomes = run_script(timely::Config::thread(), &script, None, None, None).unwrap();
+        let Some(Outcome::Explain { weir: shown, .. }) = outcomes.last() else {
+            panic!("{query}: no plan");
+        };
+        assert_eq!(shown, &weir);
+    }
 }
 
 #[test]

@@ -1,0 +1,127 @@
+//! A streaming query as it runs, one operator per line: where rows move
+//! between workers, what state each operator keeps, and what makes its
+//! rows go out (event time, the state's time to live, checkpoints).
+
+use std::fmt::Write as _;
+
+use super::plan::{StreamPlan, updating, window_of};
+use super::{bounds, lookup};
+use crate::catalog::Format;
+use crate::plan::Node;
+
+impl StreamPlan {
+    /// The query as it streams, one operator per line, its sink first.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        let guarantee = "rows of an epoch handed over once a checkpoint covers it";
+        let _ = match (&self.into, self.updating()) {
+            (Some(into), _) => writeln!(out, "Sink: Kafka topic {} ({guarantee})", into.topic()),
+            (None, true) => writeln!(
+                out,
+                "Sink: stdout or --output, updates ending with op +I/-U/+U/-D ({guarantee})"
+            ),
+            (None, false) => writeln!(out, "Sink: stdout or --output ({guarantee})"),
+        };
+        for dead in &self.dead {
+            let _ = writeln!(
+                out,
+                "Sink: Kafka topic {} (the {}, exactly once)",
+                dead.topic, dead.name
+            );
+        }
+        self.node(&self.plan.root, &mut out, 1);
+        out
+    }
+
+    fn node(&self, node: &Node, out: &mut String, depth: usize) {
+        let pad = "  ".repeat(depth);
+        let ttl = match self.state_ttl {
+            Some(ttl) => format!("{} ms", ttl.as_millis()),
+            None => "-".into(),
+        };
+        let line = match node {
+            Node::Scan { table, .. } => match &table.format {
+                Format::Kafka(kafka) => format!(
+                    "Kafka source {} (topic {} at {}): offsets in checkpoints, a watermark \
+                     per partition {} ms behind its event time, idle after {} ms",
+                    table.name,
+                    kafka.topic,
+                    kafka.brokers,
+                    kafka.watermark_delay_ms,
+                    kafka.idle_timeout_ms
+                ),
+                Format::Nexmark(_) => format!(
+                    "Nexmark source {}: each worker generates its share; watermark: its \
+                     event time",
+                    table.name
+                ),
+                _ => format!("Table {}: every worker reads all of it", table.name),
+            },
+            Node::Aggregate { input, group, .. } => {
+                let keys = group
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                match window_of(input, group) {
+                    Ok(Some(_)) => format!(
+                        "WindowAggregate [{keys}]: keyed state; a window's groups fire once \
+                         event time passes its end <- exchange by group key hash"
+                    ),
+                    _ if updating(input) => format!(
+                        "GroupAggregate of updates [{keys}]: keyed state of retractable \
+                         accumulators; groups live {ttl} after their last row <- exchange \
+                         by group key hash"
+                    ),
+                    _ => format!(
+                        "GroupAggregate [{keys}]: keyed state; emits updates; groups live \
+                         {ttl} after their last row <- exchange by group key hash"
+                    ),
+                }
+            }
+            Node::Join {
+                left,
+                right,
+                on,
+                filter,
+                ..
+            } => {
+                let pairs = on
+                    .left
+                    .iter()
+                    .zip(&on.right)
+                    .map(|(l, r)| format!("{l} = {r}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if lookup::bounded(left) {
+                    format!("LookupJoin [{pairs}]: the table on every worker, the stream probes it")
+                } else if bounds::expiry(left, right, on, filter.as_ref()).is_some() {
+                    format!(
+                        "IntervalJoin [{pairs}]: both sides in keyed state until the other \
+                         side's watermark passes them <- exchange by key hash"
+                    )
+                } else {
+                    format!(
+                        "RegularJoin [{pairs}]: both sides in keyed state for {ttl} <- \
+                         exchange by key hash"
+                    )
+                }
+            }
+            Node::Window { spec, .. } if spec.keys_route() => format!(
+                "SessionWindow {:?}: keyed state; a session's rows go out once event time \
+                 passes its end <- exchange by session key hash",
+                spec.windows
+            ),
+            other => other
+                .explain()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let _ = writeln!(out, "{pad}{line}");
+        for input in node.inputs() {
+            self.node(input, out, depth + 1);
+        }
+    }
+}
