@@ -237,6 +237,20 @@ fn results_of(query: &str, lines: Vec<String>) -> Vec<String> {
     }
 }
 
+/// `sql` streamed on two workers in `dir`, with checkpoints every
+/// `interval` (restoring the latest), committing to `dir/out`.
+fn spawn_to_output(dir: &Path, sql: &str, interval: &str) -> Child {
+    weir()
+        .current_dir(dir)
+        .args(stream_args(sql, interval))
+        .args(["--output", "out", "-w", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Each Nexmark query streamed by two processes commits its batch answer
 /// (updating ones, updates that end at it).
 #[test]
@@ -265,17 +279,7 @@ fn each_nexmark_query_killed_mid_stream_commits_its_batch_answer_once_restored()
         let dir = tempfile::tempdir().unwrap();
         let expected = batch_lines(dir.path(), &query, events);
         let sql = script_of(&query, events, Some(20_000));
-        let start = || {
-            weir()
-                .current_dir(dir.path())
-                .args(stream_args(&sql, "20ms"))
-                .args(["--output", "out", "-w", "2"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
+        let start = || spawn_to_output(dir.path(), &sql, "20ms");
         let checkpoints = dir.path().join("ck");
         let mut first = start();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -350,17 +354,7 @@ fn kill_9_at_random_points_judged(query: &str, results: fn(Vec<String>) -> Vec<S
     let sql = script_of(query, events, Some(30_000));
     let seed: u64 = rand::rng().random();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let start = || {
-        weir()
-            .current_dir(dir.path())
-            .args(stream_args(&sql, "40ms"))
-            .args(["--output", "out", "-w", "2"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let start = || spawn_to_output(dir.path(), &sql, "40ms");
     let (mut kills, mut restores) = (0, 0);
     let checkpoints = dir.path().join("ck");
     for i in 0..10 {

@@ -15,7 +15,7 @@ mod unnest;
 mod window;
 mod write;
 
-pub(crate) use aggregate::Folding;
+pub(crate) use aggregate::{Folding, arguments};
 pub(crate) use gate::{Gate, Opener};
 pub(crate) use join::{JoinSpec, Lookup, meeting, with_keys};
 pub use memory::Budget;

@@ -77,26 +77,15 @@ pub(crate) fn aggregate<'s>(
     name: &str,
     ctx: &StreamCtx,
 ) -> (StreamVec<'s, u64, Batch>, StreamVec<'s, u64, Ack>) {
-    let peers = ctx.checkpoints.peers as u64;
-    let failure = ctx.source.failure.clone();
     let late = ctx.metrics.counter("late rows");
     let routing = Arc::clone(&spec);
-    let routed = rows.flat_map(move |Batch(batch)| {
-        route(&routing.folding, &batch, peers).unwrap_or_else(|e| {
-            fail(&failure, e);
-            Vec::new()
-        })
-    });
-    let fanned = watermarks.flat_map(move |watermark| {
-        (0..peers).map(move |to| Routed {
-            to,
-            item: Item::Watermark(watermark),
-        })
+    let routed = with_watermarks(rows, watermarks, ctx, move |batch, peers| {
+        route(&routing.folding, batch, peers)
     });
     let failure = ctx.source.failure.clone();
     let mut ends: Option<BTreeMap<i64, BTreeSet<Vec<u8>>>> = None;
     let mut codecs: Option<Codecs> = None;
-    routed.concat(fanned).stateful_unary(
+    routed.stateful_unary(
         Exchange::new(|r: &Routed| r.to),
         name,
         &ctx.checkpoints,
@@ -130,6 +119,31 @@ pub(crate) fn aggregate<'s>(
             }
         },
     )
+}
+
+/// `rows` addressed by `route` (given a batch and the number of workers),
+/// and `watermarks` (every source worker's) addressed to every worker.
+pub(super) fn with_watermarks<'s>(
+    rows: StreamVec<'s, u64, Batch>,
+    watermarks: StreamVec<'s, u64, Watermark>,
+    ctx: &StreamCtx,
+    route: impl Fn(&RecordBatch, u64) -> Result<Vec<Routed>> + 'static,
+) -> StreamVec<'s, u64, Routed> {
+    let peers = ctx.checkpoints.peers as u64;
+    let failure = ctx.source.failure.clone();
+    let routed = rows.flat_map(move |Batch(batch)| {
+        route(&batch, peers).unwrap_or_else(|e| {
+            fail(&failure, e);
+            Vec::new()
+        })
+    });
+    let fanned = watermarks.flat_map(move |watermark| {
+        (0..peers).map(move |to| Routed {
+            to,
+            item: Item::Watermark(watermark),
+        })
+    });
+    routed.concat(fanned)
 }
 
 /// Each row of `batch` to the worker of its group's key (by the key's

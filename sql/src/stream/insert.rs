@@ -75,14 +75,9 @@ impl Insert {
         &self,
         store: &CheckpointStore,
         recovery: &Recovery,
-        (workers, broker_timeout): (usize, Duration),
+        waited: (usize, Duration),
     ) -> std::result::Result<(), JobError> {
-        let sink = KafkaSink {
-            broker_timeout,
-            ..self.sink.clone()
-        };
-        sink.require_topic(&self.topic)?;
-        recover_transactions(store, recovery, SINK, &sink, workers)
+        prepare(&self.sink, (&self.topic, SINK), store, recovery, waited)
     }
 
     /// Writes `rows` (waiting up to `broker_timeout` on an unreachable
@@ -108,6 +103,25 @@ impl Insert {
         };
         records.write_kafka(SINK, &sink, &ctx.checkpoints, &ctx.source, &ctx.records_out)
     }
+}
+
+/// Before a run of `workers` workers, for `sink`, writing to `topic` under
+/// the name `name` in checkpoints: the topic must exist, and what crashed
+/// runs left in Kafka is settled (on worker 0, before any worker writes),
+/// waiting up to `broker_timeout` on an unreachable broker.
+pub(crate) fn prepare(
+    sink: &KafkaSink,
+    (topic, name): (&str, &str),
+    store: &CheckpointStore,
+    recovery: &Recovery,
+    (workers, broker_timeout): (usize, Duration),
+) -> std::result::Result<(), JobError> {
+    let sink = KafkaSink {
+        broker_timeout,
+        ..sink.clone()
+    };
+    sink.require_topic(topic)?;
+    recover_transactions(store, recovery, name, &sink, workers)
 }
 
 /// The exactly-once sink of `kafka`.

@@ -28,7 +28,6 @@ use weir_runtime::JobError;
 use weir_streaming::kafka::dead_letter::dead_letter;
 use weir_streaming::kafka::producer::Produce;
 use weir_streaming::kafka::sink::{Guarantee, KafkaSink, WriteKafka};
-use weir_streaming::kafka::sink_recovery::recover_transactions;
 use weir_streaming::kafka::source::{
     BROKER_TIMEOUT, EventTime, KafkaRecord, KafkaSource, ReadKafka,
 };
@@ -166,14 +165,15 @@ impl DeadLetters {
         &self,
         store: &CheckpointStore,
         recovery: &Recovery,
-        (workers, broker_timeout): (usize, Duration),
+        waited: (usize, Duration),
     ) -> std::result::Result<(), JobError> {
-        let sink = KafkaSink {
-            broker_timeout,
-            ..self.sink.clone()
-        };
-        sink.require_topic(&self.topic)?;
-        recover_transactions(store, recovery, &self.name, &sink, workers)
+        super::insert::prepare(
+            &self.sink,
+            (&self.topic, &self.name),
+            store,
+            recovery,
+            waited,
+        )
     }
 }
 

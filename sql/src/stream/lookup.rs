@@ -28,16 +28,7 @@ use crate::plan::Node;
 pub(crate) fn bounded(node: &Node) -> bool {
     match node {
         Node::Scan { table, .. } => !table.unbounded,
-        Node::Join { left, right, .. } => bounded(left) && bounded(right),
-        Node::Union { inputs, .. } => inputs.iter().all(bounded),
-        Node::Filter { input, .. }
-        | Node::Project { input, .. }
-        | Node::Unnest { input, .. }
-        | Node::Window { input, .. }
-        | Node::Aggregate { input, .. }
-        | Node::Sort { input, .. }
-        | Node::Limit { input, .. } => bounded(input),
-        Node::Empty { .. } => true,
+        other => other.inputs().into_iter().all(bounded),
     }
 }
 

@@ -39,6 +39,7 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, StreamVec};
 use weir_progress::checkpoint::Ack;
 use weir_progress::recovery::Recovery;
+use weir_progress::state::KeyedState;
 use weir_progress::store::CheckpointStore;
 use weir_runtime::JobError;
 use weir_streaming::dir_sink::{CommitFiles, DirSink, recover_output};
@@ -490,6 +491,40 @@ fn stream_join(
         },
         expiry,
     })
+}
+
+/// The state of an operator keyed by bytes (group keys, join keys).
+type Keyed<V> = KeyedState<Vec<u8>, V>;
+
+/// The logic of a keyed stateful operator of `weir-progress`: its worker
+/// is made by `make` on its first epoch (from the state restored), then
+/// `apply` takes each epoch's items; an error fails the job, which then
+/// applies nothing more.
+fn per_epoch<D, V, W>(
+    failure: weir_runtime::exec::Failure,
+    make: impl Fn(&Keyed<V>) -> Result<W> + 'static,
+    apply: impl Fn(&mut W, u64, Vec<D>, &mut Keyed<V>, &mut Vec<Batch>) -> Result<()> + 'static,
+) -> impl FnMut(u64, Vec<D>, &mut Keyed<V>, &mut Vec<Batch>) + 'static
+where
+    V: Clone,
+    W: 'static,
+{
+    let mut worker: Option<W> = None;
+    move |epoch, items, state, out| {
+        if failure.is_set() {
+            return;
+        }
+        let made = match &mut worker {
+            Some(w) => w,
+            None => match make(state) {
+                Ok(w) => worker.insert(w),
+                Err(e) => return crate::exec::fail(&failure, e),
+            },
+        };
+        if let Err(e) = apply(made, epoch, items, state, out) {
+            crate::exec::fail(&failure, e);
+        }
+    }
 }
 
 /// A stream without rows.

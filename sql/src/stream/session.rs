@@ -24,18 +24,16 @@ use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::RowConverter;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Concat;
-use timely::dataflow::operators::vec::Map;
 use weir_progress::checkpoint::{Ack, StatefulUnary};
 use weir_progress::state::KeyedState;
 use weir_runtime::exec::RecordCounter;
 use weir_streaming::run::StreamCtx;
 use weir_streaming::window::{Frontier, Watermark};
 
-use super::aggregate::{Item, Routed, route_by};
+use super::aggregate::{Item, Routed, route_by, with_watermarks};
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
-use crate::exec::{WindowSpec, evaluate, fail, row_converter};
+use crate::exec::{WindowSpec, evaluate, row_converter};
 use crate::window::Windows;
 
 /// The state's shared value that holds event time (the watermark).
@@ -54,43 +52,21 @@ pub(crate) fn sessions<'s>(
     name: &str,
     ctx: &StreamCtx,
 ) -> (StreamVec<'s, u64, Batch>, StreamVec<'s, u64, Ack>) {
-    let peers = ctx.checkpoints.peers as u64;
-    let failure = ctx.source.failure.clone();
     let late = ctx.metrics.counter("late rows");
     let routing = Arc::clone(&spec);
-    let routed = rows.flat_map(move |Batch(batch)| {
-        route_by(&routing.keys, &batch, peers).unwrap_or_else(|e| {
-            fail(&failure, e);
-            Vec::new()
-        })
-    });
-    let fanned = watermarks.flat_map(move |watermark| {
-        (0..peers).map(move |to| Routed {
-            to,
-            item: Item::Watermark(watermark),
-        })
+    let routed = with_watermarks(rows, watermarks, ctx, move |batch, peers| {
+        route_by(&routing.keys, batch, peers)
     });
     let failure = ctx.source.failure.clone();
-    let mut worker: Option<Worker> = None;
-    routed.concat(fanned).stateful_unary(
+    routed.stateful_unary(
         Exchange::new(|r: &Routed| r.to),
         name,
         &ctx.checkpoints,
-        move |_epoch, items, state: &mut KeyedState<Vec<u8>, KeyRows>, out: &mut Vec<Batch>| {
-            if failure.is_set() {
-                return;
-            }
-            let worker = match &mut worker {
-                Some(w) => w,
-                None => match Worker::new(&spec, state, late.clone()) {
-                    Ok(w) => worker.insert(w),
-                    Err(e) => return fail(&failure, e),
-                },
-            };
-            if let Err(e) = worker.apply(items, state, out) {
-                fail(&failure, e);
-            }
-        },
+        super::per_epoch(
+            failure,
+            move |state| Worker::new(&spec, state, late.clone()),
+            |w, _, items, state, out| w.apply(items, state, out),
+        ),
     )
 }
 

@@ -523,7 +523,11 @@ fn explain_shows_a_streaming_query_as_it_streams() {
     for (query, operators) in [
         (
             q("q4").replace("SELECT Q.category", "EXPLAIN SELECT Q.category"),
-            vec!["GroupAggregate of updates", "GroupAggregate [", "RegularJoin"],
+            vec![
+                "GroupAggregate of updates",
+                "GroupAggregate [",
+                "RegularJoin",
+            ],
         ),
         (
             format!("EXPLAIN {}", q("q5")),

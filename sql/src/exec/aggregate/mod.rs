@@ -18,7 +18,7 @@ pub(crate) use folding::Folding;
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_expr::EmitTo;
 use datafusion_physical_expr::PhysicalExpr;
@@ -183,20 +183,29 @@ fn update(
     let indices = g.assign(&keys, rows)?;
     let total = g.count;
     for (a, acc) in aggregates.iter().zip(g.accumulators.iter_mut()) {
-        let values = a
-            .function
-            .expressions()
-            .iter()
-            .map(|e| evaluate(e, batch))
-            .collect::<Result<Vec<_>>>()?;
-        let filter = match &a.filter {
-            Some(f) => Some(evaluate(f, batch)?),
-            None => None,
-        };
+        let (values, filter) = arguments(a, batch)?;
         let filter: Option<&BooleanArray> = filter.as_ref().map(|f| f.as_boolean());
         acc.update_batch(&values, &indices, filter, total)?;
     }
     Ok(())
+}
+
+/// The arguments of aggregate `a` over `batch`, and its filter's values.
+pub(crate) fn arguments(
+    a: &Aggregate,
+    batch: &RecordBatch,
+) -> Result<(Vec<ArrayRef>, Option<ArrayRef>)> {
+    let values = a
+        .function
+        .expressions()
+        .iter()
+        .map(|e| evaluate(e, batch))
+        .collect::<Result<Vec<_>>>()?;
+    let filter = match &a.filter {
+        Some(f) => Some(evaluate(f, batch)?),
+        None => None,
+    };
+    Ok((values, filter))
 }
 
 /// The groups' keys and states as one batch (`None`: no rows came).

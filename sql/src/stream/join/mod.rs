@@ -25,7 +25,6 @@ use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
 use weir_progress::checkpoint::{Ack, StatefulUnary};
 use weir_progress::route::key_hash;
-use weir_progress::state::KeyedState;
 use weir_streaming::run::StreamCtx;
 use weir_streaming::window::Watermark;
 
@@ -142,26 +141,15 @@ pub(crate) fn join<'s>(
         .concat(fan(left_marks, Side::Left))
         .concat(fan(right_marks, Side::Right));
     let failure = ctx.source.failure.clone();
-    let mut worker: Option<Worker> = None;
     input.stateful_unary(
         Exchange::new(|r: &Routed| r.to),
         name,
         &ctx.checkpoints,
-        move |epoch, items, state: &mut KeyedState<Vec<u8>, Held>, out: &mut Vec<Batch>| {
-            if failure.is_set() {
-                return;
-            }
-            let worker = match &mut worker {
-                Some(w) => w,
-                None => match Worker::new(&join, state) {
-                    Ok(w) => worker.insert(w),
-                    Err(e) => return fail(&failure, e),
-                },
-            };
-            if let Err(e) = worker.apply(epoch, items, state, out) {
-                fail(&failure, e);
-            }
-        },
+        super::per_epoch(
+            failure,
+            move |state| Worker::new(&join, state),
+            Worker::apply,
+        ),
     )
 }
 

@@ -85,26 +85,15 @@ pub(crate) fn aggregate<'s>(
         })
     });
     let failure = ctx.source.failure.clone();
-    let mut worker: Option<Worker> = None;
     routed.stateful_unary(
         Exchange::new(|r: &Routed| r.to),
         name,
         &ctx.checkpoints,
-        move |epoch, items, state: &mut KeyedState<Vec<u8>, GroupState>, out: &mut Vec<Batch>| {
-            if failure.is_set() {
-                return;
-            }
-            let worker = match &mut worker {
-                Some(w) => w,
-                None => match Worker::new(&spec, state) {
-                    Ok(w) => worker.insert(w),
-                    Err(e) => return fail(&failure, e),
-                },
-            };
-            if let Err(e) = worker.apply(epoch, items, state, out) {
-                fail(&failure, e);
-            }
-        },
+        super::per_epoch(
+            failure,
+            move |state| Worker::new(&spec, state),
+            Worker::apply,
+        ),
     )
 }
 

@@ -25,7 +25,7 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::{Epoch, GroupState};
 use crate::error::{Result, SqlError};
-use crate::exec::{Folding, evaluate, row_converter};
+use crate::exec::{Folding, arguments, evaluate, row_converter};
 use crate::plan::Aggregate;
 use weir_progress::state::KeyedState;
 
@@ -180,15 +180,9 @@ impl Retractor {
         self.aggregates
             .iter()
             .map(|a| {
-                let values = a
-                    .function
-                    .expressions()
-                    .iter()
-                    .map(|e| evaluate(e, batch))
-                    .collect::<Result<Vec<_>>>()?;
-                let kept = match &a.filter {
-                    Some(f) => {
-                        let mask = evaluate(f, batch)?;
+                let (values, filter) = arguments(a, batch)?;
+                let kept = match filter {
+                    Some(mask) => {
                         let mask = mask.as_boolean_opt().ok_or_else(|| {
                             SqlError::Plan("an aggregate's filter is not boolean".into())
                         })?;
