@@ -131,8 +131,8 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
             input, aggregates, ..
         } if updating(input) => match aggregates.iter().find(|a| !updating::retractable(a)) {
             Some(a) => refuse(&format!(
-                "{} over updating results (COUNT, SUM and AVG without DISTINCT take \
-                 rows back; the others would need every row they saw)",
+                "{} over updating results (COUNT, SUM, AVG, MIN and MAX without \
+                 DISTINCT take rows back)",
                 a.function.name()
             )),
             None => check(input, ttl),

@@ -17,6 +17,7 @@
 //! in epochs) after its last row, then goes without a word (as in Flink,
 //! its last result stands; a later row starts the group afresh).
 
+mod extremum;
 mod retract;
 
 pub(crate) use retract::retractable;

@@ -2,9 +2,9 @@
 //! before, so each group's aggregates are DataFusion's retractable
 //! accumulators (`retract_batch`), one set per group, restored from and
 //! saved to the group's state every epoch it changes. Only aggregates whose
-//! state takes rows back exactly stream here (COUNT, SUM and AVG without
-//! DISTINCT); MIN, MAX and the others are refused at plan time, since
-//! taking back their result needs every row they saw.
+//! state takes rows back exactly stream here: COUNT, SUM and AVG without
+//! DISTINCT, and MIN and MAX, which keep every value they hold
+//! (`extremum`); the others are refused at plan time.
 //!
 //! A group's state counts its rows; a group whose rows are all taken back
 //! is gone (its result is withdrawn with `-D`). As in Flink, a group that
@@ -23,6 +23,7 @@ use datafusion_common::ScalarValue;
 use datafusion_expr::Accumulator;
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::extremum::{End, Extremum};
 use super::{Epoch, GroupState};
 use crate::error::{Result, SqlError};
 use crate::exec::{Folding, arguments, evaluate, row_converter};
@@ -33,11 +34,23 @@ use weir_progress::state::KeyedState;
 /// and AVG without DISTINCT, as DataFusion's accumulators do it).
 pub(crate) fn retractable(aggregate: &Aggregate) -> bool {
     let function = &aggregate.function;
-    matches!(function.fun().name(), "count" | "sum" | "avg")
-        && !function.is_distinct()
-        && function
-            .create_sliding_accumulator()
-            .is_ok_and(|a| a.supports_retract_batch())
+    matches!(
+        function.fun().name(),
+        "count" | "sum" | "avg" | "min" | "max"
+    ) && !function.is_distinct()
+        && accumulator(aggregate).is_ok_and(|a| a.supports_retract_batch())
+}
+
+/// A fresh accumulator of `aggregate` that takes rows back: DataFusion's
+/// sliding one, or for MIN and MAX one that keeps every value.
+fn accumulator(aggregate: &Aggregate) -> Result<Box<dyn Accumulator>> {
+    let function = &aggregate.function;
+    let of = || function.field().data_type().clone();
+    Ok(match function.fun().name() {
+        "min" => Box::new(Extremum::new(End::Min, of())),
+        "max" => Box::new(Extremum::new(End::Max, of())),
+        _ => function.create_sliding_accumulator()?,
+    })
 }
 
 /// How an aggregation over updates folds its groups.
@@ -71,7 +84,7 @@ impl Retractor {
         let mut types: Vec<DataType> = Vec::new();
         let mut widths = Vec::new();
         for a in &aggregates {
-            let state = a.function.create_sliding_accumulator()?.state()?;
+            let state = accumulator(a)?.state()?;
             widths.push(state.len());
             types.extend(state.iter().map(ScalarValue::data_type));
         }
@@ -231,7 +244,7 @@ impl Retractor {
         let accumulators = self
             .aggregates
             .iter()
-            .map(|a| Ok(a.function.create_sliding_accumulator()?))
+            .map(accumulator)
             .collect::<Result<_>>()?;
         Ok(Group {
             accumulators,
