@@ -13,7 +13,6 @@
 //! reached. A row whose window has fired already is late: it is dropped and
 //! counted. The end of the input fires every window.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
@@ -83,42 +82,38 @@ pub(crate) fn aggregate<'s>(
         route(&routing.folding, batch, peers)
     });
     let failure = ctx.source.failure.clone();
-    let mut ends: Option<BTreeMap<i64, BTreeSet<Vec<u8>>>> = None;
-    let mut codecs: Option<Codecs> = None;
+    let make = move |state: &KeyedState<Vec<u8>, GroupState>| {
+        let ends = super::by_time(state);
+        Ok(Worker {
+            codecs: Codecs::new(&spec.folding)?,
+            spec: Arc::clone(&spec),
+            ends,
+            late: late.clone(),
+        })
+    };
     routed.stateful_unary(
         Exchange::new(|r: &Routed| r.to),
         name,
         &ctx.checkpoints,
-        move |_epoch, items, state: &mut KeyedState<Vec<u8>, GroupState>, out: &mut Vec<Batch>| {
-            if failure.is_set() {
-                return;
-            }
-            let codecs = match &mut codecs {
-                Some(c) => c,
-                None => match Codecs::new(&spec.folding) {
-                    Ok(c) => codecs.insert(c),
-                    Err(e) => return fail(&failure, e),
-                },
-            };
-            let ends = ends.get_or_insert_with(|| {
-                let mut index: BTreeMap<i64, BTreeSet<Vec<u8>>> = BTreeMap::new();
-                for (key, (end, _)) in state.iter() {
-                    index.entry(*end).or_default().insert(key.clone());
-                }
-                index
-            });
+        super::per_epoch(failure, make, |w: &mut Worker, _, items, state, out| {
             let mut epoch = Epoch {
-                spec: &spec,
-                codecs,
+                spec: &w.spec,
+                codecs: &mut w.codecs,
                 state,
-                ends,
-                late: &late,
+                ends: &mut w.ends,
+                late: &w.late,
             };
-            if let Err(e) = epoch.apply(items, out) {
-                fail(&failure, e);
-            }
-        },
+            epoch.apply(items, out)
+        }),
     )
+}
+
+/// A worker's encodings, and its groups by their window's end.
+struct Worker {
+    spec: Arc<Windowed>,
+    codecs: Codecs,
+    ends: super::ByTime,
+    late: RecordCounter,
 }
 
 /// `rows` addressed by `route` (given a batch and the number of workers),
@@ -195,9 +190,7 @@ impl Codecs {
             states: row_converter(states.iter().map(|f| f.data_type()))?,
         })
     }
-}
 
-impl Codecs {
     /// The states batch of `folding`'s groups `keys` with `states` (their
     /// encodings).
     pub(super) fn decode(
@@ -219,11 +212,7 @@ impl Codecs {
     /// The group keys of the first `k` columns of `batch` as bytes (an
     /// empty key per row when there are none: a single group).
     pub(super) fn encode_keys(&self, batch: &RecordBatch, k: usize) -> Result<Vec<Vec<u8>>> {
-        if k == 0 {
-            return Ok(vec![Vec::new(); batch.num_rows()]);
-        }
-        let rows = self.keys.convert_columns(&batch.columns()[..k])?;
-        Ok(rows.iter().map(|r| r.as_ref().to_vec()).collect())
+        key_rows(&self.keys, &batch.columns()[..k], batch.num_rows())
     }
 
     /// Each group's state as bytes (none without aggregates).
@@ -238,12 +227,27 @@ impl Codecs {
     }
 }
 
+/// Each of `rows` rows' key of columns `keys` as bytes (by `converter`),
+/// the key of its state: an empty key per row when there are no columns
+/// (a single group).
+pub(super) fn key_rows(
+    converter: &RowConverter,
+    keys: &[ArrayRef],
+    rows: usize,
+) -> Result<Vec<Vec<u8>>> {
+    if keys.is_empty() {
+        return Ok(vec![Vec::new(); rows]);
+    }
+    let converted = converter.convert_columns(keys)?;
+    Ok(converted.iter().map(|r| r.as_ref().to_vec()).collect())
+}
+
 /// One epoch's work on the state.
 struct Epoch<'a> {
     spec: &'a Windowed,
     codecs: &'a mut Codecs,
     state: &'a mut KeyedState<Vec<u8>, GroupState>,
-    ends: &'a mut BTreeMap<i64, BTreeSet<Vec<u8>>>,
+    ends: &'a mut super::ByTime,
     late: &'a RecordCounter,
 }
 

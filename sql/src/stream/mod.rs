@@ -496,6 +496,23 @@ fn stream_join(
 /// The state of an operator keyed by bytes (group keys, join keys).
 type Keyed<V> = KeyedState<Vec<u8>, V>;
 
+/// Keys by a time (a window's end, an expiry): a stateful operator's index
+/// of what comes due when.
+type ByTime = std::collections::BTreeMap<i64, std::collections::BTreeSet<Vec<u8>>>;
+
+/// The keys of `state` by the time that heads each one's value (the index
+/// a restored operator starts from).
+fn by_time<T>(state: &Keyed<(i64, T)>) -> ByTime
+where
+    (i64, T): Clone,
+{
+    let mut index = ByTime::new();
+    for (key, (at, _)) in state.iter() {
+        index.entry(*at).or_default().insert(key.clone());
+    }
+    index
+}
+
 /// The logic of a keyed stateful operator of `weir-progress`: its worker
 /// is made by `make` on its first epoch (from the state restored), then
 /// `apply` takes each epoch's items; an error fails the job, which then

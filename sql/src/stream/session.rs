@@ -15,7 +15,7 @@
 //! grouped by its end fires it in that epoch (`plan::trace` tells it that a
 //! session is complete once the watermark is past its end, not at it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
@@ -30,7 +30,7 @@ use weir_runtime::exec::RecordCounter;
 use weir_streaming::run::StreamCtx;
 use weir_streaming::window::{Frontier, Watermark};
 
-use super::aggregate::{Item, Routed, route_by, with_watermarks};
+use super::aggregate::{Item, Routed, key_rows, route_by, with_watermarks};
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{WindowSpec, evaluate, row_converter};
@@ -82,7 +82,7 @@ struct Worker {
     input: SchemaRef,
     /// Keys by the time of their earliest held row (an entry may be stale:
     /// the key's state says).
-    earliest: BTreeMap<i64, BTreeSet<Vec<u8>>>,
+    earliest: super::ByTime,
     late: RecordCounter,
 }
 
@@ -102,10 +102,7 @@ impl Worker {
             .iter()
             .map(|k| Ok(k.data_type(&input)?))
             .collect::<Result<Vec<DataType>>>()?;
-        let mut earliest: BTreeMap<i64, BTreeSet<Vec<u8>>> = BTreeMap::new();
-        for (key, (first, _)) in state.iter() {
-            earliest.entry(*first).or_default().insert(key.clone());
-        }
+        let earliest = super::by_time(state);
         Ok(Worker {
             gap,
             rows: row_converter(input.fields().iter().map(|f| f.data_type()))?,
@@ -166,24 +163,18 @@ impl Worker {
             .iter()
             .map(|k| evaluate(k, batch))
             .collect::<Result<_>>()?;
-        let keys = match keys.is_empty() {
-            true => None,
-            false => Some(self.keys.convert_columns(&keys)?),
-        };
+        let keys = key_rows(&self.keys, &keys, batch.num_rows())?;
         let inputs = self.input.fields().len();
         let rows = self.rows.convert_columns(&batch.columns()[..inputs])?;
         let mut late = 0;
         let mut added: BTreeMap<Vec<u8>, KeyRows> = BTreeMap::new();
-        for (i, t) in times.iter().enumerate() {
+        for (i, (t, key)) in times.iter().zip(keys).enumerate() {
             let Some(t) = *t else { continue };
             if before.is_some_and(|w| t < w) {
                 late += 1;
                 continue;
             }
-            let key = keys.as_ref().map(|k| k.row(i).as_ref().to_vec());
-            let entry = added
-                .entry(key.unwrap_or_default())
-                .or_insert((t, Vec::new()));
+            let entry = added.entry(key).or_insert((t, Vec::new()));
             entry.0 = entry.0.min(t);
             entry.1.push(rows.row(i).as_ref().to_vec());
         }

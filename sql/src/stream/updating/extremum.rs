@@ -26,29 +26,26 @@ pub(super) enum End {
 pub(super) struct Extremum {
     end: End,
     data_type: DataType,
+    /// A value as row bytes.
+    converter: RowConverter,
     /// Values as row bytes, with how many times each is held.
     values: BTreeMap<Vec<u8>, u64>,
 }
 
 impl Extremum {
-    pub(super) fn new(end: End, data_type: DataType) -> Extremum {
-        Extremum {
+    pub(super) fn new(end: End, data_type: DataType) -> datafusion_common::Result<Extremum> {
+        Ok(Extremum {
             end,
+            converter: RowConverter::new(vec![SortField::new(data_type.clone())])?,
             data_type,
             values: BTreeMap::new(),
-        }
-    }
-
-    fn converter(&self) -> datafusion_common::Result<RowConverter> {
-        Ok(RowConverter::new(vec![SortField::new(
-            self.data_type.clone(),
-        )])?)
+        })
     }
 
     /// Adds `by` to the count of each non-null value of `values`.
     fn count(&mut self, values: &ArrayRef, by: i64) -> datafusion_common::Result<()> {
         let rows = self
-            .converter()?
+            .converter
             .convert_columns(std::slice::from_ref(values))?;
         for (i, row) in rows.iter().enumerate() {
             if values.is_null(i) {
@@ -98,9 +95,8 @@ impl Accumulator for Extremum {
         let Some(bytes) = end else {
             return ScalarValue::try_from(&self.data_type);
         };
-        let converter = self.converter()?;
-        let parser = converter.parser();
-        let columns = converter.convert_rows([parser.parse(bytes)])?;
+        let parser = self.converter.parser();
+        let columns = self.converter.convert_rows([parser.parse(bytes)])?;
         ScalarValue::try_from_array(&columns[0], 0)
     }
 
@@ -149,8 +145,8 @@ mod tests {
 
     #[test]
     fn taking_back_the_minimum_leaves_the_next_one() {
-        let mut min = Extremum::new(End::Min, DataType::Int64);
-        let mut max = Extremum::new(End::Max, DataType::Int64);
+        let mut min = Extremum::new(End::Min, DataType::Int64).unwrap();
+        let mut max = Extremum::new(End::Max, DataType::Int64).unwrap();
         for acc in [&mut min, &mut max] {
             acc.update_batch(&[ints(&[Some(5), Some(-3), None, Some(9), Some(-3)])])
                 .unwrap();
@@ -167,7 +163,7 @@ mod tests {
         // through its state, into another accumulator
         let state = min.state().unwrap();
         let arrays: Vec<ArrayRef> = state.iter().map(|s| s.to_array().unwrap()).collect();
-        let mut restored = Extremum::new(End::Min, DataType::Int64);
+        let mut restored = Extremum::new(End::Min, DataType::Int64).unwrap();
         restored.merge_batch(&arrays).unwrap();
         assert_eq!(restored.evaluate().unwrap(), ScalarValue::Int64(Some(5)));
         restored

@@ -22,7 +22,7 @@ mod retract;
 
 pub(crate) use retract::retractable;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
@@ -36,7 +36,7 @@ use weir_progress::checkpoint::{Ack, StatefulUnary};
 use weir_progress::state::KeyedState;
 use weir_streaming::run::StreamCtx;
 
-use super::aggregate::{Codecs, Item, Routed, route};
+use super::aggregate::{Codecs, Item, Routed, key_rows, route};
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{Folding, fail, map, row_converter, row_op};
@@ -126,16 +126,13 @@ struct Worker {
     results: RowConverter,
     /// Groups by the epoch after which they expire (an entry may be stale:
     /// the group's state says when it expires).
-    expiring: BTreeMap<i64, BTreeSet<Vec<u8>>>,
+    expiring: super::ByTime,
     schema: SchemaRef,
 }
 
 impl Worker {
     fn new(spec: &Arc<Updating>, state: &KeyedState<Vec<u8>, GroupState>) -> Result<Worker> {
-        let mut expiring: BTreeMap<i64, BTreeSet<Vec<u8>>> = BTreeMap::new();
-        for (key, (expiry, _)) in state.iter() {
-            expiring.entry(*expiry).or_default().insert(key.clone());
-        }
+        let expiring = super::by_time(state);
         let output = spec.folding.output();
         let k = spec.folding.keys();
         let kind = match spec.updates {
@@ -205,13 +202,8 @@ impl Worker {
         after: Option<&RecordBatch>,
     ) -> Result<Option<RecordBatch>> {
         let k = self.spec.folding.keys();
-        let key_bytes = |batch: &RecordBatch| -> Result<Vec<Vec<u8>>> {
-            if k == 0 {
-                return Ok(vec![Vec::new(); batch.num_rows()]);
-            }
-            let rows = self.keys.convert_columns(&batch.columns()[..k])?;
-            Ok(rows.iter().map(|r| r.as_ref().to_vec()).collect())
-        };
+        let key_bytes =
+            |batch: &RecordBatch| key_rows(&self.keys, &batch.columns()[..k], batch.num_rows());
         let mut old: HashMap<Vec<u8>, u32> = HashMap::new();
         let mut old_rows = Vec::new();
         if let Some(before) = before {

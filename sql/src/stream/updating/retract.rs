@@ -28,6 +28,7 @@ use super::{Epoch, GroupState};
 use crate::error::{Result, SqlError};
 use crate::exec::{Folding, arguments, evaluate, row_converter};
 use crate::plan::Aggregate;
+use crate::stream::aggregate::key_rows;
 use weir_progress::state::KeyedState;
 
 /// Whether `aggregate` takes rows back exactly from its state (COUNT, SUM
@@ -47,8 +48,8 @@ fn accumulator(aggregate: &Aggregate) -> Result<Box<dyn Accumulator>> {
     let function = &aggregate.function;
     let of = || function.field().data_type().clone();
     Ok(match function.fun().name() {
-        "min" => Box::new(Extremum::new(End::Min, of())),
-        "max" => Box::new(Extremum::new(End::Max, of())),
+        "min" => Box::new(Extremum::new(End::Min, of())?),
+        "max" => Box::new(Extremum::new(End::Max, of())?),
         _ => function.create_sliding_accumulator()?,
     })
 }
@@ -160,15 +161,9 @@ impl Retractor {
             .iter()
             .map(|e| evaluate(e, batch))
             .collect::<Result<_>>()?;
-        let rows = match keys.is_empty() {
-            true => None,
-            false => Some(self.keys.convert_columns(&keys)?),
-        };
         let mut at: HashMap<Vec<u8>, usize> = HashMap::new();
         let (mut order, mut signs) = (Vec::new(), Vec::<Signs>::new());
-        for i in 0..n {
-            let key = rows.as_ref().map(|r| r.row(i).as_ref().to_vec());
-            let key = key.unwrap_or_default();
+        for (i, key) in key_rows(&self.keys, &keys, n)?.into_iter().enumerate() {
             let g = *at.entry(key.clone()).or_insert_with(|| {
                 order.push(key);
                 signs.push(Default::default());
