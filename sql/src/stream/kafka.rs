@@ -25,7 +25,7 @@ use timely::dataflow::operators::vec::Map;
 use weir_progress::recovery::Recovery;
 use weir_progress::store::CheckpointStore;
 use weir_runtime::JobError;
-use weir_streaming::kafka::dead_letter::dead_letter;
+use weir_streaming::kafka::dead_letter::{DEAD_LETTERS, dead_letter};
 use weir_streaming::kafka::producer::Produce;
 use weir_streaming::kafka::sink::{Guarantee, KafkaSink, WriteKafka};
 use weir_streaming::kafka::source::{
@@ -129,9 +129,6 @@ pub(crate) fn kafka<'s>(
 /// A batch of records decoded: the rows, and the dead letters of the
 /// records that did not decode.
 type Decoded = (RecordBatch, Vec<Produce>);
-
-/// The metric of records sent to a dead-letter topic.
-pub const DEAD_LETTERS: &str = "dead letters";
 
 /// Where a Kafka table's records that do not decode go: the exactly-once
 /// sink of its dead-letter topic (`OPTIONS ('dead_letter_topic' 'T')`),

@@ -45,14 +45,13 @@ const SINK: &str = "out";
 /// The window length of the benchmark: 10 s.
 pub const WINDOW_MS: u64 = 10_000;
 
-/// Metric names in [`StreamSummary::metrics`].
-pub const DEAD_LETTERS: &str = "dead letters";
-/// Events dropped because their window had fired.
+/// Metric names in [`StreamSummary::metrics`] (and [`DEAD_LETTERS`]):
+/// events dropped because their window had fired.
 pub const LATE: &str = "late events";
 /// View events whose ad is not in the campaigns table.
 pub const UNKNOWN_ADS: &str = "views of unknown ads";
 
-pub use crate::kafka::dead_letter::{ERROR_HEADER, SOURCE_HEADER, dead_letter};
+pub use crate::kafka::dead_letter::{DEAD_LETTERS, ERROR_HEADER, SOURCE_HEADER, dead_letter};
 
 /// View counts per (campaign, window start).
 pub type WindowCounts = BTreeMap<(String, u64), u64>;

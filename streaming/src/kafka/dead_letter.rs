@@ -5,6 +5,10 @@
 use super::producer::Produce;
 use super::source::KafkaRecord;
 
+/// The metric (in `StreamSummary::metrics`) of records sent to a
+/// dead-letter topic.
+pub const DEAD_LETTERS: &str = "dead letters";
+
 /// Header key of a dead letter's error.
 pub const ERROR_HEADER: &str = "weir.error";
 /// Header key of a dead letter's source position (`topic/partition@offset`).
