@@ -155,9 +155,9 @@ fn stream(
             return Ok(());
         }
     };
-    if let (Some(topic), Some(_)) = (plan.inserts_into(), &output) {
+    if let (Some(target), Some(_)) = (plan.inserts_into(), &output) {
         return Err(cli::usage(format!(
-            "sql: the query inserts into Kafka topic {topic} (no --output)"
+            "sql: the query inserts into {target} (no --output)"
         )));
     }
     if let Some(nested) = plan
@@ -182,7 +182,7 @@ fn stream(
             Err(e) => eprintln!("weir: sql: a row did not print: {e}"),
         })),
     };
-    let summary = weir_sql::stream::run(config, Arc::new(plan), &options, epochs, sink)
+    let summary = weir_sql::stream::run(config, Arc::from(plan), &options, epochs, sink)
         .map_err(|e| CliError::Runtime(e.into()))?;
     report("sql", &summary);
     Ok(())

@@ -126,6 +126,7 @@ fn wordcount_main(args: &[String]) -> Result<(), CliError> {
                 dir,
                 interval,
                 stop_when_idle,
+                event_time: None,
             };
             (Input::Dir(source), from)
         }

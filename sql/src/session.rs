@@ -76,7 +76,7 @@ pub struct Session {
 /// What a streaming script asks for.
 pub enum Streaming {
     /// Its query, to stream.
-    Run(crate::stream::StreamPlan),
+    Run(Box<crate::stream::StreamPlan>),
     /// The plan of its query as it streams (an `Outcome::Explain`).
     Explain(Outcome),
 }
@@ -295,10 +295,10 @@ impl Session {
 
     /// Declares the tables of `script` and plans its one query, the last
     /// statement, over unbounded tables, checked to stream (an `INSERT
-    /// INTO` a Kafka table writes its rows there).
+    /// INTO` a Kafka or directory table writes its rows there).
     pub fn plan_stream(&mut self, script: &str) -> Result<crate::stream::StreamPlan> {
         match self.stream_script(script)? {
-            Streaming::Run(plan) => Ok(plan),
+            Streaming::Run(plan) => Ok(*plan),
             Streaming::Explain(_) => Err(SqlError::Plan(
                 "an EXPLAIN of a streaming query shows it and runs nothing".into(),
             )),
@@ -320,11 +320,11 @@ impl Session {
         };
         let into = target.map(|name| self.table(&name)).transpose()?;
         let plan = crate::plan::translate_as(&plan, &self.catalog, true)?;
-        Ok(Streaming::Run(crate::stream::StreamPlan::new(
+        Ok(Streaming::Run(Box::new(crate::stream::StreamPlan::new(
             plan,
             into,
             &self.settings,
-        )?))
+        )?)))
     }
 
     /// The declared table `name`, that a query inserts into.

@@ -2,11 +2,11 @@
 //! visible only once a checkpoint covering its epoch is complete.
 //!
 //! For each epoch the sink writes its lines to a hidden *pending* file
-//! (`.pending-<epoch>-w<worker>.tsv`: written to a temp name, fsynced, renamed),
-//! and acknowledges a checkpoint epoch once every pending file up to it is
-//! durable. When the committed stream brings a checkpoint `c`, [`Staged::publish`]
-//! renames the
-//! pending files of epochs `<= c` to `epoch-<epoch>-w<worker>.tsv`. A crash
+//! (`.pending-<epoch>-w<worker>.<extension>`: written to a temp name, fsynced,
+//! renamed), and acknowledges a checkpoint epoch once every pending file up to
+//! it is durable. When the committed stream brings a checkpoint `c`,
+//! [`Staged::publish`] renames the pending files of epochs `<= c` to
+//! `epoch-<epoch>-w<worker>.<extension>`. A crash
 //! leaves only hidden files behind, which [`recover_output`] settles before a
 //! restored run starts: pending files of committed epochs are published, the
 //! others deleted.
@@ -28,27 +28,33 @@ use weir_runtime::exec::RecordCounter;
 
 use weir_runtime::source_ctx::SourceCtx;
 
+/// The extension of [`DirSink`] files of lines of tab-separated values.
+pub const TSV: &str = "tsv";
+
 /// The visible name of `epoch`'s output of `worker`.
-pub fn output_name(epoch: u64, worker: usize) -> String {
-    format!("epoch-{epoch:020}-w{worker:05}.tsv")
+pub fn output_name(epoch: u64, worker: usize, extension: &str) -> String {
+    format!("epoch-{epoch:020}-w{worker:05}.{extension}")
 }
 
-fn pending_name(epoch: u64, worker: usize) -> String {
-    format!(".pending-{epoch:020}-w{worker:05}.tsv")
+fn pending_name(epoch: u64, worker: usize, extension: &str) -> String {
+    format!(".pending-{epoch:020}-w{worker:05}.{extension}")
 }
 
-/// The epoch and worker of a pending file's name.
-fn parse_pending(name: &str) -> Option<(u64, usize)> {
-    let rest = name.strip_prefix(".pending-")?.strip_suffix(".tsv")?;
+/// The epoch, worker and extension of a file's name after `prefix`.
+fn parse_name<'a>(name: &'a str, prefix: &str) -> Option<(u64, usize, &'a str)> {
+    let (rest, extension) = name.strip_prefix(prefix)?.split_once('.')?;
     let (epoch, worker) = rest.split_once("-w")?;
-    Some((epoch.parse().ok()?, worker.parse().ok()?))
+    Some((epoch.parse().ok()?, worker.parse().ok()?, extension))
 }
 
-/// The epoch of a visible output file's name.
+/// The epoch, worker and extension of a pending file's name.
+fn parse_pending(name: &str) -> Option<(u64, usize, &str)> {
+    parse_name(name, ".pending-")
+}
+
+/// The epoch and worker of a visible output file's name (of any extension).
 pub fn parse_output(name: &str) -> Option<(u64, usize)> {
-    let rest = name.strip_prefix("epoch-")?.strip_suffix(".tsv")?;
-    let (epoch, worker) = rest.split_once("-w")?;
-    Some((epoch.parse().ok()?, worker.parse().ok()?))
+    parse_name(name, "epoch-").map(|(epoch, worker, _)| (epoch, worker))
 }
 
 /// Settles what a crashed run left in `dir` before a run starts: pending files
@@ -70,8 +76,8 @@ pub fn recover_output(dir: &Path, committed_before: u64, fresh: bool) -> Result<
             )));
         }
         match parse_pending(&name) {
-            Some((epoch, worker)) if epoch < committed_before => {
-                let visible = dir.join(output_name(epoch, worker));
+            Some((epoch, worker, extension)) if epoch < committed_before => {
+                let visible = dir.join(output_name(epoch, worker, extension));
                 std::fs::rename(&path, &visible).map_err(|e| JobError::io(&visible, &e))?;
             }
             Some(_) => std::fs::remove_file(&path).map_err(|e| JobError::io(&path, &e))?,
@@ -98,6 +104,8 @@ pub struct DirSink {
     /// Epochs below this were made visible by an earlier run (they are being
     /// replayed identically): skip them.
     pub committed_before: u64,
+    /// The extension of its files' names ([`TSV`], `json`, ...).
+    pub extension: &'static str,
 }
 
 /// Writes a stream of lines to a directory, exactly once.
@@ -129,6 +137,7 @@ impl<'s> CommitFiles<'s> for StreamVec<'s, u64, String> {
         checkpoints.participate(name);
         let staged = Staged {
             dir: sink.dir.clone(),
+            extension: sink.extension,
             worker: checkpoints.index,
             pending: Rc::default(),
             ctx: ctx.clone(),
@@ -156,7 +165,7 @@ impl<'s> CommitFiles<'s> for StreamVec<'s, u64, String> {
                 };
                 for (epoch, lines) in take_complete(&mut buffered, frontier, sink.committed_before)
                 {
-                    match write_pending(&sink.dir, epoch, index, &lines) {
+                    match write_pending(&sink, epoch, index, &lines) {
                         Ok(()) => {
                             written.add(lines.len() as u64);
                             pending.borrow_mut().insert(epoch);
@@ -198,6 +207,7 @@ impl<'s> CommitFiles<'s> for StreamVec<'s, u64, String> {
 /// The pending files of one worker's sink, waiting for their checkpoints.
 pub struct Staged {
     dir: PathBuf,
+    extension: &'static str,
     worker: usize,
     pending: Rc<RefCell<BTreeSet<u64>>>,
     ctx: SourceCtx,
@@ -210,6 +220,7 @@ impl Staged {
     pub fn publish<'s>(self, committed: StreamVec<'s, u64, Committed>) -> StreamVec<'s, u64, ()> {
         let Staged {
             dir,
+            extension,
             worker,
             pending,
             ctx,
@@ -226,7 +237,8 @@ impl Staged {
                     if ctx.aborted.get() || ctx.failure.is_set() {
                         return;
                     }
-                    if let Err(e) = publish(&dir, &mut pending.borrow_mut(), newest, worker) {
+                    let files = (dir.as_path(), extension, worker);
+                    if let Err(e) = publish(files, &mut pending.borrow_mut(), newest) {
                         ctx.failure.set(e);
                     }
                 }
@@ -270,8 +282,14 @@ pub(crate) fn take_complete<D>(
 }
 
 /// Writes `epoch`'s pending file durably.
-fn write_pending(dir: &Path, epoch: u64, worker: usize, lines: &[String]) -> Result<(), JobError> {
-    let target = dir.join(pending_name(epoch, worker));
+fn write_pending(
+    sink: &DirSink,
+    epoch: u64,
+    worker: usize,
+    lines: &[String],
+) -> Result<(), JobError> {
+    let dir = &sink.dir;
+    let target = dir.join(pending_name(epoch, worker, sink.extension));
     let tmp = dir.join(format!(".tmp-{epoch:020}-w{worker:05}"));
     let write = || -> std::io::Result<()> {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
@@ -286,12 +304,12 @@ fn write_pending(dir: &Path, epoch: u64, worker: usize, lines: &[String]) -> Res
     sync_dir(dir)
 }
 
-/// Makes the pending files of epochs `<= committed` visible.
+/// Makes `worker`'s pending files (of `extension`) in `dir` of epochs `<=
+/// committed` visible.
 fn publish(
-    dir: &Path,
+    (dir, extension, worker): (&Path, &str, usize),
     pending: &mut BTreeSet<u64>,
     committed: Option<u64>,
-    worker: usize,
 ) -> Result<(), JobError> {
     let Some(committed) = committed else {
         return Ok(());
@@ -301,8 +319,8 @@ fn publish(
         if epoch > committed {
             break;
         }
-        let visible = dir.join(output_name(epoch, worker));
-        std::fs::rename(dir.join(pending_name(epoch, worker)), &visible)
+        let visible = dir.join(output_name(epoch, worker, extension));
+        std::fs::rename(dir.join(pending_name(epoch, worker, extension)), &visible)
             .map_err(|e| JobError::io(&visible, &e))?;
         pending.pop_first();
         any = true;
@@ -316,16 +334,21 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        assert_eq!(parse_pending(&pending_name(17, 3)), Some((17, 3)));
-        assert_eq!(parse_output(&output_name(17, 3)), Some((17, 3)));
+        assert_eq!(parse_pending(&pending_name(17, 3, TSV)), Some((17, 3, TSV)));
+        assert_eq!(parse_output(&output_name(17, 3, "json")), Some((17, 3)));
         assert_eq!(parse_pending("epoch-1-w1.tsv"), None);
     }
 
     #[test]
     fn recovery_publishes_committed_pending_files_and_drops_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        write_pending(dir.path(), 4, 0, &["a\t1".into()]).unwrap();
-        write_pending(dir.path(), 5, 1, &["b\t1".into()]).unwrap();
+        let sink = DirSink {
+            dir: dir.path().to_owned(),
+            committed_before: 0,
+            extension: "json",
+        };
+        write_pending(&sink, 4, 0, &["a\t1".into()]).unwrap();
+        write_pending(&sink, 5, 1, &["b\t1".into()]).unwrap();
         std::fs::write(dir.path().join(".tmp-00000000000000000006-w00000"), "x").unwrap();
         recover_output(dir.path(), 5, false).unwrap();
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
@@ -333,7 +356,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, vec![output_name(4, 0)]);
+        assert_eq!(names, vec![output_name(4, 0, "json")]);
         let err = recover_output(dir.path(), 0, true).unwrap_err();
         assert!(
             err.to_string()

@@ -14,7 +14,7 @@ use datafusion_expr::CreateExternalTable;
 use weir_streaming::kafka::sink::Guarantee;
 use weir_streaming::kafka::source::KafkaRecord;
 
-use super::{Format, Table, option};
+use super::{Format, IDLE_TIMEOUT_MS, Table, event_time, millis, option};
 use crate::error::{Result, SqlError};
 
 /// A Kafka table: `LOCATION 'topic'`, `OPTIONS ('brokers' 'host:port',
@@ -217,18 +217,7 @@ pub(super) fn table(name: &str, cmd: &CreateExternalTable) -> Result<Table> {
     let brokers = option(cmd, "brokers")
         .ok_or_else(|| plan("OPTIONS ('brokers' 'host:port') is missing".into()))?;
     let schema: Arc<Schema> = Arc::new(cmd.schema.as_arrow().clone());
-    let event_time = option(cmd, "event_time").cloned();
-    if let Some(column) = &event_time {
-        let field = schema
-            .field_with_name(column)
-            .map_err(|_| plan(format!("event_time '{column}' is not one of its columns")))?;
-        if field.data_type() != &DataType::Timestamp(TimeUnit::Millisecond, None) {
-            return Err(plan(format!(
-                "event_time '{column}' is {}, not TIMESTAMP(3) (milliseconds)",
-                field.data_type()
-            )));
-        }
-    }
+    let event_time = event_time(cmd, &schema).map_err(plan)?;
     let mut metadata = Vec::new();
     for (what, kind) in Metadata::ALL {
         let key = format!("metadata.{what}");
@@ -252,22 +241,14 @@ pub(super) fn table(name: &str, cmd: &CreateExternalTable) -> Result<Table> {
         }
         metadata.push((kind, column.clone()));
     }
-    let millis = |key: &str, default: u64| -> Result<u64> {
-        match option(cmd, key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<u64>()
-                .map_err(|_| plan(format!("option '{key}' is '{v}', not a whole number"))),
-        }
-    };
     let guarantee = match option(cmd, "sink.delivery-guarantee") {
         Some(g) => g
             .parse::<Guarantee>()
             .map_err(|e| plan(format!("option 'sink.delivery-guarantee': {e}")))?,
         None => Guarantee::ExactlyOnce,
     };
-    let watermark_delay_ms = millis("watermark_delay_ms", 0)?;
-    let idle_timeout_ms = millis("idle_timeout_ms", 5_000)?;
+    let watermark_delay_ms = millis(cmd, "watermark_delay_ms", 0).map_err(plan)?;
+    let idle_timeout_ms = millis(cmd, "idle_timeout_ms", IDLE_TIMEOUT_MS).map_err(plan)?;
     Ok(Table {
         name: name.to_string(),
         format: Format::Kafka(Arc::new(KafkaTable {
@@ -286,5 +267,6 @@ pub(super) fn table(name: &str, cmd: &CreateExternalTable) -> Result<Table> {
         files: Vec::new(),
         schema,
         unbounded: true,
+        stream: None,
     })
 }

@@ -7,19 +7,24 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion_expr::CreateExternalTable;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Result, SqlError};
 use crate::nexmark::NexmarkTable;
 
+mod dir;
 mod kafka;
 
+pub use dir::DirStream;
 pub use kafka::{KafkaTable, Metadata};
 
 /// Rows read to infer the schema of a CSV or JSON table.
 const INFER_ROWS: usize = 1000;
+/// How long a quiet input holds event time back by default, in
+/// milliseconds (as `weir stream yahoo`'s `--idle-timeout`).
+const IDLE_TIMEOUT_MS: u64 = 5_000;
 
 /// How a table's files are written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +76,8 @@ pub struct Table {
     /// Whether it is a stream without end (`CREATE UNBOUNDED EXTERNAL
     /// TABLE`): a query that reads it runs as a streaming job.
     pub unbounded: bool,
+    /// For an unbounded table of files, the directory they arrive in.
+    pub stream: Option<Arc<DirStream>>,
 }
 
 fn input(location: &Path, message: impl std::fmt::Display) -> SqlError {
@@ -112,9 +119,21 @@ impl Table {
                 )));
             }
         };
+        if cmd.unbounded {
+            return dir::table(&name, format, cmd);
+        }
         let declared =
             (!cmd.schema.fields().is_empty()).then(|| Arc::new(cmd.schema.as_arrow().clone()));
         Table::open(&name, format, &cmd.locations, declared)
+    }
+
+    /// Its event-time column, if it has one.
+    pub fn event_time(&self) -> Option<&str> {
+        match &self.format {
+            Format::Nexmark(_) => Some(crate::nexmark::EVENT_TIME),
+            Format::Kafka(kafka) => kafka.event_time.as_deref(),
+            _ => self.stream.as_ref()?.event_time.as_deref(),
+        }
     }
 
     /// A table of Nexmark's events: `LOCATION 'bid'` (or `person`,
@@ -167,6 +186,7 @@ impl Table {
                 SqlError::Plan(format!("table {name}: no Nexmark table {location}"))
             })?,
             unbounded: cmd.unbounded,
+            stream: None,
         })
     }
 
@@ -207,6 +227,7 @@ impl Table {
             files,
             schema,
             unbounded: false,
+            stream: None,
         })
     }
 }
@@ -214,11 +235,48 @@ impl Table {
 /// The schema of a text table that declares its columns: one text column.
 fn one_text_column(table: &str, schema: SchemaRef) -> Result<SchemaRef> {
     match schema.fields().as_ref() {
-        [field] if field.data_type() == &DataType::Utf8 => Ok(schema),
-        _ => Err(SqlError::Plan(format!(
+        [field] if matches!(field.data_type(), DataType::Utf8 | DataType::Utf8View) => {
+            Ok(Arc::new(plain(&schema)))
+        }
+        fields => Err(SqlError::Plan(format!(
             "table {table}: a TEXT table has one column of type VARCHAR (its lines), not {}",
-            schema.fields().len()
+            fields
+                .iter()
+                .map(|f| format!("{} {}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
+    }
+}
+
+/// The event-time column that `OPTIONS ('event_time' 'column')` names,
+/// which must be one of `schema`'s, a timestamp in milliseconds.
+fn event_time(
+    cmd: &CreateExternalTable,
+    schema: &Schema,
+) -> std::result::Result<Option<String>, String> {
+    let Some(column) = option(cmd, "event_time") else {
+        return Ok(None);
+    };
+    let field = schema
+        .field_with_name(column)
+        .map_err(|_| format!("event_time '{column}' is not one of its columns"))?;
+    if field.data_type() != &DataType::Timestamp(TimeUnit::Millisecond, None) {
+        return Err(format!(
+            "event_time '{column}' is {}, not TIMESTAMP(3) (milliseconds)",
+            field.data_type()
+        ));
+    }
+    Ok(Some(column.clone()))
+}
+
+/// The whole number of option `key`, `default` without one.
+fn millis(cmd: &CreateExternalTable, key: &str, default: u64) -> std::result::Result<u64, String> {
+    match option(cmd, key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .map_err(|_| format!("option '{key}' is '{v}', not a whole number")),
     }
 }
 

@@ -16,8 +16,6 @@ use datafusion_physical_expr::expressions::{BinaryExpr, Column, Literal};
 
 use super::lookup;
 use super::plan::{stream_column, trace};
-use crate::catalog::Format;
-use crate::nexmark::EVENT_TIME;
 use crate::plan::{JoinKeys, Node};
 
 /// `Some(d)` when, once the watermark of the sources under `node` is `w`,
@@ -25,11 +23,7 @@ use crate::plan::{JoinKeys, Node};
 pub(crate) fn lower(node: &Node, c: usize) -> Option<i64> {
     match node {
         Node::Scan { table, projection } => {
-            let time = match &table.format {
-                Format::Nexmark(_) => EVENT_TIME,
-                Format::Kafka(kafka) => kafka.event_time.as_deref()?,
-                _ => return None,
-            };
+            let time = table.event_time()?;
             let field = table.schema.field(*projection.get(c)?);
             let millis = matches!(
                 field.data_type(),

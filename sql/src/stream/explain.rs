@@ -15,7 +15,7 @@ impl StreamPlan {
         let mut out = String::new();
         let guarantee = "rows of an epoch handed over once a checkpoint covers it";
         let _ = match (&self.into, self.updating()) {
-            (Some(into), _) => writeln!(out, "Sink: Kafka topic {} ({guarantee})", into.topic()),
+            (Some(into), _) => writeln!(out, "Sink: {} ({guarantee})", into.target()),
             (None, true) => writeln!(
                 out,
                 "Sink: stdout or --output, updates ending with op +I/-U/+U/-D ({guarantee})"

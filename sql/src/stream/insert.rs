@@ -5,7 +5,14 @@
 //! crash left open), exactly as `weir stream yahoo` writes its counts; or,
 //! if the table says so, at least once (an idempotent producer, without
 //! transactions: a restored query may write records again).
+//!
+//! `INSERT INTO` an unbounded JSON table of files: each row becomes a line
+//! of JSON, written by the committing directory sink (each worker's lines
+//! of an epoch in a file `epoch-<epoch>-w<worker>.json`, visible once a
+//! checkpoint covers the epoch), which a query reading the table takes as
+//! files arriving.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +24,7 @@ use weir_progress::checkpoint::Ack;
 use weir_progress::recovery::Recovery;
 use weir_progress::store::CheckpointStore;
 use weir_runtime::JobError;
+use weir_streaming::dir_sink::{CommitFiles, DirSink, recover_output};
 use weir_streaming::kafka::producer::Produce;
 use weir_streaming::kafka::sink::{KafkaSink, WriteKafka};
 use weir_streaming::kafka::sink_recovery::recover_transactions;
@@ -31,23 +39,37 @@ use crate::exec::fail;
 /// The name of the sink's participant and transactions in checkpoints.
 const SINK: &str = "sink";
 
-/// The Kafka table a streaming query inserts into.
+/// The table a streaming query inserts into.
 pub(crate) struct Insert {
-    topic: String,
     /// Its columns: the query's rows are written under their names.
     schema: SchemaRef,
-    sink: KafkaSink,
+    target: Target,
+}
+
+/// Where the rows of an [`Insert`] go.
+enum Target {
+    /// Records of a Kafka topic.
+    Kafka { topic: String, sink: KafkaSink },
+    /// JSON lines in files of a directory.
+    Dir(PathBuf),
 }
 
 impl Insert {
     /// Inserting rows of `columns` columns into `table`, if it takes them.
     pub(crate) fn new(table: &Table, columns: usize) -> Result<Insert> {
-        let Format::Kafka(kafka) = &table.format else {
-            return Err(SqlError::Unsupported(format!(
-                "INSERT INTO {}: a streaming query inserts into Kafka tables \
-                 (write to a directory with --output)",
-                table.name
-            )));
+        let target = match (&table.format, &table.stream) {
+            (Format::Kafka(kafka), _) => Target::Kafka {
+                topic: kafka.topic.clone(),
+                sink: sink_of(kafka),
+            },
+            (Format::Json, Some(stream)) => Target::Dir(stream.dir.clone()),
+            _ => {
+                return Err(SqlError::Unsupported(format!(
+                    "INSERT INTO {}: a streaming query inserts into Kafka tables and \
+                     unbounded JSON tables of a directory (or write CSV with --output)",
+                    table.name
+                )));
+            }
         };
         if table.schema.fields().len() != columns {
             return Err(SqlError::Plan(format!(
@@ -57,15 +79,17 @@ impl Insert {
             )));
         }
         Ok(Insert {
-            topic: kafka.topic.clone(),
             schema: Arc::clone(&table.schema),
-            sink: sink_of(kafka),
+            target,
         })
     }
 
-    /// The table's topic.
-    pub(crate) fn topic(&self) -> &str {
-        &self.topic
+    /// Where its rows go: the Kafka topic, or the directory.
+    pub(crate) fn target(&self) -> String {
+        match &self.target {
+            Target::Kafka { topic, .. } => format!("Kafka topic {topic}"),
+            Target::Dir(dir) => format!("directory {}", dir.display()),
+        }
     }
 
     /// Before a run of `workers` workers: the topic must exist, and what
@@ -77,7 +101,14 @@ impl Insert {
         recovery: &Recovery,
         waited: (usize, Duration),
     ) -> std::result::Result<(), JobError> {
-        prepare(&self.sink, (&self.topic, SINK), store, recovery, waited)
+        match &self.target {
+            Target::Kafka { topic, sink } => prepare(sink, (topic, SINK), store, recovery, waited),
+            Target::Dir(dir) => recover_output(
+                dir,
+                recovery.committed_before(),
+                recovery.manifest.is_none(),
+            ),
+        }
     }
 
     /// Writes `rows` (waiting up to `broker_timeout` on an unreachable
@@ -89,19 +120,41 @@ impl Insert {
         broker_timeout: Duration,
     ) -> (StreamVec<'s, u64, Ack>, Box<dyn Commit<'s> + 's>) {
         let failure = ctx.source.failure.clone();
-        let (topic, schema) = (self.topic.clone(), Arc::clone(&self.schema));
-        let records = rows.flat_map(move |Batch(batch)| {
-            records(&batch, &schema, &topic).unwrap_or_else(|e| {
+        let schema = Arc::clone(&self.schema);
+        let lines = rows.flat_map(move |Batch(batch)| {
+            json_lines(&batch, &schema).unwrap_or_else(|e| {
                 fail(&failure, e);
                 Vec::new()
             })
         });
-        let sink = KafkaSink {
-            committed_before: ctx.recovery.committed_before(),
-            broker_timeout,
-            ..self.sink.clone()
-        };
-        records.write_kafka(SINK, &sink, &ctx.checkpoints, &ctx.source, &ctx.records_out)
+        let committed_before = ctx.recovery.committed_before();
+        match &self.target {
+            Target::Kafka { topic, sink } => {
+                let topic = topic.clone();
+                let records = lines.map(move |line| Produce::value(&topic, line));
+                let sink = KafkaSink {
+                    committed_before,
+                    broker_timeout,
+                    ..sink.clone()
+                };
+                records.write_kafka(SINK, &sink, &ctx.checkpoints, &ctx.source, &ctx.records_out)
+            }
+            Target::Dir(dir) => {
+                let sink = DirSink {
+                    dir: dir.clone(),
+                    committed_before,
+                    extension: "json",
+                };
+                let (acks, staged) = lines.commit_files(
+                    SINK,
+                    &sink,
+                    &ctx.checkpoints,
+                    &ctx.source,
+                    &ctx.records_out,
+                );
+                (acks, Box::new(staged))
+            }
+        }
     }
 }
 
@@ -135,16 +188,13 @@ fn sink_of(kafka: &KafkaTable) -> KafkaSink {
     }
 }
 
-/// The records of `batch`'s rows: JSON objects of `schema`'s columns.
-fn records(batch: &RecordBatch, schema: &SchemaRef, topic: &str) -> Result<Vec<Produce>> {
+/// `batch`'s rows as lines of JSON objects of `schema`'s columns.
+fn json_lines(batch: &RecordBatch, schema: &SchemaRef) -> Result<Vec<String>> {
     let named = RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())?;
     let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
     writer.write(&named)?;
     writer.finish()?;
-    let text = writer.into_inner();
-    Ok(text
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| Produce::value(topic, line))
-        .collect())
+    let text = String::from_utf8(writer.into_inner())
+        .map_err(|e| SqlError::Execution(format!("JSON that is not UTF-8: {e}")))?;
+    Ok(text.lines().map(String::from).collect())
 }

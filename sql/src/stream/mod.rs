@@ -21,6 +21,7 @@
 
 mod aggregate;
 mod bounds;
+mod dir;
 mod explain;
 mod insert;
 mod join;
@@ -42,7 +43,7 @@ use weir_progress::recovery::Recovery;
 use weir_progress::state::KeyedState;
 use weir_progress::store::CheckpointStore;
 use weir_runtime::JobError;
-use weir_streaming::dir_sink::{CommitFiles, DirSink, recover_output};
+use weir_streaming::dir_sink::{CommitFiles, DirSink, TSV, recover_output};
 use weir_streaming::run::{Built, Commit, StreamCtx, StreamOptions, StreamSummary, run_stream};
 
 pub(crate) use lookup::bounded;
@@ -159,6 +160,7 @@ pub fn run(
                 let sink = DirSink {
                     dir: dir.clone(),
                     committed_before: ctx.recovery.committed_before(),
+                    extension: TSV,
                 };
                 let (sink_acks, staged) = lines.commit_files(
                     "sink",
@@ -250,7 +252,16 @@ fn build<'s>(
                     epochs,
                     ctx,
                 ),
-                _ => None,
+                _ => table.stream.as_ref().map(|stream| {
+                    dir::dir(
+                        scope,
+                        &name,
+                        (table, stream),
+                        projection.clone(),
+                        epochs,
+                        ctx,
+                    )
+                }),
             };
             let Some(source) = source else {
                 return Flow {

@@ -40,7 +40,7 @@ impl StreamPlan {
         check(&plan.root, state_ttl.is_some())?;
         if into.is_some() && updating(&plan.root) {
             return Err(SqlError::Unsupported(
-                "INSERT INTO a Kafka table of updating results (as Flink's upsert-kafka \
+                "INSERT INTO a table of updating results (as Flink's upsert-kafka \
                  tables take them)"
                     .into(),
             ));
@@ -68,9 +68,9 @@ impl StreamPlan {
         updating(&self.plan.root)
     }
 
-    /// The topic it inserts its rows into, if it does.
-    pub fn inserts_into(&self) -> Option<&str> {
-        self.into.as_ref().map(Insert::topic)
+    /// Where it inserts its rows (a Kafka topic, a directory), if it does.
+    pub fn inserts_into(&self) -> Option<String> {
+        self.into.as_ref().map(Insert::target)
     }
 }
 
@@ -113,6 +113,7 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
     match node {
         Node::Scan { table, .. } => match table.format {
             Format::Nexmark(_) | Format::Kafka(_) if table.unbounded => Ok(()),
+            _ if table.stream.is_some() => Ok(()),
             _ => refuse(&format!("the bounded table {}", table.name)),
         },
         Node::Filter { input, .. } | Node::Project { input, .. } => check(input, ttl),

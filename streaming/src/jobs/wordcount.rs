@@ -18,7 +18,7 @@ use weir_progress::store::CheckpointStore;
 use weir_runtime::JobError;
 use weir_runtime::text::for_each_word;
 
-use crate::dir_sink::{CommitFiles, DirSink, recover_output};
+use crate::dir_sink::{CommitFiles, DirSink, TSV, recover_output};
 use crate::dir_source::{DirSource, WatchDir};
 use crate::kafka::producer::Produce;
 use crate::kafka::sink::{KafkaSink, WriteKafka, recover_transactions};
@@ -106,7 +106,9 @@ fn read<'s>(
 ) -> (StreamVec<'s, u64, String>, StreamVec<'s, u64, Ack>) {
     match input {
         Input::Dir(source) => {
-            scope.watch_dir(SOURCE, source, &ctx.recovery, &ctx.checkpoints, &ctx.source)
+            let watched =
+                scope.watch_dir(SOURCE, source, &ctx.recovery, &ctx.checkpoints, &ctx.source);
+            (watched.lines, watched.acks)
         }
         Input::Kafka(source) => {
             let streams = scope.read_kafka(
@@ -189,6 +191,7 @@ pub fn run(
                 let sink = DirSink {
                     dir: dir.clone(),
                     committed_before,
+                    extension: TSV,
                 };
                 let (sink_acks, staged) = changed.commit_files(
                     SINK,

@@ -41,6 +41,7 @@ pub fn run(
         dir: dirs.input.clone(),
         interval: Duration::from_millis(20),
         stop_when_idle: Some(Duration::from_millis(300)),
+        event_time: None,
     };
     let options = StreamOptions {
         checkpoint_dir: dirs.checkpoints.clone(),
