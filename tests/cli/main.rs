@@ -10,6 +10,7 @@ mod kafka_chaos;
 mod ml;
 mod plots;
 mod sql;
+mod sql_dir;
 mod sql_kafka;
 mod sql_session;
 mod sql_stream;

@@ -121,7 +121,7 @@ fn batch_lines(dir: &Path, query: &str, events: u64) -> Vec<String> {
     lines
 }
 
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -133,7 +133,7 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-fn read_lines(file: &Path) -> Vec<String> {
+pub(crate) fn read_lines(file: &Path) -> Vec<String> {
     std::fs::read_to_string(file)
         .unwrap()
         .lines()
@@ -142,7 +142,7 @@ fn read_lines(file: &Path) -> Vec<String> {
 }
 
 /// The committed lines of the visible files in `dir`, sorted.
-fn committed(dir: &Path) -> Vec<String> {
+pub(crate) fn committed(dir: &Path) -> Vec<String> {
     let mut lines: Vec<String> = files(dir).iter().flat_map(|f| read_lines(f)).collect();
     lines.sort();
     lines
@@ -308,7 +308,7 @@ fn each_nexmark_query_killed_mid_stream_commits_its_batch_answer_once_restored()
 
 /// Waits for `child` to exit, killing it after `limit`; whether it exited by
 /// itself with success.
-fn reap(child: &mut Child, limit: Duration) -> bool {
+pub(crate) fn reap(child: &mut Child, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
