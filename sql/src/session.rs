@@ -148,8 +148,11 @@ impl Session {
                 if let Ok(streaming) = streaming
                     && !crate::stream::bounded(&streaming.root)
                 {
-                    let into = into.map(|name| self.table(&name)).transpose()?;
-                    let plan = crate::stream::StreamPlan::new(streaming, into, &self.settings)?;
+                    let tables = (
+                        into.map(|name| self.table(&name)).transpose()?,
+                        self.late_rows()?,
+                    );
+                    let plan = crate::stream::StreamPlan::new(streaming, tables, &self.settings)?;
                     let weir = plan.explain();
                     return Ok(Planned::Explain { logical, weir });
                 }
@@ -318,13 +321,30 @@ impl Session {
             Some(Last::Explain(outcome)) => return Ok(Streaming::Explain(outcome)),
             Some(Last::Query(plan, target)) => (plan, target),
         };
-        let into = target.map(|name| self.table(&name)).transpose()?;
+        let tables = (
+            target.map(|name| self.table(&name)).transpose()?,
+            self.late_rows()?,
+        );
         let plan = crate::plan::translate_as(&plan, &self.catalog, true)?;
         Ok(Streaming::Run(Box::new(crate::stream::StreamPlan::new(
             plan,
-            into,
+            tables,
             &self.settings,
         )?)))
+    }
+
+    /// The table that late rows go to, if the script set one.
+    fn late_rows(&self) -> Result<Option<Table>> {
+        let Some(name) = &self.settings.late_rows else {
+            return Ok(None);
+        };
+        let table = self.catalog.get(name).cloned().ok_or_else(|| {
+            SqlError::Plan(format!(
+                "SET {} = '{name}': no such table",
+                crate::settings::LATE_ROWS
+            ))
+        })?;
+        Ok(Some(table))
     }
 
     /// The declared table `name`, that a query inserts into.

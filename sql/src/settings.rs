@@ -7,6 +7,11 @@
 //!   time counted in the query's epochs, so that a replayed epoch expires
 //!   exactly what it expired before. Without it such a join is refused:
 //!   its state would grow without bound.
+//! - `weir.late-rows.table`: the table that the late rows of a streaming
+//!   query's windows go to (a Kafka table or an unbounded JSON table of a
+//!   directory), each a JSON object of its columns and `late_in`, the
+//!   operator that found it late. Without it late rows are counted and
+//!   dropped, as Flink drops them.
 
 use std::time::Duration;
 
@@ -21,10 +26,14 @@ use crate::error::{Result, SqlError};
 pub struct Settings {
     /// `table.exec.state.ttl`, if set.
     pub state_ttl: Option<Duration>,
+    /// `weir.late-rows.table`, if set.
+    pub late_rows: Option<String>,
 }
 
 /// The name of the state TTL setting.
 pub const STATE_TTL: &str = "table.exec.state.ttl";
+/// The name of the setting of the table of late rows.
+pub const LATE_ROWS: &str = "weir.late-rows.table";
 
 impl Settings {
     /// Applies `SET variable = value`.
@@ -37,8 +46,16 @@ impl Settings {
                 })?);
                 Ok(())
             }
+            LATE_ROWS => {
+                let table = value.trim().trim_matches(|c| c == '\'' || c == '"');
+                if table.is_empty() {
+                    return Err(SqlError::Plan(format!("SET {LATE_ROWS}: no table named")));
+                }
+                self.late_rows = Some(table.to_string());
+                Ok(())
+            }
             _ => Err(SqlError::Unsupported(format!(
-                "SET {name} (weir knows {STATE_TTL})"
+                "SET {name} (weir knows {STATE_TTL} and {LATE_ROWS})"
             ))),
         }
     }
@@ -94,7 +111,7 @@ mod tests {
             (
                 "parallelism.default",
                 "2",
-                "weir knows table.exec.state.ttl",
+                "weir knows table.exec.state.ttl and weir.late-rows.table",
             ),
         ] {
             let error = settings.set(variable, value).unwrap_err().to_string();

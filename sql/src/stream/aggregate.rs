@@ -11,12 +11,13 @@
 //! Arrow's row format), takes the smallest watermark as event time (never
 //! moving it back), and fires in epoch `e` every window whose end it has
 //! reached. A row whose window has fired already is late: it is dropped and
-//! counted. The end of the input fires every window.
+//! counted, and given out as a late row (`late`). The end of the input
+//! fires every window.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch};
-use arrow::compute::{cast, filter_record_batch};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{cast, filter_record_batch, not};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::RowConverter;
 use datafusion_physical_expr::PhysicalExpr;
@@ -32,6 +33,7 @@ use weir_runtime::exec::RecordCounter;
 use weir_streaming::run::StreamCtx;
 use weir_streaming::window::{Frontier, Watermark};
 
+use super::late::{Out, late_rows};
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{Folding, evaluate, fail, row_converter, split_by};
@@ -67,28 +69,29 @@ pub(super) enum Item {
 }
 
 /// Aggregates `rows` by window; `watermarks` are the sources' (every
-/// source worker's, at every epoch). Returns the fired groups and the
-/// state's acks.
+/// source worker's, at every epoch). Returns the fired groups with the
+/// late rows, and the state's acks.
 pub(crate) fn aggregate<'s>(
     rows: StreamVec<'s, u64, Batch>,
     watermarks: StreamVec<'s, u64, Watermark>,
     spec: Arc<Windowed>,
     name: &str,
     ctx: &StreamCtx,
-) -> (StreamVec<'s, u64, Batch>, StreamVec<'s, u64, Ack>) {
+) -> (StreamVec<'s, u64, Out>, StreamVec<'s, u64, Ack>) {
     let late = ctx.metrics.counter("late rows");
     let routing = Arc::clone(&spec);
     let routed = with_watermarks(rows, watermarks, ctx, move |batch, peers| {
         route(&routing.folding, batch, peers)
     });
     let failure = ctx.source.failure.clone();
+    let operator = format!("window aggregate {name}");
     let make = move |state: &KeyedState<Vec<u8>, GroupState>| {
         let ends = super::by_time(state);
         Ok(Worker {
             codecs: Codecs::new(&spec.folding)?,
             spec: Arc::clone(&spec),
             ends,
-            late: late.clone(),
+            late: (late.clone(), operator.clone()),
         })
     };
     routed.stateful_unary(
@@ -113,7 +116,8 @@ struct Worker {
     spec: Arc<Windowed>,
     codecs: Codecs,
     ends: super::ByTime,
-    late: RecordCounter,
+    /// The count of late rows, and the name they are given out under.
+    late: (RecordCounter, String),
 }
 
 /// `rows` addressed by `route` (given a batch and the number of workers),
@@ -248,11 +252,11 @@ struct Epoch<'a> {
     codecs: &'a mut Codecs,
     state: &'a mut KeyedState<Vec<u8>, GroupState>,
     ends: &'a mut super::ByTime,
-    late: &'a RecordCounter,
+    late: &'a (RecordCounter, String),
 }
 
 impl Epoch<'_> {
-    fn apply(&mut self, items: Vec<Routed>, out: &mut Vec<Batch>) -> Result<()> {
+    fn apply(&mut self, items: Vec<Routed>, out: &mut Vec<Out>) -> Result<()> {
         let mut batches = Vec::new();
         let mut watermarks = Vec::new();
         for routed in items {
@@ -268,12 +272,14 @@ impl Epoch<'_> {
         let mut open = Vec::with_capacity(batches.len());
         for batch in batches {
             let ends = self.row_ends(&batch)?;
-            let keep: arrow::array::BooleanArray = ends
+            let keep: BooleanArray = ends
                 .iter()
                 .map(|end| Some(watermark.is_none_or(|w| *end > w)))
                 .collect();
             let kept = filter_record_batch(&batch, &keep)?;
-            self.late.add((batch.num_rows() - kept.num_rows()) as u64);
+            let (counter, operator) = self.late;
+            counter.add((batch.num_rows() - kept.num_rows()) as u64);
+            out.extend(late_rows(&batch, &not(&keep)?, operator)?);
             open.push(kept);
         }
         if let Some(folded) = self.spec.folding.fold(&open)? {
@@ -346,7 +352,7 @@ impl Epoch<'_> {
     }
 
     /// Fires the groups of every window whose end `frontier` has reached.
-    fn fire(&mut self, frontier: Frontier, out: &mut Vec<Batch>) -> Result<()> {
+    fn fire(&mut self, frontier: Frontier, out: &mut Vec<Out>) -> Result<()> {
         let mut keys = Vec::new();
         let mut states = Vec::new();
         while let Some(entry) = self.ends.first_entry() {
@@ -370,7 +376,7 @@ impl Epoch<'_> {
         }
         let states = self.codecs.decode(&self.spec.folding, &keys, &states)?;
         if let Some(fired) = self.spec.folding.evaluate(&[states])? {
-            out.push(Batch(fired));
+            out.push(Out::Rows(Batch(fired)));
         }
         Ok(())
     }

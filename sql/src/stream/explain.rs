@@ -22,6 +22,13 @@ impl StreamPlan {
             ),
             (None, false) => writeln!(out, "Sink: stdout or --output ({guarantee})"),
         };
+        if let Some(late) = &self.late {
+            let _ = writeln!(
+                out,
+                "Sink: {} (late rows of windows, as JSON with late_in; {guarantee})",
+                late.target()
+            );
+        }
         for dead in &self.dead {
             let _ = writeln!(
                 out,

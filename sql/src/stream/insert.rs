@@ -38,12 +38,17 @@ use crate::exec::fail;
 
 /// The name of the sink's participant and transactions in checkpoints.
 const SINK: &str = "sink";
+/// The name of the sink of late rows in checkpoints.
+const LATE: &str = "late rows";
 
 /// The table a streaming query inserts into.
 pub(crate) struct Insert {
-    /// Its columns: the query's rows are written under their names.
-    schema: SchemaRef,
+    /// Its columns: the query's rows are written under their names (late
+    /// rows under their own: `None`).
+    schema: Option<SchemaRef>,
     target: Target,
+    /// The sink's name in checkpoints.
+    name: &'static str,
 }
 
 /// Where the rows of an [`Insert`] go.
@@ -55,8 +60,9 @@ enum Target {
 }
 
 impl Insert {
-    /// Inserting rows of `columns` columns into `table`, if it takes them.
-    pub(crate) fn new(table: &Table, columns: usize) -> Result<Insert> {
+    /// Inserting rows of `columns` columns into `table`, if it takes them;
+    /// with `None`, late rows, each written with its own columns.
+    pub(crate) fn new(table: &Table, columns: Option<usize>) -> Result<Insert> {
         let target = match (&table.format, &table.stream) {
             (Format::Kafka(kafka), _) => Target::Kafka {
                 topic: kafka.topic.clone(),
@@ -64,12 +70,22 @@ impl Insert {
             },
             (Format::Json, Some(stream)) => Target::Dir(stream.dir.clone()),
             _ => {
+                let what = match columns {
+                    Some(_) => format!("INSERT INTO {}", table.name),
+                    None => format!("{} = '{}'", crate::settings::LATE_ROWS, table.name),
+                };
                 return Err(SqlError::Unsupported(format!(
-                    "INSERT INTO {}: a streaming query inserts into Kafka tables and \
-                     unbounded JSON tables of a directory (or write CSV with --output)",
-                    table.name
+                    "{what}: a streaming query writes into Kafka tables and \
+                     unbounded JSON tables of a directory (or CSV with --output)"
                 )));
             }
+        };
+        let Some(columns) = columns else {
+            return Ok(Insert {
+                schema: None,
+                target,
+                name: LATE,
+            });
         };
         if table.schema.fields().len() != columns {
             return Err(SqlError::Plan(format!(
@@ -79,8 +95,9 @@ impl Insert {
             )));
         }
         Ok(Insert {
-            schema: Arc::clone(&table.schema),
+            schema: Some(Arc::clone(&table.schema)),
             target,
+            name: SINK,
         })
     }
 
@@ -102,12 +119,23 @@ impl Insert {
         waited: (usize, Duration),
     ) -> std::result::Result<(), JobError> {
         match &self.target {
-            Target::Kafka { topic, sink } => prepare(sink, (topic, SINK), store, recovery, waited),
+            Target::Kafka { topic, sink } => {
+                prepare(sink, (topic, self.name), store, recovery, waited)
+            }
             Target::Dir(dir) => recover_output(
                 dir,
                 recovery.committed_before(),
                 recovery.manifest.is_none(),
             ),
+        }
+    }
+
+    /// What counts the rows it writes: the query's rows out, or its late
+    /// rows written.
+    fn counted(&self, ctx: &StreamCtx) -> weir_runtime::exec::RecordCounter {
+        match self.name {
+            SINK => ctx.records_out.clone(),
+            _ => ctx.metrics.counter("late rows written"),
         }
     }
 
@@ -120,9 +148,9 @@ impl Insert {
         broker_timeout: Duration,
     ) -> (StreamVec<'s, u64, Ack>, Box<dyn Commit<'s> + 's>) {
         let failure = ctx.source.failure.clone();
-        let schema = Arc::clone(&self.schema);
+        let schema = self.schema.clone();
         let lines = rows.flat_map(move |Batch(batch)| {
-            json_lines(&batch, &schema).unwrap_or_else(|e| {
+            json_lines(&batch, schema.as_ref()).unwrap_or_else(|e| {
                 fail(&failure, e);
                 Vec::new()
             })
@@ -137,7 +165,8 @@ impl Insert {
                     broker_timeout,
                     ..sink.clone()
                 };
-                records.write_kafka(SINK, &sink, &ctx.checkpoints, &ctx.source, &ctx.records_out)
+                let counted = self.counted(ctx);
+                records.write_kafka(self.name, &sink, &ctx.checkpoints, &ctx.source, &counted)
             }
             Target::Dir(dir) => {
                 let sink = DirSink {
@@ -145,13 +174,9 @@ impl Insert {
                     committed_before,
                     extension: "json",
                 };
-                let (acks, staged) = lines.commit_files(
-                    SINK,
-                    &sink,
-                    &ctx.checkpoints,
-                    &ctx.source,
-                    &ctx.records_out,
-                );
+                let counted = self.counted(ctx);
+                let (acks, staged) =
+                    lines.commit_files(self.name, &sink, &ctx.checkpoints, &ctx.source, &counted);
                 (acks, Box::new(staged))
             }
         }
@@ -188,9 +213,13 @@ fn sink_of(kafka: &KafkaTable) -> KafkaSink {
     }
 }
 
-/// `batch`'s rows as lines of JSON objects of `schema`'s columns.
-fn json_lines(batch: &RecordBatch, schema: &SchemaRef) -> Result<Vec<String>> {
-    let named = RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())?;
+/// `batch`'s rows as lines of JSON objects of `schema`'s columns (of its
+/// own without one).
+fn json_lines(batch: &RecordBatch, schema: Option<&SchemaRef>) -> Result<Vec<String>> {
+    let named = match schema {
+        Some(schema) => RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())?,
+        None => batch.clone(),
+    };
     let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
     writer.write(&named)?;
     writer.finish()?;

@@ -26,6 +26,8 @@ mod explain;
 mod insert;
 mod join;
 mod kafka;
+mod keyed;
+mod late;
 mod lookup;
 mod plan;
 mod session;
@@ -36,16 +38,17 @@ mod updating;
 use std::sync::Arc;
 use std::time::Duration;
 
+use timely::dataflow::operators::Concatenate;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, StreamVec};
 use weir_progress::checkpoint::Ack;
 use weir_progress::recovery::Recovery;
-use weir_progress::state::KeyedState;
 use weir_progress::store::CheckpointStore;
 use weir_runtime::JobError;
 use weir_streaming::dir_sink::{CommitFiles, DirSink, TSV, recover_output};
 use weir_streaming::run::{Built, Commit, StreamCtx, StreamOptions, StreamSummary, run_stream};
 
+use keyed::{ByTime, by_time, per_epoch};
 pub(crate) use lookup::bounded;
 pub use plan::StreamPlan;
 use plan::window_of;
@@ -104,6 +107,9 @@ pub fn run(
         for dead in &inserting.dead {
             dead.prepare(store, recovery, waited)?;
         }
+        if let Some(late) = &inserting.late {
+            late.prepare(store, recovery, waited)?;
+        }
         if let Some(into) = &inserting.into {
             return into.prepare(store, recovery, waited);
         }
@@ -120,6 +126,7 @@ pub fn run(
         let mut parts = Parts {
             acks: Vec::new(),
             commits: Vec::new(),
+            late: Vec::new(),
             operators: 0,
         };
         // a row's time to live, in epochs (at least one)
@@ -131,8 +138,15 @@ pub fn run(
         let Parts {
             mut acks,
             mut commits,
+            late,
             ..
         } = parts;
+        if let Some(table) = &query.late {
+            let late = scope.concatenate(late);
+            let (sink_acks, commit) = table.write(late, ctx, epochs.broker_timeout);
+            acks.push(sink_acks);
+            commits.push(commit);
+        }
         if let Some(into) = &query.into {
             let (sink_acks, commit) = into.write(rows, ctx, epochs.broker_timeout);
             acks.push(sink_acks);
@@ -211,6 +225,8 @@ impl<'s> Commit<'s> for Delivered<'s> {
 struct Parts<'s> {
     acks: Vec<StreamVec<'s, u64, Ack>>,
     commits: Vec<Box<dyn Commit<'s> + 's>>,
+    /// The late rows of its window operators.
+    late: Vec<StreamVec<'s, u64, Batch>>,
     operators: usize,
 }
 
@@ -289,9 +305,11 @@ fn build<'s>(
                     watermarks: None,
                 };
             };
-            let (rows, state_acks) =
+            let (out, state_acks) =
                 session::sessions(flow.rows, watermarks.clone(), Arc::clone(spec), &name, ctx);
             parts.acks.push(state_acks);
+            let (rows, late) = late::split(out);
+            parts.late.push(late);
             Flow {
                 rows,
                 watermarks: Some(watermarks),
@@ -369,7 +387,7 @@ fn build<'s>(
                     watermarks: None,
                 };
             };
-            let (rows, state_acks) = aggregate::aggregate(
+            let (out, state_acks) = aggregate::aggregate(
                 flow.rows,
                 watermarks.clone(),
                 Arc::new(windowed),
@@ -377,6 +395,8 @@ fn build<'s>(
                 ctx,
             );
             parts.acks.push(state_acks);
+            let (rows, late) = late::split(out);
+            parts.late.push(late);
             // its groups fire as these pass their windows
             Flow {
                 rows,
@@ -502,57 +522,6 @@ fn stream_join(
         },
         expiry,
     })
-}
-
-/// The state of an operator keyed by bytes (group keys, join keys).
-type Keyed<V> = KeyedState<Vec<u8>, V>;
-
-/// Keys by a time (a window's end, an expiry): a stateful operator's index
-/// of what comes due when.
-type ByTime = std::collections::BTreeMap<i64, std::collections::BTreeSet<Vec<u8>>>;
-
-/// The keys of `state` by the time that heads each one's value (the index
-/// a restored operator starts from).
-fn by_time<T>(state: &Keyed<(i64, T)>) -> ByTime
-where
-    (i64, T): Clone,
-{
-    let mut index = ByTime::new();
-    for (key, (at, _)) in state.iter() {
-        index.entry(*at).or_default().insert(key.clone());
-    }
-    index
-}
-
-/// The logic of a keyed stateful operator of `weir-progress`: its worker
-/// is made by `make` on its first epoch (from the state restored), then
-/// `apply` takes each epoch's items; an error fails the job, which then
-/// applies nothing more.
-fn per_epoch<D, V, W>(
-    failure: weir_runtime::exec::Failure,
-    make: impl Fn(&Keyed<V>) -> Result<W> + 'static,
-    apply: impl Fn(&mut W, u64, Vec<D>, &mut Keyed<V>, &mut Vec<Batch>) -> Result<()> + 'static,
-) -> impl FnMut(u64, Vec<D>, &mut Keyed<V>, &mut Vec<Batch>) + 'static
-where
-    V: Clone,
-    W: 'static,
-{
-    let mut worker: Option<W> = None;
-    move |epoch, items, state, out| {
-        if failure.is_set() {
-            return;
-        }
-        let made = match &mut worker {
-            Some(w) => w,
-            None => match make(state) {
-                Ok(w) => worker.insert(w),
-                Err(e) => return crate::exec::fail(&failure, e),
-            },
-        };
-        if let Err(e) = apply(made, epoch, items, state, out) {
-            crate::exec::fail(&failure, e);
-        }
-    }
 }
 
 /// A stream without rows.

@@ -25,17 +25,23 @@ pub struct StreamPlan {
     /// How long a join without a time bound holds a row (`SET
     /// table.exec.state.ttl`).
     pub(super) state_ttl: Option<Duration>,
-    /// The Kafka table it inserts its rows into, if it does.
+    /// The table it inserts its rows into, if it does.
     pub(super) into: Option<Insert>,
+    /// The table late rows go to, if any.
+    pub(super) late: Option<Insert>,
     /// The sinks of the dead letters of the Kafka tables it reads.
     pub(super) dead: Vec<DeadLetters>,
 }
 
 impl StreamPlan {
     /// `plan` if every node of it streams under `settings` (and `into`, the
-    /// table it inserts into if any, takes its rows); otherwise what does
-    /// not.
-    pub fn new(plan: Plan, into: Option<Table>, settings: &Settings) -> Result<StreamPlan> {
+    /// table it inserts into if any, takes its rows; and `late`, the table
+    /// of late rows if any, takes those); otherwise what does not.
+    pub fn new(
+        plan: Plan,
+        (into, late): (Option<Table>, Option<Table>),
+        settings: &Settings,
+    ) -> Result<StreamPlan> {
         let state_ttl = settings.state_ttl;
         check(&plan.root, state_ttl.is_some())?;
         if into.is_some() && updating(&plan.root) {
@@ -45,14 +51,25 @@ impl StreamPlan {
                     .into(),
             ));
         }
+        if let (Some(into), Some(late)) = (&into, &late)
+            && into.name == late.name
+        {
+            return Err(SqlError::Plan(format!(
+                "{}: the query inserts its rows into {}, the table of late rows",
+                crate::settings::LATE_ROWS,
+                late.name
+            )));
+        }
         let into = into
-            .map(|table| Insert::new(&table, plan.schema.fields().len()))
+            .map(|table| Insert::new(&table, Some(plan.schema.fields().len())))
             .transpose()?;
+        let late = late.map(|table| Insert::new(&table, None)).transpose()?;
         let dead = dead_letters(&plan.root)?;
         Ok(StreamPlan {
             plan,
             state_ttl,
             into,
+            late,
             dead,
         })
     }

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::RowConverter;
@@ -31,6 +31,7 @@ use weir_streaming::run::StreamCtx;
 use weir_streaming::window::{Frontier, Watermark};
 
 use super::aggregate::{Item, Routed, key_rows, route_by, with_watermarks};
+use super::late::{Out, late_rows};
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{WindowSpec, evaluate, row_converter};
@@ -51,8 +52,11 @@ pub(crate) fn sessions<'s>(
     spec: Arc<WindowSpec>,
     name: &str,
     ctx: &StreamCtx,
-) -> (StreamVec<'s, u64, Batch>, StreamVec<'s, u64, Ack>) {
-    let late = ctx.metrics.counter("late rows");
+) -> (StreamVec<'s, u64, Out>, StreamVec<'s, u64, Ack>) {
+    let late = (
+        ctx.metrics.counter("late rows"),
+        format!("session window {name}"),
+    );
     let routing = Arc::clone(&spec);
     let routed = with_watermarks(rows, watermarks, ctx, move |batch, peers| {
         route_by(&routing.keys, batch, peers)
@@ -83,14 +87,15 @@ struct Worker {
     /// Keys by the time of their earliest held row (an entry may be stale:
     /// the key's state says).
     earliest: super::ByTime,
-    late: RecordCounter,
+    /// The count of late rows, and the name they are given out under.
+    late: (RecordCounter, String),
 }
 
 impl Worker {
     fn new(
         spec: &Arc<WindowSpec>,
         state: &KeyedState<Vec<u8>, KeyRows>,
-        late: RecordCounter,
+        late: (RecordCounter, String),
     ) -> Result<Worker> {
         let Windows::Session { gap } = spec.windows else {
             return Err(SqlError::Plan("not a session window".into()));
@@ -120,7 +125,7 @@ impl Worker {
         &mut self,
         items: Vec<Routed>,
         state: &mut KeyedState<Vec<u8>, KeyRows>,
-        out: &mut Vec<Batch>,
+        out: &mut Vec<Out>,
     ) -> Result<()> {
         let before = state
             .shared(WATERMARK)
@@ -128,7 +133,7 @@ impl Worker {
         let mut watermarks = Vec::new();
         for routed in items {
             match routed.item {
-                Item::Rows(Batch(batch)) => self.hold(&batch, before, state)?,
+                Item::Rows(Batch(batch)) => out.extend(self.hold(&batch, before, state)?),
                 Item::Watermark(w) => watermarks.push(w),
             }
         }
@@ -143,19 +148,20 @@ impl Worker {
         };
         let ready = self.close(passed, state)?;
         if let Some(first) = ready.first() {
-            out.push(Batch(concat_batches(&first.schema(), &ready)?));
+            out.push(Out::Rows(Batch(concat_batches(&first.schema(), &ready)?)));
         }
         Ok(())
     }
 
     /// Adds `batch`'s rows to their keys' (rows without a time fall in no
-    /// window; rows before the watermark `before` are late).
+    /// window; rows before the watermark `before` are late: they are given
+    /// back).
     fn hold(
         &mut self,
         batch: &RecordBatch,
         before: Option<i64>,
         state: &mut KeyedState<Vec<u8>, KeyRows>,
-    ) -> Result<()> {
+    ) -> Result<Option<Out>> {
         let times = self.times(batch.column(self.spec.time))?;
         let keys: Vec<ArrayRef> = self
             .spec
@@ -166,19 +172,22 @@ impl Worker {
         let keys = key_rows(&self.keys, &keys, batch.num_rows())?;
         let inputs = self.input.fields().len();
         let rows = self.rows.convert_columns(&batch.columns()[..inputs])?;
-        let mut late = 0;
+        let mut late = vec![false; batch.num_rows()];
         let mut added: BTreeMap<Vec<u8>, KeyRows> = BTreeMap::new();
         for (i, (t, key)) in times.iter().zip(keys).enumerate() {
             let Some(t) = *t else { continue };
             if before.is_some_and(|w| t < w) {
-                late += 1;
+                late[i] = true;
                 continue;
             }
             let entry = added.entry(key).or_insert((t, Vec::new()));
             entry.0 = entry.0.min(t);
             entry.1.push(rows.row(i).as_ref().to_vec());
         }
-        self.late.add(late);
+        let late = BooleanArray::from(late);
+        self.late.0.add(late.true_count() as u64);
+        let input = batch.project(&(0..inputs).collect::<Vec<_>>())?;
+        let late = late_rows(&input, &late, &self.late.1)?;
         for (key, (first, rows)) in added {
             let held = state.update(
                 key.clone(),
@@ -190,7 +199,7 @@ impl Worker {
             );
             self.earliest.entry(held.0).or_default().insert(key);
         }
-        Ok(())
+        Ok(late)
     }
 
     /// The times of `column` in milliseconds (as the window's bounds).
@@ -353,10 +362,12 @@ mod tests {
         }
     }
 
-    /// Each output row as (time, key, start, end), sorted.
-    fn out(batches: Vec<Batch>) -> Vec<(i64, String, i64, i64)> {
+    /// Each output row as (time, key, start, end), sorted (late rows
+    /// left out).
+    fn out(batches: Vec<Out>) -> Vec<(i64, String, i64, i64)> {
         let mut rows = Vec::new();
-        for Batch(b) in batches {
+        for b in batches {
+            let Out::Rows(Batch(b)) = b else { continue };
             let ticks: Vec<Vec<Option<i64>>> = [0, 2, 3]
                 .iter()
                 .map(|&c| {
@@ -378,7 +389,8 @@ mod tests {
     fn a_session_goes_out_once_event_time_is_past_its_end_not_at_it() {
         let spec = spec();
         let mut state = KeyedState::new();
-        let mut worker = Worker::new(&spec, &state, RecordCounter::default()).unwrap();
+        let late = (RecordCounter::default(), "session".to_string());
+        let mut worker = Worker::new(&spec, &state, late).unwrap();
         let mut sent = Vec::new();
         // a's session ends at 10: event time at 10 may still bring a row at 10
         let first = vec![rows(&[0, 40], &["a", "b"]), at(10)];
@@ -387,12 +399,23 @@ mod tests {
         // which joins it (no more than the gap after its last row)
         let second = vec![rows(&[10, 5], &["a", "b"]), at(24)];
         worker.apply(second, &mut state, &mut sent).unwrap();
+        // b's row at 5 came after event time passed 5: late, given out
+        // with the operator's name
+        let late: Vec<&RecordBatch> = sent
+            .iter()
+            .filter_map(|o| match o {
+                Out::Late(Batch(b)) => Some(b),
+                Out::Rows(_) => None,
+            })
+            .collect();
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].column(1).as_string::<i32>().value(0), "b");
+        assert_eq!(late[0].column(2).as_string::<i32>().value(0), "session");
         assert_eq!(
             out(std::mem::take(&mut sent)),
             vec![(0, "a".into(), 0, 20), (10, "a".into(), 0, 20)]
         );
-        // b's row at 5 came after event time passed 5: late
-        assert_eq!(worker.late.get(), 1);
+        assert_eq!(worker.late.0.get(), 1);
         let third = vec![rows(&[45], &["b"]), at(56)];
         worker.apply(third, &mut state, &mut sent).unwrap();
         assert_eq!(

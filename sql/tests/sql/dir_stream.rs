@@ -260,6 +260,23 @@ fn a_directory_table_declared_wrong_or_fed_a_bad_line_says_what_and_where() {
             .to_string();
         assert!(err.contains(says), "{ddl}: {err}");
     }
+    // late rows go to a declared table that takes rows
+    let mut session = Session::default();
+    session
+        .declare_all(&stream_ddl("events", input.path()))
+        .unwrap();
+    for (table, says) in [
+        ("nope", "no such table"),
+        ("events", "the table of late rows"),
+    ] {
+        let script = format!(
+            "SET 'weir.late-rows.table' = '{table}';\nINSERT INTO events SELECT * FROM events"
+        );
+        let Err(err) = session.plan_stream(&script) else {
+            panic!("{table}: planned");
+        };
+        assert!(err.to_string().contains(says), "{table}: {err}");
+    }
     // a line without its event time fails the query, naming file and byte;
     // a line of the wrong columns, naming the directory and the line
     for (bad, says) in [
@@ -288,5 +305,77 @@ fn a_directory_table_declared_wrong_or_fed_a_bad_line_says_what_and_where() {
         .unwrap_err()
         .to_string();
         assert!(err.contains(says), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn late_rows_go_to_the_table_the_script_names() {
+    for (query, operator) in [
+        (QUERIES[1], "window aggregate"),
+        (
+            "SELECT who, CAST(window_end AS VARCHAR), sum(amount) \
+             FROM session(events, ts, INTERVAL '30' MILLISECOND, who) \
+             GROUP BY who, window_start, window_end",
+            "session window",
+        ),
+    ] {
+        let (input, late) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        // file 10 first; file 0, a second later, is ten seconds behind it
+        write_file(input.path(), 10);
+        let expected = batch_answer(query, input.path());
+        let script = format!(
+            "{}CREATE UNBOUNDED EXTERNAL TABLE late (who VARCHAR) STORED AS JSON \
+             LOCATION '{}';\nSET 'weir.late-rows.table' = 'late';\n{query}",
+            stream_ddl("events", input.path()),
+            late.path().display()
+        );
+        let mut session = Session::default();
+        let plan = Arc::new(session.plan_stream(&script).unwrap());
+        assert!(plan.explain().contains("late rows of windows"));
+        let got: Arc<Mutex<Vec<RecordBatch>>> = Arc::default();
+        let sink = Arc::clone(&got);
+        let deliver: Deliver =
+            Arc::new(move |_, _, b: &RecordBatch| sink.lock().unwrap().push(b.clone()));
+        let dir = input.path().to_path_buf();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(800));
+            write_file(&dir, 0);
+        });
+        let checkpoints = tempfile::tempdir().unwrap();
+        let summary = stream::run(
+            timely::Config::process(2),
+            plan,
+            &options(checkpoints.path(), None),
+            Epochs {
+                stop_when_idle: Some(Duration::from_millis(1500)),
+                ..Epochs::every(Duration::from_millis(10))
+            },
+            Sink::Deliver(deliver),
+        )
+        .unwrap();
+        writer.join().unwrap();
+        // the windows of file 10 alone, and every row of file 0 late
+        assert_eq!(sorted(canonical(&got.lock().unwrap())), expected, "{query}");
+        assert_eq!(summary.metrics.get("late rows"), Some(&PER_FILE), "{query}");
+        let lines: Vec<serde_json::Value> = std::fs::read_dir(late.path())
+            .unwrap()
+            .flat_map(|f| {
+                let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+                text.lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(lines.len() as u64, PER_FILE, "{query}");
+        let amounts: u64 = lines
+            .iter()
+            .map(|l| l["amount"].as_u64().expect(&l.to_string()))
+            .sum();
+        let file_0: u64 = (0..PER_FILE).map(|k| (k * 31) % 101).sum();
+        assert_eq!(amounts, file_0, "{query}");
+        for line in &lines {
+            let late_in = line["late_in"].as_str().unwrap();
+            assert!(late_in.starts_with(operator), "{late_in}");
+        }
     }
 }
