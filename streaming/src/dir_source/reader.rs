@@ -13,6 +13,9 @@ use super::{LineTime, POLL};
 use crate::kafka::source::json_time;
 use crate::window::Watermark;
 
+/// The fewest bytes a file is given of a read's budget.
+const MIN_SHARE: usize = 64 << 10;
+
 /// Where a file stands in event time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct FileTime {
@@ -166,22 +169,30 @@ impl Reader {
             .any(|(name, &size)| self.positions.get(name).is_some_and(|&p| p < size))
     }
 
-    /// Reads whole lines of unread files, about `budget` bytes in all, in
-    /// `epoch`.
+    /// Reads whole lines of unread files, about `budget` bytes in all,
+    /// shared among them (so that files read together come forward in
+    /// event time together), in `epoch`.
     pub(super) fn read(
         &mut self,
         epoch: u64,
         budget: usize,
         lines: &mut Vec<String>,
     ) -> Result<usize, JobError> {
+        let unread: Vec<(String, u64, u64)> = self
+            .sizes
+            .iter()
+            .filter_map(|(name, &size)| {
+                let position = self.positions.get(name).copied().unwrap_or(0);
+                (position < size).then(|| (name.clone(), position, size))
+            })
+            .collect();
+        let share = (budget / unread.len().max(1)).max(MIN_SHARE) as u64;
         let mut read = 0;
-        let names: Vec<(String, u64)> = self.sizes.iter().map(|(n, &s)| (n.clone(), s)).collect();
-        for (name, size) in names {
-            let position = self.positions.get(&name).copied().unwrap_or(0);
-            if position >= size || read >= budget {
-                continue;
+        for (name, position, size) in unread {
+            if read >= budget {
+                break;
             }
-            let limit = (size - position).min((budget - read) as u64);
+            let limit = (size - position).min(share);
             let next = self.read_file(&name, epoch, (position, limit, size), lines)?;
             read += (next - position) as usize;
         }
@@ -396,6 +407,22 @@ mod tests {
         assert_eq!((next, max, lines.len()), (22, Some(7), 2), "{lines:?}");
         let err = read_lines(&path, (next, 100, size), Some("t"), &mut lines).unwrap_err();
         assert!(err.to_string().contains("events.json:byte 22"), "{err}");
+    }
+
+    #[test]
+    fn files_read_together_share_each_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = "x".repeat(99);
+        let text = format!("{line}\n").repeat(20_000); // 2 MB
+        std::fs::write(dir.path().join("a"), &text).unwrap();
+        std::fs::write(dir.path().join("b"), &text).unwrap();
+        let mut reader = Reader::new(dir.path().to_owned(), &BTreeMap::new(), None);
+        reader.list(|_| true).unwrap();
+        let read = reader.read(0, 1 << 20, &mut Vec::new()).unwrap();
+        assert!(read.abs_diff(1 << 20) <= 200, "{read}");
+        // half of the budget each, not all of it to the first file
+        let (a, b) = (reader.positions["a"], reader.positions["b"]);
+        assert!(a.abs_diff(b) <= 100 && a > 0, "{a} {b}");
     }
 
     #[test]
