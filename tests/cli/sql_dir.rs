@@ -7,12 +7,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 
-use crate::sql_stream::{committed, reap};
-use crate::support::{latest_checkpoint, path, stderr, weir};
+use crate::sql_stream::{committed, kill_ten_times, reap};
+use crate::support::{path, stderr, weir};
 
 const FILES: u64 = 40;
 const PER_FILE: u64 = 1_000;
@@ -103,32 +103,9 @@ fn kill_9_of_a_query_over_arriving_files_writes_every_window_exactly_once() {
     let seed: u64 = rand::rng().random();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let checkpoints = dir.path().join("ck");
-    let (mut kills, mut restores) = (0, 0);
-    for i in 0..10 {
-        let before = latest_checkpoint(&checkpoints);
-        let mut child = spawn(dir.path(), &sql);
-        // the first two kills come early (before the first checkpoint of a
-        // slow start); the others once this run has completed a checkpoint
-        // of its own, at a random point after it
-        if i >= 2 {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while latest_checkpoint(&checkpoints) == before
-                && Instant::now() < deadline
-                && child.try_wait().unwrap().is_none()
-            {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        let after = match i {
-            0 => rng.random_range(5..40),
-            1 => rng.random_range(20..120),
-            _ => rng.random_range(0..300),
-        };
-        let finished = reap(&mut child, Duration::from_millis(after));
-        restores += usize::from(before.is_some());
-        assert!(!finished, "seed {seed}: a run ended while files arrived");
-        kills += 1;
-    }
+    let start = || spawn(dir.path(), &sql);
+    let (kills, restores, finished) = kill_ten_times(start, &checkpoints, &mut rng, 300);
+    assert!(!finished, "seed {seed}: a run ended while files arrived");
     writer.join().unwrap();
     let mut last = spawn(dir.path(), &sql);
     assert!(

@@ -355,36 +355,8 @@ fn kill_9_at_random_points_judged(query: &str, results: fn(Vec<String>) -> Vec<S
     let seed: u64 = rand::rng().random();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let start = || spawn_to_output(dir.path(), &sql, "40ms");
-    let (mut kills, mut restores) = (0, 0);
     let checkpoints = dir.path().join("ck");
-    for i in 0..10 {
-        let before = latest_checkpoint(&checkpoints);
-        let mut child = start();
-        // the first two kills come early (before the first checkpoint of a
-        // slow start); the others once this run has completed a checkpoint
-        // of its own, at a random point after it
-        if i >= 2 {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while latest_checkpoint(&checkpoints) == before
-                && Instant::now() < deadline
-                && child.try_wait().unwrap().is_none()
-            {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        let after = match i {
-            0 => rng.random_range(5..40),
-            1 => rng.random_range(20..120),
-            _ => rng.random_range(0..400),
-        };
-        let finished = reap(&mut child, Duration::from_millis(after));
-        // a run that found a complete checkpoint went on from it
-        restores += usize::from(before.is_some());
-        if finished {
-            break;
-        }
-        kills += 1;
-    }
+    let (kills, mut restores, _) = kill_ten_times(start, &checkpoints, &mut rng, 400);
     let before = latest_checkpoint(&checkpoints);
     let mut last = start();
     assert!(
@@ -402,6 +374,46 @@ fn kill_9_at_random_points_judged(query: &str, results: fn(Vec<String>) -> Vec<S
         "seed {seed}, {kills} kills: rows lost or repeated"
     );
     assert_eq!(got, expected, "seed {seed}, {kills} kills");
+}
+
+/// Starts runs with `start` and kills each with kill -9, ten times: the
+/// first two early (before the first checkpoint of a slow start), the
+/// others at a random point (up to `spread` ms) after the run completed a
+/// checkpoint of its own. Returns the kills, the runs that restored a
+/// checkpoint, and whether a run ended by itself (which ends the kills).
+pub(crate) fn kill_ten_times(
+    start: impl Fn() -> Child,
+    checkpoints: &Path,
+    rng: &mut rand::rngs::StdRng,
+    spread: u64,
+) -> (usize, usize, bool) {
+    let (mut kills, mut restores) = (0, 0);
+    for i in 0..10 {
+        let before = latest_checkpoint(checkpoints);
+        let mut child = start();
+        if i >= 2 {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while latest_checkpoint(checkpoints) == before
+                && Instant::now() < deadline
+                && child.try_wait().unwrap().is_none()
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let after = match i {
+            0 => rng.random_range(5..40),
+            1 => rng.random_range(20..120),
+            _ => rng.random_range(0..spread),
+        };
+        let finished = reap(&mut child, Duration::from_millis(after));
+        // a run that found a complete checkpoint went on from it
+        restores += usize::from(before.is_some());
+        if finished {
+            return (kills, restores, true);
+        }
+        kills += 1;
+    }
+    (kills, restores, false)
 }
 
 #[test]

@@ -20,6 +20,7 @@ use weir_streaming::kafka::source::json_time;
 use weir_streaming::run::StreamCtx;
 
 use super::Epochs;
+use super::kafka::json_objects;
 use super::source::Source;
 use crate::batch::Batch;
 use crate::catalog::{DirStream, Format, Table};
@@ -148,25 +149,7 @@ impl Decoding {
 
     /// The JSON columns of `lines`.
     fn json_rows(&self, lines: &[String]) -> Result<RecordBatch> {
-        let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(&self.json))
-            .with_batch_size(lines.len().max(1))
-            .build_decoder()?;
-        for line in lines {
-            decoder.decode(line.as_bytes())?;
-            decoder.decode(b"\n")?;
-        }
-        let batch = match decoder.flush()? {
-            Some(batch) => batch,
-            None => RecordBatch::new_empty(Arc::clone(&self.json)),
-        };
-        if batch.num_rows() != lines.len() {
-            return Err(SqlError::Plan(format!(
-                "{} rows of {} lines (a line that is not one JSON object)",
-                batch.num_rows(),
-                lines.len()
-            )));
-        }
-        Ok(batch)
+        json_objects(&self.json, lines.iter().map(|l| l.as_bytes()))
     }
 
     /// The error of `lines`, which do not decode (`e`): it names the first

@@ -277,25 +277,7 @@ impl Decoding {
 
     /// The JSON columns of `records`.
     fn json_rows(&self, records: &[KafkaRecord]) -> Result<RecordBatch> {
-        let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(&self.json))
-            .with_batch_size(records.len().max(1))
-            .build_decoder()?;
-        for record in records {
-            decoder.decode(&record.value)?;
-            decoder.decode(b"\n")?;
-        }
-        let batch = match decoder.flush()? {
-            Some(batch) => batch,
-            None => RecordBatch::new_empty(Arc::clone(&self.json)),
-        };
-        if batch.num_rows() != records.len() {
-            return Err(SqlError::Plan(format!(
-                "{} rows of {} records (a value that is not one JSON object)",
-                batch.num_rows(),
-                records.len()
-            )));
-        }
-        Ok(batch)
+        json_objects(&self.json, records.iter().map(|r| r.value.as_slice()))
     }
 
     /// The error of a record whose value does not decode.
@@ -305,4 +287,31 @@ impl Decoding {
             message: format!("not a JSON object of the table's columns: {e}"),
         })
     }
+}
+
+/// The rows of `values`, each one JSON object of `schema`'s columns (an
+/// error when one is not).
+pub(crate) fn json_objects<'a>(
+    schema: &SchemaRef,
+    values: impl ExactSizeIterator<Item = &'a [u8]>,
+) -> Result<RecordBatch> {
+    let count = values.len();
+    let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(schema))
+        .with_batch_size(count.max(1))
+        .build_decoder()?;
+    for value in values {
+        decoder.decode(value)?;
+        decoder.decode(b"\n")?;
+    }
+    let batch = match decoder.flush()? {
+        Some(batch) => batch,
+        None => RecordBatch::new_empty(Arc::clone(schema)),
+    };
+    if batch.num_rows() != count {
+        return Err(SqlError::Plan(format!(
+            "{} rows of {count} values (a value that is not one JSON object)",
+            batch.num_rows()
+        )));
+    }
+    Ok(batch)
 }

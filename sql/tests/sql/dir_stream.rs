@@ -369,7 +369,7 @@ fn late_rows_go_to_the_table_the_script_names() {
         assert_eq!(lines.len() as u64, PER_FILE, "{query}");
         let amounts: u64 = lines
             .iter()
-            .map(|l| l["amount"].as_u64().expect(&l.to_string()))
+            .map(|l| l["amount"].as_u64().unwrap_or_else(|| panic!("{l}")))
             .sum();
         let file_0: u64 = (0..PER_FILE).map(|k| (k * 31) % 101).sum();
         assert_eq!(amounts, file_0, "{query}");
