@@ -43,12 +43,26 @@ const LATE: &str = "late rows";
 
 /// The table a streaming query inserts into.
 pub(crate) struct Insert {
-    /// Its columns: the query's rows are written under their names (late
-    /// rows under their own: `None`).
-    schema: Option<SchemaRef>,
+    rows: Rows,
     target: Target,
+}
+
+/// Which rows an [`Insert`] writes.
+enum Rows {
+    /// The query's, under the table's column names.
+    Query(SchemaRef),
+    /// Late rows, each under its own columns.
+    Late,
+}
+
+impl Rows {
     /// The sink's name in checkpoints.
-    name: &'static str,
+    fn name(&self) -> &'static str {
+        match self {
+            Rows::Query(_) => SINK,
+            Rows::Late => LATE,
+        }
+    }
 }
 
 /// Where the rows of an [`Insert`] go.
@@ -82,9 +96,8 @@ impl Insert {
         };
         let Some(columns) = columns else {
             return Ok(Insert {
-                schema: None,
+                rows: Rows::Late,
                 target,
-                name: LATE,
             });
         };
         if table.schema.fields().len() != columns {
@@ -95,9 +108,8 @@ impl Insert {
             )));
         }
         Ok(Insert {
-            schema: Some(Arc::clone(&table.schema)),
+            rows: Rows::Query(Arc::clone(&table.schema)),
             target,
-            name: SINK,
         })
     }
 
@@ -120,7 +132,7 @@ impl Insert {
     ) -> std::result::Result<(), JobError> {
         match &self.target {
             Target::Kafka { topic, sink } => {
-                prepare(sink, (topic, self.name), store, recovery, waited)
+                prepare(sink, (topic, self.rows.name()), store, recovery, waited)
             }
             Target::Dir(dir) => recover_output(
                 dir,
@@ -133,9 +145,9 @@ impl Insert {
     /// What counts the rows it writes: the query's rows out, or its late
     /// rows written.
     fn counted(&self, ctx: &StreamCtx) -> weir_runtime::exec::RecordCounter {
-        match self.name {
-            SINK => ctx.records_out.clone(),
-            _ => ctx.metrics.counter("late rows written"),
+        match self.rows {
+            Rows::Query(_) => ctx.records_out.clone(),
+            Rows::Late => ctx.metrics.counter("late rows written"),
         }
     }
 
@@ -148,7 +160,10 @@ impl Insert {
         broker_timeout: Duration,
     ) -> (StreamVec<'s, u64, Ack>, Box<dyn Commit<'s> + 's>) {
         let failure = ctx.source.failure.clone();
-        let schema = self.schema.clone();
+        let schema = match &self.rows {
+            Rows::Query(schema) => Some(Arc::clone(schema)),
+            Rows::Late => None,
+        };
         let lines = rows.flat_map(move |Batch(batch)| {
             json_lines(&batch, schema.as_ref()).unwrap_or_else(|e| {
                 fail(&failure, e);
@@ -166,7 +181,13 @@ impl Insert {
                     ..sink.clone()
                 };
                 let counted = self.counted(ctx);
-                records.write_kafka(self.name, &sink, &ctx.checkpoints, &ctx.source, &counted)
+                records.write_kafka(
+                    self.rows.name(),
+                    &sink,
+                    &ctx.checkpoints,
+                    &ctx.source,
+                    &counted,
+                )
             }
             Target::Dir(dir) => {
                 let sink = DirSink {
@@ -175,8 +196,13 @@ impl Insert {
                     extension: "json",
                 };
                 let counted = self.counted(ctx);
-                let (acks, staged) =
-                    lines.commit_files(self.name, &sink, &ctx.checkpoints, &ctx.source, &counted);
+                let (acks, staged) = lines.commit_files(
+                    self.rows.name(),
+                    &sink,
+                    &ctx.checkpoints,
+                    &ctx.source,
+                    &counted,
+                );
                 (acks, Box::new(staged))
             }
         }
