@@ -1,7 +1,10 @@
 //! The coordinator of checkpoints: it gathers the acknowledgements of every
 //! participant at worker 0 and commits a checkpoint's manifest, on a thread of
 //! its own, once the frontier of the acknowledgements has passed its epoch
-//! and every participant acknowledged it (see [`crate::checkpoint`]).
+//! and every participant acknowledged it (see [`crate::checkpoint`]). A
+//! source that has finished (its last mark sent at [`FINAL_EPOCH`]) stands
+//! for every later epoch with that mark, as Flink's finished tasks do, so
+//! that the checkpoints of the others go on.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -70,7 +73,18 @@ impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
                     let Some((_, (cap, received))) = acks.pop_first() else {
                         break;
                     };
-                    let complete = received.len() == ckpt.operators() * ckpt.peers;
+                    // the final marks of sources that finished before this epoch
+                    let finished: Vec<SourceMark> = match acks.get(&FINAL_EPOCH) {
+                        Some((_, last)) if epoch != FINAL_EPOCH => last
+                            .iter()
+                            .filter_map(|ack| match ack {
+                                Ack::Source(mark) if mark.next <= epoch => Some(mark.clone()),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    let complete = received.len() + finished.len() == ckpt.operators() * ckpt.peers;
                     let mut parts = Vec::new();
                     for ack in received {
                         match ack {
@@ -82,6 +96,7 @@ impl<'s> Coordinate<'s> for StreamVec<'s, u64, Ack> {
                     if !complete || ckpt.failure().is_some() {
                         continue; // some worker snapshotted a later epoch instead
                     }
+                    carried.extend(finished);
                     let manifest = Manifest {
                         format: 1,
                         epoch,

@@ -126,3 +126,82 @@ fn committed_checkpoints_restore_the_state_as_of_their_epoch_on_every_layout() {
         }
     }
 }
+
+/// Regression: a source that stopped early on one worker (it owned no input)
+/// held every later checkpoint back until the job ended, as the coordinator
+/// waited for its acks of epochs it would never read.
+#[test]
+fn a_source_finished_on_one_worker_does_not_hold_the_checkpoints_of_the_others() {
+    use weir_progress::checkpoint::Ack;
+    use weir_progress::store::SourceMark;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let mark = |worker: usize, next: u64, stream: &str| {
+        Ack::Source(SourceMark {
+            operator: "src".into(),
+            worker,
+            next,
+            positions: BTreeMap::from([(stream.to_string(), next * 10)]),
+        })
+    };
+    let guards = timely::execute(timely::Config::process(2), move |worker| {
+        let (index, peers) = (worker.index(), worker.peers());
+        let store = CheckpointStore::local(&path).unwrap();
+        let ckpt = Checkpoints::new(store, Schedule { every: 1 }, None, index, peers);
+        ckpt.participate("src");
+        let mut acks =
+            InputHandle::<u64, timely::container::CapacityContainerBuilder<Vec<Ack>>>::new();
+        let probe = ProbeHandle::new();
+        let committed = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        worker.dataflow::<u64, _, _>(|scope| {
+            let seen = std::rc::Rc::clone(&committed);
+            use timely::dataflow::operators::Inspect;
+            scope
+                .input_from(&mut acks)
+                .coordinate(&ckpt)
+                .inspect(move |c| seen.borrow_mut().push(*c))
+                .probe_with(&probe);
+        });
+        // worker 0 reads epoch 0 and finishes; worker 1 reads epochs 0..6
+        let last = if index == 0 { 0 } else { 5 };
+        for epoch in 0..=last {
+            acks.send(mark(index, epoch + 1, &format!("w{index}")));
+            acks.advance_to(epoch + 1);
+        }
+        acks.advance_to(FINAL_EPOCH);
+        acks.send(mark(index, last + 1, &format!("w{index}")));
+        // hands the mark over, as a source does once it stops
+        acks.advance_to(FINAL_EPOCH + 1);
+        // before the end, the others' checkpoints commit
+        worker.step_while(|| probe.less_than(&(last + 1)));
+        let before_end = committed.borrow().len();
+        drop(acks);
+        worker.step_while(|| !probe.done());
+        assert!(ckpt.failure().is_none(), "{:?}", ckpt.failure());
+        (before_end, committed.take())
+    })
+    .unwrap();
+    let results: Vec<_> = guards.join().into_iter().map(Result::unwrap).collect();
+    let (before_end, committed) = &results[1];
+    let epochs: Vec<u64> = committed
+        .iter()
+        .filter_map(|c| match c {
+            Committed::Checkpoint(e) => Some(*e),
+            Committed::Abort => None,
+        })
+        .collect();
+    assert!(*before_end >= 6, "{committed:?}");
+    assert_eq!(&epochs[..6], [0, 1, 2, 3, 4, 5], "{committed:?}");
+    // each manifest holds the finished worker's positions too
+    let store = CheckpointStore::local(dir.path()).unwrap();
+    let complete = store.complete().unwrap();
+    let newest = complete
+        .iter()
+        .copied()
+        .filter(|&e| e < FINAL_EPOCH)
+        .max()
+        .unwrap();
+    let manifest = store.manifest(newest).unwrap();
+    let workers: Vec<usize> = manifest.sources.iter().map(|m| m.worker).collect();
+    assert!(workers.contains(&0) && workers.contains(&1), "{manifest:?}");
+}
