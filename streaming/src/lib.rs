@@ -7,6 +7,7 @@
 //!   every checkpoint, and a restore resumes (and replays) from them.
 //! - [`dir_sink`]: a sink whose files become visible only once the checkpoint
 //!   covering their epoch is complete.
+//! - [`event_time`]: the event time of a JSON line, read in one pass.
 //! - [`kafka`]: a source with its offsets in checkpoints, transactional
 //!   (exactly-once) and idempotent sinks, the broker for tests, and a reader of
 //!   the committed log that applies transaction markers itself.
@@ -26,6 +27,7 @@
 
 pub mod dir_sink;
 pub mod dir_source;
+pub mod event_time;
 pub mod jobs;
 pub mod kafka;
 pub mod operators;

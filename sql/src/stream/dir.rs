@@ -2,10 +2,12 @@
 //! file read by the worker that owns its name, byte positions in every
 //! checkpoint, committed epochs replayed with the same cut, each file's
 //! watermark), its lines decoded into the table's columns: JSON objects by
-//! Arrow's JSON decoder, or text lines as they are. The event-time column
+//! Arrow's JSON decoder, a whole read at once, or text lines as they are.
+//! Each read is decoded by a worker its file and byte choose, so that the
+//! decoding of one file is shared by all workers. The event-time column
 //! comes from the line's event time as the source reads it for its
 //! watermark, so that rows and watermarks agree. A line that does not
-//! decode fails the query, naming the table's directory and the line.
+//! decode fails the query, naming its file and byte and quoting it.
 
 use std::sync::Arc;
 
@@ -13,10 +15,9 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray
 use arrow::datatypes::{Schema, SchemaRef};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Scope;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use weir_streaming::dir_source::{DirSource, LineTime, WatchDir};
-use weir_streaming::kafka::source::json_time;
+use weir_streaming::dir_source::{DirSource, LineTime, Lines, WatchDir};
 use weir_streaming::run::StreamCtx;
 
 use super::Epochs;
@@ -61,18 +62,20 @@ pub(crate) fn dir<'s>(
     let rows = watched
         .lines
         .unary::<CapacityContainerBuilder<Vec<Batch>>, _, _, _>(
-            Pipeline,
+            Exchange::new(Lines::route),
             "DirLines",
             move |_, _| {
                 move |input, output| {
                     input.for_each_stamp(|cap, data| {
-                        let lines: Vec<String> = data.flat_map(|lines| lines.drain(..)).collect();
-                        if failure.is_set() || lines.is_empty() {
-                            return;
-                        }
-                        match decoding.decode(&lines) {
-                            Ok(rows) => output.session(&cap).give(Batch(rows)),
-                            Err(e) => fail(&failure, e),
+                        let mut session = output.session(&cap);
+                        for read in data.flat_map(|reads| reads.drain(..)) {
+                            if failure.is_set() {
+                                return;
+                            }
+                            match decoding.decode(&read) {
+                                Ok(rows) => session.give(Batch(rows)),
+                                Err(e) => fail(&failure, e),
+                            }
                         }
                     })
                 }
@@ -124,21 +127,19 @@ impl Decoding {
         }
     }
 
-    /// The rows of `lines`, projected.
-    fn decode(&self, lines: &[String]) -> Result<RecordBatch> {
+    /// The rows of `read`, projected.
+    fn decode(&self, read: &Lines) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = if self.text {
-            vec![Arc::new(lines.iter().map(Some).collect::<StringArray>())]
+            vec![Arc::new(read.lines().map(Some).collect::<StringArray>())]
         } else {
-            let decoded = match self.json_rows(lines) {
+            let decoded = match json_rows(&self.json, read) {
                 Ok(decoded) => decoded,
-                Err(e) => return Err(self.bad(lines, e)),
+                Err(e) => return Err(self.bad(read, e)),
             };
             let mut columns = decoded.columns().to_vec();
-            if let Some((index, field)) = &self.event_time {
-                let times: TimestampMillisecondArray = lines
-                    .iter()
-                    .map(|l| json_time(l.as_bytes(), field).and_then(|t| i64::try_from(t).ok()))
-                    .collect();
+            if let Some((index, _)) = &self.event_time {
+                let times: TimestampMillisecondArray =
+                    read.times.iter().map(|&t| i64::try_from(t).ok()).collect();
                 columns.insert(*index, Arc::new(times));
             }
             columns
@@ -147,29 +148,56 @@ impl Decoding {
         Ok(batch.project(&self.projection)?)
     }
 
-    /// The JSON columns of `lines`.
-    fn json_rows(&self, lines: &[String]) -> Result<RecordBatch> {
-        json_objects(&self.json, lines.iter().map(|l| l.as_bytes()))
-    }
-
-    /// The error of `lines`, which do not decode (`e`): it names the first
-    /// line at fault.
-    fn bad(&self, lines: &[String], e: SqlError) -> SqlError {
-        let (line, e) = lines
-            .iter()
-            .find_map(|l| {
-                self.json_rows(std::slice::from_ref(l))
+    /// The error of `read`, whose lines do not decode (`e`): it names the
+    /// first line at fault.
+    fn bad(&self, read: &Lines, e: SqlError) -> SqlError {
+        let (at, line, e) = read
+            .lines_at()
+            .find_map(|(at, line)| {
+                json_objects(&self.json, std::iter::once(line.as_bytes()))
                     .err()
-                    .map(|e| (l.as_str(), e))
+                    .map(|e| (at, line, e))
             })
-            .unwrap_or(("", e));
+            .unwrap_or((read.start, "", e));
         let quoted: String = line.chars().take(QUOTED).collect();
         SqlError::Input {
-            location: self.dir.clone(),
+            location: format!("{}/{}:byte {at}", self.dir, read.file),
             message: format!(
                 "a line of table {} is not a JSON object of its columns: {e} (the line: {quoted})",
                 self.table
             ),
         }
     }
+}
+
+/// The rows of the JSON objects of `read`, one a line (blank lines left
+/// out), with `schema`'s columns: all its lines decoded at once.
+fn json_rows(schema: &SchemaRef, read: &Lines) -> Result<RecordBatch> {
+    let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(schema))
+        .with_batch_size(read.count.max(1))
+        .build_decoder()?;
+    let mut text = read.text.as_bytes();
+    while !text.is_empty() {
+        let decoded = decoder.decode(text)?;
+        if decoded == 0 {
+            break;
+        }
+        text = &text[decoded..];
+    }
+    let batch = match decoder.flush()? {
+        Some(batch) => batch,
+        None => RecordBatch::new_empty(Arc::clone(schema)),
+    };
+    let lines = if read.times.is_empty() {
+        read.lines_at().count()
+    } else {
+        read.times.len()
+    };
+    if batch.num_rows() != lines || !text.is_empty() {
+        return Err(SqlError::Plan(format!(
+            "{} rows of {lines} lines (a line that is not one JSON object)",
+            batch.num_rows()
+        )));
+    }
+    Ok(batch)
 }

@@ -19,8 +19,10 @@ use weir_runtime::JobError;
 use weir_runtime::source_ctx::SourceCtx;
 
 use crate::window::Watermark;
+pub use lines::Lines;
 use reader::{Reader, file_of};
 
+mod lines;
 mod reader;
 
 /// Bytes a source reads per activation before it lets other operators run.
@@ -111,7 +113,12 @@ pub trait WatchDir<'s> {
     ///         scope.watch_dir("lines", &source, &Recovery::default(), &ckpt, &SourceCtx::default());
     ///     watched.lines.capture()
     /// });
-    /// let mut all: Vec<String> = lines.extract().into_iter().flat_map(|(_, l)| l).collect();
+    /// let mut all: Vec<String> = lines
+    ///     .extract()
+    ///     .into_iter()
+    ///     .flat_map(|(_, reads)| reads)
+    ///     .flat_map(|read| read.lines().map(String::from).collect::<Vec<_>>())
+    ///     .collect();
     /// all.sort();
     /// assert_eq!(all, ["one", "two"]);
     /// ```
@@ -127,8 +134,9 @@ pub trait WatchDir<'s> {
 
 /// What a [`WatchDir`] source gives.
 pub struct Watched<'s> {
-    /// The lines, stamped with the epochs that read them.
-    pub lines: StreamVec<'s, u64, String>,
+    /// The lines, as each read took them from a file, stamped with the
+    /// epochs that read them.
+    pub lines: StreamVec<'s, u64, Lines>,
     /// The acknowledgements for the checkpoint coordinator.
     pub acks: StreamVec<'s, u64, Ack>,
     /// The worker's watermark at the end of every epoch (with event time
@@ -164,7 +172,7 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
         let mut watermark_out =
             OutputBuilder::<u64, CapacityContainerBuilder<Vec<Watermark>>>::from(watermark_out);
         let mut data_out =
-            OutputBuilder::<u64, CapacityContainerBuilder<Vec<String>>>::from(data_out);
+            OutputBuilder::<u64, CapacityContainerBuilder<Vec<Lines>>>::from(data_out);
         let mut ack_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Ack>>>::from(ack_out);
         let (source, ctx, name) = (source.clone(), ctx.clone(), name.to_string());
         builder.build(move |mut caps| {
@@ -226,7 +234,8 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                         .and_then(|()| reader.read(epoch, READ_BUDGET, &mut lines))
                         .map(|_| ())
                 };
-                ctx.records_in.add(lines.len() as u64);
+                ctx.records_in
+                    .add(lines.iter().map(|l| l.count as u64).sum());
                 if !lines.is_empty() {
                     data_out
                         .activate()

@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use weir_runtime::JobError;
 
+use super::lines::Lines;
 use super::{LineTime, POLL};
-use crate::kafka::source::json_time;
+use crate::event_time::json_time;
 use crate::window::Watermark;
 
 /// The fewest bytes a file is given of a read's budget.
@@ -176,7 +177,7 @@ impl Reader {
         &mut self,
         epoch: u64,
         budget: usize,
-        lines: &mut Vec<String>,
+        lines: &mut Vec<Lines>,
     ) -> Result<usize, JobError> {
         let unread: Vec<(String, u64, u64)> = self
             .sizes
@@ -206,7 +207,7 @@ impl Reader {
         &mut self,
         epoch: u64,
         targets: &BTreeMap<String, u64>,
-        lines: &mut Vec<String>,
+        lines: &mut Vec<Lines>,
     ) -> Result<(), JobError> {
         for (key, &target) in targets {
             let Key::Position(name) = Key::of(key) else {
@@ -244,16 +245,19 @@ impl Reader {
         name: &str,
         epoch: u64,
         (position, limit, size): (u64, u64, u64),
-        lines: &mut Vec<String>,
+        lines: &mut Vec<Lines>,
     ) -> Result<u64, JobError> {
-        let path = self.dir.join(name);
         let field = self.time.as_ref().map(|t| t.field.as_str());
-        let (next, max) = read_lines(&path, (position, limit, size), field, lines)?;
+        let read = read_lines(&self.dir, name, (position, limit, size), field)?;
+        let next = position + read.text.len() as u64;
         self.positions.insert(name.to_string(), next);
         if self.time.is_some() {
             let time = self.times.entry(name.to_string()).or_default();
-            time.max = time.max.max(max);
+            time.max = time.max.max(read.times.iter().copied().max());
             time.seen = epoch;
+        }
+        if !read.text.is_empty() {
+            lines.push(read);
         }
         Ok(next)
     }
@@ -296,23 +300,24 @@ impl Reader {
     }
 }
 
-/// Reads the lines that start in `[position, position + limit)` of `path` (a
-/// file of `size` bytes) and returns the position after the last whole line
-/// (the end of the file ends a line; a line longer than `limit` is read
-/// whole). With an event-time `field`, blank lines are skipped and the
-/// largest event time is returned too; a line without one is an error
-/// naming its byte.
+/// Reads the lines that start in `[position, position + limit)` of file
+/// `name` of `dir` (a file of `size` bytes), up to the end of the last whole
+/// line (the end of the file ends a line; a line longer than `limit` is read
+/// whole). With an event-time `field`, it takes each line's event time,
+/// blank lines left out; a line without one is an error naming its byte.
 fn read_lines(
-    path: &Path,
+    dir: &Path,
+    name: &str,
     (position, limit, size): (u64, u64, u64),
     field: Option<&str>,
-    lines: &mut Vec<String>,
-) -> Result<(u64, Option<u64>), JobError> {
-    let io = |e: std::io::Error| JobError::io(path, &e);
-    let mut file = File::open(path).map_err(io)?;
+) -> Result<Lines, JobError> {
+    let path = dir.join(name);
+    let io = |e: std::io::Error| JobError::io(&path, &e);
+    let mut file = File::open(&path).map_err(io)?;
     file.seek(SeekFrom::Start(position)).map_err(io)?;
-    let mut bytes = Vec::new();
-    let mut want = limit;
+    let mut want = limit.min(size.saturating_sub(position));
+    // room for all it reads at once: growing it would copy
+    let mut bytes = Vec::with_capacity(usize::try_from(want).unwrap_or(0).saturating_add(1));
     let end = loop {
         let have = bytes.len() as u64;
         (&mut file)
@@ -327,59 +332,69 @@ fn read_lines(
         }
         want = want.max(1) * 2;
     };
+    bytes.truncate(end);
     let malformed = |at: u64, message: String| JobError::Malformed {
         position: format!("{}:byte {}", path.display(), position + at),
         message,
         remedy: None,
     };
-    let text = std::str::from_utf8(&bytes[..end])
-        .map_err(|e| malformed(e.valid_up_to() as u64, "not UTF-8 text".into()))?;
-    let mut max = None;
-    let mut at = 0u64;
-    for raw in text.split_inclusive('\n') {
-        let start = at;
-        at += raw.len() as u64;
-        let line = raw.strip_suffix('\n').unwrap_or(raw);
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if let Some(field) = field {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let time = json_time(line.as_bytes(), field).ok_or_else(|| {
-                malformed(
-                    start,
-                    format!(
-                        "no event time: the line is not a JSON object whose field '{field}' \
-                         holds milliseconds (a whole number, or one in a string)"
-                    ),
-                )
-            })?;
-            max = max.max(Some(time));
+    let text = String::from_utf8(bytes)
+        .map_err(|e| malformed(e.utf8_error().valid_up_to() as u64, "not UTF-8 text".into()))?;
+    let mut lines = Lines {
+        file: name.to_string(),
+        start: position,
+        text,
+        times: Vec::new(),
+        count: 0,
+    };
+    match field {
+        None => {
+            let text = lines.text.as_bytes();
+            let ends = text.iter().filter(|&&b| b == b'\n').count();
+            lines.count = ends + usize::from(text.last().is_some_and(|&b| b != b'\n'));
         }
-        lines.push(line.to_string());
+        Some(field) => {
+            let mut times = Vec::new();
+            for (at, line) in lines.lines_at() {
+                let time = json_time(line.as_bytes(), field).ok_or_else(|| {
+                    malformed(
+                        at - position,
+                        format!(
+                            "no event time: the line is not a JSON object whose field '{field}' \
+                             holds milliseconds (a whole number, or one in a string)"
+                        ),
+                    )
+                })?;
+                times.push(time);
+            }
+            lines.count = times.len();
+            lines.times = times;
+        }
     }
-    Ok((position + end as u64, max))
+    Ok(lines)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn lines_of(path: &Path, at: (u64, u64, u64), lines: &mut Vec<String>) -> u64 {
-        read_lines(path, at, None, lines).unwrap().0
+    fn lines_of(dir: &Path, at: (u64, u64, u64), lines: &mut Vec<String>) -> u64 {
+        let read = read_lines(dir, "f", at, None).unwrap();
+        assert_eq!(read.count, read.lines().count());
+        lines.extend(read.lines().map(String::from));
+        at.0 + read.text.len() as u64
     }
 
     #[test]
     fn reads_whole_lines_and_resumes_after_the_last_one() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, "ab\ncd\nlast").unwrap();
+        std::fs::write(dir.path().join("f"), "ab\ncd\nlast").unwrap();
         let mut lines = Vec::new();
-        let next = lines_of(&path, (0, 4, 10), &mut lines);
+        let next = lines_of(dir.path(), (0, 4, 10), &mut lines);
         assert_eq!((next, lines.clone()), (3, vec!["ab".to_string()]));
-        let next = lines_of(&path, (next, 1, 10), &mut lines);
+        let next = lines_of(dir.path(), (next, 1, 10), &mut lines);
         assert_eq!(next, 6, "a line longer than the limit is read whole");
-        let next = lines_of(&path, (next, 100, 10), &mut lines);
+        let next = lines_of(dir.path(), (next, 100, 10), &mut lines);
         assert_eq!(
             (next, lines),
             (10, vec!["ab".into(), "cd".into(), "last".into()])
@@ -389,23 +404,22 @@ mod tests {
     #[test]
     fn bad_utf8_names_the_file_and_byte() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bin");
-        std::fs::write(&path, b"ok\n\xff\xfe\n").unwrap();
-        let err = read_lines(&path, (0, 100, 6), None, &mut Vec::new()).unwrap_err();
+        std::fs::write(dir.path().join("bin"), b"ok\n\xff\xfe\n").unwrap();
+        let err = read_lines(dir.path(), "bin", (0, 100, 6), None).unwrap_err();
         assert!(err.to_string().contains("bin:byte 3"), "{err}");
     }
 
     #[test]
     fn a_line_without_event_time_names_its_byte() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.json");
+        let name = "events.json";
         let text = "{\"t\": 5}\r\n\n{\"t\": \"7\"}\n{\"x\": 1}\n";
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(dir.path().join(name), text).unwrap();
         let size = text.len() as u64;
-        let mut lines = Vec::new();
-        let (next, max) = read_lines(&path, (0, 22, size), Some("t"), &mut lines).unwrap();
-        assert_eq!((next, max, lines.len()), (22, Some(7), 2), "{lines:?}");
-        let err = read_lines(&path, (next, 100, size), Some("t"), &mut lines).unwrap_err();
+        let read = read_lines(dir.path(), name, (0, 22, size), Some("t")).unwrap();
+        let next = read.text.len() as u64;
+        assert_eq!((next, &read.times[..], read.count), (22, &[5, 7][..], 2));
+        let err = read_lines(dir.path(), name, (next, 100, size), Some("t")).unwrap_err();
         assert!(err.to_string().contains("events.json:byte 22"), "{err}");
     }
 

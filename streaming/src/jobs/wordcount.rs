@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, StreamVec};
 use weir_progress::checkpoint::{Ack, StatefulUnary};
 use weir_progress::recovery::Recovery;
@@ -108,7 +109,10 @@ fn read<'s>(
         Input::Dir(source) => {
             let watched =
                 scope.watch_dir(SOURCE, source, &ctx.recovery, &ctx.checkpoints, &ctx.source);
-            (watched.lines, watched.acks)
+            let lines = watched
+                .lines
+                .flat_map(|read| read.lines().map(String::from).collect::<Vec<_>>());
+            (lines, watched.acks)
         }
         Input::Kafka(source) => {
             let streams = scope.read_kafka(

@@ -21,7 +21,6 @@
 //! replayed epoch takes it from there, so a restored or replayed epoch carries
 //! the same watermark as before.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Headers, Message};
@@ -39,6 +38,7 @@ use weir_runtime::JobError;
 use super::reader::Reader;
 use super::retry::with_retries;
 use crate::dir_source::POLL;
+use crate::event_time::json_time;
 use crate::window::Watermark;
 use weir_runtime::source_ctx::SourceCtx;
 
@@ -359,19 +359,6 @@ pub(super) fn to_record(
     record
 }
 
-/// The event time in field `field` of a JSON object: milliseconds as a number
-/// or a decimal string.
-pub fn json_time(value: &[u8], field: &str) -> Option<u64> {
-    let object: BTreeMap<&str, &serde_json::value::RawValue> =
-        serde_json::from_slice(value).ok()?;
-    let raw = object.get(field)?.get();
-    let text = raw
-        .strip_prefix('"')
-        .and_then(|r| r.strip_suffix('"'))
-        .unwrap_or(raw);
-    text.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,19 +369,5 @@ mod tests {
         assert_eq!(key_partition("ads", "ads/12@max"), Some(12));
         assert_eq!(key_partition("ads", "adsx/1"), None);
         assert!(owns_partition(4, 1, 3) && !owns_partition(4, 0, 3));
-    }
-
-    #[test]
-    fn event_time_is_a_number_or_a_decimal_string() {
-        assert_eq!(
-            json_time(br#"{"t": 1700000000123, "x": 1}"#, "t"),
-            Some(1_700_000_000_123)
-        );
-        assert_eq!(
-            json_time(br#"{"t": "1700000000123"}"#, "t"),
-            Some(1_700_000_000_123)
-        );
-        assert_eq!(json_time(br#"{"t": "soon"}"#, "t"), None);
-        assert_eq!(json_time(b"not json", "t"), None);
     }
 }
