@@ -14,6 +14,7 @@
 //! - [`operators`]: the stream–table lookup join and `key_by`.
 //! - [`window`]: tumbling, sliding and session windows on event time, fired
 //!   by watermarks that travel with epochs.
+//! - [`stop`]: when a source with a stop time stops: all its workers agree.
 //! - [`run`]: the runner: restore decision on worker 0, coordinator, publishing,
 //!   failure propagation; used by every job in [`jobs`].
 //! - [`jobs`]: the streaming jobs (`weir stream wordcount`, the Yahoo pipeline
@@ -32,5 +33,6 @@ pub mod jobs;
 pub mod kafka;
 pub mod operators;
 pub mod run;
+pub mod stop;
 pub mod testing;
 pub mod window;

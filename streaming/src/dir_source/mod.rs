@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{Capability, ConnectLoop, Feedback};
 use timely::dataflow::{Scope, StreamVec};
 use weir_progress::checkpoint::{Ack, Checkpoints, FINAL_EPOCH};
 use weir_progress::recovery::Recovery;
@@ -18,6 +20,7 @@ use weir_progress::store::SourceMark;
 use weir_runtime::JobError;
 use weir_runtime::source_ctx::SourceCtx;
 
+use crate::stop::{Vote, Votes};
 use crate::window::Watermark;
 pub use lines::Lines;
 use reader::{Reader, file_of};
@@ -38,7 +41,8 @@ pub struct DirSource {
     pub dir: PathBuf,
     /// Wall-clock length of an epoch (every epoch is a checkpoint).
     pub interval: Duration,
-    /// Stop once no new file has appeared for this long and every file is read.
+    /// Stop once no new file has appeared for this long and every file is
+    /// read, on every worker (see [`crate::stop`]).
     pub stop_when_idle: Option<Duration>,
     /// The event time of lines, if they carry one: the source then gives
     /// its watermark at the end of every epoch.
@@ -164,11 +168,19 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
         checkpoints.participate(name);
         let start = recovery.start();
 
+        let (vote_loop, heard) = self.feedback::<Vec<Vote>>(1);
         let mut builder = OperatorBuilder::new(format!("WatchDir({name})"), self);
         let activator = self.activator_for(builder.operator_info().address);
         let (data_out, lines) = builder.new_output();
         let (ack_out, acks) = builder.new_output();
         let (watermark_out, watermarks) = builder.new_output();
+        let (vote_out, votes_out) = builder.new_output();
+        // the votes come back to every worker one epoch later; they bound
+        // none of the outputs
+        let mut heard = builder.new_input_connection(heard, Pipeline, []);
+        let mut vote_out =
+            OutputBuilder::<u64, CapacityContainerBuilder<Vec<Vote>>>::from(vote_out);
+        let mut votes = Votes::new(peers);
         let mut watermark_out =
             OutputBuilder::<u64, CapacityContainerBuilder<Vec<Watermark>>>::from(watermark_out);
         let mut data_out =
@@ -176,6 +188,7 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
         let mut ack_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Ack>>>::from(ack_out);
         let (source, ctx, name) = (source.clone(), ctx.clone(), name.to_string());
         builder.build(move |mut caps| {
+            let mut vote_cap = caps.pop();
             let mut watermark_cap = caps.pop();
             let mut ack_cap = caps.pop();
             let mut data_cap = caps.pop();
@@ -183,14 +196,19 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                 .iter_mut()
                 .chain(ack_cap.iter_mut())
                 .chain(watermark_cap.iter_mut())
+                .chain(vote_cap.iter_mut())
             {
                 cap.downgrade(&start);
             }
             let mut epoch = start;
             move |_frontiers| {
-                let (Some(data), Some(ack), Some(at)) =
-                    (data_cap.as_mut(), ack_cap.as_mut(), watermark_cap.as_mut())
-                else {
+                heard.for_each(|_, heard| heard.drain(..).for_each(|v| votes.hear(v)));
+                let (Some(data), Some(ack), Some(at), Some(voting)) = (
+                    data_cap.as_mut(),
+                    ack_cap.as_mut(),
+                    watermark_cap.as_mut(),
+                    vote_cap.as_mut(),
+                ) else {
                     return;
                 };
                 let mark = |reader: &Reader, next: u64| {
@@ -219,6 +237,7 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                     data_cap = None;
                     ack_cap = None;
                     watermark_cap = None;
+                    vote_cap = None;
                     return;
                 }
                 let mut lines = Vec::new();
@@ -247,6 +266,7 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                     data_cap = None;
                     ack_cap = None;
                     watermark_cap = None;
+                    vote_cap = None;
                     return;
                 }
                 // a replayed epoch ends where it ended before, and so do the
@@ -254,11 +274,15 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                 let replaying = replayed.is_some() || !plan.is_empty();
                 let idle = !reader.unread();
                 let now = Instant::now();
-                let stop = !replaying
+                let quiet = !replaying
                     && idle
                     && source
                         .stop_when_idle
                         .is_some_and(|d| now.duration_since(reader.changed) >= d);
+                if let Some(vote) = quiet.then(|| votes.quiet(epoch)).flatten() {
+                    vote_out.activate().session(&*voting).give(vote);
+                }
+                let stop = quiet && votes.agreed();
                 let left = ctx.clock.left(epoch, start, source.interval);
                 if replaying || stop || left.is_zero() {
                     if replayed.is_none() {
@@ -279,13 +303,19 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                     data.downgrade(&epoch);
                     ack.downgrade(&epoch);
                     at.downgrade(&epoch);
+                    voting.downgrade(&epoch);
                 }
                 if stop {
                     ack.downgrade(&FINAL_EPOCH);
                     ack_out.activate().session(&*ack).give(mark(&reader, epoch));
+                    vote_out
+                        .activate()
+                        .session(&*voting)
+                        .give(Vote::Stopped(epoch));
                     data_cap = None;
                     ack_cap = None;
                     watermark_cap = None;
+                    vote_cap = None;
                 } else if replaying || !idle {
                     activator.activate();
                 } else {
@@ -294,6 +324,7 @@ impl<'s> WatchDir<'s> for Scope<'s, u64> {
                 }
             }
         });
+        votes_out.broadcast().connect_loop(vote_loop);
         Watched {
             lines,
             acks,
