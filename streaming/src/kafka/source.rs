@@ -27,9 +27,11 @@ use rdkafka::message::{Headers, Message};
 
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{Capability, ConnectLoop, Feedback};
 use timely::dataflow::{Scope, StreamVec};
 use weir_progress::checkpoint::{Ack, Checkpoints, FINAL_EPOCH};
 use weir_progress::recovery::Recovery;
@@ -39,6 +41,7 @@ use super::reader::Reader;
 use super::retry::with_retries;
 use crate::dir_source::POLL;
 use crate::event_time::json_time;
+use crate::stop::{Vote, Votes};
 use crate::window::Watermark;
 use weir_runtime::source_ctx::SourceCtx;
 
@@ -56,8 +59,9 @@ pub struct KafkaSource {
     pub topic: String,
     /// Wall-clock length of an epoch.
     pub interval: Duration,
-    /// Stop once no record has arrived for this long (the watermark then goes
-    /// to the end of time, so every window fires).
+    /// Stop once no record has arrived for this long, on every worker (see
+    /// [`crate::stop`]; the watermark then goes to the end of time, so every
+    /// window fires).
     pub stop_when_idle: Option<Duration>,
     /// Where event time comes from.
     pub event_time: EventTime,
@@ -205,11 +209,18 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
             .collect();
         let mut reader = Reader::new(source, &owned, &restored, start, plan, partitions);
 
+        let (vote_loop, heard) = self.feedback::<Vec<Vote>>(1);
         let mut builder = OperatorBuilder::new(format!("ReadKafka({name})"), self);
         let activator = self.activator_for(builder.operator_info().address);
         let (data_out, records) = builder.new_output();
         let (mark_out, watermarks) = builder.new_output();
         let (ack_out, acks) = builder.new_output();
+        let (vote_out, votes_out) = builder.new_output();
+        // the votes to stop come back one epoch later; they bound no output
+        let mut heard = builder.new_input_connection(heard, Pipeline, []);
+        let mut vote_out =
+            OutputBuilder::<u64, CapacityContainerBuilder<Vec<Vote>>>::from(vote_out);
+        let mut votes = Votes::new(peers);
         let mut data_out =
             OutputBuilder::<u64, CapacityContainerBuilder<Vec<KafkaRecord>>>::from(data_out);
         let mut mark_out =
@@ -217,6 +228,7 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
         let mut ack_out = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Ack>>>::from(ack_out);
         let (source, ctx, name) = (source.clone(), ctx.clone(), name.to_string());
         builder.build(move |mut caps| {
+            let mut vote_cap = caps.pop();
             let mut ack_cap = caps.pop();
             let mut mark_cap = caps.pop();
             let mut data_cap = caps.pop();
@@ -224,14 +236,19 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                 .iter_mut()
                 .chain(mark_cap.iter_mut())
                 .chain(ack_cap.iter_mut())
+                .chain(vote_cap.iter_mut())
             {
                 cap.downgrade(&start);
             }
             let mut epoch = start;
             move |_frontiers| {
-                let (Some(data), Some(marks), Some(ack)) =
-                    (data_cap.as_mut(), mark_cap.as_mut(), ack_cap.as_mut())
-                else {
+                heard.for_each(|_, heard| heard.drain(..).for_each(|v| votes.hear(v)));
+                let (Some(data), Some(marks), Some(ack), Some(voting)) = (
+                    data_cap.as_mut(),
+                    mark_cap.as_mut(),
+                    ack_cap.as_mut(),
+                    vote_cap.as_mut(),
+                ) else {
                     return;
                 };
                 let mut stop_all = |error: Option<JobError>, ack: &Capability<u64>| {
@@ -251,6 +268,7 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                     data_cap = None;
                     mark_cap = None;
                     ack_cap = None;
+                    vote_cap = None;
                     return;
                 }
                 let mut out = Vec::new();
@@ -264,7 +282,11 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                 }
                 let now = Instant::now();
                 let stepped = step.and_then(|step| {
-                    let stop = !step.replaying && reader.look(source.stop_when_idle, now)?;
+                    let quiet = !step.replaying && reader.look(source.stop_when_idle, now)?;
+                    if let Some(vote) = quiet.then(|| votes.quiet(epoch)).flatten() {
+                        vote_out.activate().session(&*voting).give(vote);
+                    }
+                    let stop = quiet && votes.agreed();
                     let close = match step.replayed_epoch_done {
                         Some(done) => done,
                         None => {
@@ -288,6 +310,7 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                         data_cap = None;
                         mark_cap = None;
                         ack_cap = None;
+                        vote_cap = None;
                         return;
                     }
                 };
@@ -299,6 +322,7 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                     data.downgrade(&epoch);
                     marks.downgrade(&epoch);
                     ack.downgrade(&epoch);
+                    voting.downgrade(&epoch);
                 }
                 if stop {
                     ack.downgrade(&FINAL_EPOCH);
@@ -306,9 +330,14 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                         .activate()
                         .session(&*ack)
                         .give(reader.mark(&name, index, epoch));
+                    vote_out
+                        .activate()
+                        .session(&*voting)
+                        .give(Vote::Stopped(epoch));
                     data_cap = None;
                     mark_cap = None;
                     ack_cap = None;
+                    vote_cap = None;
                 } else if step.replaying || step.read > 0 {
                     activator.activate();
                 } else {
@@ -317,6 +346,7 @@ impl<'s> ReadKafka<'s> for Scope<'s, u64> {
                 }
             }
         });
+        votes_out.broadcast().connect_loop(vote_loop);
         KafkaStreams {
             records,
             watermarks,
