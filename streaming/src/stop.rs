@@ -34,6 +34,8 @@ pub struct Votes {
     stopped: Vec<u64>,
     /// The epoch of this worker's last quiet vote.
     sent: Option<u64>,
+    /// Whether every worker was quiet in one epoch, or had stopped by then.
+    agreed: bool,
 }
 
 impl Votes {
@@ -44,15 +46,27 @@ impl Votes {
             quiet: BTreeMap::new(),
             stopped: Vec::new(),
             sent: None,
+            agreed: false,
         }
     }
 
     /// Takes a vote that came back.
     pub fn hear(&mut self, vote: Vote) {
-        match vote {
-            Vote::Quiet(epoch) => *self.quiet.entry(epoch).or_insert(0) += 1,
-            Vote::Stopped(epoch) => self.stopped.push(epoch),
-        }
+        let from = match vote {
+            Vote::Quiet(epoch) => {
+                *self.quiet.entry(epoch).or_insert(0) += 1;
+                epoch..=epoch
+            }
+            Vote::Stopped(epoch) => {
+                self.stopped.push(epoch);
+                epoch..=u64::MAX
+            }
+        };
+        // only the epochs this vote counts in can agree now
+        self.agreed = self.agreed
+            || self.quiet.range(from).any(|(&epoch, &quiet)| {
+                quiet + self.stopped.iter().filter(|&&s| s <= epoch).count() >= self.peers
+            });
     }
 
     /// This worker's vote, quiet in `epoch`: `None` if it voted in that
@@ -66,9 +80,7 @@ impl Votes {
 
     /// Whether every worker was quiet in one epoch, or had stopped by then.
     pub fn agreed(&self) -> bool {
-        self.quiet.iter().any(|(&epoch, &quiet)| {
-            quiet + self.stopped.iter().filter(|&&s| s <= epoch).count() >= self.peers
-        })
+        self.agreed
     }
 }
 
@@ -90,6 +102,14 @@ mod tests {
         votes.hear(Vote::Quiet(6));
         votes.hear(Vote::Quiet(6));
         assert!(votes.agreed());
+        // a stop heard after the others' quiet votes counts for them too
+        let mut late = Votes::new(2);
+        late.hear(Vote::Quiet(3));
+        assert!(!late.agreed());
+        late.hear(Vote::Stopped(4));
+        assert!(!late.agreed(), "stopped after epoch 3");
+        late.hear(Vote::Stopped(2));
+        assert!(late.agreed());
         let mut alone = Votes::new(1);
         assert!(!alone.agreed());
         alone.hear(Vote::Quiet(0));
