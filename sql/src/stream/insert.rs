@@ -121,6 +121,23 @@ impl Insert {
         }
     }
 
+    /// Whether `other` writes where this does: the same topic of the same
+    /// brokers, or the same directory (where their files would collide).
+    pub(crate) fn same_target(&self, other: &Insert) -> bool {
+        match (&self.target, &other.target) {
+            (Target::Kafka { topic, sink }, Target::Kafka { topic: t, sink: s }) => {
+                topic == t && sink.brokers == s.brokers
+            }
+            (Target::Dir(a), Target::Dir(b)) => {
+                a == b
+                    || a.canonicalize()
+                        .ok()
+                        .is_some_and(|a| b.canonicalize().ok() == Some(a))
+            }
+            _ => false,
+        }
+    }
+
     /// Before a run of `workers` workers: the topic must exist, and what
     /// crashed runs left in Kafka is settled (on worker 0, before any worker
     /// writes), waiting up to `broker_timeout` on an unreachable broker.

@@ -51,19 +51,24 @@ impl StreamPlan {
                     .into(),
             ));
         }
-        if let (Some(into), Some(late)) = (&into, &late)
-            && into.name == late.name
-        {
-            return Err(SqlError::Plan(format!(
-                "{}: the query inserts its rows into {}, the table of late rows",
-                crate::settings::LATE_ROWS,
-                late.name
-            )));
-        }
+        let into_table = into.as_ref().map(|t| t.name.clone());
         let into = into
             .map(|table| Insert::new(&table, Some(plan.schema.fields().len())))
             .transpose()?;
-        let late = late.map(|table| Insert::new(&table, None)).transpose()?;
+        let late = late
+            .map(|table| Ok::<_, SqlError>((Insert::new(&table, None)?, table.name)))
+            .transpose()?;
+        if let (Some(into), Some(into_table), Some((late, late_table))) = (&into, into_table, &late)
+            && late.same_target(into)
+        {
+            return Err(SqlError::Plan(format!(
+                "{}: the query inserts its rows into {into_table}, which writes where {late_table}, \
+                 the table of late rows, does ({})",
+                crate::settings::LATE_ROWS,
+                late.target()
+            )));
+        }
+        let late = late.map(|(late, _)| late);
         let dead = dead_letters(&plan.root)?;
         Ok(StreamPlan {
             plan,

@@ -260,14 +260,19 @@ fn a_directory_table_declared_wrong_or_fed_a_bad_line_says_what_and_where() {
             .to_string();
         assert!(err.contains(says), "{ddl}: {err}");
     }
-    // late rows go to a declared table that takes rows
+    // late rows go to a declared table that takes rows, and writes
+    // elsewhere than the query (two tables of one directory would collide)
     let mut session = Session::default();
     session
         .declare_all(&stream_ddl("events", input.path()))
         .unwrap();
+    session
+        .declare_all(&stream_ddl("same_dir", input.path()))
+        .unwrap();
     for (table, says) in [
         ("nope", "no such table"),
         ("events", "the table of late rows"),
+        ("same_dir", "writes where same_dir"),
     ] {
         let script = format!(
             "SET 'weir.late-rows.table' = '{table}';\nINSERT INTO events SELECT * FROM events"
