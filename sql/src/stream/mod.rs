@@ -35,6 +35,7 @@ mod sink;
 mod source;
 mod updating;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,6 +129,7 @@ pub fn run(
             commits: Vec::new(),
             late: Vec::new(),
             operators: 0,
+            scans: BTreeMap::new(),
         };
         // a row's time to live, in epochs (at least one)
         let ttl = query
@@ -228,9 +230,13 @@ struct Parts<'s> {
     /// The late rows of its window operators.
     late: Vec<StreamVec<'s, u64, Batch>>,
     operators: usize,
+    /// The streams of the sources built so far, by table and projection: a
+    /// table that a query scans twice the same way (Nexmark q5) is read once.
+    scans: BTreeMap<(String, Vec<usize>), Flow<'s>>,
 }
 
 /// A node's rows, and the watermarks of the sources under it.
+#[derive(Clone)]
 struct Flow<'s> {
     rows: StreamVec<'s, u64, Batch>,
     watermarks: Option<StreamVec<'s, u64, Watermark>>,
@@ -250,6 +256,10 @@ fn build<'s>(
     parts.operators += 1;
     match node {
         Node::Scan { table, projection } => {
+            let scan = (table.name.clone(), projection.clone());
+            if let Some(flow) = parts.scans.get(&scan) {
+                return flow.clone();
+            }
             let name = format!("{}#{}", table.name, parts.operators);
             let source = match &table.format {
                 Format::Nexmark(nexmark) => Some(source::nexmark(
@@ -287,10 +297,12 @@ fn build<'s>(
             };
             parts.acks.push(source.acks);
             parts.commits.extend(source.commit);
-            Flow {
+            let flow = Flow {
                 rows: source.rows,
                 watermarks: Some(source.watermarks),
-            }
+            };
+            parts.scans.insert(scan, flow.clone());
+            flow
         }
         Node::Window { input, spec } if spec.keys_route() => {
             let name = format!("session#{}", parts.operators);
