@@ -6,7 +6,7 @@ use weir_progress::route::key_hash;
 /// Whole lines that one read took from one file, as the file has them: one
 /// allocation for them all, which a decoder of many lines at once (Arrow's
 /// JSON decoder) takes as it is.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Lines {
     /// The file's name, in the watched directory.
     pub file: String,
