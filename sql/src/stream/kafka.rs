@@ -277,7 +277,11 @@ impl Decoding {
 
     /// The JSON columns of `records`.
     fn json_rows(&self, records: &[KafkaRecord]) -> Result<RecordBatch> {
-        json_objects(&self.json, records.iter().map(|r| r.value.as_slice()))
+        json_objects(
+            &self.json,
+            records.iter().map(|r| r.value.as_slice()),
+            records.len(),
+        )
     }
 
     /// The error of a record whose value does not decode.
@@ -289,29 +293,73 @@ impl Decoding {
     }
 }
 
-/// The rows of `values`, each one JSON object of `schema`'s columns (an
-/// error when one is not).
+/// The rows of the JSON objects in `values` (each decoded whole, as if a
+/// line of its own), with `schema`'s columns: an error unless they are
+/// `rows` objects and nothing else.
 pub(crate) fn json_objects<'a>(
     schema: &SchemaRef,
-    values: impl ExactSizeIterator<Item = &'a [u8]>,
+    values: impl IntoIterator<Item = &'a [u8]>,
+    rows: usize,
 ) -> Result<RecordBatch> {
-    let count = values.len();
     let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(schema))
-        .with_batch_size(count.max(1))
+        .with_batch_size(rows.max(1))
         .build_decoder()?;
     for value in values {
-        decoder.decode(value)?;
-        decoder.decode(b"\n")?;
+        for mut bytes in [value, b"\n"] {
+            // the decoder takes no more once it holds `rows` objects
+            while !bytes.is_empty() {
+                let decoded = decoder.decode(bytes)?;
+                if decoded == 0 {
+                    return Err(SqlError::Plan(format!(
+                        "more than {rows} JSON values (a value that is not one JSON object)"
+                    )));
+                }
+                bytes = &bytes[decoded..];
+            }
+        }
     }
     let batch = match decoder.flush()? {
         Some(batch) => batch,
         None => RecordBatch::new_empty(Arc::clone(schema)),
     };
-    if batch.num_rows() != count {
+    if batch.num_rows() != rows {
         return Err(SqlError::Plan(format!(
-            "{} rows of {count} values (a value that is not one JSON object)",
+            "{} rows of {rows} values (a value that is not one JSON object)",
             batch.num_rows()
         )));
     }
     Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, Field};
+
+    use super::*;
+
+    /// Regression: a value of two objects filled the decoder, and the
+    /// next value was dropped unseen, so the count still matched.
+    #[test]
+    fn values_of_other_than_one_object_each_are_refused() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let rows = |values: &[&str], rows| {
+            json_objects(&schema, values.iter().map(|v| v.as_bytes()), rows)
+                .map(|batch| batch.num_rows())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(rows(&[r#"{"a": 1}"#, r#" {"a": 2} "#], 2), Ok(2));
+        assert_eq!(
+            rows(&["{\"a\": 1}\n\n{\"a\": 2}\n"], 2),
+            Ok(2),
+            "one text of lines"
+        );
+        for (values, says) in [
+            (&[r#"{"a": 1} {"a": 2}"#, r#"{"a": 3}"#][..], "more than 2"),
+            (&[r#"{"a": 1}"#, ""], "1 rows of 2"),
+            (&[r#"{"a": 1"#, r#"{"a": 2}"#], "parsing object"),
+        ] {
+            let err = rows(values, 2).unwrap_err();
+            assert!(err.contains(says), "{values:?}: {err}");
+        }
+    }
 }
