@@ -348,11 +348,7 @@ fn read_lines(
         count: 0,
     };
     match field {
-        None => {
-            let text = lines.text.as_bytes();
-            let ends = text.iter().filter(|&&b| b == b'\n').count();
-            lines.count = ends + usize::from(text.last().is_some_and(|&b| b != b'\n'));
-        }
+        None => lines.count = lines.lines().count(),
         Some(field) => {
             let mut times = Vec::new();
             for (at, line) in lines.lines_at() {
