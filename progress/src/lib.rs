@@ -16,6 +16,7 @@
 //! - [`store`]: checkpoints on a backend: part files, manifests with checksums
 //!   ([`manifest`]), validation and fallback on restore, retention.
 //! - [`route`]: the key hash shared by exchange routing and rescaling.
+//! - [`byte_string`]: keys and values of state that are strings of bytes.
 //! - [`state`]: keyed state with incremental snapshots, and its restore (with
 //!   repartitioning) from a [`store::Manifest`]; [`snapshot`]: the background
 //!   thread that writes them.
@@ -42,6 +43,7 @@
 pub mod agree;
 pub mod backend;
 pub mod background;
+pub mod byte_string;
 pub mod checkpoint;
 pub mod convergence;
 pub mod coordinate;

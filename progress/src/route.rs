@@ -33,19 +33,42 @@ thread_local! {
 /// assert_eq!(key_hash("ab"), key_hash(&String::from("ab")));
 /// ```
 pub fn key_hash<K: Serialize + ?Sized>(key: &K) -> u64 {
-    ENCODED.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => hash_into(&mut buffer, key),
-        // only if a key's Serialize impl routes another key
-        Err(_) => hash_into(&mut Vec::new(), key),
+    hash_encoded(|buffer| {
+        // writing to a Vec fails only if the key's own Serialize impl fails;
+        // the bytes written until then still hash the same in every build
+        let _ = bincode::serialize_into(buffer, key);
     })
 }
 
-fn hash_into<K: Serialize + ?Sized>(buffer: &mut Vec<u8>, key: &K) -> u64 {
-    buffer.clear();
-    // writing to a Vec fails only if the key's own Serialize impl fails; the
-    // bytes written until then still hash the same in every build
-    let _ = bincode::serialize_into(&mut *buffer, key);
-    twox_hash::XxHash3_64::oneshot(buffer)
+/// The routing hash of a key that is a byte string: [`key_hash`] of it as a
+/// `[u8]` (or `Vec<u8>`), whose encoding is its length and its bytes, built
+/// without going through serde byte by byte.
+///
+/// ```
+/// use weir_progress::route::{bytes_hash, key_hash};
+/// let key = vec![1u8, 2, 250];
+/// assert_eq!(bytes_hash(&key), key_hash(&key));
+/// assert_eq!(bytes_hash(&[]), key_hash(&Vec::<u8>::new()));
+/// ```
+pub fn bytes_hash(bytes: &[u8]) -> u64 {
+    hash_encoded(|buffer| {
+        buffer.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        buffer.extend_from_slice(bytes);
+    })
+}
+
+/// XXH3-64 of what `encode` writes into the reused buffer (into a new one
+/// while it is in use: only if a key's Serialize impl routes another key).
+fn hash_encoded(encode: impl FnOnce(&mut Vec<u8>)) -> u64 {
+    let hash = |buffer: &mut Vec<u8>| {
+        buffer.clear();
+        encode(buffer);
+        twox_hash::XxHash3_64::oneshot(buffer)
+    };
+    ENCODED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => hash(&mut buffer),
+        Err(_) => hash(&mut Vec::new()),
+    })
 }
 
 #[cfg(test)]
@@ -63,5 +86,9 @@ mod tests {
         assert_eq!(key_hash("ads"), 0xb663_343a_6523_2c41);
         assert_eq!(key_hash(&0u64), 0xc77b_3abb_6f87_acd9);
         assert_eq!(key_hash(&(1u32, "a")), key_hash(&(1u32, String::from("a"))));
+        for len in [0, 1, 16, 17, 128, 129, 240, 241, 1000] {
+            let key: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            assert_eq!(bytes_hash(&key), key_hash(&key), "{len} bytes");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! each [`Changes`] as the next file of the operator's chain, compacting the
 //! chain into a new base past [`MAX_DELTAS`] (see [`crate::state`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use serde::Serialize;
@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::background::Background;
 use crate::error::CheckpointError;
-use crate::state::{Changes, KeyedState, MAX_DELTAS, Part, encode, load_chain};
+use crate::state::{Changes, KeyedState, MAX_DELTAS, Part, StateMap, encode, load_chain};
 use crate::store::{CheckpointStore, FileRef, PartChain};
 
 /// What a snapshot writer reports: the epoch written and the chain that
@@ -131,7 +131,7 @@ where
         },
         Changes::Delta(entries) if chain.len() > MAX_DELTAS || chain.is_empty() => {
             // compact: the old chain plus this delta become a new base
-            let mut map: HashMap<K, V> = load_chain(store, chain)?;
+            let mut map: StateMap<K, V> = load_chain(store, chain)?;
             for (k, v) in entries {
                 match v {
                     Some(v) => map.insert(k, v),

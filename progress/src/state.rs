@@ -15,7 +15,7 @@
 //! each snapshot's [`PartChain`](crate::store::PartChain), and a restore at any worker count gives every
 //! worker the largest value of each over all the operator's parts.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use serde::de::DeserializeOwned;
@@ -27,14 +27,21 @@ use crate::store::{CheckpointStore, FileRef, Manifest};
 
 pub use crate::snapshot::{SnapshotWriter, Written};
 
+/// The maps of state: hashed by foldhash (seeded per map), several times
+/// faster than the standard library's SipHash on short byte keys. Routing
+/// does not use it (see [`crate::route`]).
+pub type StateMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+type StateSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// Deltas a chain may hold before the writer compacts it into a new base.
 pub const MAX_DELTAS: usize = 8;
 
 /// A map that tracks which keys changed since its last snapshot.
 #[derive(Debug, Clone)]
 pub struct KeyedState<K, V> {
-    map: HashMap<K, V>,
-    dirty: HashSet<K>,
+    map: StateMap<K, V>,
+    dirty: StateSet<K>,
     full: bool,
     pub(crate) shared: BTreeMap<String, u64>,
 }
@@ -58,8 +65,8 @@ pub(crate) struct Part<K, V> {
 impl<K: Hash + Eq + Clone, V: Clone> Default for KeyedState<K, V> {
     fn default() -> Self {
         KeyedState {
-            map: HashMap::new(),
-            dirty: HashSet::new(),
+            map: StateMap::default(),
+            dirty: StateSet::default(),
             full: true,
             shared: BTreeMap::new(),
         }
@@ -72,17 +79,22 @@ impl<K: Hash + Eq + Clone, V: Clone> KeyedState<K, V> {
         Self::default()
     }
 
-    /// The value of `key`.
-    pub fn get(&self, key: &K) -> Option<&V> {
+    /// The value of `key` (looked up by any borrowed form of it, as a
+    /// `&[u8]` for a `Vec<u8>` key).
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.map.get(key)
     }
 
-    /// Sets `key` to `value`.
-    pub fn insert(&mut self, key: K, value: V) {
+    /// Sets `key` to `value`; returns the value it had.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         if !self.full {
             self.dirty.insert(key.clone());
         }
-        self.map.insert(key, value);
+        self.map.insert(key, value)
     }
 
     /// Changes the value of `key` (starting from `default()` when absent) and
@@ -96,13 +108,37 @@ impl<K: Hash + Eq + Clone, V: Clone> KeyedState<K, V> {
         value
     }
 
-    /// Removes `key`.
-    pub fn remove(&mut self, key: &K) -> Option<V> {
-        let old = self.map.remove(key);
-        if old.is_some() && !self.full {
-            self.dirty.insert(key.clone());
+    /// Changes the value of `key`, if it has one, in place (without
+    /// copying it out and back); `f` says whether to keep it: `false`
+    /// removes the key.
+    pub fn change<Q>(&mut self, key: &Q, f: impl FnOnce(&mut V) -> bool)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let Some((owned, _)) = self.map.get_key_value(key) else {
+            return;
+        };
+        if !self.full && !self.dirty.contains(key) {
+            self.dirty.insert(owned.clone());
         }
-        old
+        let keep = self.map.get_mut(key).is_some_and(f);
+        if !keep {
+            self.map.remove(key);
+        }
+    }
+
+    /// Removes `key` (given in any borrowed form of it).
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (key, old) = self.map.remove_entry(key)?;
+        if !self.full {
+            self.dirty.insert(key);
+        }
+        Some(old)
     }
 
     /// Number of keys.
@@ -178,12 +214,12 @@ pub(crate) fn encode<K: Serialize, V: Serialize>(
 pub fn load_chain<K, V>(
     store: &CheckpointStore,
     files: &[FileRef],
-) -> Result<HashMap<K, V>, CheckpointError>
+) -> Result<StateMap<K, V>, CheckpointError>
 where
     K: DeserializeOwned + Hash + Eq,
     V: DeserializeOwned,
 {
-    let mut map = HashMap::new();
+    let mut map = StateMap::default();
     for file in files {
         let bytes = store.read(file)?;
         let part: Part<K, V> =
@@ -244,16 +280,16 @@ where
         return Ok(Restored {
             state: KeyedState {
                 map,
-                dirty: HashSet::new(),
+                dirty: StateSet::default(),
                 full: chain.is_empty(),
                 shared,
             },
             chain,
         });
     }
-    let mut map = HashMap::new();
+    let mut map = StateMap::default();
     for chain in chains {
-        let part: HashMap<K, V> = load_chain(store, &chain.files)?;
+        let part: StateMap<K, V> = load_chain(store, &chain.files)?;
         map.extend(
             part.into_iter()
                 .filter(|(k, _)| key_hash(k) % peers as u64 == index as u64),
@@ -262,7 +298,7 @@ where
     Ok(Restored {
         state: KeyedState {
             map,
-            dirty: HashSet::new(),
+            dirty: StateSet::default(),
             full: true,
             shared,
         },
@@ -272,6 +308,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use crate::store::PartChain;
 
@@ -311,6 +349,23 @@ mod tests {
             vec![("a".to_string(), Some(11)), ("b".to_string(), None)]
         );
         assert_eq!(s.take_changes(), Changes::Delta(vec![]));
+        // changed in place: kept, or removed when `f` says so
+        s.insert("c".into(), 5);
+        s.take_changes();
+        s.change("a", |v| {
+            *v += 1;
+            true
+        });
+        s.change("c", |_| false);
+        s.change("zz", |_| unreachable!("no value"));
+        let Changes::Delta(mut d) = s.take_changes() else {
+            panic!("a delta")
+        };
+        d.sort();
+        assert_eq!(
+            d,
+            vec![("a".to_string(), Some(12)), ("c".to_string(), None)]
+        );
     }
 
     #[test]

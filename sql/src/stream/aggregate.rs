@@ -26,9 +26,9 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
+use weir_progress::byte_string::ByteString;
 use weir_progress::checkpoint::{Ack, StatefulUnary};
-use weir_progress::route::key_hash;
-use weir_progress::state::KeyedState;
+use weir_progress::route::bytes_hash;
 use weir_runtime::exec::RecordCounter;
 use weir_streaming::run::StreamCtx;
 use weir_streaming::window::{Frontier, Watermark};
@@ -37,12 +37,13 @@ use super::late::{Out, late_rows};
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{Folding, evaluate, fail, row_converter, split_by};
+use crate::stream::keyed::Keyed;
 
 /// The state's shared value that holds event time (the watermark).
 const WATERMARK: &str = "watermark";
 
 /// A group's state: its window's end, and its aggregates' states.
-type GroupState = (i64, Vec<u8>);
+type GroupState = (i64, ByteString);
 
 /// What the aggregation computes, and where its window's end is.
 pub(crate) struct Windowed {
@@ -85,7 +86,7 @@ pub(crate) fn aggregate<'s>(
     });
     let failure = ctx.source.failure.clone();
     let operator = format!("window aggregate {name}");
-    let make = move |state: &KeyedState<Vec<u8>, GroupState>| {
+    let make = move |state: &Keyed<GroupState>| {
         let ends = super::by_time(state);
         Ok(Worker {
             codecs: Codecs::new(&spec.folding)?,
@@ -169,7 +170,7 @@ pub(super) fn route_by(
             item: Item::Rows(Batch(batch.clone())),
         }]);
     }
-    let parts = split_by(batch, &keys, peers as usize, key_hash)?;
+    let parts = split_by(batch, &keys, peers as usize, bytes_hash)?;
     Ok(parts
         .into_iter()
         .map(|(to, part)| Routed {
@@ -200,10 +201,10 @@ impl Codecs {
     pub(super) fn decode(
         &self,
         folding: &Folding,
-        keys: &[Vec<u8>],
-        states: &[Vec<u8>],
+        keys: &[ByteString],
+        states: &[ByteString],
     ) -> Result<RecordBatch> {
-        let parse = |converter: &RowConverter, bytes: &[Vec<u8>]| -> Result<Vec<ArrayRef>> {
+        let parse = |converter: &RowConverter, bytes: &[ByteString]| -> Result<Vec<ArrayRef>> {
             let parser = converter.parser();
             let rows: Vec<_> = bytes.iter().map(|b| parser.parse(b)).collect();
             Ok(converter.convert_rows(rows)?)
@@ -215,18 +216,18 @@ impl Codecs {
 
     /// The group keys of the first `k` columns of `batch` as bytes (an
     /// empty key per row when there are none: a single group).
-    pub(super) fn encode_keys(&self, batch: &RecordBatch, k: usize) -> Result<Vec<Vec<u8>>> {
+    pub(super) fn encode_keys(&self, batch: &RecordBatch, k: usize) -> Result<Vec<ByteString>> {
         key_rows(&self.keys, &batch.columns()[..k], batch.num_rows())
     }
 
     /// Each group's state as bytes (none without aggregates).
-    pub(super) fn encode_states(&self, merged: &RecordBatch, k: usize) -> Result<Vec<Vec<u8>>> {
+    pub(super) fn encode_states(&self, merged: &RecordBatch, k: usize) -> Result<Vec<ByteString>> {
         Ok(match merged.num_columns() > k {
             true => {
                 let rows = self.states.convert_columns(&merged.columns()[k..])?;
-                rows.iter().map(|r| r.as_ref().to_vec()).collect()
+                rows.iter().map(|r| ByteString::from(r.as_ref())).collect()
             }
-            false => vec![Vec::new(); merged.num_rows()],
+            false => vec![ByteString::default(); merged.num_rows()],
         })
     }
 }
@@ -238,19 +239,22 @@ pub(super) fn key_rows(
     converter: &RowConverter,
     keys: &[ArrayRef],
     rows: usize,
-) -> Result<Vec<Vec<u8>>> {
+) -> Result<Vec<ByteString>> {
     if keys.is_empty() {
-        return Ok(vec![Vec::new(); rows]);
+        return Ok(vec![ByteString::default(); rows]);
     }
     let converted = converter.convert_columns(keys)?;
-    Ok(converted.iter().map(|r| r.as_ref().to_vec()).collect())
+    Ok(converted
+        .iter()
+        .map(|r| ByteString::from(r.as_ref()))
+        .collect())
 }
 
 /// One epoch's work on the state.
 struct Epoch<'a> {
     spec: &'a Windowed,
     codecs: &'a mut Codecs,
-    state: &'a mut KeyedState<Vec<u8>, GroupState>,
+    state: &'a mut Keyed<GroupState>,
     ends: &'a mut super::ByTime,
     late: &'a (RecordCounter, String),
 }
@@ -320,11 +324,11 @@ impl Epoch<'_> {
     fn add(&mut self, folded: RecordBatch) -> Result<()> {
         let k = self.spec.folding.keys();
         let keys = self.codecs.keys.convert_columns(&folded.columns()[..k])?;
-        let mut held: Vec<Vec<u8>> = Vec::new();
-        let mut held_states: Vec<Vec<u8>> = Vec::new();
+        let mut held = Vec::new();
+        let mut held_states = Vec::new();
         for key in keys.iter() {
-            if let Some((_, states)) = self.state.get(&key.as_ref().to_vec()) {
-                held.push(key.as_ref().to_vec());
+            if let Some((_, states)) = self.state.get(key.as_ref()) {
+                held.push(ByteString::from(key.as_ref()));
                 held_states.push(states.clone());
             }
         }
@@ -344,9 +348,12 @@ impl Epoch<'_> {
         let states = self.codecs.encode_states(&merged, k)?;
         let ends = self.ends_of(merged.column(self.spec.end))?;
         for ((key, states), end) in keys.iter().zip(states).zip(ends) {
-            let key = key.as_ref().to_vec();
-            self.ends.entry(end).or_default().insert(key.clone());
-            self.state.insert(key, (end, states));
+            let key = ByteString::from(key.as_ref());
+            // a group's window end is part of its key: only a new group
+            // joins the index
+            if self.state.insert(key.clone(), (end, states)).is_none() {
+                self.ends.entry(end).or_default().insert(key);
+            }
         }
         Ok(())
     }

@@ -2,16 +2,17 @@
 //! keyed by bytes, an index of keys by the time they come due, and the
 //! per-epoch shape of their logic.
 
+use weir_progress::byte_string::ByteString;
 use weir_progress::state::KeyedState;
 
 use crate::error::Result;
 
 /// The state of an operator keyed by bytes (group keys, join keys).
-pub(super) type Keyed<V> = KeyedState<Vec<u8>, V>;
+pub(super) type Keyed<V> = KeyedState<ByteString, V>;
 
 /// Keys by a time (a window's end, an expiry): a stateful operator's index
 /// of what comes due when.
-pub(super) type ByTime = std::collections::BTreeMap<i64, std::collections::BTreeSet<Vec<u8>>>;
+pub(super) type ByTime = std::collections::BTreeMap<i64, std::collections::BTreeSet<ByteString>>;
 
 /// The keys of `state` by the time that heads each one's value (the index
 /// a restored operator starts from).

@@ -24,8 +24,8 @@ use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::RowConverter;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
+use weir_progress::byte_string::ByteString;
 use weir_progress::checkpoint::{Ack, StatefulUnary};
-use weir_progress::state::KeyedState;
 use weir_runtime::exec::RecordCounter;
 use weir_streaming::run::StreamCtx;
 use weir_streaming::window::{Frontier, Watermark};
@@ -35,13 +35,14 @@ use super::late::{Out, late_rows};
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{WindowSpec, evaluate, row_converter};
+use crate::stream::keyed::Keyed;
 use crate::window::Windows;
 
 /// The state's shared value that holds event time (the watermark).
 const WATERMARK: &str = "watermark";
 
 /// A key's held rows: the time of its earliest, and the rows.
-type KeyRows = (i64, Vec<Vec<u8>>);
+type KeyRows = (i64, Vec<ByteString>);
 
 /// Assigns session windows to `rows` as `spec` says; `watermarks` are the
 /// sources' (every source worker's, at every epoch). Returns the rows with
@@ -94,7 +95,7 @@ struct Worker {
 impl Worker {
     fn new(
         spec: &Arc<WindowSpec>,
-        state: &KeyedState<Vec<u8>, KeyRows>,
+        state: &Keyed<KeyRows>,
         late: (RecordCounter, String),
     ) -> Result<Worker> {
         let Windows::Session { gap } = spec.windows else {
@@ -124,7 +125,7 @@ impl Worker {
     fn apply(
         &mut self,
         items: Vec<Routed>,
-        state: &mut KeyedState<Vec<u8>, KeyRows>,
+        state: &mut Keyed<KeyRows>,
         out: &mut Vec<Out>,
     ) -> Result<()> {
         let before = state
@@ -160,7 +161,7 @@ impl Worker {
         &mut self,
         batch: &RecordBatch,
         before: Option<i64>,
-        state: &mut KeyedState<Vec<u8>, KeyRows>,
+        state: &mut Keyed<KeyRows>,
     ) -> Result<Option<Out>> {
         let times = self.times(batch.column(self.spec.time))?;
         let keys: Vec<ArrayRef> = self
@@ -173,7 +174,7 @@ impl Worker {
         let inputs = self.input.fields().len();
         let rows = self.rows.convert_columns(&batch.columns()[..inputs])?;
         let mut late = vec![false; batch.num_rows()];
-        let mut added: BTreeMap<Vec<u8>, KeyRows> = BTreeMap::new();
+        let mut added: BTreeMap<ByteString, KeyRows> = BTreeMap::new();
         for (i, (t, key)) in times.iter().zip(keys).enumerate() {
             let Some(t) = *t else { continue };
             if before.is_some_and(|w| t < w) {
@@ -182,7 +183,7 @@ impl Worker {
             }
             let entry = added.entry(key).or_insert((t, Vec::new()));
             entry.0 = entry.0.min(t);
-            entry.1.push(rows.row(i).as_ref().to_vec());
+            entry.1.push(ByteString::from(rows.row(i).as_ref()));
         }
         let late = BooleanArray::from(late);
         self.late.0.add(late.true_count() as u64);
@@ -210,11 +211,7 @@ impl Worker {
 
     /// The rows of every session that `passed` is past the end of, with
     /// their windows; the rest stay held.
-    fn close(
-        &mut self,
-        passed: Frontier,
-        state: &mut KeyedState<Vec<u8>, KeyRows>,
-    ) -> Result<Vec<RecordBatch>> {
+    fn close(&mut self, passed: Frontier, state: &mut Keyed<KeyRows>) -> Result<Vec<RecordBatch>> {
         let complete = |end: i64| match passed {
             Frontier::End => true,
             Frontier::At(w) => u64::try_from(end).map_or(end < 0, |e| e < w),
@@ -253,7 +250,7 @@ impl Worker {
     /// their windows, and the rows left (with the earliest time), if any.
     fn cut(
         &self,
-        rows: &[Vec<u8>],
+        rows: &[ByteString],
         complete: &dyn Fn(i64) -> bool,
     ) -> Result<(Option<RecordBatch>, Option<KeyRows>)> {
         let parser = self.rows.parser();
@@ -388,7 +385,7 @@ mod tests {
     #[test]
     fn a_session_goes_out_once_event_time_is_past_its_end_not_at_it() {
         let spec = spec();
-        let mut state = KeyedState::new();
+        let mut state = Keyed::new();
         let late = (RecordCounter::default(), "session".to_string());
         let mut worker = Worker::new(&spec, &state, late).unwrap();
         let mut sent = Vec::new();

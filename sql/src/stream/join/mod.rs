@@ -23,8 +23,9 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
+use weir_progress::byte_string::ByteString;
 use weir_progress::checkpoint::{Ack, StatefulUnary};
-use weir_progress::route::key_hash;
+use weir_progress::route::bytes_hash;
 use weir_streaming::run::StreamCtx;
 use weir_streaming::window::Watermark;
 
@@ -89,7 +90,7 @@ pub(crate) enum Expire {
 /// The rows of one key held by a worker: each row's expiry and its bytes
 /// (Arrow's row format of its columns and keys), left then right.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(super) struct Held([Vec<(i64, Vec<u8>)>; 2]);
+pub(super) struct Held([Vec<(i64, ByteString)>; 2]);
 
 /// A record of the join's input, addressed to its worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -162,7 +163,7 @@ fn route(join: &StreamJoin, side: Side, batch: &RecordBatch, peers: u64) -> Resu
     };
     let keyed = with_keys(batch, keys)?;
     let tail = keyed.columns()[batch.num_columns()..].to_vec();
-    Ok(split_by(&keyed, &tail, peers as usize, key_hash)?
+    Ok(split_by(&keyed, &tail, peers as usize, bytes_hash)?
         .into_iter()
         .map(|(to, part)| Routed {
             to,

@@ -9,13 +9,14 @@ use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::RowConverter;
 use datafusion_common::JoinType;
-use weir_progress::state::KeyedState;
+use weir_progress::byte_string::ByteString;
 use weir_streaming::window::{Frontier, Watermark};
 
 use super::{Expire, Held, Item, Routed, SIDES, Side, StreamJoin};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::exec::{meeting, row_converter};
+use crate::stream::keyed::{ByTime, Keyed};
 
 /// A worker's encodings and index of its held rows.
 pub(super) struct Worker {
@@ -25,17 +26,17 @@ pub(super) struct Worker {
     /// Keys as bytes (as they route).
     keys: RowConverter,
     /// Each side's held keys by the expiry of their rows.
-    expiring: [BTreeMap<i64, BTreeSet<Vec<u8>>>; 2],
+    expiring: [ByTime; 2],
 }
 
 impl Worker {
-    pub(super) fn new(join: &Arc<StreamJoin>, state: &KeyedState<Vec<u8>, Held>) -> Result<Worker> {
+    pub(super) fn new(join: &Arc<StreamJoin>, state: &Keyed<Held>) -> Result<Worker> {
         let converter = |schema: &SchemaRef, from: usize| {
             row_converter(schema.fields()[from..].iter().map(|f| f.data_type()))
         };
         let [left, right] = &join.keyed;
         let k = join.spec.keys.left.len();
-        let mut expiring: [BTreeMap<i64, BTreeSet<Vec<u8>>>; 2] = Default::default();
+        let mut expiring: [ByTime; 2] = Default::default();
         for (key, Held(sides)) in state.iter() {
             for (side, rows) in sides.iter().enumerate() {
                 for (expiry, _) in rows {
@@ -58,7 +59,7 @@ impl Worker {
         &mut self,
         epoch: u64,
         items: Vec<Routed>,
-        state: &mut KeyedState<Vec<u8>, Held>,
+        state: &mut Keyed<Held>,
         out: &mut Vec<Batch>,
     ) -> Result<()> {
         if let Expire::After(_) = self.join.expiry {
@@ -93,7 +94,7 @@ impl Worker {
         for side in SIDES {
             let s = side.index();
             if let Some(rows) = &held[s] {
-                let done: Vec<&(Vec<u8>, usize)> = met[s]
+                let done: Vec<&(ByteString, usize)> = met[s]
                     .held
                     .iter()
                     .map(|&i| &rows.places[i as usize])
@@ -228,25 +229,25 @@ impl Worker {
     }
 
     /// The key bytes of each row of `batch`.
-    fn keys_of(&self, batch: &Option<RecordBatch>) -> Result<Vec<Vec<u8>>> {
+    fn keys_of(&self, batch: &Option<RecordBatch>) -> Result<Vec<ByteString>> {
         let Some(b) = batch else {
             return Ok(Vec::new());
         };
         let rows = self
             .keys
             .convert_columns(&b.columns()[b.num_columns() - self.k()..])?;
-        Ok(rows.iter().map(|r| r.as_ref().to_vec()).collect())
+        Ok(rows.iter().map(|r| ByteString::from(r.as_ref())).collect())
     }
 
     /// The rows of `side` held under any of `keys`, as one batch, with the
     /// place of each (its key, its index among the key's rows).
     fn held(
         &self,
-        state: &KeyedState<Vec<u8>, Held>,
+        state: &Keyed<Held>,
         side: Side,
-        keys: &[Vec<u8>],
+        keys: &[ByteString],
     ) -> Result<Option<HeldRows>> {
-        let wanted: BTreeSet<&Vec<u8>> = keys.iter().collect();
+        let wanted: BTreeSet<&ByteString> = keys.iter().collect();
         let parser = self.rows[side.index()].parser();
         let mut rows = Vec::new();
         let mut places = Vec::new();
@@ -272,10 +273,10 @@ impl Worker {
     /// time to live, whose epochs have passed) go at the next `expire`.
     fn hold(
         &mut self,
-        state: &mut KeyedState<Vec<u8>, Held>,
+        state: &mut Keyed<Held>,
         (side, epoch): (Side, u64),
         batch: &RecordBatch,
-        keys: &[Vec<u8>],
+        keys: &[ByteString],
         done: &[u32],
     ) -> Result<()> {
         let expiries = match &self.join.expiry {
@@ -296,7 +297,7 @@ impl Worker {
             }
             let Some(expiry) = expiry else { continue };
             state.update(key.clone(), Held::default, |Held(sides)| {
-                sides[side.index()].push((expiry, row.as_ref().to_vec()))
+                sides[side.index()].push((expiry, ByteString::from(row.as_ref())))
             });
             self.expiring[side.index()]
                 .entry(expiry)
@@ -308,7 +309,7 @@ impl Worker {
 
     /// Drops the rows of `side` whose expiry the other side's event time
     /// (or, with a time to live, the epoch), `other`, has reached.
-    fn expire(&mut self, state: &mut KeyedState<Vec<u8>, Held>, side: Side, other: Option<u64>) {
+    fn expire(&mut self, state: &mut Keyed<Held>, side: Side, other: Option<u64>) {
         let Some(w) = other else {
             return;
         };
@@ -319,17 +320,10 @@ impl Worker {
                 break;
             }
             for key in entry.remove() {
-                let Some(Held(sides)) = state.get(&key) else {
-                    continue;
-                };
-                let mut sides = sides.clone();
-                sides[s].retain(|(expiry, _)| *expiry > w);
-                match sides.iter().all(Vec::is_empty) {
-                    true => {
-                        state.remove(&key);
-                    }
-                    false => state.insert(key, Held(sides)),
-                }
+                state.change(&key, |Held(sides)| {
+                    sides[s].retain(|(expiry, _)| *expiry > w);
+                    !sides.iter().all(Vec::is_empty)
+                });
             }
         }
     }
@@ -339,7 +333,7 @@ impl Worker {
 /// (its key, its index among the key's rows).
 struct HeldRows {
     batch: RecordBatch,
-    places: Vec<(Vec<u8>, usize)>,
+    places: Vec<(ByteString, usize)>,
 }
 
 /// A semi join's rows of one side that met a row: among its new rows, and
@@ -360,27 +354,20 @@ impl Met {
 }
 
 /// Drops the held rows at `places` (key, index) of side `s`.
-fn remove(state: &mut KeyedState<Vec<u8>, Held>, s: usize, places: &[&(Vec<u8>, usize)]) {
-    let mut by_key: BTreeMap<&Vec<u8>, BTreeSet<usize>> = BTreeMap::new();
+fn remove(state: &mut Keyed<Held>, s: usize, places: &[&(ByteString, usize)]) {
+    let mut by_key: BTreeMap<&ByteString, BTreeSet<usize>> = BTreeMap::new();
     for (key, i) in places {
         by_key.entry(key).or_default().insert(*i);
     }
     for (key, gone) in by_key {
-        let Some(Held(sides)) = state.get(key) else {
-            continue;
-        };
-        let mut sides = sides.clone();
-        let mut i = 0;
-        sides[s].retain(|_| {
-            i += 1;
-            !gone.contains(&(i - 1))
+        state.change(key, |Held(sides)| {
+            let mut i = 0;
+            sides[s].retain(|_| {
+                i += 1;
+                !gone.contains(&(i - 1))
+            });
+            !sides.iter().all(Vec::is_empty)
         });
-        match sides.iter().all(Vec::is_empty) {
-            true => {
-                state.remove(key);
-            }
-            false => state.insert(key.clone(), Held(sides)),
-        }
     }
 }
 

@@ -32,8 +32,8 @@ use arrow::row::RowConverter;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::vec::Map;
+use weir_progress::byte_string::ByteString;
 use weir_progress::checkpoint::{Ack, StatefulUnary};
-use weir_progress::state::KeyedState;
 use weir_streaming::run::StreamCtx;
 
 use super::aggregate::{Codecs, Item, Routed, key_rows, route};
@@ -41,6 +41,7 @@ use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{Folding, fail, map, row_converter, row_op};
 use crate::plan::Node;
+use crate::stream::keyed::Keyed;
 use retract::Retractor;
 use weir_runtime::exec::Failure;
 
@@ -49,7 +50,7 @@ pub(crate) const OP: &str = "op";
 
 /// A group's state: the epoch after which it expires, and its aggregates'
 /// states.
-type GroupState = (i64, Vec<u8>);
+type GroupState = (i64, ByteString);
 
 /// What the aggregation computes, and how long its groups live.
 pub(crate) struct Updating {
@@ -113,7 +114,7 @@ enum Kind {
 pub(super) struct Epoch {
     pub(super) before: Option<RecordBatch>,
     pub(super) after: Option<RecordBatch>,
-    pub(super) states: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub(super) states: Vec<(ByteString, Option<ByteString>)>,
 }
 
 /// A worker's encodings and the expiry index of its groups.
@@ -131,7 +132,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(spec: &Arc<Updating>, state: &KeyedState<Vec<u8>, GroupState>) -> Result<Worker> {
+    fn new(spec: &Arc<Updating>, state: &Keyed<GroupState>) -> Result<Worker> {
         let expiring = super::by_time(state);
         let output = spec.folding.output();
         let k = spec.folding.keys();
@@ -155,7 +156,7 @@ impl Worker {
         &mut self,
         epoch: u64,
         items: Vec<Routed>,
-        state: &mut KeyedState<Vec<u8>, GroupState>,
+        state: &mut Keyed<GroupState>,
         out: &mut Vec<Batch>,
     ) -> Result<()> {
         let now = i64::try_from(epoch).unwrap_or(i64::MAX);
@@ -204,7 +205,7 @@ impl Worker {
         let k = self.spec.folding.keys();
         let key_bytes =
             |batch: &RecordBatch| key_rows(&self.keys, &batch.columns()[..k], batch.num_rows());
-        let mut old: HashMap<Vec<u8>, u32> = HashMap::new();
+        let mut old: HashMap<ByteString, u32> = HashMap::new();
         let mut old_rows = Vec::new();
         if let Some(before) = before {
             for (i, key) in key_bytes(before)?.into_iter().enumerate() {
@@ -257,7 +258,7 @@ impl Worker {
 
     /// Drops the groups whose last row came `ttl` or more epochs before
     /// `now` (whether or not this worker ran in between).
-    fn expire(&mut self, state: &mut KeyedState<Vec<u8>, GroupState>, now: i64) {
+    fn expire(&mut self, state: &mut Keyed<GroupState>, now: i64) {
         while let Some(entry) = self.expiring.first_entry() {
             if *entry.key() >= now {
                 break;
@@ -277,7 +278,7 @@ fn appended(
     folding: &Folding,
     codecs: &Codecs,
     batches: &[RecordBatch],
-    state: &KeyedState<Vec<u8>, GroupState>,
+    state: &Keyed<GroupState>,
 ) -> Result<Epoch> {
     let Some(folded) = folding.fold(batches)? else {
         return Ok(Epoch::default());

@@ -22,6 +22,7 @@ use arrow::row::RowConverter;
 use datafusion_common::ScalarValue;
 use datafusion_expr::Accumulator;
 use datafusion_physical_expr::PhysicalExpr;
+use weir_progress::byte_string::ByteString;
 
 use super::extremum::{End, Extremum};
 use super::{Epoch, GroupState};
@@ -29,7 +30,7 @@ use crate::error::{Result, SqlError};
 use crate::exec::{Folding, arguments, evaluate, row_converter};
 use crate::plan::Aggregate;
 use crate::stream::aggregate::key_rows;
-use weir_progress::state::KeyedState;
+use crate::stream::keyed::Keyed;
 
 /// Whether `aggregate` takes rows back exactly from its state (COUNT, SUM
 /// and AVG without DISTINCT, as DataFusion's accumulators do it).
@@ -104,11 +105,7 @@ impl Retractor {
 
     /// Folds `batch` (updates: the input's columns, then `op`) into the
     /// groups of `state`.
-    pub(super) fn apply(
-        &self,
-        batch: &RecordBatch,
-        state: &KeyedState<Vec<u8>, GroupState>,
-    ) -> Result<Epoch> {
+    pub(super) fn apply(&self, batch: &RecordBatch, state: &Keyed<GroupState>) -> Result<Epoch> {
         let (order, signs) = self.split(batch)?;
         let arguments = self.arguments(batch)?;
         let mut epoch = Epoch::default();
@@ -150,7 +147,7 @@ impl Retractor {
 
     /// The groups of `batch`'s rows in order of first appearance, and each
     /// group's rows given and taken back.
-    fn split(&self, batch: &RecordBatch) -> Result<(Vec<Vec<u8>>, Vec<Signs>)> {
+    fn split(&self, batch: &RecordBatch) -> Result<(Vec<ByteString>, Vec<Signs>)> {
         let n = batch.num_rows();
         let op = batch
             .column(batch.num_columns() - 1)
@@ -161,7 +158,7 @@ impl Retractor {
             .iter()
             .map(|e| evaluate(e, batch))
             .collect::<Result<_>>()?;
-        let mut at: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut at: HashMap<ByteString, usize> = HashMap::new();
         let (mut order, mut signs) = (Vec::new(), Vec::<Signs>::new());
         for (i, key) in key_rows(&self.keys, &keys, n)?.into_iter().enumerate() {
             let g = *at.entry(key.clone()).or_insert_with(|| {
@@ -267,7 +264,7 @@ impl Retractor {
     }
 
     /// The group as bytes.
-    fn save(&self, group: &mut Group) -> Result<Vec<u8>> {
+    fn save(&self, group: &mut Group) -> Result<ByteString> {
         let mut columns = Vec::new();
         for acc in &mut group.accumulators {
             for value in acc.state()? {
@@ -276,7 +273,7 @@ impl Retractor {
         }
         columns.push(Arc::new(UInt64Array::from(vec![group.rows])));
         let rows = self.states.convert_columns(&columns)?;
-        Ok(rows.row(0).as_ref().to_vec())
+        Ok(ByteString::from(rows.row(0).as_ref()))
     }
 
     /// The group's aggregates' values.
@@ -290,7 +287,7 @@ impl Retractor {
 
     /// The results of groups (keys as bytes, aggregates' values) as a batch
     /// of the aggregation's output.
-    fn batch(&self, groups: Vec<(Vec<u8>, Vec<ScalarValue>)>) -> Result<Option<RecordBatch>> {
+    fn batch(&self, groups: Vec<(ByteString, Vec<ScalarValue>)>) -> Result<Option<RecordBatch>> {
         if groups.is_empty() {
             return Ok(None);
         }
