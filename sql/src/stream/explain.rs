@@ -2,6 +2,7 @@
 //! between workers, what state each operator keeps, and what makes its
 //! rows go out (event time, the state's time to live, checkpoints).
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::plan::{StreamPlan, updating, window_of};
@@ -36,17 +37,32 @@ impl StreamPlan {
                 dead.topic, dead.name
             );
         }
-        self.node(&self.plan.root, &mut out, 1);
+        self.node(&self.plan.root, &mut out, 1, &mut BTreeSet::new());
         out
     }
 
-    fn node(&self, node: &Node, out: &mut String, depth: usize) {
+    /// `node`'s lines; a subtree in `seen` (which the runner builds once)
+    /// is named once and not repeated.
+    fn node(&self, node: &Node, out: &mut String, depth: usize, seen: &mut BTreeSet<String>) {
         let pad = "  ".repeat(depth);
+        if !seen.insert(super::subtree(node)) {
+            let first = self.line(node);
+            let _ = writeln!(out, "{pad}(the same as above, built once: {first})");
+            return;
+        }
+        let _ = writeln!(out, "{pad}{}", self.line(node));
+        for input in node.inputs() {
+            self.node(input, out, depth + 1, seen);
+        }
+    }
+
+    /// What `node` does, on one line.
+    fn line(&self, node: &Node) -> String {
         let ttl = match self.state_ttl {
             Some(ttl) => format!("{} ms", ttl.as_millis()),
             None => "-".into(),
         };
-        let line = match node {
+        match node {
             Node::Scan { table, .. } => match &table.format {
                 Format::Kafka(kafka) => format!(
                     "Kafka source {} (topic {} at {}): offsets in checkpoints, a watermark \
@@ -62,7 +78,17 @@ impl StreamPlan {
                      event time",
                     table.name
                 ),
-                _ => format!("Table {}: every worker reads all of it", table.name),
+                _ => match &table.stream {
+                    Some(dir) => format!(
+                        "Directory source {} ({}): each worker reads its share of the files; \
+                         watermark {} ms behind its event time, a file idle after {} ms",
+                        table.name,
+                        dir.dir.display(),
+                        dir.watermark_delay_ms,
+                        dir.idle_timeout_ms
+                    ),
+                    None => format!("Table {}: every worker reads all of it", table.name),
+                },
             },
             Node::Aggregate { input, group, .. } => {
                 let keys = group
@@ -125,10 +151,6 @@ impl StreamPlan {
                 .next()
                 .unwrap_or_default()
                 .to_string(),
-        };
-        let _ = writeln!(out, "{pad}{line}");
-        for input in node.inputs() {
-            self.node(input, out, depth + 1);
         }
     }
 }

@@ -129,7 +129,7 @@ pub fn run(
             commits: Vec::new(),
             late: Vec::new(),
             operators: 0,
-            scans: BTreeMap::new(),
+            built: BTreeMap::new(),
         };
         // a row's time to live, in epochs (at least one)
         let ttl = query
@@ -230,9 +230,11 @@ struct Parts<'s> {
     /// The late rows of its window operators.
     late: Vec<StreamVec<'s, u64, Batch>>,
     operators: usize,
-    /// The streams of the sources built so far, by table and projection: a
-    /// table that a query scans twice the same way (Nexmark q5) is read once.
-    scans: BTreeMap<(String, Vec<usize>), Flow<'s>>,
+    /// The flows of the nodes built so far, by the whole subtree each heads
+    /// (its `Debug` form): a part that a query holds twice (Nexmark q5 scans
+    /// `bid` and aggregates it by window the same way in two subqueries) is
+    /// built once and its rows go to both consumers, as Flink reuses sub-plans.
+    built: BTreeMap<String, Flow<'s>>,
 }
 
 /// A node's rows, and the watermarks of the sources under it.
@@ -244,8 +246,33 @@ struct Flow<'s> {
 
 /// The dataflow of `node` on one worker, cutting epochs as `epochs` says
 /// and holding the rows of joins without a time bound for `ttl` epochs;
-/// what else its operators give the runner goes to `parts`.
+/// what else its operators give the runner goes to `parts`. A subtree equal
+/// to one built already is not built again: its flow is shared.
 fn build<'s>(
+    node: &Node,
+    scope: Scope<'s, u64>,
+    ctx: &StreamCtx,
+    options: (Epochs, Option<u64>),
+    parts: &mut Parts<'s>,
+) -> Flow<'s> {
+    let subtree = subtree(node);
+    if let Some(flow) = parts.built.get(&subtree) {
+        return flow.clone();
+    }
+    let flow = build_new(node, scope, ctx, options, parts);
+    parts.built.insert(subtree, flow.clone());
+    flow
+}
+
+/// What makes two subtrees the same, for [`build`] to build them once (and
+/// `EXPLAIN` to show them once): `node` and all under it, as `Debug` shows
+/// them.
+fn subtree(node: &Node) -> String {
+    format!("{node:?}")
+}
+
+/// [`build`] of a node not built before.
+fn build_new<'s>(
     node: &Node,
     scope: Scope<'s, u64>,
     ctx: &StreamCtx,
@@ -256,10 +283,6 @@ fn build<'s>(
     parts.operators += 1;
     match node {
         Node::Scan { table, projection } => {
-            let scan = (table.name.clone(), projection.clone());
-            if let Some(flow) = parts.scans.get(&scan) {
-                return flow.clone();
-            }
             let name = format!("{}#{}", table.name, parts.operators);
             let source = match &table.format {
                 Format::Nexmark(nexmark) => Some(source::nexmark(
@@ -297,12 +320,10 @@ fn build<'s>(
             };
             parts.acks.push(source.acks);
             parts.commits.extend(source.commit);
-            let flow = Flow {
+            Flow {
                 rows: source.rows,
                 watermarks: Some(source.watermarks),
-            };
-            parts.scans.insert(scan, flow.clone());
-            flow
+            }
         }
         Node::Window { input, spec } if spec.keys_route() => {
             let name = format!("session#{}", parts.operators);
