@@ -201,6 +201,30 @@ impl Checkpoints {
         self.operators.borrow_mut().push(name.to_string());
     }
 
+    /// Once every participant is registered: an error if the restored
+    /// checkpoint holds state or source positions of an operator that none
+    /// of them is (see [`CheckpointError::Unclaimed`]).
+    pub fn check_claimed(&self) -> Result<(), CheckpointError> {
+        let Some(manifest) = &self.restored else {
+            return Ok(());
+        };
+        let registered = self.operators.borrow();
+        let mut unclaimed: Vec<String> = (manifest.parts.iter().map(|p| &p.operator))
+            .chain(manifest.sources.iter().map(|s| &s.operator))
+            .filter(|name| !registered.contains(name))
+            .cloned()
+            .collect();
+        unclaimed.sort();
+        unclaimed.dedup();
+        match unclaimed.is_empty() {
+            true => Ok(()),
+            false => Err(CheckpointError::Unclaimed {
+                path: self.store.describe_manifest(manifest.epoch),
+                operators: unclaimed,
+            }),
+        }
+    }
+
     /// Participants (stateful operators, sources, sinks) registered on this
     /// worker so far.
     pub fn operators(&self) -> usize {

@@ -43,6 +43,20 @@ pub enum CheckpointError {
     /// Another participant of the job failed, so no further checkpoint is taken.
     #[error("stopped because another worker failed")]
     Aborted,
+    /// The checkpoint to restore holds the state or source positions of
+    /// operators that this job does not have (its query or weir version
+    /// changed): restoring it would drop their state, or read their input
+    /// again.
+    #[error(
+        "{path}: holds the state or positions of {} that this job does not have (its plan differs from the one that wrote it): restore it with the same job and weir version, or start afresh in an empty checkpoint directory",
+        operators.join(", ")
+    )]
+    Unclaimed {
+        /// The manifest.
+        path: String,
+        /// The operators of the checkpoint that the job lacks.
+        operators: Vec<String>,
+    },
     /// A fresh start was asked for where an earlier run left checkpoints.
     #[error(
         "{dir} holds checkpoints of an earlier run: restore from them, or use an empty checkpoint directory"

@@ -64,6 +64,12 @@ impl CheckpointStore {
         self.backend.describe(&file.path)
     }
 
+    /// Where the manifest of `epoch` is, for messages.
+    pub fn describe_manifest(&self, epoch: u64) -> String {
+        self.backend
+            .describe(&format!("{}/{MANIFEST}", dir_name(epoch)))
+    }
+
     /// Writes a part file of `epoch`'s checkpoint durably and returns its reference.
     pub fn write_part(
         &self,

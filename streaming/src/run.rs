@@ -195,6 +195,10 @@ where
         let committed_count = std::rc::Rc::new(std::cell::Cell::new(0u64));
         worker.dataflow::<u64, _, _>(|scope| {
             let built = build(scope, &ctx);
+            // a checkpoint of another plan would lose state or read input again
+            if let Err(e) = ctx.checkpoints.check_claimed() {
+                ctx.source.failure.set(JobError::from(e));
+            }
             let committed = scope.concatenate(built.acks).coordinate(&ctx.checkpoints);
             let count = std::rc::Rc::clone(&committed_count);
             let committed = committed.inspect(move |c| {
