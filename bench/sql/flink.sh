@@ -11,6 +11,7 @@
 #   QUERIES='q0 q5' bench/sql/flink.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/sql/query_script.sh
 EVENTS=${1:-10000000}
 VENV=.flink-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -47,13 +48,12 @@ if [ ! -f "$DATA/done" ]; then
   touch "$DATA/done"
 fi
 printf '%-5s %10s %10s %10s %16s\n' query "weir s" "Flink s" "weir/Flink" "weir events/s/core"
+ddl() {
+  echo "CREATE UNBOUNDED EXTERNAL TABLE $1 (${DDL[$1]}) STORED AS JSON LOCATION '$DATA/$1' OPTIONS ('event_time' 'date_time', 'watermark_delay_ms' '4000');"
+}
 for q in ${QUERIES:-q0 q1 q2 q3 q4 q5 q7 q8 q11}; do
   SCRIPT=$WORK/$q.sql
-  : > "$SCRIPT"
-  for t in person auction bid; do
-    echo "CREATE UNBOUNDED EXTERNAL TABLE $t (${DDL[$t]}) STORED AS JSON LOCATION '$DATA/$t' OPTIONS ('event_time' 'date_time', 'watermark_delay_ms' '4000');" >> "$SCRIPT"
-  done
-  cat "sql/nexmark/$q.sql" >> "$SCRIPT"
+  query_script "$SCRIPT" "$q" ddl
   rm -rf "$WORK/ck"
   START=$(date +%s.%N)
   "$WEIR" sql -f "$SCRIPT" --checkpoint-dir "$WORK/ck" --checkpoint-interval 1s \

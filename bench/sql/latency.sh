@@ -19,6 +19,7 @@
 #   QUERIES='q0 q7' bench/sql/latency.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/sql/query_script.sh
 EVENTS=${1:-3000000}
 RATE=${2:-100000}
 cargo build --release --quiet
@@ -26,13 +27,12 @@ WEIR=$PWD/target/release/weir
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 printf '%-5s %9s %9s %9s %9s %9s\n' query results "p50 ms" "p99 ms" "max ms" "ckpt MB"
+ddl() {
+  echo "CREATE UNBOUNDED EXTERNAL TABLE $1 STORED AS NEXMARK LOCATION '$1' OPTIONS ('events' '$EVENTS', 'rate' '$RATE');"
+}
 for q in ${QUERIES:-q0 q1 q7 q8 q11}; do
   SCRIPT=$WORK/$q.sql
-  : > "$SCRIPT"
-  for t in person auction bid; do
-    echo "CREATE UNBOUNDED EXTERNAL TABLE $t STORED AS NEXMARK LOCATION '$t' OPTIONS ('events' '$EVENTS', 'rate' '$RATE');" >> "$SCRIPT"
-  done
-  cat "sql/nexmark/$q.sql" >> "$SCRIPT"
+  query_script "$SCRIPT" "$q" ddl
   rm -rf "$WORK/ck"
   python3 - "$q" "$WEIR" "$SCRIPT" "$WORK/ck" "$EVENTS" "$RATE" <<'PY'
 import csv, io, os, subprocess, sys, threading, time

@@ -9,6 +9,7 @@
 #   QUERIES='q4 q7' bench/sql/nexmark.sh  (some of them)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/sql/query_script.sh
 EVENTS=${1:-10000000}
 cargo build --release --quiet
 WEIR=$PWD/target/release/weir
@@ -16,13 +17,12 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 declare -A FLINK=([q0]=155000 [q1]=158000 [q2]=175000 [q4]=34000 [q5]=22000 [q7]=12000)
 printf '%-5s %10s %14s %10s %10s %9s %12s\n' query seconds "events/s/core" "Flink/core" "vs Flink" "RSS MB" "ckpt MB peak"
+ddl() {
+  echo "CREATE UNBOUNDED EXTERNAL TABLE $1 STORED AS NEXMARK LOCATION '$1' OPTIONS ('events' '$EVENTS');"
+}
 for q in ${QUERIES:-q0 q1 q2 q3 q4 q5 q7 q8 q11}; do
   SCRIPT=$WORK/$q.sql
-  : > "$SCRIPT"
-  for t in person auction bid; do
-    echo "CREATE UNBOUNDED EXTERNAL TABLE $t STORED AS NEXMARK LOCATION '$t' OPTIONS ('events' '$EVENTS');" >> "$SCRIPT"
-  done
-  cat "sql/nexmark/$q.sql" >> "$SCRIPT"
+  query_script "$SCRIPT" "$q" ddl
   rm -rf "$WORK/ck"
   START=$(date +%s.%N)
   /usr/bin/time -f '%M' -o "$WORK/rss" \
