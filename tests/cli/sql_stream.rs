@@ -35,6 +35,13 @@ const INTERVAL_JOIN: &str = "SELECT a.id, a.seller, b.bidder, b.price, \
      CAST(b.date_time AS VARCHAR) FROM auction a JOIN bid b ON a.id = b.auction \
      AND b.date_time BETWEEN a.date_time AND a.date_time + INTERVAL '500' MILLISECOND";
 
+/// Auctions and the bids of their first half second, each side's rows
+/// that met none padded with nulls: a full outer interval join, whose
+/// unmatched rows go out when they expire.
+const OUTER_JOIN: &str = "SELECT a.id, a.seller, b.auction, b.bidder, b.price \
+     FROM auction a FULL JOIN bid b ON a.id = b.auction \
+     AND b.date_time BETWEEN a.date_time AND a.date_time + INTERVAL '500' MILLISECOND";
+
 /// Auctions with their sellers: a regular join (no time bound), whose
 /// rows are held for the state's time to live (here longer than the run).
 const REGULAR_JOIN: &str = "SET table.exec.state.ttl = '1 h'; \
@@ -267,6 +274,23 @@ fn the_nexmark_queries_commit_the_batch_answer_across_two_processes() {
     }
 }
 
+/// An outer join streamed by two processes commits its batch answer: the
+/// rows that met none go out once, from the process that held them.
+#[test]
+fn an_outer_join_of_streams_commits_the_batch_answer_across_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = 20_000;
+    let expected = batch_lines(dir.path(), OUTER_JOIN, events);
+    assert!(
+        expected.iter().any(|l| l.starts_with(",,")),
+        "no bid met none"
+    );
+    let sql = script_of(OUTER_JOIN, events, Some(50_000));
+    let got = two_processes(&sql, "20ms");
+    assert_eq!(got.len(), expected.len(), "rows lost or repeated");
+    assert_eq!(got, expected);
+}
+
 /// Each Nexmark query, killed with kill -9 at a random point after a
 /// checkpoint of its own and restarted with the same command, commits its
 /// batch answer, each row once.
@@ -414,6 +438,11 @@ pub(crate) fn kill_ten_times(
         kills += 1;
     }
     (kills, restores, false)
+}
+
+#[test]
+fn kill_9_of_a_streaming_outer_join_at_random_points_commits_every_row_exactly_once() {
+    kill_9_at_random_points(OUTER_JOIN);
 }
 
 #[test]

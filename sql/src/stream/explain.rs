@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::plan::{StreamPlan, updating, window_of};
+use datafusion_common::JoinType;
+
 use super::{bounds, lookup};
 use crate::catalog::Format;
 use crate::plan::Node;
@@ -117,6 +119,7 @@ impl StreamPlan {
                 right,
                 on,
                 filter,
+                join_type,
                 ..
             } => {
                 let pairs = on
@@ -129,9 +132,20 @@ impl StreamPlan {
                 if lookup::bounded(left) {
                     format!("LookupJoin [{pairs}]: the table on every worker, the stream probes it")
                 } else if bounds::expiry(left, right, on, filter.as_ref()).is_some() {
+                    let (kind, owed) = match join_type {
+                        JoinType::Inner => (String::new(), ""),
+                        JoinType::LeftSemi | JoinType::RightSemi => (
+                            format!(" {join_type}"),
+                            "; a row goes out when it first meets one",
+                        ),
+                        _ => (
+                            format!(" {join_type}"),
+                            "; a row that met none goes out when it expires",
+                        ),
+                    };
                     format!(
-                        "IntervalJoin [{pairs}]: both sides in keyed state until the other \
-                         side's watermark passes them <- exchange by key hash"
+                        "IntervalJoin{kind} [{pairs}]: both sides in keyed state until the \
+                         other side's watermark passes them{owed} <- exchange by key hash"
                     )
                 } else {
                     format!(

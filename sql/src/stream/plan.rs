@@ -12,6 +12,7 @@ use datafusion_physical_expr::expressions::Column;
 use std::time::Duration;
 
 use super::insert::Insert;
+use super::join::Owes;
 use super::kafka::DeadLetters;
 use super::{aggregate, bounds, lookup, updating};
 use crate::catalog::{Format, Table};
@@ -178,6 +179,7 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
             on,
             filter,
             join_type,
+            null_aware,
             ..
         } => {
             if lookup::bounded(left) && !lookup::bounded(right) {
@@ -187,14 +189,22 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
             if lookup::bounded(right) {
                 return refuse("a join with a bounded table on the side a stream should take");
             }
-            if !matches!(
-                join_type,
-                JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
-            ) {
-                let kind = join_type.to_string().to_lowercase();
-                return refuse(&format!("a {kind} join (inner and semi joins stream)"));
+            let kind = kind_of(*join_type);
+            let owes = Owes::of(*join_type)?;
+            let bounded = bounds::expiry(left, right, on, filter.as_ref()).is_some();
+            if *null_aware {
+                return refuse(
+                    "NOT IN over a stream (its answer turns on a null key however late)",
+                );
             }
-            if !ttl && bounds::expiry(left, right, on, filter.as_ref()).is_none() {
+            if !bounded && owes.iter().any(|o| matches!(o, Owes::Anti | Owes::Padded)) {
+                return refuse(&format!(
+                    "{kind} join of two streams without a time bound (its rows that meet \
+                     none are given when no later row can meet them: join windowed sides on \
+                     their windows' bounds, or bound the two sides' event times)"
+                ));
+            }
+            if !ttl && !bounded {
                 return refuse(&format!(
                     "a join whose rows could meet rows of the other side however late \
                      (join windowed sides on their windows' bounds, bound the two \
@@ -208,6 +218,19 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
         }
         Node::Sort { .. } | Node::Limit { .. } => refuse("ORDER BY or LIMIT"),
         Node::Empty { .. } => refuse("a query without a table"),
+    }
+}
+
+/// A join's kind as SQL says it, with its article.
+fn kind_of(join_type: JoinType) -> &'static str {
+    match join_type {
+        JoinType::Inner => "an inner",
+        JoinType::Left => "a left outer",
+        JoinType::Right => "a right outer",
+        JoinType::Full => "a full outer",
+        JoinType::LeftSemi | JoinType::RightSemi => "a semi (EXISTS or IN)",
+        JoinType::LeftAnti | JoinType::RightAnti => "an anti (NOT EXISTS or NOT IN)",
+        JoinType::LeftMark | JoinType::RightMark => "a mark (EXISTS under OR)",
     }
 }
 

@@ -1,6 +1,10 @@
-//! A streaming inner join whose held rows expire with event time: a window
-//! join (both sides windowed, joined on the window's bounds) or an interval
-//! join (the two sides' event times within a bound of each other).
+//! A streaming join whose held rows expire with event time: a window join
+//! (both sides windowed, joined on the window's bounds) or an interval join
+//! (the two sides' event times within a bound of each other). Inner joins
+//! give each pair as it meets, semi joins a row when it first meets one;
+//! outer and anti joins give a row that met none when it expires, when no
+//! later row can meet it (padded with nulls for an outer join), as Flink's
+//! interval and window joins do: their output only grows.
 //!
 //! Both sides are routed by the routing hash of their keys' row bytes, and
 //! each worker holds its rows in `weir-progress` keyed state, by key, each
@@ -12,12 +16,14 @@
 //! the rows that the other side's event time has passed their expiry. A
 //! join without such a bound (a regular join) holds each row for the
 //! state's time to live instead, counted in epochs: a replayed epoch
-//! expires exactly the rows it expired before.
+//! expires exactly the rows it expired before (it has no outer or anti
+//! form: a row that met none would be owed only once its time ran out).
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion_common::JoinType;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -33,7 +39,7 @@ mod worker;
 
 use super::bounds::Expiry;
 use crate::batch::Batch;
-use crate::error::Result;
+use crate::error::{Result, SqlError};
 use crate::exec::{JoinSpec, fail, split_by, with_keys};
 use worker::Worker;
 
@@ -70,12 +76,60 @@ impl Side {
 
 /// What the join computes, and when its rows expire.
 pub(crate) struct StreamJoin {
-    /// Keys, filter and output (an inner join).
+    /// Keys, filter, output and kind.
     pub(crate) spec: JoinSpec,
     /// When held rows expire.
     pub(crate) expiry: Expire,
     /// Each side's columns, then its key columns.
     pub(crate) keyed: [SchemaRef; 2],
+}
+
+/// What a side's rows owe beyond an inner join's pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owes {
+    /// Nothing (an inner join's sides, the other side of the rest).
+    Nothing,
+    /// A semi join's: a row, when it first meets one (it is then done).
+    Semi,
+    /// An anti join's: a row that met none, when it expires (one that met
+    /// one is done).
+    Anti,
+    /// An outer join's: a row that met none, padded with nulls, when it
+    /// expires.
+    Padded,
+}
+
+impl Owes {
+    /// What the left and right rows of a join of `kind` owe (an error for
+    /// a kind that does not stream).
+    pub(crate) fn of(kind: JoinType) -> Result<[Owes; 2]> {
+        use Owes::*;
+        Ok(match kind {
+            JoinType::Inner => [Nothing, Nothing],
+            JoinType::Left => [Padded, Nothing],
+            JoinType::Right => [Nothing, Padded],
+            JoinType::Full => [Padded, Padded],
+            JoinType::LeftSemi => [Semi, Nothing],
+            JoinType::RightSemi => [Nothing, Semi],
+            JoinType::LeftAnti => [Anti, Nothing],
+            JoinType::RightAnti => [Nothing, Anti],
+            JoinType::LeftMark | JoinType::RightMark => {
+                return Err(SqlError::Unsupported(format!(
+                    "a {kind} join of two streams"
+                )));
+            }
+        })
+    }
+
+    /// Whether a row that met one is done with (not held).
+    pub(super) fn done_when_met(self) -> bool {
+        matches!(self, Owes::Semi | Owes::Anti)
+    }
+
+    /// Whether a row that met none is owed when it expires.
+    pub(super) fn owed_unmet(self) -> bool {
+        matches!(self, Owes::Anti | Owes::Padded)
+    }
 }
 
 /// When a join's held rows expire.
@@ -87,10 +141,21 @@ pub(crate) enum Expire {
     After(u64),
 }
 
-/// The rows of one key held by a worker: each row's expiry and its bytes
-/// (Arrow's row format of its columns and keys), left then right.
+/// The rows of one key held by a worker, left then right.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(super) struct Held([Vec<(i64, ByteString)>; 2]);
+pub(super) struct Held([Vec<HeldRow>; 2]);
+
+/// A held row.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct HeldRow {
+    /// When it expires (see [`Expire`]).
+    expiry: i64,
+    /// Arrow's row format of its columns and keys.
+    row: ByteString,
+    /// Whether it has met a row of the other side (kept for the side of an
+    /// outer join that owes its unmatched rows).
+    met: bool,
+}
 
 /// A record of the join's input, addressed to its worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,10 +1,13 @@
 //! A worker's side of a streaming join: its held rows' encodings and
-//! expiry index, and the join of one epoch's new rows.
+//! expiry index, the join of one epoch's new rows, and the rows owed when
+//! held rows expire.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array,
+};
 use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::RowConverter;
@@ -12,7 +15,7 @@ use datafusion_common::JoinType;
 use weir_progress::byte_string::ByteString;
 use weir_streaming::window::{Frontier, Watermark};
 
-use super::{Expire, Held, Item, Routed, SIDES, Side, StreamJoin};
+use super::{Expire, Held, HeldRow, Item, Owes, Routed, SIDES, Side, StreamJoin};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::exec::{meeting, row_converter};
@@ -27,6 +30,12 @@ pub(super) struct Worker {
     keys: RowConverter,
     /// Each side's held keys by the expiry of their rows.
     expiring: [ByTime; 2],
+    /// What each side's rows owe beyond an inner join's pairs.
+    owes: [Owes; 2],
+    /// Whether each side's input has ended in this run (a restored run
+    /// hears it again from its sources): the other side's later rows meet
+    /// nothing more, and what they owe goes out at once.
+    ended: [bool; 2],
 }
 
 impl Worker {
@@ -39,9 +48,9 @@ impl Worker {
         let mut expiring: [ByTime; 2] = Default::default();
         for (key, Held(sides)) in state.iter() {
             for (side, rows) in sides.iter().enumerate() {
-                for (expiry, _) in rows {
+                for row in rows {
                     expiring[side]
-                        .entry(*expiry)
+                        .entry(row.expiry)
                         .or_default()
                         .insert(key.clone());
                 }
@@ -52,6 +61,8 @@ impl Worker {
             rows: [converter(left, 0)?, converter(right, 0)?],
             keys: converter(left, left.fields().len() - k)?,
             expiring,
+            owes: Owes::of(join.spec.join_type)?,
+            ended: [false; 2],
         })
     }
 
@@ -66,7 +77,7 @@ impl Worker {
             // rows whose time ran out before this epoch meet nothing more,
             // whether or not this worker ran in between
             for side in SIDES {
-                self.expire(state, side, epoch.checked_sub(1));
+                self.expire(state, side, epoch.checked_sub(1), out)?;
             }
         }
         let mut new: [Vec<RecordBatch>; 2] = Default::default();
@@ -94,19 +105,24 @@ impl Worker {
         for side in SIDES {
             let s = side.index();
             if let Some(rows) = &held[s] {
-                let done: Vec<&(ByteString, usize)> = met[s]
+                let places: Vec<&(ByteString, usize)> = met[s]
                     .held
                     .iter()
                     .map(|&i| &rows.places[i as usize])
                     .collect();
-                remove(state, s, &done);
+                match self.owes[s] {
+                    owes if owes.done_when_met() => remove(state, s, &places),
+                    Owes::Padded => mark_met(state, s, &places),
+                    _ => {}
+                }
             }
             if let Some(batch) = &new[s] {
-                self.hold(state, (side, epoch), batch, &keys[s], &met[s].new)?;
+                self.hold(state, (side, epoch), (batch, &keys[s]), &met[s].new, out)?;
             }
         }
-        // how far each side's event time has come (its end is not kept: a
-        // restored run with more input goes on from the last time)
+        // how far each side's event time has come (its end is not kept in
+        // the state: a restored run with more input goes on from the last
+        // time)
         let mut reached = [None; 2];
         for side in SIDES {
             let s = side.index();
@@ -118,7 +134,11 @@ impl Worker {
                     state.set_shared(side.watermark(), at);
                     Some(at)
                 }
-                Some(Frontier::End) => Some(u64::MAX),
+                Some(Frontier::End) => {
+                    self.ended[s] = true;
+                    Some(u64::MAX)
+                }
+                None if self.ended[s] => Some(u64::MAX),
                 None => state.shared(side.watermark()),
             };
         }
@@ -127,15 +147,15 @@ impl Worker {
                 Expire::EventTime(_) => reached[side.other().index()],
                 Expire::After(_) => Some(epoch),
             };
-            self.expire(state, side, clock);
+            self.expire(state, side, clock, out)?;
         }
         Ok(())
     }
 
     /// Joins the new rows of each side with the other side's held and new
-    /// rows (each pair once): the inner join's pairs, or a semi join's rows
-    /// of its side that meet a row for the first time. Returns, per side,
-    /// the rows done with (a semi join's emitted rows, which are not held).
+    /// rows (each pair once): the pairs (of inner and outer joins), or a
+    /// semi join's rows of its side that meet a row for the first time.
+    /// Returns, per side that owes more than pairs, its rows that met one.
     fn meet(
         &self,
         new: &[Option<RecordBatch>; 2],
@@ -153,6 +173,10 @@ impl Worker {
             (held[0], new[1].as_ref(), false, true),
             (new[0].as_ref(), new[1].as_ref(), true, true),
         ];
+        let paired = matches!(
+            spec.join_type,
+            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+        );
         let mut met: [Met; 2] = Default::default();
         for (l, r, l_new, r_new) in pairs {
             let (Some(l), Some(r)) = (l, r) else { continue };
@@ -160,25 +184,21 @@ impl Worker {
             if li.is_empty() {
                 continue;
             }
-            match spec.join_type {
-                JoinType::LeftSemi => met[0].add(l_new, li),
-                JoinType::RightSemi => met[1].add(r_new, ri),
-                _ => out.push(Batch(self.pairs(l, &li, r, &ri)?)),
+            if paired {
+                out.push(Batch(self.pairs(l, &li, r, &ri)?));
+            }
+            for (s, new, rows) in [(0, l_new, li), (1, r_new, ri)] {
+                if self.owes[s] != Owes::Nothing {
+                    met[s].add(new, rows);
+                }
             }
         }
-        let semi = match spec.join_type {
-            JoinType::LeftSemi => Some(0),
-            JoinType::RightSemi => Some(1),
-            _ => None,
-        };
-        if let Some(s) = semi {
-            for (batch, rows) in [
-                (new[s].as_ref(), &mut met[s].new),
-                (held[s], &mut met[s].held),
-            ] {
+        for (s, met) in met.iter_mut().enumerate() {
+            for (batch, rows) in [(new[s].as_ref(), &mut met.new), (held[s], &mut met.held)] {
                 rows.sort_unstable();
                 rows.dedup();
-                if let Some(batch) = batch
+                if self.owes[s] == Owes::Semi
+                    && let Some(batch) = batch
                     && !rows.is_empty()
                 {
                     out.push(Batch(self.rows_of(batch, rows)?));
@@ -204,12 +224,43 @@ impl Worker {
         )?)
     }
 
-    /// The output of the rows at `rows` of `batch` (a semi join's).
+    /// The output of the rows at `rows` of `batch` (a semi or anti
+    /// join's).
     fn rows_of(&self, batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
-        Ok(RecordBatch::try_new(
+        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+        Ok(RecordBatch::try_new_with_options(
             Arc::clone(&self.join.spec.schema),
             columns_of(batch, rows, self.k())?,
+            &options,
         )?)
+    }
+
+    /// What the rows at `rows` of `batch` (of `side`), which met no row,
+    /// owe: an anti join's rows, or an outer join's padded with nulls.
+    fn unmet(&self, side: Side, batch: &RecordBatch, rows: &[u32]) -> Result<Option<Batch>> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        if self.owes[side.index()] == Owes::Anti {
+            return Ok(Some(Batch(self.rows_of(batch, rows)?)));
+        }
+        let schema = &self.join.spec.schema;
+        let own = columns_of(batch, rows, self.k())?;
+        let (n, mine) = (schema.fields().len(), own.len());
+        let padding = |fields: std::ops::Range<usize>| {
+            schema.fields()[fields]
+                .iter()
+                .map(|f| new_null_array(f.data_type(), rows.len()))
+                .collect::<Vec<ArrayRef>>()
+        };
+        let columns = match side {
+            Side::Left => own.into_iter().chain(padding(mine..n)).collect(),
+            Side::Right => padding(0..n - mine).into_iter().chain(own).collect(),
+        };
+        Ok(Some(Batch(RecordBatch::try_new(
+            Arc::clone(schema),
+            columns,
+        )?)))
     }
 
     /// How many key columns each side's rows end with.
@@ -255,8 +306,8 @@ impl Worker {
             let Some(Held(sides)) = state.get(key) else {
                 continue;
             };
-            for (i, (_, bytes)) in sides[side.index()].iter().enumerate() {
-                rows.push(parser.parse(bytes));
+            for (i, held) in sides[side.index()].iter().enumerate() {
+                rows.push(parser.parse(&held.row));
                 places.push((key.clone(), i));
             }
         }
@@ -268,16 +319,18 @@ impl Worker {
         Ok(Some(HeldRows { batch, places }))
     }
 
-    /// Holds the new rows of `side` of `epoch` (of keys `keys`) but those
-    /// at `done`; those the other side's event time has passed (or, with a
-    /// time to live, whose epochs have passed) go at the next `expire`.
+    /// Holds the new rows of `side` of `epoch` (of keys `keys`), those at
+    /// `met` as having met a row (a semi or anti join's are done, not held);
+    /// those the other side's event time has passed (or, with a time to
+    /// live, whose epochs have passed) go at the next `expire`. A row with a
+    /// null time meets nothing: what it owes goes out now.
     fn hold(
         &mut self,
         state: &mut Keyed<Held>,
         (side, epoch): (Side, u64),
-        batch: &RecordBatch,
-        keys: &[ByteString],
-        done: &[u32],
+        (batch, keys): (&RecordBatch, &[ByteString]),
+        met: &[u32],
+        out: &mut Vec<Batch>,
     ) -> Result<()> {
         let expiries = match &self.join.expiry {
             Expire::EventTime(bounds) => match side {
@@ -289,43 +342,81 @@ impl Worker {
                 vec![Some(at); batch.num_rows()]
             }
         };
+        let owes = self.owes[side.index()];
         let rows = self.rows[side.index()].convert_columns(batch.columns())?;
-        let mut done = done.iter().peekable();
+        let mut met = met.iter().peekable();
+        let mut timeless = Vec::new();
         for (i, ((row, key), expiry)) in rows.iter().zip(keys).zip(expiries).enumerate() {
-            if done.next_if(|&&d| d as usize == i).is_some() {
+            let row_met = met.next_if(|&&m| m as usize == i).is_some();
+            if row_met && owes.done_when_met() {
                 continue;
             }
-            let Some(expiry) = expiry else { continue };
+            let Some(expiry) = expiry else {
+                timeless.push(i as u32);
+                continue;
+            };
+            let held = HeldRow {
+                expiry,
+                row: ByteString::from(row.as_ref()),
+                met: row_met,
+            };
             state.update(key.clone(), Held::default, |Held(sides)| {
-                sides[side.index()].push((expiry, ByteString::from(row.as_ref())))
+                sides[side.index()].push(held)
             });
             self.expiring[side.index()]
                 .entry(expiry)
                 .or_default()
                 .insert(key.clone());
         }
+        if owes.owed_unmet() {
+            out.extend(self.unmet(side, batch, &timeless)?);
+        }
         Ok(())
     }
 
     /// Drops the rows of `side` whose expiry the other side's event time
-    /// (or, with a time to live, the epoch), `other`, has reached.
-    fn expire(&mut self, state: &mut Keyed<Held>, side: Side, other: Option<u64>) {
+    /// (or, with a time to live, the epoch), `other`, has reached, giving
+    /// out what those that met no row owe.
+    fn expire(
+        &mut self,
+        state: &mut Keyed<Held>,
+        side: Side,
+        other: Option<u64>,
+        out: &mut Vec<Batch>,
+    ) -> Result<()> {
         let Some(w) = other else {
-            return;
+            return Ok(());
         };
         let w = i64::try_from(w).unwrap_or(i64::MAX);
         let s = side.index();
+        let owed = self.owes[s].owed_unmet();
+        let mut unmet = Vec::new();
         while let Some(entry) = self.expiring[s].first_entry() {
             if *entry.key() > w {
                 break;
             }
             for key in entry.remove() {
                 state.change(&key, |Held(sides)| {
-                    sides[s].retain(|(expiry, _)| *expiry > w);
+                    sides[s].retain(|held| {
+                        let expired = held.expiry <= w;
+                        if expired && owed && !held.met {
+                            unmet.push(held.row.clone());
+                        }
+                        !expired
+                    });
                     !sides.iter().all(Vec::is_empty)
                 });
             }
         }
+        if unmet.is_empty() {
+            return Ok(());
+        }
+        let parser = self.rows[s].parser();
+        let columns = self.rows[s].convert_rows(unmet.iter().map(|r| parser.parse(r)))?;
+        let batch = RecordBatch::try_new(Arc::clone(&self.join.keyed[s]), columns)?;
+        let all: Vec<u32> = (0..batch.num_rows() as u32).collect();
+        out.extend(self.unmet(side, &batch, &all)?);
+        Ok(())
     }
 }
 
@@ -336,8 +427,8 @@ struct HeldRows {
     places: Vec<(ByteString, usize)>,
 }
 
-/// A semi join's rows of one side that met a row: among its new rows, and
-/// among its held rows.
+/// The rows of one side that met a row: among its new rows, and among its
+/// held rows.
 #[derive(Default)]
 struct Met {
     new: Vec<u32>,
@@ -367,6 +458,19 @@ fn remove(state: &mut Keyed<Held>, s: usize, places: &[&(ByteString, usize)]) {
                 !gone.contains(&(i - 1))
             });
             !sides.iter().all(Vec::is_empty)
+        });
+    }
+}
+
+/// Marks the held rows at `places` (key, index) of side `s` as having met
+/// a row.
+fn mark_met(state: &mut Keyed<Held>, s: usize, places: &[&(ByteString, usize)]) {
+    for (key, i) in places {
+        state.change(key, |Held(sides)| {
+            if let Some(held) = sides[s].get_mut(*i) {
+                held.met = true;
+            }
+            true
         });
     }
 }
