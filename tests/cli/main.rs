@@ -14,5 +14,6 @@ mod sql_dir;
 mod sql_kafka;
 mod sql_session;
 mod sql_stream;
+mod sql_upsert;
 mod support;
 mod yahoo;

@@ -261,7 +261,7 @@ fn a_kafka_table_gives_each_record_s_key_partition_offset_timestamp_and_headers(
             .send(&Produce {
                 topic: "events".into(),
                 key: (i % 4 != 0).then(|| format!("k{i}").into_bytes()),
-                value: format!("{{\"n\": {i}}}").into_bytes(),
+                value: Some(format!("{{\"n\": {i}}}").into_bytes()),
                 headers: vec![("h".into(), format!("v{i}").into_bytes())],
                 timestamp: Some(1_001 + i),
                 partition: Some((i % 2) as i32),

@@ -78,7 +78,7 @@ fn apply_updates(updates: Vec<String>) -> Vec<String> {
 
 /// `query` over the first `events` events of the Nexmark tables (streamed
 /// at `rate` a second).
-fn script_of(query: &str, events: u64, rate: Option<u64>) -> String {
+pub(crate) fn script_of(query: &str, events: u64, rate: Option<u64>) -> String {
     let (kind, rate) = match rate {
         Some(r) => ("UNBOUNDED ", format!(", 'rate' '{r}'")),
         None => ("", String::new()),
@@ -108,7 +108,7 @@ fn batch_answer(dir: &Path, query: &str, events: u64) -> Vec<String> {
 }
 
 /// The batch answer to `query`, as sorted CSV lines.
-fn batch_lines(dir: &Path, query: &str, events: u64) -> Vec<String> {
+pub(crate) fn batch_lines(dir: &Path, query: &str, events: u64) -> Vec<String> {
     let out = dir.join("batch");
     let _ = std::fs::remove_dir_all(&out);
     let sql = script_of(query, events, None);

@@ -10,6 +10,7 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use datafusion_common::Constraint;
 use datafusion_expr::CreateExternalTable;
 use weir_streaming::kafka::sink::Guarantee;
 use weir_streaming::kafka::source::KafkaRecord;
@@ -53,6 +54,11 @@ pub struct KafkaTable {
     /// (`OPTIONS ('metadata.partition' 'column')`), as Flink's `METADATA`
     /// columns do.
     pub metadata: Vec<(Metadata, String)>,
+    /// The columns of its `PRIMARY KEY`, if it declares one: a query that
+    /// inserts into it writes them as each record's key (a JSON object),
+    /// and its updates as upserts, as Flink's upsert-kafka tables take
+    /// them (a row's last value under its key; a deleted row a tombstone).
+    pub primary_key: Option<Vec<usize>>,
 }
 
 /// What of a Kafka record a metadata column holds, and of which types.
@@ -263,6 +269,10 @@ pub(super) fn table(name: &str, cmd: &CreateExternalTable) -> Result<Table> {
             dead_letter_topic: option(cmd, "dead_letter_topic").cloned(),
             guarantee,
             metadata,
+            primary_key: cmd.constraints.iter().find_map(|c| match c {
+                Constraint::PrimaryKey(columns) => Some(columns.clone()),
+                Constraint::Unique(_) => None,
+            }),
         })),
         files: Vec::new(),
         schema,

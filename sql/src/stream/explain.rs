@@ -18,7 +18,12 @@ impl StreamPlan {
         let mut out = String::new();
         let guarantee = "rows of an epoch handed over once a checkpoint covers it";
         let _ = match (&self.into, self.updating()) {
-            (Some(into), _) => writeln!(out, "Sink: {} ({guarantee})", into.target()),
+            (Some(into), true) => writeln!(
+                out,
+                "Sink: {}, updates as upserts under its primary key ({guarantee})",
+                into.target()
+            ),
+            (Some(into), false) => writeln!(out, "Sink: {} ({guarantee})", into.target()),
             (None, true) => writeln!(
                 out,
                 "Sink: stdout or --output, updates ending with op +I/-U/+U/-D ({guarantee})"

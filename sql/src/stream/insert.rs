@@ -4,7 +4,8 @@
 //! committed once a checkpoint covers the epoch; a restart settles what a
 //! crash left open), exactly as `weir stream yahoo` writes its counts; or,
 //! if the table says so, at least once (an idempotent producer, without
-//! transactions: a restored query may write records again).
+//! transactions: a restored query may write records again). A Kafka table
+//! with a `PRIMARY KEY` takes updates too, as upserts (see [`super::encode`]).
 //!
 //! `INSERT INTO` an unbounded JSON table of files: each row becomes a line
 //! of JSON, written by the committing directory sink (each worker's lines
@@ -16,8 +17,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use timely::dataflow::StreamVec;
 use timely::dataflow::operators::vec::Map;
 use weir_progress::checkpoint::Ack;
@@ -25,12 +24,12 @@ use weir_progress::recovery::Recovery;
 use weir_progress::store::CheckpointStore;
 use weir_runtime::JobError;
 use weir_streaming::dir_sink::{CommitFiles, DirSink, recover_output};
-use weir_streaming::kafka::producer::Produce;
 use weir_streaming::kafka::sink::{KafkaSink, WriteKafka};
 use weir_streaming::kafka::sink_recovery::recover_transactions;
 use weir_streaming::kafka::source::BROKER_TIMEOUT;
 use weir_streaming::run::{Commit, StreamCtx};
 
+use super::encode::Encoding;
 use crate::batch::Batch;
 use crate::catalog::{Format, KafkaTable, Table};
 use crate::error::{Result, SqlError};
@@ -43,14 +42,17 @@ const LATE: &str = "late rows";
 
 /// The table a streaming query inserts into.
 pub(crate) struct Insert {
+    /// Its name.
+    table: String,
     rows: Rows,
+    encoding: Encoding,
     target: Target,
 }
 
 /// Which rows an [`Insert`] writes.
 enum Rows {
     /// The query's, under the table's column names.
-    Query(SchemaRef),
+    Query,
     /// Late rows, each under its own columns.
     Late,
 }
@@ -59,7 +61,7 @@ impl Rows {
     /// The sink's name in checkpoints.
     fn name(&self) -> &'static str {
         match self {
-            Rows::Query(_) => SINK,
+            Rows::Query => SINK,
             Rows::Late => LATE,
         }
     }
@@ -96,7 +98,9 @@ impl Insert {
         };
         let Some(columns) = columns else {
             return Ok(Insert {
+                table: table.name.clone(),
                 rows: Rows::Late,
+                encoding: Encoding::default(),
                 target,
             });
         };
@@ -107,10 +111,67 @@ impl Insert {
                 table.schema.fields().len()
             )));
         }
+        let key = match &table.format {
+            Format::Kafka(kafka) => kafka.primary_key.clone(),
+            _ => None,
+        };
         Ok(Insert {
-            rows: Rows::Query(Arc::clone(&table.schema)),
+            table: table.name.clone(),
+            rows: Rows::Query,
+            encoding: Encoding {
+                schema: Some(Arc::clone(&table.schema)),
+                key,
+                updates: false,
+            },
             target,
         })
+    }
+
+    /// Takes the query's rows as updates, whose unique key (the group key
+    /// of its aggregation) is `unique`, if its table takes them: a Kafka
+    /// table whose primary key is that key upserts them.
+    pub(crate) fn take_updates(&mut self, unique: Option<Vec<usize>>) -> Result<()> {
+        let names = |columns: &[usize]| -> String {
+            let schema = self.encoding.schema.as_ref();
+            columns
+                .iter()
+                .map(|&c| schema.map_or(format!("#{c}"), |s| s.field(c).name().clone()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let suggest = match &unique {
+            Some(unique) => format!("PRIMARY KEY ({})", names(unique)),
+            None => "a PRIMARY KEY of the columns of its GROUP BY".to_string(),
+        };
+        let refuse = |why: String| {
+            Err(SqlError::Unsupported(format!(
+                "INSERT INTO {}: the query's rows are updates; {why}",
+                self.table
+            )))
+        };
+        if let Target::Dir(_) = self.target {
+            return refuse(format!(
+                "a directory of files cannot take rows back (as Flink's filesystem \
+                 sink): insert them into a Kafka table with {suggest}"
+            ));
+        }
+        let Some(key) = &self.encoding.key else {
+            return refuse(format!(
+                "a Kafka table takes them as upserts under its primary key (as Flink's \
+                 upsert-kafka tables): declare {suggest}"
+            ));
+        };
+        let mut sorted = key.clone();
+        sorted.sort_unstable();
+        if unique.as_ref() != Some(&sorted) {
+            return refuse(format!(
+                "its primary key ({}) must be the key of the query's rows ({suggest}), or \
+                 an upsert would not replace the row it updates",
+                names(key)
+            ));
+        }
+        self.encoding.updates = true;
+        Ok(())
     }
 
     /// Where its rows go: the Kafka topic, or the directory.
@@ -163,7 +224,7 @@ impl Insert {
     /// rows written.
     fn counted(&self, ctx: &StreamCtx) -> weir_runtime::exec::RecordCounter {
         match self.rows {
-            Rows::Query(_) => ctx.records_out.clone(),
+            Rows::Query => ctx.records_out.clone(),
             Rows::Late => ctx.metrics.counter("late rows written"),
         }
     }
@@ -177,21 +238,17 @@ impl Insert {
         broker_timeout: Duration,
     ) -> (StreamVec<'s, u64, Ack>, Box<dyn Commit<'s> + 's>) {
         let failure = ctx.source.failure.clone();
-        let schema = match &self.rows {
-            Rows::Query(schema) => Some(Arc::clone(schema)),
-            Rows::Late => None,
-        };
-        let lines = rows.flat_map(move |Batch(batch)| {
-            json_lines(&batch, schema.as_ref()).unwrap_or_else(|e| {
-                fail(&failure, e);
-                Vec::new()
-            })
-        });
+        let encoding = self.encoding.clone();
         let committed_before = ctx.recovery.committed_before();
         match &self.target {
             Target::Kafka { topic, sink } => {
                 let topic = topic.clone();
-                let records = lines.map(move |line| Produce::value(&topic, line));
+                let records = rows.flat_map(move |Batch(batch)| {
+                    encoding.records(&topic, &batch).unwrap_or_else(|e| {
+                        fail(&failure, e);
+                        Vec::new()
+                    })
+                });
                 let sink = KafkaSink {
                     committed_before,
                     broker_timeout,
@@ -207,6 +264,12 @@ impl Insert {
                 )
             }
             Target::Dir(dir) => {
+                let lines = rows.flat_map(move |Batch(batch)| {
+                    encoding.lines(&batch).unwrap_or_else(|e| {
+                        fail(&failure, e);
+                        Vec::new()
+                    })
+                });
                 let sink = DirSink {
                     dir: dir.clone(),
                     committed_before,
@@ -254,19 +317,4 @@ fn sink_of(kafka: &KafkaTable) -> KafkaSink {
         committed_before: 0,
         broker_timeout: BROKER_TIMEOUT,
     }
-}
-
-/// `batch`'s rows as lines of JSON objects of `schema`'s columns (of its
-/// own without one).
-fn json_lines(batch: &RecordBatch, schema: Option<&SchemaRef>) -> Result<Vec<String>> {
-    let named = match schema {
-        Some(schema) => RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())?,
-        None => batch.clone(),
-    };
-    let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
-    writer.write(&named)?;
-    writer.finish()?;
-    let text = String::from_utf8(writer.into_inner())
-        .map_err(|e| SqlError::Execution(format!("JSON that is not UTF-8: {e}")))?;
-    Ok(text.lines().map(String::from).collect())
 }

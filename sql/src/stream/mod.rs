@@ -22,6 +22,7 @@
 mod aggregate;
 mod bounds;
 mod dir;
+mod encode;
 mod explain;
 mod insert;
 mod join;

@@ -45,17 +45,15 @@ impl StreamPlan {
     ) -> Result<StreamPlan> {
         let state_ttl = settings.state_ttl;
         check(&plan.root, state_ttl.is_some())?;
-        if into.is_some() && updating(&plan.root) {
-            return Err(SqlError::Unsupported(
-                "INSERT INTO a table of updating results (as Flink's upsert-kafka \
-                 tables take them)"
-                    .into(),
-            ));
-        }
         let into_table = into.as_ref().map(|t| t.name.clone());
-        let into = into
+        let mut into = into
             .map(|table| Insert::new(&table, Some(plan.schema.fields().len())))
             .transpose()?;
+        if let Some(into) = &mut into
+            && updating(&plan.root)
+        {
+            into.take_updates(unique_key(&plan.root))?;
+        }
         let late = late
             .map(|table| Ok::<_, SqlError>((Insert::new(&table, None)?, table.name)))
             .transpose()?;
@@ -218,6 +216,29 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
         }
         Node::Sort { .. } | Node::Limit { .. } => refuse("ORDER BY or LIMIT"),
         Node::Empty { .. } => refuse("a query without a table"),
+    }
+}
+
+/// The columns of `node`'s rows that, when they are updates, say which
+/// earlier row an update replaces: the group key of the aggregation whose
+/// results they are, if every column of it is kept (sorted).
+fn unique_key(node: &Node) -> Option<Vec<usize>> {
+    match node {
+        Node::Aggregate { group, .. } => Some((0..group.len()).collect()),
+        Node::Filter { input, .. } => unique_key(input),
+        Node::Project { input, exprs, .. } => {
+            let below = unique_key(input)?;
+            let mut key = Vec::with_capacity(below.len());
+            for column in below {
+                key.push(exprs.iter().position(|e| {
+                    e.downcast_ref::<Column>()
+                        .is_some_and(|c| c.index() == column)
+                })?);
+            }
+            key.sort_unstable();
+            Some(key)
+        }
+        _ => None,
     }
 }
 

@@ -723,13 +723,50 @@ fn a_kafka_table_declared_wrong_is_refused_with_what_is_wrong() {
         assert!(err.to_string().contains(needle), "{ddl}: {err}");
         assert!(err.to_string().contains("table k"), "{ddl}: {err}");
     }
-    // updating results are not rows a Kafka table takes
+}
+
+#[test]
+fn updates_go_only_into_a_kafka_table_whose_primary_key_is_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let query = "SET table.exec.state.ttl = '1 h'; \
+         INSERT INTO counts SELECT count(*), auction FROM bid GROUP BY auction";
+    let kafka = |key: &str| {
+        format!(
+            "CREATE UNBOUNDED EXTERNAL TABLE counts (n BIGINT, auction BIGINT{key}) \
+             STORED AS KAFKA LOCATION 'counts' OPTIONS ('brokers' 'b:1'); {query}"
+        )
+    };
+    for (script, needle) in [
+        (kafka(""), "declare PRIMARY KEY (auction)"),
+        (
+            kafka(", PRIMARY KEY (n)"),
+            "its primary key (n) must be the key of the query's rows (PRIMARY KEY (auction))",
+        ),
+        (
+            format!(
+                "CREATE UNBOUNDED EXTERNAL TABLE counts (n BIGINT, auction BIGINT) \
+                 STORED AS JSON LOCATION '{}'; {query}",
+                dir.path().display()
+            ),
+            "a directory of files cannot take rows back",
+        ),
+    ] {
+        let mut session = Session::default();
+        session.declare_all(&ddl(true, 100)).unwrap();
+        let err = session.plan_stream(&script).err().unwrap();
+        assert!(err.to_string().contains("INSERT INTO counts"), "{err}");
+        assert!(err.to_string().contains(needle), "{script}: {err}");
+    }
     let mut session = Session::default();
     session.declare_all(&ddl(true, 100)).unwrap();
-    let script = "CREATE UNBOUNDED EXTERNAL TABLE counts (auction BIGINT, n BIGINT) \
-         STORED AS KAFKA LOCATION 'counts' OPTIONS ('brokers' 'b:1'); \
-         SET table.exec.state.ttl = '1 h'; \
-         INSERT INTO counts SELECT auction, count(*) FROM bid GROUP BY auction";
-    let err = session.plan_stream(script).err().unwrap();
-    assert!(err.to_string().contains("of updating results"), "{err}");
+    let plan = session
+        .plan_stream(&kafka(", PRIMARY KEY (auction)"))
+        .unwrap();
+    assert!(plan.updating());
+    assert!(
+        plan.explain()
+            .starts_with("Sink: Kafka topic counts, updates as upserts under its primary key"),
+        "{}",
+        plan.explain()
+    );
 }

@@ -24,7 +24,7 @@ pub fn dead_letter(dead_topic: &str, topic: &str, record: KafkaRecord, error: &s
     Produce {
         topic: dead_topic.to_string(),
         key: record.key,
-        value: record.value,
+        value: Some(record.value),
         headers,
         timestamp: Some(record.timestamp),
         partition: None,

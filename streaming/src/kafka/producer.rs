@@ -29,8 +29,9 @@ pub struct Produce {
     pub topic: String,
     /// Key (`None`: the producer's partitioner spreads records).
     pub key: Option<Vec<u8>>,
-    /// Value.
-    pub value: Vec<u8>,
+    /// Value (`None`: a tombstone, the deletion of its key in a compacted
+    /// topic).
+    pub value: Option<Vec<u8>>,
     /// Headers, in order.
     pub headers: Vec<(String, Vec<u8>)>,
     /// Record timestamp (milliseconds since the Unix epoch; `None`: now).
@@ -40,12 +41,22 @@ pub struct Produce {
 }
 
 impl Produce {
+    /// The record of `key` with `value` (a tombstone, the key's deletion,
+    /// without one).
+    pub fn keyed(topic: &str, key: Vec<u8>, value: Option<Vec<u8>>) -> Self {
+        Produce {
+            key: Some(key),
+            value,
+            ..Produce::value(topic, Vec::new())
+        }
+    }
+
     /// A record with a value only.
     pub fn value(topic: &str, value: impl Into<Vec<u8>>) -> Self {
         Produce {
             topic: topic.to_string(),
             key: None,
-            value: value.into(),
+            value: Some(value.into()),
             headers: Vec::new(),
             timestamp: None,
             partition: None,
@@ -323,9 +334,10 @@ fn send(
             value: Some(value),
         });
     }
-    let mut base = BaseRecord::<Vec<u8>, Vec<u8>>::to(&record.topic)
-        .payload(&record.value)
-        .headers(headers);
+    let mut base = BaseRecord::<Vec<u8>, Vec<u8>>::to(&record.topic).headers(headers);
+    if let Some(value) = &record.value {
+        base = base.payload(value);
+    }
     if let Some(key) = &record.key {
         base = base.key(key);
     }
