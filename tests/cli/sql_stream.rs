@@ -55,6 +55,13 @@ const UPDATING: &str = "SET table.exec.state.ttl = '1 h'; \
      SELECT n, auction % 5, count(*), sum(top) FROM (SELECT auction, count(*) AS n, \
      max(price) AS top FROM bid GROUP BY auction) GROUP BY n, auction % 5";
 
+/// People by the number of bids they made (and id modulo 3): an aggregation of a
+/// join of updates (each person's old count taken back, with its pair, as
+/// the new one comes), held for the state's time to live.
+const UPDATING_JOIN: &str = "SET table.exec.state.ttl = '1 h'; \
+     SELECT b.n, p.id % 3, count(*), sum(p.id) FROM person p JOIN (SELECT bidder, \
+     count(*) AS n FROM bid GROUP BY bidder) b ON p.id = b.bidder GROUP BY b.n, p.id % 3";
+
 /// The results that committed `updates` leave (each line ends with its
 /// `op`: `+I`, `-U`, `+U` or `-D`), sorted.
 fn apply_updates(updates: Vec<String>) -> Vec<String> {
@@ -453,6 +460,11 @@ fn kill_9_of_a_streaming_regular_join_at_random_points_commits_every_row_exactly
 #[test]
 fn kill_9_of_a_streaming_aggregation_without_a_window_commits_every_update_exactly_once() {
     kill_9_at_random_points_judged(UPDATING, apply_updates);
+}
+
+#[test]
+fn kill_9_of_a_join_of_updates_commits_every_update_exactly_once() {
+    kill_9_at_random_points_judged(UPDATING_JOIN, apply_updates);
 }
 
 #[test]

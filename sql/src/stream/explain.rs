@@ -134,7 +134,12 @@ impl StreamPlan {
                     .map(|(l, r)| format!("{l} = {r}"))
                     .collect::<Vec<_>>()
                     .join(", ");
-                if lookup::bounded(left) {
+                if updating(left) || updating(right) {
+                    format!(
+                        "RegularJoin of updates [{pairs}]: both sides in keyed state for {ttl}, \
+                         a row taken back taking back its pairs (-D) <- exchange by key hash"
+                    )
+                } else if lookup::bounded(left) {
                     format!("LookupJoin [{pairs}]: the table on every worker, the stream probes it")
                 } else if bounds::expiry(left, right, on, filter.as_ref()).is_some() {
                     let (kind, owed) = match join_type {

@@ -475,30 +475,29 @@ fn build_new<'s>(
                 schema,
                 ttl,
             );
-            let [
-                Flow {
-                    rows: l,
-                    watermarks: Some(lw),
-                },
-                Flow {
-                    rows: r,
-                    watermarks: Some(rw),
-                },
-            ] = flows
-            else {
-                crate::exec::fail(
-                    failure,
-                    SqlError::Plan("a join of streams without watermarks".into()),
-                );
-                return Flow {
-                    rows: empty(scope),
-                    watermarks: None,
-                };
-            };
             let join = match join {
                 Ok(join) => join,
                 Err(e) => {
                     crate::exec::fail(failure, e);
+                    return Flow {
+                        rows: empty(scope),
+                        watermarks: None,
+                    };
+                }
+            };
+            let [left, right] = flows;
+            // a join whose rows live for the time to live reads no event
+            // time (its updating sides have none)
+            let (l, r, lw, rw) = match (left.watermarks, right.watermarks, &join.expiry) {
+                (Some(lw), Some(rw), _) => (left.rows, right.rows, lw, rw),
+                (_, _, join::Expire::After(_)) => {
+                    (left.rows, right.rows, empty(scope), empty(scope))
+                }
+                _ => {
+                    crate::exec::fail(
+                        failure,
+                        SqlError::Plan("a join of streams without watermarks".into()),
+                    );
                     return Flow {
                         rows: empty(scope),
                         watermarks: None,
@@ -530,7 +529,13 @@ fn stream_join(
     ttl: Option<u64>,
 ) -> Result<join::StreamJoin> {
     let unbounded = || SqlError::Plan("a join without bounds".into());
-    let expiry = match (bounds::expiry(left, right, on, filter.as_ref()), ttl) {
+    let updates = [plan::updating(left), plan::updating(right)];
+    // updates have no event time: their rows live for the time to live
+    let bounds = match updates.contains(&true) {
+        true => None,
+        false => bounds::expiry(left, right, on, filter.as_ref()),
+    };
+    let expiry = match (bounds, ttl) {
         (Some(bounds), _) => join::Expire::EventTime(bounds),
         (None, Some(epochs)) => join::Expire::After(epochs),
         (None, None) => return Err(unbounded()),
@@ -555,10 +560,11 @@ fn stream_join(
             schema: Arc::clone(schema),
         },
         expiry,
+        updates,
     })
 }
 
 /// A stream without rows.
-fn empty<'s>(scope: Scope<'s, u64>) -> StreamVec<'s, u64, Batch> {
+fn empty<'s, D: Clone + 'static>(scope: Scope<'s, u64>) -> StreamVec<'s, u64, D> {
     timely::dataflow::operators::generic::operator::empty(scope)
 }

@@ -168,8 +168,29 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
                  live: `SET {STATE_TTL} = '1 h'`)"
             )),
         },
-        Node::Join { left, right, .. } if updating(left) || updating(right) => {
-            refuse("a join of updating results")
+        Node::Join {
+            left,
+            right,
+            join_type,
+            ..
+        } if updating(left) || updating(right) => {
+            if lookup::bounded(left) || lookup::bounded(right) {
+                return refuse("a lookup join of updating results");
+            }
+            if *join_type != JoinType::Inner {
+                return refuse(&format!(
+                    "{} join of updating results (inner joins of them stream)",
+                    kind_of(*join_type)
+                ));
+            }
+            if !ttl {
+                return refuse(&format!(
+                    "a join of updating results without a time to live for the rows it \
+                     holds (`SET {STATE_TTL} = '1 h'`)"
+                ));
+            }
+            check(left, ttl)?;
+            check(right, ttl)
         }
         Node::Join {
             left,
@@ -256,13 +277,17 @@ fn kind_of(join_type: JoinType) -> &'static str {
 }
 
 /// Whether `node`'s results change as rows come (an aggregation without a
-/// window, and what filters and projects it): its rows are updates.
+/// window, a join of such results, and what filters and projects them):
+/// its rows are updates.
 pub(super) fn updating(node: &Node) -> bool {
     match node {
         Node::Aggregate { input, group, .. } if !lookup::bounded(input) => {
             matches!(window_of(input, group), Ok(None)) || updating(input)
         }
         Node::Filter { input, .. } | Node::Project { input, .. } => updating(input),
+        Node::Join { left, right, .. } if !lookup::bounded(left) => {
+            updating(left) || updating(right)
+        }
         _ => false,
     }
 }

@@ -21,7 +21,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{filter_record_batch, not};
 use arrow::datatypes::SchemaRef;
 use datafusion_common::JoinType;
 use serde::{Deserialize, Serialize};
@@ -29,12 +30,12 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
-use weir_progress::byte_string::ByteString;
 use weir_progress::checkpoint::{Ack, StatefulUnary};
 use weir_progress::route::bytes_hash;
 use weir_streaming::run::StreamCtx;
 use weir_streaming::window::Watermark;
 
+mod held;
 mod worker;
 
 use super::bounds::Expiry;
@@ -82,6 +83,9 @@ pub(crate) struct StreamJoin {
     pub(crate) expiry: Expire,
     /// Each side's columns, then its key columns.
     pub(crate) keyed: [SchemaRef; 2],
+    /// Whether each side's rows are updates (ending with `op`): the join's
+    /// rows are then updates too (see [`worker`]).
+    pub(crate) updates: [bool; 2],
 }
 
 /// What a side's rows owe beyond an inner join's pairs.
@@ -141,22 +145,6 @@ pub(crate) enum Expire {
     After(u64),
 }
 
-/// The rows of one key held by a worker, left then right.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(super) struct Held([Vec<HeldRow>; 2]);
-
-/// A held row.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(super) struct HeldRow {
-    /// When it expires (see [`Expire`]).
-    expiry: i64,
-    /// Arrow's row format of its columns and keys.
-    row: ByteString,
-    /// Whether it has met a row of the other side (kept for the side of an
-    /// outer join that owes its unmatched rows).
-    met: bool,
-}
-
 /// A record of the join's input, addressed to its worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct Routed {
@@ -168,6 +156,8 @@ pub(super) struct Routed {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum Item {
     Rows(Batch),
+    /// Rows taken back (an updating side's `-U` and `-D` rows).
+    Gone(Batch),
     Watermark(Watermark),
 }
 
@@ -220,8 +210,29 @@ pub(crate) fn join<'s>(
 }
 
 /// Each row of `batch` (of `side`), with its keys appended, to the worker
-/// of its keys.
+/// of its keys; an updating side's rows without their `op`, those taken
+/// back apart.
 fn route(join: &StreamJoin, side: Side, batch: &RecordBatch, peers: u64) -> Result<Vec<Routed>> {
+    if !join.updates[side.index()] {
+        return route_rows(join, side, batch, peers, Item::Rows);
+    }
+    let (given, gone) = split_updates(batch)?;
+    let mut routed = route_rows(join, side, &given, peers, Item::Rows)?;
+    routed.extend(route_rows(join, side, &gone, peers, Item::Gone)?);
+    Ok(routed)
+}
+
+/// [`route`] of rows as `item` makes them.
+fn route_rows(
+    join: &StreamJoin,
+    side: Side,
+    batch: &RecordBatch,
+    peers: u64,
+    item: fn(Batch) -> Item,
+) -> Result<Vec<Routed>> {
+    if batch.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
     let keys = match side {
         Side::Left => &join.spec.keys.left,
         Side::Right => &join.spec.keys.right,
@@ -233,7 +244,26 @@ fn route(join: &StreamJoin, side: Side, batch: &RecordBatch, peers: u64) -> Resu
         .map(|(to, part)| Routed {
             to,
             side,
-            item: Item::Rows(Batch(part)),
+            item: item(Batch(part)),
         })
         .collect())
+}
+
+/// Updates as rows given (`+I`, `+U`) and rows taken back (`-U`, `-D`),
+/// both without their `op`.
+fn split_updates(batch: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
+    let last = batch.num_columns().saturating_sub(1);
+    let ops = batch
+        .column(last)
+        .as_string_opt::<i32>()
+        .ok_or_else(|| SqlError::Execution("updates without their op".into()))?;
+    let given: BooleanArray = ops
+        .iter()
+        .map(|op| Some(op.is_some_and(|o| o.starts_with('+'))))
+        .collect();
+    let rows = batch.project(&(0..last).collect::<Vec<_>>())?;
+    Ok((
+        filter_record_batch(&rows, &given)?,
+        filter_record_batch(&rows, &not(&given)?)?,
+    ))
 }

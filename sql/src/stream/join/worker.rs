@@ -2,24 +2,26 @@
 //! expiry index, the join of one epoch's new rows, and the rows owed when
 //! held rows expire.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array,
+    ArrayRef, RecordBatch, RecordBatchOptions, StringArray, UInt32Array, new_null_array,
 };
-use arrow::compute::{cast, concat_batches, take};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::compute::{concat_batches, take};
+use arrow::datatypes::SchemaRef;
 use arrow::row::RowConverter;
 use datafusion_common::JoinType;
 use weir_progress::byte_string::ByteString;
 use weir_streaming::window::{Frontier, Watermark};
 
-use super::{Expire, Held, HeldRow, Item, Owes, Routed, SIDES, Side, StreamJoin};
+use super::held::{Held, HeldRow, expiries, mark_met, remove, take_back};
+use super::{Expire, Item, Owes, Routed, SIDES, Side, StreamJoin};
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::exec::{meeting, row_converter};
 use crate::stream::keyed::{ByTime, Keyed};
+use crate::stream::updating::with_op;
 
 /// A worker's encodings and index of its held rows.
 pub(super) struct Worker {
@@ -32,6 +34,8 @@ pub(super) struct Worker {
     expiring: [ByTime; 2],
     /// What each side's rows owe beyond an inner join's pairs.
     owes: [Owes; 2],
+    /// The schema of its rows with their `op`, if they are updates.
+    updates: Option<SchemaRef>,
     /// Whether each side's input has ended in this run (a restored run
     /// hears it again from its sources): the other side's later rows meet
     /// nothing more, and what they owe goes out at once.
@@ -62,6 +66,10 @@ impl Worker {
             keys: converter(left, left.fields().len() - k)?,
             expiring,
             owes: Owes::of(join.spec.join_type)?,
+            updates: join
+                .updates
+                .contains(&true)
+                .then(|| with_op(&join.spec.schema)),
             ended: [false; 2],
         })
     }
@@ -81,12 +89,14 @@ impl Worker {
             }
         }
         let mut new: [Vec<RecordBatch>; 2] = Default::default();
+        let mut gone: [Vec<RecordBatch>; 2] = Default::default();
         let mut marks: [Vec<Watermark>; 2] = Default::default();
         for routed in items {
             let side = routed.side.index();
             match routed.item {
                 Item::Rows(Batch(b)) if b.num_rows() > 0 => new[side].push(b),
-                Item::Rows(_) => {}
+                Item::Gone(Batch(b)) if b.num_rows() > 0 => gone[side].push(b),
+                Item::Rows(_) | Item::Gone(_) => {}
                 Item::Watermark(w) => marks[side].push(w),
             }
         }
@@ -95,13 +105,22 @@ impl Worker {
             self.concat(Side::Left, left)?,
             self.concat(Side::Right, right)?,
         ];
+        let [left, right] = gone;
+        let gone = [
+            self.concat(Side::Left, left)?,
+            self.concat(Side::Right, right)?,
+        ];
         let keys = [self.keys_of(&new[0])?, self.keys_of(&new[1])?];
-        // the held rows each side's new rows meet
+        let gone_keys = [self.keys_of(&gone[0])?, self.keys_of(&gone[1])?];
+        // the held rows each side's new and gone rows meet
         let held = [
-            self.held(state, Side::Left, &keys[1])?,
-            self.held(state, Side::Right, &keys[0])?,
+            self.held(state, Side::Left, [&keys[1], &gone_keys[1]])?,
+            self.held(state, Side::Right, [&keys[0], &gone_keys[0]])?,
         ];
         let met = self.meet(&new, &held, out)?;
+        if gone.iter().any(Option::is_some) {
+            self.meet_gone(&new, &gone, &held, out)?;
+        }
         for side in SIDES {
             let s = side.index();
             if let Some(rows) = &held[s] {
@@ -118,6 +137,10 @@ impl Worker {
             }
             if let Some(batch) = &new[s] {
                 self.hold(state, (side, epoch), (batch, &keys[s]), &met[s].new, out)?;
+            }
+            if let Some(batch) = &gone[s] {
+                let rows = self.rows[s].convert_columns(batch.columns())?;
+                take_back(state, s, &rows, &gone_keys[s]);
             }
         }
         // how far each side's event time has come (its end is not kept in
@@ -185,7 +208,7 @@ impl Worker {
                 continue;
             }
             if paired {
-                out.push(Batch(self.pairs(l, &li, r, &ri)?));
+                out.push(self.signed(self.pairs(l, &li, r, &ri)?, "+I")?);
             }
             for (s, new, rows) in [(0, l_new, li), (1, r_new, ri)] {
                 if self.owes[s] != Owes::Nothing {
@@ -206,6 +229,49 @@ impl Worker {
             }
         }
         Ok(met)
+    }
+
+    /// The pairs that rows taken back (`gone`, of an updating side)
+    /// withdraw, as `-D` rows: with the other side's held and new rows; and
+    /// the pairs of two rows taken back, which both withdraw, given again
+    /// (`+I`), so that each pair is withdrawn once.
+    fn meet_gone(
+        &self,
+        new: &[Option<RecordBatch>; 2],
+        gone: &[Option<RecordBatch>; 2],
+        held: &[Option<HeldRows>; 2],
+        out: &mut Vec<Batch>,
+    ) -> Result<()> {
+        let held = [
+            held[0].as_ref().map(|h| &h.batch),
+            held[1].as_ref().map(|h| &h.batch),
+        ];
+        let terms = [
+            (gone[0].as_ref(), held[1], "-D"),
+            (held[0], gone[1].as_ref(), "-D"),
+            (gone[0].as_ref(), new[1].as_ref(), "-D"),
+            (new[0].as_ref(), gone[1].as_ref(), "-D"),
+            (gone[0].as_ref(), gone[1].as_ref(), "+I"),
+        ];
+        for (l, r, op) in terms {
+            let (Some(l), Some(r)) = (l, r) else { continue };
+            let (li, ri) = meeting(l, r, &self.join.spec)?;
+            if !li.is_empty() {
+                out.push(self.signed(self.pairs(l, &li, r, &ri)?, op)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// `batch` of the join's rows, as updates of kind `op` if its rows are
+    /// updates.
+    fn signed(&self, batch: RecordBatch, op: &str) -> Result<Batch> {
+        let Some(schema) = &self.updates else {
+            return Ok(Batch(batch));
+        };
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(StringArray::from(vec![op; batch.num_rows()])));
+        Ok(Batch(RecordBatch::try_new(Arc::clone(schema), columns)?))
     }
 
     /// The output of the pairs at `li` of `l` and `ri` of `r`.
@@ -296,9 +362,9 @@ impl Worker {
         &self,
         state: &Keyed<Held>,
         side: Side,
-        keys: &[ByteString],
+        keys: [&[ByteString]; 2],
     ) -> Result<Option<HeldRows>> {
-        let wanted: BTreeSet<&ByteString> = keys.iter().collect();
+        let wanted: BTreeSet<&ByteString> = keys.into_iter().flatten().collect();
         let parser = self.rows[side.index()].parser();
         let mut rows = Vec::new();
         let mut places = Vec::new();
@@ -444,37 +510,6 @@ impl Met {
     }
 }
 
-/// Drops the held rows at `places` (key, index) of side `s`.
-fn remove(state: &mut Keyed<Held>, s: usize, places: &[&(ByteString, usize)]) {
-    let mut by_key: BTreeMap<&ByteString, BTreeSet<usize>> = BTreeMap::new();
-    for (key, i) in places {
-        by_key.entry(key).or_default().insert(*i);
-    }
-    for (key, gone) in by_key {
-        state.change(key, |Held(sides)| {
-            let mut i = 0;
-            sides[s].retain(|_| {
-                i += 1;
-                !gone.contains(&(i - 1))
-            });
-            !sides.iter().all(Vec::is_empty)
-        });
-    }
-}
-
-/// Marks the held rows at `places` (key, index) of side `s` as having met
-/// a row.
-fn mark_met(state: &mut Keyed<Held>, s: usize, places: &[&(ByteString, usize)]) {
-    for (key, i) in places {
-        state.change(key, |Held(sides)| {
-            if let Some(held) = sides[s].get_mut(*i) {
-                held.met = true;
-            }
-            true
-        });
-    }
-}
-
 /// The columns of `batch` but its last `k` (its keys), at `rows`.
 fn columns_of(batch: &RecordBatch, rows: &[u32], k: usize) -> Result<Vec<ArrayRef>> {
     let indices = UInt32Array::from(rows.to_vec());
@@ -482,21 +517,4 @@ fn columns_of(batch: &RecordBatch, rows: &[u32], k: usize) -> Result<Vec<ArrayRe
         .iter()
         .map(|c| Ok(take(c, &indices, None)?))
         .collect()
-}
-
-/// Each row's expiry: the smallest of its `column + offset` over `rules`
-/// (`None` for a row with a null time, which meets no row).
-fn expiries(batch: &RecordBatch, rules: &[(usize, i64)]) -> Result<Vec<Option<i64>>> {
-    let mut least: Vec<Option<i64>> = vec![Some(i64::MAX); batch.num_rows()];
-    for (column, offset) in rules {
-        let ticks: ArrayRef = cast(batch.column(*column), &DataType::Int64)?;
-        let ticks = ticks.as_primitive::<Int64Type>();
-        for (i, at) in least.iter_mut().enumerate() {
-            *at = match (*at, ticks.is_valid(i)) {
-                (Some(a), true) => Some(a.min(ticks.value(i).saturating_add(*offset))),
-                _ => None,
-            };
-        }
-    }
-    Ok(least)
 }

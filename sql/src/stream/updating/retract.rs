@@ -118,16 +118,19 @@ impl Retractor {
             let mut group = match held {
                 Some(mut g) => {
                     before.push((key.clone(), self.results(&mut g)?));
-                    match g.rows + adds.len() as u64 >= retracts.len() as u64 {
-                        true => g,
-                        false => self.fresh()?,
-                    }
+                    g
                 }
                 None => self.fresh()?,
             };
-            let retracts = match group.rows > 0 {
+            // what the epoch gives counts (a join gives a pair and takes it
+            // back in one epoch when both its rows change); a group asked
+            // for more starts afresh from the epoch's new rows
+            let retracts = match group.rows + adds.len() as u64 >= retracts.len() as u64 {
                 true => retracts,
-                false => Vec::new(),
+                false => {
+                    group = self.fresh()?;
+                    Vec::new()
+                }
             };
             self.feed(&mut group, &arguments, &adds, false)?;
             self.feed(&mut group, &arguments, &retracts, true)?;
