@@ -62,6 +62,12 @@ const UPDATING_JOIN: &str = "SET table.exec.state.ttl = '1 h'; \
      SELECT b.n, p.id % 3, count(*), sum(p.id) FROM person p JOIN (SELECT bidder, \
      count(*) AS n FROM bid GROUP BY bidder) b ON p.id = b.bidder GROUP BY b.n, p.id % 3";
 
+/// People and their auctions, those without one padded with nulls: a
+/// regular left join, whose padded rows go out at once and are taken back
+/// when the person's first auction comes.
+const REGULAR_LEFT_JOIN: &str = "SET table.exec.state.ttl = '1 h'; \
+     SELECT p.id, p.name, a.id, a.category FROM person p LEFT JOIN auction a ON p.id = a.seller";
+
 /// The results that committed `updates` leave (each line ends with its
 /// `op`: `+I`, `-U`, `+U` or `-D`), sorted.
 fn apply_updates(updates: Vec<String>) -> Vec<String> {
@@ -460,6 +466,11 @@ fn kill_9_of_a_streaming_regular_join_at_random_points_commits_every_row_exactly
 #[test]
 fn kill_9_of_a_streaming_aggregation_without_a_window_commits_every_update_exactly_once() {
     kill_9_at_random_points_judged(UPDATING, apply_updates);
+}
+
+#[test]
+fn kill_9_of_a_regular_outer_join_commits_every_update_exactly_once() {
+    kill_9_at_random_points_judged(REGULAR_LEFT_JOIN, apply_updates);
 }
 
 #[test]

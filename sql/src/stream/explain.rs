@@ -158,9 +158,21 @@ impl StreamPlan {
                          other side's watermark passes them{owed} <- exchange by key hash"
                     )
                 } else {
+                    let (kind, owed) = match join_type {
+                        JoinType::Inner => (String::new(), ""),
+                        JoinType::LeftSemi | JoinType::RightSemi => (
+                            format!(" {join_type}"),
+                            "; a row goes out when it first meets one",
+                        ),
+                        _ => (
+                            format!(" {join_type}"),
+                            "; a row that meets none goes out at once and is taken back (-D) \
+                             when it first meets one",
+                        ),
+                    };
                     format!(
-                        "RegularJoin [{pairs}]: both sides in keyed state for {ttl} <- \
-                         exchange by key hash"
+                        "RegularJoin{kind} [{pairs}]: both sides in keyed state for {ttl}{owed} \
+                         <- exchange by key hash"
                     )
                 }
             }

@@ -208,20 +208,12 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
             if lookup::bounded(right) {
                 return refuse("a join with a bounded table on the side a stream should take");
             }
-            let kind = kind_of(*join_type);
-            let owes = Owes::of(*join_type)?;
+            Owes::of(*join_type)?;
             let bounded = bounds::expiry(left, right, on, filter.as_ref()).is_some();
             if *null_aware {
                 return refuse(
                     "NOT IN over a stream (its answer turns on a null key however late)",
                 );
-            }
-            if !bounded && owes.iter().any(|o| matches!(o, Owes::Anti | Owes::Padded)) {
-                return refuse(&format!(
-                    "{kind} join of two streams without a time bound (its rows that meet \
-                     none are given when no later row can meet them: join windowed sides on \
-                     their windows' bounds, or bound the two sides' event times)"
-                ));
             }
             if !ttl && !bounded {
                 return refuse(&format!(
@@ -277,16 +269,26 @@ fn kind_of(join_type: JoinType) -> &'static str {
 }
 
 /// Whether `node`'s results change as rows come (an aggregation without a
-/// window, a join of such results, and what filters and projects them):
-/// its rows are updates.
+/// window, a join of such results, an outer or anti join without a time
+/// bound, and what filters and projects them): its rows are updates.
 pub(super) fn updating(node: &Node) -> bool {
     match node {
         Node::Aggregate { input, group, .. } if !lookup::bounded(input) => {
             matches!(window_of(input, group), Ok(None)) || updating(input)
         }
         Node::Filter { input, .. } | Node::Project { input, .. } => updating(input),
-        Node::Join { left, right, .. } if !lookup::bounded(left) => {
-            updating(left) || updating(right)
+        Node::Join {
+            left,
+            right,
+            on,
+            filter,
+            join_type,
+            ..
+        } if !lookup::bounded(left) => {
+            updating(left)
+                || updating(right)
+                || (Owes::of(*join_type).is_ok_and(|o| o.iter().any(|o| o.owed_unmet()))
+                    && bounds::expiry(left, right, on, filter.as_ref()).is_none())
         }
         _ => false,
     }

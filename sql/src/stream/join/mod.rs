@@ -126,12 +126,12 @@ impl Owes {
     }
 
     /// Whether a row that met one is done with (not held).
-    pub(super) fn done_when_met(self) -> bool {
+    pub(crate) fn done_when_met(self) -> bool {
         matches!(self, Owes::Semi | Owes::Anti)
     }
 
     /// Whether a row that met none is owed when it expires.
-    pub(super) fn owed_unmet(self) -> bool {
+    pub(crate) fn owed_unmet(self) -> bool {
         matches!(self, Owes::Anti | Owes::Padded)
     }
 }

@@ -36,6 +36,10 @@ pub(super) struct Worker {
     owes: [Owes; 2],
     /// The schema of its rows with their `op`, if they are updates.
     updates: Option<SchemaRef>,
+    /// Whether what a row that meets none owes goes out at once, and is
+    /// taken back when it first meets one (an outer or anti join without a
+    /// time bound, as Flink's regular joins: its rows are updates).
+    at_once: bool,
     /// Whether each side's input has ended in this run (a restored run
     /// hears it again from its sources): the other side's later rows meet
     /// nothing more, and what they owe goes out at once.
@@ -49,6 +53,9 @@ impl Worker {
         };
         let [left, right] = &join.keyed;
         let k = join.spec.keys.left.len();
+        let owes = Owes::of(join.spec.join_type)?;
+        let at_once =
+            matches!(join.expiry, Expire::After(_)) && owes.iter().any(|o| o.owed_unmet());
         let mut expiring: [ByTime; 2] = Default::default();
         for (key, Held(sides)) in state.iter() {
             for (side, rows) in sides.iter().enumerate() {
@@ -65,11 +72,9 @@ impl Worker {
             rows: [converter(left, 0)?, converter(right, 0)?],
             keys: converter(left, left.fields().len() - k)?,
             expiring,
-            owes: Owes::of(join.spec.join_type)?,
-            updates: join
-                .updates
-                .contains(&true)
-                .then(|| with_op(&join.spec.schema)),
+            owes,
+            updates: (join.updates.contains(&true) || at_once).then(|| with_op(&join.spec.schema)),
+            at_once,
             ended: [false; 2],
         })
     }
@@ -124,6 +129,18 @@ impl Worker {
         for side in SIDES {
             let s = side.index();
             if let Some(rows) = &held[s] {
+                if self.at_once && self.owes[s].owed_unmet() {
+                    // what these owed went out when they came: take it back
+                    let first: Vec<u32> = met[s]
+                        .held
+                        .iter()
+                        .copied()
+                        .filter(|&i| !rows.met[i as usize])
+                        .collect();
+                    if let Some(owed) = self.unmet(side, &rows.batch, &first)? {
+                        out.push(self.signed(owed, "-D")?);
+                    }
+                }
                 let places: Vec<&(ByteString, usize)> = met[s]
                     .held
                     .iter()
@@ -303,12 +320,12 @@ impl Worker {
 
     /// What the rows at `rows` of `batch` (of `side`), which met no row,
     /// owe: an anti join's rows, or an outer join's padded with nulls.
-    fn unmet(&self, side: Side, batch: &RecordBatch, rows: &[u32]) -> Result<Option<Batch>> {
+    fn unmet(&self, side: Side, batch: &RecordBatch, rows: &[u32]) -> Result<Option<RecordBatch>> {
         if rows.is_empty() {
             return Ok(None);
         }
         if self.owes[side.index()] == Owes::Anti {
-            return Ok(Some(Batch(self.rows_of(batch, rows)?)));
+            return Ok(Some(self.rows_of(batch, rows)?));
         }
         let schema = &self.join.spec.schema;
         let own = columns_of(batch, rows, self.k())?;
@@ -323,10 +340,7 @@ impl Worker {
             Side::Left => own.into_iter().chain(padding(mine..n)).collect(),
             Side::Right => padding(0..n - mine).into_iter().chain(own).collect(),
         };
-        Ok(Some(Batch(RecordBatch::try_new(
-            Arc::clone(schema),
-            columns,
-        )?)))
+        Ok(Some(RecordBatch::try_new(Arc::clone(schema), columns)?))
     }
 
     /// How many key columns each side's rows end with.
@@ -368,6 +382,7 @@ impl Worker {
         let parser = self.rows[side.index()].parser();
         let mut rows = Vec::new();
         let mut places = Vec::new();
+        let mut met = Vec::new();
         for key in wanted {
             let Some(Held(sides)) = state.get(key) else {
                 continue;
@@ -375,6 +390,7 @@ impl Worker {
             for (i, held) in sides[side.index()].iter().enumerate() {
                 rows.push(parser.parse(&held.row));
                 places.push((key.clone(), i));
+                met.push(held.met);
             }
         }
         if rows.is_empty() {
@@ -382,7 +398,7 @@ impl Worker {
         }
         let columns = self.rows[side.index()].convert_rows(rows)?;
         let batch = RecordBatch::try_new(Arc::clone(&self.join.keyed[side.index()]), columns)?;
-        Ok(Some(HeldRows { batch, places }))
+        Ok(Some(HeldRows { batch, places, met }))
     }
 
     /// Holds the new rows of `side` of `epoch` (of keys `keys`), those at
@@ -411,14 +427,19 @@ impl Worker {
         let owes = self.owes[side.index()];
         let rows = self.rows[side.index()].convert_columns(batch.columns())?;
         let mut met = met.iter().peekable();
-        let mut timeless = Vec::new();
+        // rows whose due goes out now: with a null time (they meet
+        // nothing), or that met none when it goes out at once
+        let mut owed = Vec::new();
         for (i, ((row, key), expiry)) in rows.iter().zip(keys).zip(expiries).enumerate() {
             let row_met = met.next_if(|&&m| m as usize == i).is_some();
             if row_met && owes.done_when_met() {
                 continue;
             }
+            if !row_met && self.at_once {
+                owed.push(i as u32);
+            }
             let Some(expiry) = expiry else {
-                timeless.push(i as u32);
+                owed.push(i as u32);
                 continue;
             };
             let held = HeldRow {
@@ -434,8 +455,10 @@ impl Worker {
                 .or_default()
                 .insert(key.clone());
         }
-        if owes.owed_unmet() {
-            out.extend(self.unmet(side, batch, &timeless)?);
+        if owes.owed_unmet()
+            && let Some(rows) = self.unmet(side, batch, &owed)?
+        {
+            out.push(self.signed(rows, "+I")?);
         }
         Ok(())
     }
@@ -455,7 +478,8 @@ impl Worker {
         };
         let w = i64::try_from(w).unwrap_or(i64::MAX);
         let s = side.index();
-        let owed = self.owes[s].owed_unmet();
+        // (what goes out at once is not owed again)
+        let owed = self.owes[s].owed_unmet() && !self.at_once;
         let mut unmet = Vec::new();
         while let Some(entry) = self.expiring[s].first_entry() {
             if *entry.key() > w {
@@ -481,7 +505,9 @@ impl Worker {
         let columns = self.rows[s].convert_rows(unmet.iter().map(|r| parser.parse(r)))?;
         let batch = RecordBatch::try_new(Arc::clone(&self.join.keyed[s]), columns)?;
         let all: Vec<u32> = (0..batch.num_rows() as u32).collect();
-        out.extend(self.unmet(side, &batch, &all)?);
+        if let Some(rows) = self.unmet(side, &batch, &all)? {
+            out.push(self.signed(rows, "+I")?);
+        }
         Ok(())
     }
 }
@@ -491,6 +517,8 @@ impl Worker {
 struct HeldRows {
     batch: RecordBatch,
     places: Vec<(ByteString, usize)>,
+    /// Whether each had met a row before.
+    met: Vec<bool>,
 }
 
 /// The rows of one side that met a row: among its new rows, and among its
