@@ -134,13 +134,13 @@ impl StreamPlan {
                     .map(|(l, r)| format!("{l} = {r}"))
                     .collect::<Vec<_>>()
                     .join(", ");
-                if updating(left) || updating(right) {
+                if lookup::bounded(left) {
+                    format!("LookupJoin [{pairs}]: the table on every worker, the stream probes it")
+                } else if updating(left) || updating(right) {
                     format!(
                         "RegularJoin of updates [{pairs}]: both sides in keyed state for {ttl}, \
                          a row taken back taking back its pairs (-D) <- exchange by key hash"
                     )
-                } else if lookup::bounded(left) {
-                    format!("LookupJoin [{pairs}]: the table on every worker, the stream probes it")
                 } else if bounds::expiry(left, right, on, filter.as_ref()).is_some() {
                     let (kind, owed) = match join_type {
                         JoinType::Inner => (String::new(), ""),

@@ -9,12 +9,16 @@
 //! The table is the join's left (built) side, as the planner puts the
 //! smaller side, and a stream is never smaller; the join owes nothing for
 //! table rows that no stream row met (an inner join, a stream-side outer
-//! join, or a semi or anti join of the stream's rows).
+//! join, or a semi or anti join of the stream's rows). What it gives for a
+//! stream row depends on that row alone, so a stream of updates is joined
+//! update by update: each row's output keeps its `op`.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, BooleanArray, RecordBatch, StringArray};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::datatypes::SchemaRef;
 use datafusion_common::JoinType;
 use timely::dataflow::StreamVec;
 use weir_runtime::exec::Failure;
@@ -23,6 +27,7 @@ use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{JoinSpec, Lookup, map, read_all, row_op};
 use crate::plan::Node;
+use crate::stream::updating::with_op;
 
 /// Whether `node` reads no unbounded table.
 pub(crate) fn bounded(node: &Node) -> bool {
@@ -86,14 +91,15 @@ fn input_of(node: &Node) -> Option<&Node> {
     }
 }
 
-/// Joins `stream` (the right side) with every row of `table` (the left),
-/// as `spec` says.
+/// Joins `stream` (the right side; updates if `updates`) with every row of
+/// `table` (the left), as `spec` says.
 pub(crate) fn lookup<'s>(
     stream: StreamVec<'s, u64, Batch>,
-    table: &Node,
+    (table, updates): (&Node, bool),
     spec: Arc<JoinSpec>,
     failure: &Failure,
 ) -> StreamVec<'s, u64, Batch> {
+    let signed = updates.then(|| with_op(&spec.schema));
     let built = rows(table).and_then(|rows| Lookup::new(rows, spec));
     let built = match built {
         Ok(built) => RefCell::new(built),
@@ -103,6 +109,38 @@ pub(crate) fn lookup<'s>(
         }
     };
     map(stream, failure, "Lookup", move |batch| {
-        built.borrow_mut().probe(batch)
+        let mut built = built.borrow_mut();
+        match &signed {
+            Some(schema) => probe_updates(&mut built, batch, schema),
+            None => built.probe(batch),
+        }
     })
+}
+
+/// What the updates of `batch` give, each output row with the `op` of the
+/// update it came of (`schema`: the join's columns, then `op`).
+fn probe_updates(
+    built: &mut Lookup,
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let last = batch.num_columns().saturating_sub(1);
+    let ops = batch
+        .column(last)
+        .as_string_opt::<i32>()
+        .ok_or_else(|| SqlError::Execution("updates without their op".into()))?;
+    let rows = batch.project(&(0..last).collect::<Vec<_>>())?;
+    let mut parts = Vec::new();
+    for op in ["+I", "-U", "+U", "-D"] {
+        let these: BooleanArray = ops.iter().map(|o| Some(o == Some(op))).collect();
+        let part = filter_record_batch(&rows, &these)?;
+        if part.num_rows() == 0 {
+            continue;
+        }
+        let probed = built.probe(&part)?;
+        let mut columns = probed.columns().to_vec();
+        columns.push(Arc::new(StringArray::from(vec![op; probed.num_rows()])));
+        parts.push(RecordBatch::try_new(Arc::clone(schema), columns)?);
+    }
+    Ok(concat_batches(schema, &parts)?)
 }

@@ -459,7 +459,12 @@ fn build_new<'s>(
                     schema: Arc::clone(schema),
                 };
                 return Flow {
-                    rows: lookup::lookup(flow.rows, left, Arc::new(spec), failure),
+                    rows: lookup::lookup(
+                        flow.rows,
+                        (left, plan::updating(right)),
+                        Arc::new(spec),
+                        failure,
+                    ),
                     watermarks: flow.watermarks,
                 };
             }

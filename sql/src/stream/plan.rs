@@ -174,8 +174,13 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
             join_type,
             ..
         } if updating(left) || updating(right) => {
-            if lookup::bounded(left) || lookup::bounded(right) {
-                return refuse("a lookup join of updating results");
+            if lookup::bounded(left) && !lookup::bounded(right) {
+                // joined update by update
+                lookup::check(left, *join_type)?;
+                return check(right, ttl);
+            }
+            if lookup::bounded(right) {
+                return refuse("a join with a bounded table on the side a stream should take");
             }
             if *join_type != JoinType::Inner {
                 return refuse(&format!(
@@ -277,6 +282,7 @@ pub(super) fn updating(node: &Node) -> bool {
             matches!(window_of(input, group), Ok(None)) || updating(input)
         }
         Node::Filter { input, .. } | Node::Project { input, .. } => updating(input),
+        Node::Join { left, right, .. } if lookup::bounded(left) => updating(right),
         Node::Join {
             left,
             right,
@@ -284,7 +290,7 @@ pub(super) fn updating(node: &Node) -> bool {
             filter,
             join_type,
             ..
-        } if !lookup::bounded(left) => {
+        } => {
             updating(left)
                 || updating(right)
                 || (Owes::of(*join_type).is_ok_and(|o| o.iter().any(|o| o.owed_unmet()))

@@ -377,8 +377,16 @@ fn an_aggregation_without_a_window_streams_updates_that_end_at_the_batch_answer(
 }
 
 /// Joins of updating results (rows held for the state's time to live):
-/// one side updating, both, and an aggregation of such a join.
-const UPDATING_JOINS: [&str; 3] = [
+/// one side updating, both, and an aggregation of such a join; and lookup
+/// joins of updates with a table (inner, stream-side outer, aggregated).
+const UPDATING_JOINS: [&str; 6] = [
+    "SELECT t.tier, b.bidder, b.n FROM tiers t \
+     JOIN (SELECT bidder, count(*) AS n FROM bid GROUP BY bidder) b ON b.bidder = t.id",
+    "SELECT b.bidder, b.n, t.tier FROM (SELECT bidder, count(*) AS n FROM bid GROUP BY bidder) b \
+     LEFT JOIN tiers t ON b.bidder = t.id",
+    "SELECT t.tier, b.n % 5, count(*), sum(b.n) FROM tiers t \
+     JOIN (SELECT bidder, count(*) AS n FROM bid GROUP BY bidder) b ON b.bidder = t.id \
+     GROUP BY t.tier, b.n % 5",
     "SELECT p.id, p.name, b.n FROM person p \
      JOIN (SELECT bidder, count(*) AS n FROM bid GROUP BY bidder) b ON p.id = b.bidder",
     "SELECT a.seller, a.n, b.n FROM (SELECT seller, count(*) AS n FROM auction GROUP BY seller) a \
