@@ -137,9 +137,14 @@ impl StreamPlan {
                 if lookup::bounded(left) {
                     format!("LookupJoin [{pairs}]: the table on every worker, the stream probes it")
                 } else if updating(left) || updating(right) {
+                    let kind = match join_type {
+                        JoinType::Inner => String::new(),
+                        other => format!(" {other}"),
+                    };
                     format!(
-                        "RegularJoin of updates [{pairs}]: both sides in keyed state for {ttl}, \
-                         a row taken back taking back its pairs (-D) <- exchange by key hash"
+                        "RegularJoin{kind} of updates [{pairs}]: both sides in keyed state for \
+                         {ttl}, a row taken back taking back what it gave (-D) <- exchange by \
+                         key hash"
                     )
                 } else if bounds::expiry(left, right, on, filter.as_ref()).is_some() {
                     let (kind, owed) = match join_type {

@@ -172,6 +172,7 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
             left,
             right,
             join_type,
+            null_aware,
             ..
         } if updating(left) || updating(right) => {
             if lookup::bounded(left) && !lookup::bounded(right) {
@@ -182,11 +183,11 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
             if lookup::bounded(right) {
                 return refuse("a join with a bounded table on the side a stream should take");
             }
-            if *join_type != JoinType::Inner {
-                return refuse(&format!(
-                    "{} join of updating results (inner joins of them stream)",
-                    kind_of(*join_type)
-                ));
+            Owes::of(*join_type)?;
+            if *null_aware {
+                return refuse(
+                    "NOT IN over a stream (its answer turns on a null key however late)",
+                );
             }
             if !ttl {
                 return refuse(&format!(
@@ -257,19 +258,6 @@ fn unique_key(node: &Node) -> Option<Vec<usize>> {
             Some(key)
         }
         _ => None,
-    }
-}
-
-/// A join's kind as SQL says it, with its article.
-fn kind_of(join_type: JoinType) -> &'static str {
-    match join_type {
-        JoinType::Inner => "an inner",
-        JoinType::Left => "a left outer",
-        JoinType::Right => "a right outer",
-        JoinType::Full => "a full outer",
-        JoinType::LeftSemi | JoinType::RightSemi => "a semi (EXISTS or IN)",
-        JoinType::LeftAnti | JoinType::RightAnti => "an anti (NOT EXISTS or NOT IN)",
-        JoinType::LeftMark | JoinType::RightMark => "a mark (EXISTS under OR)",
     }
 }
 

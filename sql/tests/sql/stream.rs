@@ -377,9 +377,21 @@ fn an_aggregation_without_a_window_streams_updates_that_end_at_the_batch_answer(
 }
 
 /// Joins of updating results (rows held for the state's time to live):
+/// outer, anti and semi ones whose rows' partners come and go; inner ones,
 /// one side updating, both, and an aggregation of such a join; and lookup
 /// joins of updates with a table (inner, stream-side outer, aggregated).
-const UPDATING_JOINS: [&str; 6] = [
+const UPDATING_JOINS: [&str; 10] = [
+    // people, each with its bidder's count while it is a multiple of 3: a
+    // person's pair comes and goes, and its padded row with it
+    "SELECT p.id, p.name, b.n FROM person p LEFT JOIN (SELECT bidder, count(*) AS n FROM bid \
+     GROUP BY bidder) b ON p.id = b.bidder AND b.n % 3 = 0",
+    "SELECT a.seller, a.n, b.n FROM (SELECT seller, count(*) AS n FROM auction GROUP BY seller) a \
+     FULL JOIN (SELECT bidder, count(*) AS n FROM bid GROUP BY bidder) b \
+     ON a.seller = b.bidder AND a.n % 2 = b.n % 2",
+    "SELECT p.id, p.city FROM person p WHERE NOT EXISTS (SELECT 1 FROM (SELECT bidder, \
+     count(*) AS n FROM bid GROUP BY bidder) b WHERE b.bidder = p.id AND b.n % 3 = 0)",
+    "SELECT p.id, p.city FROM person p WHERE p.id IN (SELECT bidder FROM (SELECT bidder, \
+     count(*) AS n FROM bid GROUP BY bidder) WHERE n % 3 = 0)",
     "SELECT t.tier, b.bidder, b.n FROM tiers t \
      JOIN (SELECT bidder, count(*) AS n FROM bid GROUP BY bidder) b ON b.bidder = t.id",
     "SELECT b.bidder, b.n, t.tier FROM (SELECT bidder, count(*) AS n FROM bid GROUP BY bidder) b \
@@ -627,9 +639,9 @@ fn a_query_that_keeps_state_is_refused_before_it_streams() {
             "over updating results (COUNT, SUM, AVG, MIN and MAX without DISTINCT take rows back",
         ),
         (
-            "SELECT * FROM person p LEFT JOIN (SELECT bidder, count(*) AS n FROM bid \
-             GROUP BY bidder) b ON p.id = b.bidder",
-            "outer join of updating results (inner joins of them stream)",
+            "SELECT count(*) FROM tumble((SELECT bidder, max(date_time) AS t FROM bid \
+             GROUP BY bidder), t, INTERVAL '1' SECOND) GROUP BY window_end",
+            "a streaming window's time column must be the event time of its stream",
         ),
     ] {
         let script = format!("SET table.exec.state.ttl = '1 h'; {query}");

@@ -24,9 +24,9 @@ pub(super) struct HeldRow {
     pub(super) expiry: i64,
     /// Arrow's row format of its columns and keys.
     pub(super) row: ByteString,
-    /// Whether it has met a row of the other side (kept for the side of an
-    /// outer join that owes its unmatched rows).
-    pub(super) met: bool,
+    /// How many rows of the other side it meets (counted for a side that
+    /// owes more than pairs; at most 1 where rows only come).
+    pub(super) matches: u32,
 }
 
 /// Drops the held rows at `places` (key, index) of side `s`.
@@ -47,13 +47,17 @@ pub(super) fn remove(state: &mut Keyed<Held>, s: usize, places: &[&(ByteString, 
     }
 }
 
-/// Marks the held rows at `places` (key, index) of side `s` as having met
-/// a row.
-pub(super) fn mark_met(state: &mut Keyed<Held>, s: usize, places: &[&(ByteString, usize)]) {
-    for (key, i) in places {
+/// Sets the count of rows met of the held rows at `places` (key, index)
+/// of side `s`.
+pub(super) fn set_matches(
+    state: &mut Keyed<Held>,
+    s: usize,
+    places: &[(&(ByteString, usize), u32)],
+) {
+    for ((key, i), matches) in places {
         state.change(key, |Held(sides)| {
             if let Some(held) = sides[s].get_mut(*i) {
-                held.met = true;
+                held.matches = *matches;
             }
             true
         });
@@ -62,15 +66,26 @@ pub(super) fn mark_met(state: &mut Keyed<Held>, s: usize, places: &[&(ByteString
 
 /// Takes back, for each of `rows` (of side `s`, under its key in `keys`),
 /// one held row equal to it (an updating side's `-U` and `-D` rows).
-pub(super) fn take_back(state: &mut Keyed<Held>, s: usize, rows: &Rows, keys: &[ByteString]) {
+/// Returns the count of rows met of each row taken back (`None` for one
+/// not held: its time ran out).
+pub(super) fn take_back(
+    state: &mut Keyed<Held>,
+    s: usize,
+    rows: &Rows,
+    keys: &[ByteString],
+) -> Vec<Option<u32>> {
+    let mut taken = Vec::with_capacity(keys.len());
     for (row, key) in rows.iter().zip(keys) {
+        let mut matches = None;
         state.change(key, |Held(sides)| {
             if let Some(i) = sides[s].iter().position(|h| *h.row == *row.as_ref()) {
-                sides[s].remove(i);
+                matches = Some(sides[s].remove(i).matches);
             }
             !sides.iter().all(Vec::is_empty)
         });
+        taken.push(matches);
     }
+    taken
 }
 
 /// Each row's expiry: the smallest of its `column + offset` over `rules`

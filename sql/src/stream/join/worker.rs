@@ -5,17 +5,18 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, RecordBatch, RecordBatchOptions, StringArray, UInt32Array, new_null_array,
-};
-use arrow::compute::{concat_batches, take};
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use arrow::row::RowConverter;
 use datafusion_common::JoinType;
 use weir_progress::byte_string::ByteString;
 use weir_streaming::window::{Frontier, Watermark};
 
-use super::held::{Held, HeldRow, expiries, mark_met, remove, take_back};
+mod count;
+mod output;
+
+use super::held::{Held, HeldRow, expiries, remove, set_matches, take_back};
 use super::{Expire, Item, Owes, Routed, SIDES, Side, StreamJoin};
 use crate::batch::Batch;
 use crate::error::Result;
@@ -36,10 +37,11 @@ pub(super) struct Worker {
     owes: [Owes; 2],
     /// The schema of its rows with their `op`, if they are updates.
     updates: Option<SchemaRef>,
-    /// Whether what a row that meets none owes goes out at once, and is
-    /// taken back when it first meets one (an outer or anti join without a
-    /// time bound, as Flink's regular joins: its rows are updates).
-    at_once: bool,
+    /// Whether what each row owes follows the count of rows it meets, going
+    /// out and being taken back (`-D`) as the count changes (a join without
+    /// a time bound, as Flink's regular joins; see [`count`]), rather than
+    /// when it first meets one or expires.
+    counting: bool,
     /// Whether each side's input has ended in this run (a restored run
     /// hears it again from its sources): the other side's later rows meet
     /// nothing more, and what they owe goes out at once.
@@ -54,8 +56,12 @@ impl Worker {
         let [left, right] = &join.keyed;
         let k = join.spec.keys.left.len();
         let owes = Owes::of(join.spec.join_type)?;
-        let at_once =
-            matches!(join.expiry, Expire::After(_)) && owes.iter().any(|o| o.owed_unmet());
+        let counting =
+            matches!(join.expiry, Expire::After(_)) && owes.iter().any(|&o| o != Owes::Nothing);
+        // what a row that meets none owes goes out at once, and may be taken
+        // back: updates, as when a side is updates
+        let updates =
+            join.updates.contains(&true) || (counting && owes.iter().any(|o| o.owed_unmet()));
         let mut expiring: [ByTime; 2] = Default::default();
         for (key, Held(sides)) in state.iter() {
             for (side, rows) in sides.iter().enumerate() {
@@ -73,8 +79,8 @@ impl Worker {
             keys: converter(left, left.fields().len() - k)?,
             expiring,
             owes,
-            updates: (join.updates.contains(&true) || at_once).then(|| with_op(&join.spec.schema)),
-            at_once,
+            updates: updates.then(|| with_op(&join.spec.schema)),
+            counting,
             ended: [false; 2],
         })
     }
@@ -123,37 +129,49 @@ impl Worker {
             self.held(state, Side::Right, [&keys[0], &gone_keys[0]])?,
         ];
         let met = self.meet(&new, &held, out)?;
-        if gone.iter().any(Option::is_some) {
-            self.meet_gone(&new, &gone, &held, out)?;
-        }
+        let unmet = match gone.iter().any(Option::is_some) {
+            true => self.meet_gone(&new, &gone, &held, out)?,
+            false => Default::default(),
+        };
         for side in SIDES {
             let s = side.index();
+            if self.counting && self.owes[s] != Owes::Nothing {
+                let epoch_rows = count::Rows {
+                    new: (new[s].as_ref(), &keys[s]),
+                    gone: (gone[s].as_ref(), &gone_keys[s]),
+                    held: held[s].as_ref(),
+                    met: &met[s],
+                    unmet: &unmet[s],
+                };
+                self.count(state, (side, epoch), epoch_rows, out)?;
+                continue;
+            }
             if let Some(rows) = &held[s] {
-                if self.at_once && self.owes[s].owed_unmet() {
-                    // what these owed went out when they came: take it back
-                    let first: Vec<u32> = met[s]
-                        .held
-                        .iter()
-                        .copied()
-                        .filter(|&i| !rows.met[i as usize])
-                        .collect();
-                    if let Some(owed) = self.unmet(side, &rows.batch, &first)? {
-                        out.push(self.signed(owed, "-D")?);
-                    }
-                }
-                let places: Vec<&(ByteString, usize)> = met[s]
+                let places: Vec<(&(ByteString, usize), u32)> = met[s]
                     .held
                     .iter()
-                    .map(|&i| &rows.places[i as usize])
+                    .map(|&i| (&rows.places[i as usize], 1))
                     .collect();
                 match self.owes[s] {
-                    owes if owes.done_when_met() => remove(state, s, &places),
-                    Owes::Padded => mark_met(state, s, &places),
+                    owes if owes.done_when_met() => {
+                        let places: Vec<_> = places.iter().map(|(p, _)| *p).collect();
+                        remove(state, s, &places)
+                    }
+                    Owes::Padded => set_matches(state, s, &places),
                     _ => {}
                 }
             }
             if let Some(batch) = &new[s] {
-                self.hold(state, (side, epoch), (batch, &keys[s]), &met[s].new, out)?;
+                let mut matches = vec![0; batch.num_rows()];
+                for &i in &met[s].new {
+                    matches[i as usize] = 1;
+                }
+                let timeless = self.hold(state, (side, epoch), (batch, &keys[s]), &matches)?;
+                if self.owes[s].owed_unmet()
+                    && let Some(rows) = self.owed(side, batch, &timeless)?
+                {
+                    out.push(self.signed(rows, "+I")?);
+                }
             }
             if let Some(batch) = &gone[s] {
                 let rows = self.rows[s].convert_columns(batch.columns())?;
@@ -195,7 +213,8 @@ impl Worker {
     /// Joins the new rows of each side with the other side's held and new
     /// rows (each pair once): the pairs (of inner and outer joins), or a
     /// semi join's rows of its side that meet a row for the first time.
-    /// Returns, per side that owes more than pairs, its rows that met one.
+    /// Returns, per side that owes more than pairs, its rows that met one
+    /// (each once; as often as they met one when counting).
     fn meet(
         &self,
         new: &[Option<RecordBatch>; 2],
@@ -233,6 +252,10 @@ impl Worker {
                 }
             }
         }
+        if self.counting {
+            // each meeting counts
+            return Ok(met);
+        }
         for (s, met) in met.iter_mut().enumerate() {
             for (batch, rows) in [(new[s].as_ref(), &mut met.new), (held[s], &mut met.held)] {
                 rows.sort_unstable();
@@ -249,98 +272,52 @@ impl Worker {
     }
 
     /// The pairs that rows taken back (`gone`, of an updating side)
-    /// withdraw, as `-D` rows: with the other side's held and new rows; and
-    /// the pairs of two rows taken back, which both withdraw, given again
-    /// (`+I`), so that each pair is withdrawn once.
+    /// withdraw, as `-D` rows (of inner and outer joins): with the other
+    /// side's held and new rows; and the pairs of two rows taken back, which
+    /// both withdraw, given again (`+I`), so that each pair is withdrawn
+    /// once. Returns, per side that owes more than pairs, its held and new
+    /// rows that met a row taken back, as often as they met one.
     fn meet_gone(
         &self,
         new: &[Option<RecordBatch>; 2],
         gone: &[Option<RecordBatch>; 2],
         held: &[Option<HeldRows>; 2],
         out: &mut Vec<Batch>,
-    ) -> Result<()> {
+    ) -> Result<[Met; 2]> {
+        let paired = matches!(
+            self.join.spec.join_type,
+            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+        );
         let held = [
             held[0].as_ref().map(|h| &h.batch),
             held[1].as_ref().map(|h| &h.batch),
         ];
+        // (left, right, the pairs' op, which side's rows count and
+        // whether they are new)
         let terms = [
-            (gone[0].as_ref(), held[1], "-D"),
-            (held[0], gone[1].as_ref(), "-D"),
-            (gone[0].as_ref(), new[1].as_ref(), "-D"),
-            (new[0].as_ref(), gone[1].as_ref(), "-D"),
-            (gone[0].as_ref(), gone[1].as_ref(), "+I"),
+            (gone[0].as_ref(), held[1], "-D", Some((1, false))),
+            (held[0], gone[1].as_ref(), "-D", Some((0, false))),
+            (gone[0].as_ref(), new[1].as_ref(), "-D", Some((1, true))),
+            (new[0].as_ref(), gone[1].as_ref(), "-D", Some((0, true))),
+            (gone[0].as_ref(), gone[1].as_ref(), "+I", None),
         ];
-        for (l, r, op) in terms {
+        let mut unmet: [Met; 2] = Default::default();
+        for (l, r, op, counted) in terms {
             let (Some(l), Some(r)) = (l, r) else { continue };
             let (li, ri) = meeting(l, r, &self.join.spec)?;
-            if !li.is_empty() {
+            if li.is_empty() {
+                continue;
+            }
+            if paired {
                 out.push(self.signed(self.pairs(l, &li, r, &ri)?, op)?);
             }
+            if let Some((s, new)) = counted
+                && self.owes[s] != Owes::Nothing
+            {
+                unmet[s].add(new, if s == 0 { li } else { ri });
+            }
         }
-        Ok(())
-    }
-
-    /// `batch` of the join's rows, as updates of kind `op` if its rows are
-    /// updates.
-    fn signed(&self, batch: RecordBatch, op: &str) -> Result<Batch> {
-        let Some(schema) = &self.updates else {
-            return Ok(Batch(batch));
-        };
-        let mut columns = batch.columns().to_vec();
-        columns.push(Arc::new(StringArray::from(vec![op; batch.num_rows()])));
-        Ok(Batch(RecordBatch::try_new(Arc::clone(schema), columns)?))
-    }
-
-    /// The output of the pairs at `li` of `l` and `ri` of `r`.
-    fn pairs(
-        &self,
-        l: &RecordBatch,
-        li: &[u32],
-        r: &RecordBatch,
-        ri: &[u32],
-    ) -> Result<RecordBatch> {
-        let mut columns = columns_of(l, li, self.k())?;
-        columns.extend(columns_of(r, ri, self.k())?);
-        Ok(RecordBatch::try_new(
-            Arc::clone(&self.join.spec.schema),
-            columns,
-        )?)
-    }
-
-    /// The output of the rows at `rows` of `batch` (a semi or anti
-    /// join's).
-    fn rows_of(&self, batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
-        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
-        Ok(RecordBatch::try_new_with_options(
-            Arc::clone(&self.join.spec.schema),
-            columns_of(batch, rows, self.k())?,
-            &options,
-        )?)
-    }
-
-    /// What the rows at `rows` of `batch` (of `side`), which met no row,
-    /// owe: an anti join's rows, or an outer join's padded with nulls.
-    fn unmet(&self, side: Side, batch: &RecordBatch, rows: &[u32]) -> Result<Option<RecordBatch>> {
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        if self.owes[side.index()] == Owes::Anti {
-            return Ok(Some(self.rows_of(batch, rows)?));
-        }
-        let schema = &self.join.spec.schema;
-        let own = columns_of(batch, rows, self.k())?;
-        let (n, mine) = (schema.fields().len(), own.len());
-        let padding = |fields: std::ops::Range<usize>| {
-            schema.fields()[fields]
-                .iter()
-                .map(|f| new_null_array(f.data_type(), rows.len()))
-                .collect::<Vec<ArrayRef>>()
-        };
-        let columns = match side {
-            Side::Left => own.into_iter().chain(padding(mine..n)).collect(),
-            Side::Right => padding(0..n - mine).into_iter().chain(own).collect(),
-        };
-        Ok(Some(RecordBatch::try_new(Arc::clone(schema), columns)?))
+        Ok(unmet)
     }
 
     /// How many key columns each side's rows end with.
@@ -382,7 +359,7 @@ impl Worker {
         let parser = self.rows[side.index()].parser();
         let mut rows = Vec::new();
         let mut places = Vec::new();
-        let mut met = Vec::new();
+        let mut matches = Vec::new();
         for key in wanted {
             let Some(Held(sides)) = state.get(key) else {
                 continue;
@@ -390,7 +367,7 @@ impl Worker {
             for (i, held) in sides[side.index()].iter().enumerate() {
                 rows.push(parser.parse(&held.row));
                 places.push((key.clone(), i));
-                met.push(held.met);
+                matches.push(held.matches);
             }
         }
         if rows.is_empty() {
@@ -398,22 +375,26 @@ impl Worker {
         }
         let columns = self.rows[side.index()].convert_rows(rows)?;
         let batch = RecordBatch::try_new(Arc::clone(&self.join.keyed[side.index()]), columns)?;
-        Ok(Some(HeldRows { batch, places, met }))
+        Ok(Some(HeldRows {
+            batch,
+            places,
+            matches,
+        }))
     }
 
-    /// Holds the new rows of `side` of `epoch` (of keys `keys`), those at
-    /// `met` as having met a row (a semi or anti join's are done, not held);
-    /// those the other side's event time has passed (or, with a time to
-    /// live, whose epochs have passed) go at the next `expire`. A row with a
-    /// null time meets nothing: what it owes goes out now.
+    /// Holds the new rows of `side` of `epoch` (of keys `keys`), each with
+    /// the count of rows it met, `matches` (a semi or anti join's rows that
+    /// met one are done, not held, unless counting); those the other side's
+    /// event time has passed (or, with a time to live, whose epochs have
+    /// passed) go at the next `expire`. Returns the rows with a null time,
+    /// which meet nothing and are not held.
     fn hold(
         &mut self,
         state: &mut Keyed<Held>,
         (side, epoch): (Side, u64),
         (batch, keys): (&RecordBatch, &[ByteString]),
-        met: &[u32],
-        out: &mut Vec<Batch>,
-    ) -> Result<()> {
+        matches: &[u32],
+    ) -> Result<Vec<u32>> {
         let expiries = match &self.join.expiry {
             Expire::EventTime(bounds) => match side {
                 Side::Left => expiries(batch, &bounds.left)?,
@@ -424,28 +405,21 @@ impl Worker {
                 vec![Some(at); batch.num_rows()]
             }
         };
-        let owes = self.owes[side.index()];
+        let done = self.owes[side.index()].done_when_met() && !self.counting;
         let rows = self.rows[side.index()].convert_columns(batch.columns())?;
-        let mut met = met.iter().peekable();
-        // rows whose due goes out now: with a null time (they meet
-        // nothing), or that met none when it goes out at once
-        let mut owed = Vec::new();
+        let mut timeless = Vec::new();
         for (i, ((row, key), expiry)) in rows.iter().zip(keys).zip(expiries).enumerate() {
-            let row_met = met.next_if(|&&m| m as usize == i).is_some();
-            if row_met && owes.done_when_met() {
+            if done && matches[i] > 0 {
                 continue;
             }
-            if !row_met && self.at_once {
-                owed.push(i as u32);
-            }
             let Some(expiry) = expiry else {
-                owed.push(i as u32);
+                timeless.push(i as u32);
                 continue;
             };
             let held = HeldRow {
                 expiry,
                 row: ByteString::from(row.as_ref()),
-                met: row_met,
+                matches: matches[i],
             };
             state.update(key.clone(), Held::default, |Held(sides)| {
                 sides[side.index()].push(held)
@@ -455,12 +429,7 @@ impl Worker {
                 .or_default()
                 .insert(key.clone());
         }
-        if owes.owed_unmet()
-            && let Some(rows) = self.unmet(side, batch, &owed)?
-        {
-            out.push(self.signed(rows, "+I")?);
-        }
-        Ok(())
+        Ok(timeless)
     }
 
     /// Drops the rows of `side` whose expiry the other side's event time
@@ -478,8 +447,8 @@ impl Worker {
         };
         let w = i64::try_from(w).unwrap_or(i64::MAX);
         let s = side.index();
-        // (what goes out at once is not owed again)
-        let owed = self.owes[s].owed_unmet() && !self.at_once;
+        // (when counting, what is owed went out already)
+        let owed = self.owes[s].owed_unmet() && !self.counting;
         let mut unmet = Vec::new();
         while let Some(entry) = self.expiring[s].first_entry() {
             if *entry.key() > w {
@@ -489,7 +458,7 @@ impl Worker {
                 state.change(&key, |Held(sides)| {
                     sides[s].retain(|held| {
                         let expired = held.expiry <= w;
-                        if expired && owed && !held.met {
+                        if expired && owed && held.matches == 0 {
                             unmet.push(held.row.clone());
                         }
                         !expired
@@ -505,7 +474,7 @@ impl Worker {
         let columns = self.rows[s].convert_rows(unmet.iter().map(|r| parser.parse(r)))?;
         let batch = RecordBatch::try_new(Arc::clone(&self.join.keyed[s]), columns)?;
         let all: Vec<u32> = (0..batch.num_rows() as u32).collect();
-        if let Some(rows) = self.unmet(side, &batch, &all)? {
+        if let Some(rows) = self.owed(side, &batch, &all)? {
             out.push(self.signed(rows, "+I")?);
         }
         Ok(())
@@ -517,8 +486,8 @@ impl Worker {
 struct HeldRows {
     batch: RecordBatch,
     places: Vec<(ByteString, usize)>,
-    /// Whether each had met a row before.
-    met: Vec<bool>,
+    /// The count of rows each met before.
+    matches: Vec<u32>,
 }
 
 /// The rows of one side that met a row: among its new rows, and among its
@@ -536,13 +505,4 @@ impl Met {
             false => self.held.extend(rows),
         }
     }
-}
-
-/// The columns of `batch` but its last `k` (its keys), at `rows`.
-fn columns_of(batch: &RecordBatch, rows: &[u32], k: usize) -> Result<Vec<ArrayRef>> {
-    let indices = UInt32Array::from(rows.to_vec());
-    batch.columns()[..batch.num_columns() - k]
-        .iter()
-        .map(|c| Ok(take(c, &indices, None)?))
-        .collect()
 }
