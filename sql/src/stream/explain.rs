@@ -147,34 +147,18 @@ impl StreamPlan {
                          key hash"
                     )
                 } else if bounds::expiry(left, right, on, filter.as_ref()).is_some() {
-                    let (kind, owed) = match join_type {
-                        JoinType::Inner => (String::new(), ""),
-                        JoinType::LeftSemi | JoinType::RightSemi => (
-                            format!(" {join_type}"),
-                            "; a row goes out when it first meets one",
-                        ),
-                        _ => (
-                            format!(" {join_type}"),
-                            "; a row that met none goes out when it expires",
-                        ),
-                    };
+                    let (kind, owed) =
+                        kind_and_owed(*join_type, "; a row that met none goes out when it expires");
                     format!(
                         "IntervalJoin{kind} [{pairs}]: both sides in keyed state until the \
                          other side's watermark passes them{owed} <- exchange by key hash"
                     )
                 } else {
-                    let (kind, owed) = match join_type {
-                        JoinType::Inner => (String::new(), ""),
-                        JoinType::LeftSemi | JoinType::RightSemi => (
-                            format!(" {join_type}"),
-                            "; a row goes out when it first meets one",
-                        ),
-                        _ => (
-                            format!(" {join_type}"),
-                            "; a row that meets none goes out at once and is taken back (-D) \
-                             when it first meets one",
-                        ),
-                    };
+                    let (kind, owed) = kind_and_owed(
+                        *join_type,
+                        "; a row that meets none goes out at once and is taken back (-D) when \
+                         it first meets one",
+                    );
                     format!(
                         "RegularJoin{kind} [{pairs}]: both sides in keyed state for {ttl}{owed} \
                          <- exchange by key hash"
@@ -193,5 +177,18 @@ impl StreamPlan {
                 .unwrap_or_default()
                 .to_string(),
         }
+    }
+}
+
+/// A join's kind (nothing for an inner join) and what its rows owe beyond
+/// pairs: a semi join's, or, as `unmet` says, a row's that meets none.
+fn kind_and_owed(join_type: JoinType, unmet: &'static str) -> (String, &'static str) {
+    match join_type {
+        JoinType::Inner => (String::new(), ""),
+        JoinType::LeftSemi | JoinType::RightSemi => (
+            format!(" {join_type}"),
+            "; a row goes out when it first meets one",
+        ),
+        _ => (format!(" {join_type}"), unmet),
     }
 }

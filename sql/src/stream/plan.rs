@@ -171,36 +171,6 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
         Node::Join {
             left,
             right,
-            join_type,
-            null_aware,
-            ..
-        } if updating(left) || updating(right) => {
-            if lookup::bounded(left) && !lookup::bounded(right) {
-                // joined update by update
-                lookup::check(left, *join_type)?;
-                return check(right, ttl);
-            }
-            if lookup::bounded(right) {
-                return refuse("a join with a bounded table on the side a stream should take");
-            }
-            Owes::of(*join_type)?;
-            if *null_aware {
-                return refuse(
-                    "NOT IN over a stream (its answer turns on a null key however late)",
-                );
-            }
-            if !ttl {
-                return refuse(&format!(
-                    "a join of updating results without a time to live for the rows it \
-                     holds (`SET {STATE_TTL} = '1 h'`)"
-                ));
-            }
-            check(left, ttl)?;
-            check(right, ttl)
-        }
-        Node::Join {
-            left,
-            right,
             on,
             filter,
             join_type,
@@ -215,12 +185,22 @@ fn check(node: &Node, ttl: bool) -> Result<()> {
                 return refuse("a join with a bounded table on the side a stream should take");
             }
             Owes::of(*join_type)?;
-            let bounded = bounds::expiry(left, right, on, filter.as_ref()).is_some();
             if *null_aware {
                 return refuse(
                     "NOT IN over a stream (its answer turns on a null key however late)",
                 );
             }
+            if updating(left) || updating(right) {
+                if !ttl {
+                    return refuse(&format!(
+                        "a join of updating results without a time to live for the rows it \
+                         holds (`SET {STATE_TTL} = '1 h'`)"
+                    ));
+                }
+                check(left, ttl)?;
+                return check(right, ttl);
+            }
+            let bounded = bounds::expiry(left, right, on, filter.as_ref()).is_some();
             if !ttl && !bounded {
                 return refuse(&format!(
                     "a join whose rows could meet rows of the other side however late \
