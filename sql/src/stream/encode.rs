@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use weir_streaming::kafka::producer::Produce;
 
 use crate::error::{Result, SqlError};
+use crate::stream::updating::split_op;
 
 /// How an insert's rows become lines and records.
 #[derive(Clone, Debug, Default)]
@@ -37,13 +38,8 @@ impl Encoding {
     pub(crate) fn records(&self, topic: &str, batch: &RecordBatch) -> Result<Vec<Produce>> {
         let (rows, ops) = match self.updates {
             true => {
-                let last = batch.num_columns().saturating_sub(1);
-                let ops = batch
-                    .column(last)
-                    .as_string_opt::<i32>()
-                    .ok_or_else(|| SqlError::Execution("updates without their op".into()))?
-                    .clone();
-                (batch.project(&(0..last).collect::<Vec<_>>())?, Some(ops))
+                let (rows, ops) = split_op(batch)?;
+                (rows, Some(ops))
             }
             false => (batch.clone(), None),
         };

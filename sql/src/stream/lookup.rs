@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use datafusion_common::JoinType;
@@ -27,7 +27,7 @@ use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{JoinSpec, Lookup, map, read_all, row_op};
 use crate::plan::Node;
-use crate::stream::updating::with_op;
+use crate::stream::updating::{signed, split_op, with_op};
 
 /// Whether `node` reads no unbounded table.
 pub(crate) fn bounded(node: &Node) -> bool {
@@ -124,12 +124,7 @@ fn probe_updates(
     batch: &RecordBatch,
     schema: &SchemaRef,
 ) -> Result<RecordBatch> {
-    let last = batch.num_columns().saturating_sub(1);
-    let ops = batch
-        .column(last)
-        .as_string_opt::<i32>()
-        .ok_or_else(|| SqlError::Execution("updates without their op".into()))?;
-    let rows = batch.project(&(0..last).collect::<Vec<_>>())?;
+    let (rows, ops) = split_op(batch)?;
     let mut parts = Vec::new();
     for op in ["+I", "-U", "+U", "-D"] {
         let these: BooleanArray = ops.iter().map(|o| Some(o == Some(op))).collect();
@@ -137,10 +132,7 @@ fn probe_updates(
         if part.num_rows() == 0 {
             continue;
         }
-        let probed = built.probe(&part)?;
-        let mut columns = probed.columns().to_vec();
-        columns.push(Arc::new(StringArray::from(vec![op; probed.num_rows()])));
-        parts.push(RecordBatch::try_new(Arc::clone(schema), columns)?);
+        parts.push(signed(&built.probe(&part)?, schema, op)?);
     }
     Ok(concat_batches(schema, &parts)?)
 }

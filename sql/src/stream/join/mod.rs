@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::{filter_record_batch, not};
 use arrow::datatypes::SchemaRef;
 use datafusion_common::JoinType;
@@ -42,6 +42,7 @@ use super::bounds::Expiry;
 use crate::batch::Batch;
 use crate::error::{Result, SqlError};
 use crate::exec::{JoinSpec, fail, split_by, with_keys};
+use crate::stream::updating::split_op;
 use worker::Worker;
 
 /// The two sides.
@@ -252,16 +253,11 @@ fn route_rows(
 /// Updates as rows given (`+I`, `+U`) and rows taken back (`-U`, `-D`),
 /// both without their `op`.
 fn split_updates(batch: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
-    let last = batch.num_columns().saturating_sub(1);
-    let ops = batch
-        .column(last)
-        .as_string_opt::<i32>()
-        .ok_or_else(|| SqlError::Execution("updates without their op".into()))?;
+    let (rows, ops) = split_op(batch)?;
     let given: BooleanArray = ops
         .iter()
         .map(|op| Some(op.is_some_and(|o| o.starts_with('+'))))
         .collect();
-    let rows = batch.project(&(0..last).collect::<Vec<_>>())?;
     Ok((
         filter_record_batch(&rows, &given)?,
         filter_record_batch(&rows, &not(&given)?)?,

@@ -25,7 +25,7 @@ pub(crate) use retract::retractable;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::RowConverter;
@@ -67,6 +67,26 @@ pub(crate) fn with_op(schema: &SchemaRef) -> SchemaRef {
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new(OP, DataType::Utf8, false));
     Arc::new(Schema::new(fields))
+}
+
+/// The rows of `batch`, updates, without their `op` column (the last), and
+/// their ops.
+pub(crate) fn split_op(batch: &RecordBatch) -> Result<(RecordBatch, StringArray)> {
+    let last = batch.num_columns().saturating_sub(1);
+    let ops = batch
+        .column(last)
+        .as_string_opt::<i32>()
+        .ok_or_else(|| SqlError::Execution("updates without their op".into()))?
+        .clone();
+    Ok((batch.project(&(0..last).collect::<Vec<_>>())?, ops))
+}
+
+/// `batch`'s rows as updates of kind `op`, under `schema` (their columns,
+/// then `op`).
+pub(crate) fn signed(batch: &RecordBatch, schema: &SchemaRef, op: &str) -> Result<RecordBatch> {
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(vec![op; batch.num_rows()])));
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// Aggregates `rows` by group, emitting each epoch's updates. Returns the

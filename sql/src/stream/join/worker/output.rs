@@ -4,26 +4,23 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, RecordBatch, RecordBatchOptions, StringArray, UInt32Array, new_null_array,
-};
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array};
 use arrow::compute::take;
 
 use super::super::{Owes, Side};
 use super::Worker;
 use crate::batch::Batch;
 use crate::error::Result;
+use crate::stream::updating;
 
 impl Worker {
     /// `batch` of the join's rows, as updates of kind `op` if its rows are
     /// updates.
     pub(super) fn signed(&self, batch: RecordBatch, op: &str) -> Result<Batch> {
-        let Some(schema) = &self.updates else {
-            return Ok(Batch(batch));
-        };
-        let mut columns = batch.columns().to_vec();
-        columns.push(Arc::new(StringArray::from(vec![op; batch.num_rows()])));
-        Ok(Batch(RecordBatch::try_new(Arc::clone(schema), columns)?))
+        Ok(Batch(match &self.updates {
+            Some(schema) => updating::signed(&batch, schema, op)?,
+            None => batch,
+        }))
     }
 
     /// The output of the pairs at `li` of `l` and `ri` of `r`.
