@@ -566,6 +566,7 @@ fn stream_join(
         },
         expiry,
         updates,
+        emits_updates: plan::join_updates((left, right), (on, filter.as_ref()), join_type),
     })
 }
 

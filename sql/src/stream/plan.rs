@@ -17,7 +17,7 @@ use super::kafka::DeadLetters;
 use super::{aggregate, bounds, lookup, updating};
 use crate::catalog::{Format, Table};
 use crate::error::{Result, SqlError};
-use crate::plan::{Node, Plan};
+use crate::plan::{JoinKeys, Node, Plan};
 use crate::settings::{STATE_TTL, Settings};
 
 /// A streaming query, checked to stream.
@@ -258,14 +258,23 @@ pub(super) fn updating(node: &Node) -> bool {
             filter,
             join_type,
             ..
-        } => {
-            updating(left)
-                || updating(right)
-                || (Owes::of(*join_type).is_ok_and(|o| o.iter().any(|o| o.owed_unmet()))
-                    && bounds::expiry(left, right, on, filter.as_ref()).is_none())
-        }
+        } => join_updates((left, right), (on, filter.as_ref()), *join_type),
         _ => false,
     }
+}
+
+/// Whether a join of two streams, `left` and `right` on `on` and `filter`,
+/// gives updates: when a side is updates, or when it owes rows that meet
+/// none without a time bound (they go out at once, and are taken back).
+pub(super) fn join_updates(
+    (left, right): (&Node, &Node),
+    (on, filter): (&JoinKeys, Option<&Arc<dyn PhysicalExpr>>),
+    join_type: JoinType,
+) -> bool {
+    updating(left)
+        || updating(right)
+        || (Owes::of(join_type).is_ok_and(|o| o.iter().any(|o| o.owed_unmet()))
+            && bounds::expiry(left, right, on, filter).is_none())
 }
 
 /// The refusal of a window over `spec.time`, which is not event time.

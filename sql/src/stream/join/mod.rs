@@ -16,8 +16,10 @@
 //! the rows that the other side's event time has passed their expiry. A
 //! join without such a bound (a regular join) holds each row for the
 //! state's time to live instead, counted in epochs: a replayed epoch
-//! expires exactly the rows it expired before (it has no outer or anti
-//! form: a row that met none would be owed only once its time ran out).
+//! expires exactly the rows it expired before. Its outer, semi and anti
+//! forms, and joins of updates, count the rows each row meets instead, and
+//! give and take back what a row owes as the count crosses zero (see
+//! `worker/count.rs`).
 
 use std::sync::Arc;
 
@@ -84,9 +86,10 @@ pub(crate) struct StreamJoin {
     pub(crate) expiry: Expire,
     /// Each side's columns, then its key columns.
     pub(crate) keyed: [SchemaRef; 2],
-    /// Whether each side's rows are updates (ending with `op`): the join's
-    /// rows are then updates too (see [`worker`]).
+    /// Whether each side's rows are updates (ending with `op`).
     pub(crate) updates: [bool; 2],
+    /// Whether the join's rows are updates (see [`super::plan::join_updates`]).
+    pub(crate) emits_updates: bool,
 }
 
 /// What a side's rows owe beyond an inner join's pairs.
@@ -94,13 +97,14 @@ pub(crate) struct StreamJoin {
 pub(crate) enum Owes {
     /// Nothing (an inner join's sides, the other side of the rest).
     Nothing,
-    /// A semi join's: a row, when it first meets one (it is then done).
+    /// A semi join's: a row, when it first meets one (it is then done,
+    /// unless counting).
     Semi,
     /// An anti join's: a row that met none, when it expires (one that met
-    /// one is done).
+    /// one is done, unless counting).
     Anti,
     /// An outer join's: a row that met none, padded with nulls, when it
-    /// expires.
+    /// expires (when counting, at once, taken back when it meets one).
     Padded,
 }
 

@@ -58,10 +58,6 @@ impl Worker {
         let owes = Owes::of(join.spec.join_type)?;
         let counting =
             matches!(join.expiry, Expire::After(_)) && owes.iter().any(|&o| o != Owes::Nothing);
-        // what a row that meets none owes goes out at once, and may be taken
-        // back: updates, as when a side is updates
-        let updates =
-            join.updates.contains(&true) || (counting && owes.iter().any(|o| o.owed_unmet()));
         let mut expiring: [ByTime; 2] = Default::default();
         for (key, Held(sides)) in state.iter() {
             for (side, rows) in sides.iter().enumerate() {
@@ -79,7 +75,7 @@ impl Worker {
             keys: converter(left, left.fields().len() - k)?,
             expiring,
             owes,
-            updates: updates.then(|| with_op(&join.spec.schema)),
+            updates: join.emits_updates.then(|| with_op(&join.spec.schema)),
             counting,
             ended: [false; 2],
         })
@@ -147,17 +143,17 @@ impl Worker {
                 continue;
             }
             if let Some(rows) = &held[s] {
-                let places: Vec<(&(ByteString, usize), u32)> = met[s]
+                let places: Vec<&(ByteString, usize)> = met[s]
                     .held
                     .iter()
-                    .map(|&i| (&rows.places[i as usize], 1))
+                    .map(|&i| &rows.places[i as usize])
                     .collect();
                 match self.owes[s] {
-                    owes if owes.done_when_met() => {
-                        let places: Vec<_> = places.iter().map(|(p, _)| *p).collect();
-                        remove(state, s, &places)
+                    owes if owes.done_when_met() => remove(state, s, &places),
+                    Owes::Padded => {
+                        let met: Vec<_> = places.into_iter().map(|p| (p, 1)).collect();
+                        set_matches(state, s, &met)
                     }
-                    Owes::Padded => set_matches(state, s, &places),
                     _ => {}
                 }
             }
@@ -232,10 +228,7 @@ impl Worker {
             (held[0], new[1].as_ref(), false, true),
             (new[0].as_ref(), new[1].as_ref(), true, true),
         ];
-        let paired = matches!(
-            spec.join_type,
-            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
-        );
+        let paired = self.paired();
         let mut met: [Met; 2] = Default::default();
         for (l, r, l_new, r_new) in pairs {
             let (Some(l), Some(r)) = (l, r) else { continue };
@@ -284,10 +277,7 @@ impl Worker {
         held: &[Option<HeldRows>; 2],
         out: &mut Vec<Batch>,
     ) -> Result<[Met; 2]> {
-        let paired = matches!(
-            self.join.spec.join_type,
-            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
-        );
+        let paired = self.paired();
         let held = [
             held[0].as_ref().map(|h| &h.batch),
             held[1].as_ref().map(|h| &h.batch),
@@ -318,6 +308,14 @@ impl Worker {
             }
         }
         Ok(unmet)
+    }
+
+    /// Whether the join gives pairs (inner and outer joins do).
+    fn paired(&self) -> bool {
+        matches!(
+            self.join.spec.join_type,
+            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+        )
     }
 
     /// How many key columns each side's rows end with.
